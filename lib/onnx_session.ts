@@ -1,0 +1,109 @@
+/**
+ * A thin layer over ONNX Runtime: create a session for a device, and read the declared
+ * inputs and outputs (element type and shape) of an ONNX file without running it.
+ *
+ * ORT's JS API only exposes input and output *names*; ld3 checks types and ranks against the
+ * model config before the first run, so it decodes the graph signature from the protobuf.
+ *
+ * @module
+ */
+import { onnx, ort } from "./deps.ts";
+import { type Dim, elemTypeName, type ModelProto, type ValueInfoProto } from "./onnx_build.ts";
+
+/** Where a network runs. Only the CPU execution provider is supported for now. */
+export type Device = "cpu";
+
+/** The declared type of one graph input or output. */
+export interface TensorSignature {
+  /** Input or output name. */
+  readonly name: string;
+  /** ONNX element type number (1 float, 7 int64, 11 double, …). */
+  readonly elemType: number;
+  /** Readable element type, e.g. `"float"`. */
+  readonly elemTypeName: string;
+  /** Dimensions: a number when fixed, a string when symbolic (or `"?"` when unnamed). */
+  readonly dims: readonly Dim[];
+}
+
+/** The signature of an ONNX graph: its real inputs (initializers excluded) and outputs. */
+export interface OnnxSignature {
+  readonly inputs: readonly TensorSignature[];
+  readonly outputs: readonly TensorSignature[];
+}
+
+function toNumber(v: number | { toNumber(): number }): number {
+  return typeof v === "number" ? v : v.toNumber();
+}
+
+function signatureOf(info: ValueInfoProto): TensorSignature {
+  const tensorType = info.type?.tensorType;
+  const elemType = tensorType?.elemType ?? 0;
+  const dims = (tensorType?.shape?.dim ?? []).map((d): Dim => {
+    if (d.dimValue !== undefined && d.dimValue !== null && toNumber(d.dimValue) > 0) {
+      return toNumber(d.dimValue);
+    }
+    return d.dimParam || "?";
+  });
+  return { name: info.name ?? "", elemType, elemTypeName: elemTypeName(elemType), dims };
+}
+
+/**
+ * Decode the input/output signature of ONNX model bytes.
+ *
+ * @throws {TypeError} when the bytes are not an ONNX model with a graph
+ */
+export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
+  let model: ModelProto;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new TypeError(`Not an ONNX model: ${(e as Error).message}`);
+  }
+  const graph = model.graph;
+  if (!graph) throw new TypeError("Not an ONNX model: no graph");
+  // Before IR 4 initializers were also listed as inputs; those are weights, not feeds.
+  const weights = new Set((graph.initializer ?? []).map((t) => t.name));
+  return {
+    inputs: (graph.input ?? []).filter((i) => !weights.has(i.name)).map(signatureOf),
+    outputs: (graph.output ?? []).map(signatureOf),
+  };
+}
+
+/** Options of {@linkcode createSession}. */
+export interface CreateSessionOptions {
+  /** Execution device. @default {"cpu"} */
+  device?: string;
+  /** Intra-op thread count; ORT picks one per core when unset. */
+  intraOpNumThreads?: number;
+}
+
+/**
+ * The ORT execution providers for a device name.
+ *
+ * @throws {RangeError} for any device but `"cpu"`
+ */
+export function executionProviders(device: string): string[] {
+  if (device === "cpu") return ["cpu"];
+  throw new RangeError(
+    `Unsupported device: "${device}": only "cpu" runs today; GPU execution is a separate feature`,
+  );
+}
+
+/** Create an ORT inference session from ONNX bytes on a device. */
+export async function createSession(
+  bytes: Uint8Array,
+  options: CreateSessionOptions = {},
+): Promise<ort.InferenceSession> {
+  const providers = executionProviders(options.device ?? "cpu");
+  return await ort.InferenceSession.create(bytes, {
+    executionProviders: providers,
+    graphOptimizationLevel: "all",
+    ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+  });
+}
+
+/** Lowercase hex SHA-256 of some bytes (used to identify a model file). */
+export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, "0")).join("");
+}
