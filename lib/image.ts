@@ -1,0 +1,234 @@
+/**
+ * Float images to PNG: single images and grids of a batch.
+ *
+ * Images arrive as float arrays in channel-first layout `[C, H, W]` (batches `[B, C, H, W]`)
+ * with values in a data range (ld3 models use [-1, 1]). They are mapped to 8-bit, laid out in
+ * a grid like torchvision's `make_grid` (`nrow` images per row, `padding` pixels between), and
+ * encoded as an 8-bit grayscale (C = 1) or RGB (C = 3) PNG. The encoder is a few lines over
+ * `node:zlib` and is deterministic, so a dataset's PNGs are reproducible byte for byte.
+ *
+ * @module
+ */
+import { deflateSync } from "node:zlib";
+import { crc32 } from "./npz.ts";
+
+/** An 8-bit image, row-major, channels interleaved (`H × W × channels`). */
+export interface Raster {
+  /** Width in pixels. */
+  width: number;
+  /** Height in pixels. */
+  height: number;
+  /** 1 (grayscale) or 3 (RGB). */
+  channels: 1 | 3;
+  /** `height × width × channels` bytes. */
+  pixels: Uint8Array;
+}
+
+/** Options of {@linkcode toRaster}. */
+export interface ToRasterOptions {
+  /** The float values that map to 0 and 255. @default {[-1, 1]} */
+  dataRange?: readonly [number, number];
+}
+
+/** Options of {@linkcode gridRaster} and {@linkcode imagesToPngGrid}. */
+export interface GridOptions extends ToRasterOptions {
+  /** Images per row. @default {8} */
+  nrow?: number;
+  /** Pixels between images and around the grid. @default {2} */
+  padding?: number;
+  /** Gray level (0–255) of the padding. @default {0} */
+  padValue?: number;
+}
+
+function checkImageShape(shape: readonly number[], batched: boolean): number[] {
+  const rank = batched ? 4 : 3;
+  const channels = shape[batched ? 1 : 0];
+  if (shape.length !== rank || !(channels === 1 || channels === 3)) {
+    throw new RangeError(
+      `Image shape must be [${batched ? "B, " : ""}C, H, W] with C = 1 or 3: got [${shape}]`,
+    );
+  }
+  return [...shape];
+}
+
+/** Maps one float to a byte: clip to the data range, scale, round half up. */
+function toByte(v: number, lo: number, scale: number): number {
+  const b = Math.floor((v - lo) * scale + 0.5);
+  // NaN compares false both ways and becomes 0.
+  return b >= 255 ? 255 : b > 0 ? b : 0;
+}
+
+/**
+ * Converts one channel-first float image `[C, H, W]` to an 8-bit interleaved raster.
+ *
+ * @throws {RangeError} When the shape is not `[1|3, H, W]` or does not match the data.
+ */
+export function toRaster(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  options: ToRasterOptions = {},
+): Raster {
+  const [channels, height, width] = checkImageShape(shape, false);
+  if (data.length !== channels * height * width) {
+    throw new RangeError(
+      `Image data has ${data.length} values but shape [${shape}] needs ${
+        channels * height * width
+      }`,
+    );
+  }
+  return rasterAt(data, 0, [channels, height, width], options);
+}
+
+/** The raster of the image stored at `offset` in `data` (no checks). */
+function rasterAt(
+  data: ArrayLike<number>,
+  offset: number,
+  [channels, height, width]: number[],
+  options: ToRasterOptions,
+): Raster {
+  const [lo, hi] = options.dataRange ?? [-1, 1];
+  const scale = 255 / (hi - lo);
+  const pixels = new Uint8Array(channels * height * width);
+  const plane = height * width;
+  for (let c = 0; c < channels; c++) {
+    for (let p = 0; p < plane; p++) {
+      pixels[p * channels + c] = toByte(data[offset + c * plane + p], lo, scale);
+    }
+  }
+  return { width, height, channels: channels as 1 | 3, pixels };
+}
+
+/**
+ * Lays a batch `[B, C, H, W]` out as one raster: `nrow` images per row, `padding` pixels of
+ * `padValue` around and between them.
+ */
+export function gridRaster(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  options: GridOptions = {},
+): Raster {
+  const [batch, channels, height, width] = checkImageShape(shape, true);
+  const nrow = options.nrow ?? 8;
+  const padding = options.padding ?? 2;
+  if (!Number.isInteger(nrow) || nrow < 1) throw new RangeError(`nrow must be >= 1: got ${nrow}`);
+  if (!Number.isInteger(padding) || padding < 0) {
+    throw new RangeError(`padding must be >= 0: got ${padding}`);
+  }
+  const size = channels * height * width;
+  if (data.length !== batch * size) {
+    throw new RangeError(
+      `Batch data has ${data.length} values, shape [${shape}] needs ${batch * size}`,
+    );
+  }
+  const cols = Math.min(nrow, Math.max(batch, 1));
+  const rows = Math.max(Math.ceil(batch / nrow), 1);
+  const gridWidth = cols * (width + padding) + padding;
+  const gridHeight = rows * (height + padding) + padding;
+  const pixels = new Uint8Array(gridWidth * gridHeight * channels).fill(options.padValue ?? 0);
+  for (let b = 0; b < batch; b++) {
+    const tile = rasterAt(data, b * size, [channels, height, width], options);
+    const x0 = padding + (b % nrow) * (width + padding);
+    const y0 = padding + Math.floor(b / nrow) * (height + padding);
+    for (let y = 0; y < height; y++) {
+      const row = tile.pixels.subarray(y * width * channels, (y + 1) * width * channels);
+      pixels.set(row, ((y0 + y) * gridWidth + x0) * channels);
+    }
+  }
+  return { width: gridWidth, height: gridHeight, channels: channels as 1 | 3, pixels };
+}
+
+function pngChunk(type: string, body: Uint8Array): Uint8Array {
+  const out = new Uint8Array(12 + body.length);
+  const view = new DataView(out.buffer);
+  view.setUint32(0, body.length);
+  const typeBytes = new TextEncoder().encode(type);
+  out.set(typeBytes, 4);
+  out.set(body, 8);
+  view.setUint32(8 + body.length, crc32(out.subarray(4, 8 + body.length)));
+  return out;
+}
+
+/**
+ * Encodes an 8-bit raster as PNG (color type 0 grayscale or 2 RGB, no interlace, filter 0).
+ *
+ * @example
+ * ```ts
+ * const png = encodePng({ width: 1, height: 1, channels: 1, pixels: new Uint8Array([128]) });
+ * console.log(png[1] === 0x50); // true ("\x89PNG")
+ * ```
+ */
+export function encodePng(raster: Raster): Uint8Array {
+  const { width, height, channels, pixels } = raster;
+  if (pixels.length !== width * height * channels) {
+    throw new RangeError(
+      `Raster has ${pixels.length} bytes but ${width}x${height}x${channels} needs ${
+        width * height * channels
+      }`,
+    );
+  }
+  const header = new Uint8Array(13);
+  const view = new DataView(header.buffer);
+  view.setUint32(0, width);
+  view.setUint32(4, height);
+  header[8] = 8; // bit depth
+  header[9] = channels === 1 ? 0 : 2;
+  // Each scanline starts with filter type 0 (none).
+  const stride = width * channels;
+  const raw = new Uint8Array(height * (stride + 1));
+  for (let y = 0; y < height; y++) {
+    raw.set(pixels.subarray(y * stride, (y + 1) * stride), y * (stride + 1) + 1);
+  }
+  const parts = [
+    new Uint8Array([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+    pngChunk("IHDR", header),
+    pngChunk("IDAT", new Uint8Array(deflateSync(raw, { level: 6 }))),
+    pngChunk("IEND", new Uint8Array(0)),
+  ];
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** Encodes one float image `[C, H, W]` as PNG. */
+export function imageToPng(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  options: ToRasterOptions = {},
+): Uint8Array {
+  return encodePng(toRaster(data, shape, options));
+}
+
+/**
+ * Encodes a batch of float images `[B, C, H, W]` as one PNG grid.
+ *
+ * @example
+ * ```ts
+ * const batch = new Float32Array(4 * 1 * 2 * 2).fill(0.5);
+ * const png = imagesToPngGrid(batch, [4, 1, 2, 2], { nrow: 2, padding: 1 });
+ * console.log(png.length > 0); // true
+ * ```
+ */
+export function imagesToPngGrid(
+  data: ArrayLike<number>,
+  shape: readonly number[],
+  options: GridOptions = {},
+): Uint8Array {
+  return encodePng(gridRaster(data, shape, options));
+}
+
+/**
+ * The `[C, H, W]` image shape of a model output shape: `[H, W]` becomes `[1, H, W]`, a
+ * flat `[D]` with D a perfect square becomes `[1, √D, √D]`; anything else is returned as is.
+ */
+export function imageShapeOf(shape: readonly number[]): number[] {
+  if (shape.length === 2) return [1, shape[0], shape[1]];
+  if (shape.length === 1) {
+    const side = Math.round(Math.sqrt(shape[0]));
+    if (side * side === shape[0]) return [1, side, side];
+  }
+  return [...shape];
+}

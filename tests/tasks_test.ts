@@ -1,0 +1,143 @@
+/**
+ * The `generate` and `sample` tasks as a user runs them: subprocesses with real arguments,
+ * checking exit codes, the one-line error messages and what is (not) left on disk.
+ */
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { Image } from "imagescript";
+import { readDataset } from "../lib/dataset.ts";
+import { makeTinyGmm } from "./_tiny_gmm.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+
+async function runTask(task: string, args: string[]) {
+  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-all", "--quiet", join(ROOT, "tasks", `${task}.ts`), ...args],
+    cwd: ROOT,
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).output();
+  return {
+    code,
+    stdout: new TextDecoder().decode(stdout),
+    stderr: new TextDecoder().decode(stderr),
+  };
+}
+
+Deno.test("generate task writes a resumable dataset with PNGs", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const dataDir = join(gmm.dir, "data");
+    const args = [
+      "--config",
+      gmm.config,
+      "--total_samples",
+      "3",
+      "--sampling_batch_size",
+      "2",
+      "--steps",
+      "3",
+      "--solver_name",
+      "heun",
+      "--skip_type",
+      "edm",
+      "--seed",
+      "1",
+      "--save_png",
+      "--data_dir",
+      dataDir,
+    ];
+    const first = await runTask("generate", args);
+    assert.equal(first.code, 0, first.stderr);
+    // Heun spends 2·3 − 1 = 5 evaluations on 3 steps: the folder is named by NFE.
+    const dir = join(dataDir, "heun_NFE5_edm");
+    assert.match(first.stdout, /3 samples generated, 0 already complete/);
+    assert.match(first.stderr, /3\/3 .* samples\/s/);
+    const data = await readDataset(dir);
+    assert.equal(data.manifest.solver.steps, 3);
+    const grid = await Image.decode(await Deno.readFile(join(dir, "grid.png")));
+    assert.equal(grid.width, 3 * (4 + 2) + 2);
+    const again = await runTask("generate", args);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /0 samples generated, 3 already complete/);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("sample task writes a PNG grid", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const out = join(gmm.dir, "s.png");
+    const r = await runTask("sample", [
+      "--config",
+      gmm.config,
+      "--solver_name",
+      "ipndm",
+      "--steps",
+      "4",
+      "--skip_type",
+      "time_uniform",
+      "--num_samples",
+      "5",
+      "--nrow",
+      "2",
+      "--out",
+      out,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const png = await Image.decode(await Deno.readFile(out));
+    assert.equal(png.width, 2 * 6 + 2);
+    assert.equal(png.height, 3 * 6 + 2);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("generate task: bad input gives one error line, exit 1 and no dataset", async (t) => {
+  const gmm = await makeTinyGmm();
+  try {
+    await Deno.writeTextFile(join(gmm.dir, "broken.yml"), "name: [unclosed\nmodel: {");
+    const wrongType = (await Deno.readTextFile(gmm.config)).replace(
+      "shape: [1, 4, 4]",
+      'shape: "1x4x4"',
+    );
+    await Deno.writeTextFile(join(gmm.dir, "wrong_type.yml"), wrongType);
+    const wrongInput = (await Deno.readTextFile(gmm.config)).replace("{ x: x,", "{ x: image,");
+    await Deno.writeTextFile(join(gmm.dir, "wrong_input.yml"), wrongInput);
+    const cases: [string, string[], RegExp][] = [
+      ["unknown solver", ["--solver_name", "rk4"], /Unknown solver: "rk4"/],
+      ["unknown skip type", ["--skip_type", "cosine"], /Unknown skip type: "cosine"/],
+      ["malformed YAML", ["--config", join(gmm.dir, "broken.yml")], /malformed YAML/],
+      ["wrong-typed config field", ["--config", join(gmm.dir, "wrong_type.yml")], /"shape"/],
+      ["ONNX input mismatch", ["--config", join(gmm.dir, "wrong_input.yml")], /"image"/],
+      ["missing config", ["--config", join(gmm.dir, "nope.yml")], /nope\.yml/],
+      ["missing grid file", ["--load_from", join(gmm.dir, "grid.json")], /grid\.json/],
+      ["non-integer option", ["--steps", "four"], /--steps must be an integer: got "four"/],
+      ["unknown option", ["--stpes", "4"], /stpes/],
+    ];
+    for (const [name, extra, message] of cases) {
+      await t.step(name, async () => {
+        const dataDir = join(gmm.dir, "data");
+        const args = ["--config", gmm.config, "--total_samples", "2", "--data_dir", dataDir];
+        const r = await runTask("generate", [...args, ...extra]);
+        assert.equal(r.code, 1);
+        const lines = r.stderr.trim().split("\n");
+        assert.equal(lines.length, 1, r.stderr);
+        assert.match(lines[0], /^error: /);
+        assert.match(lines[0], message);
+        assert.doesNotMatch(r.stderr, /^\s+at .*:\d+:\d+\)?$/m); // no stack trace
+        await assert.rejects(Deno.stat(dataDir), Deno.errors.NotFound);
+      });
+    }
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("sample task: missing --config is a one-line error", async () => {
+  const r = await runTask("sample", ["--steps", "3"]);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr.trim(), "error: --config is required (a model YAML file)");
+});
