@@ -1,0 +1,188 @@
+import assert from "node:assert/strict";
+import { edmGrid, logSnrGrid, toGrid } from "../../lib/grid.ts";
+import { l2Loss } from "../../lib/losses.ts";
+import { distance } from "../../lib/ld3/ball.ts";
+import {
+  type Ld3Checkpoint,
+  type Ld3Options,
+  type Ld3Sample,
+  resolveLd3Options,
+  roundOrder,
+  trainLd3,
+} from "../../lib/ld3/trainer.ts";
+import { veSchedule } from "../../lib/schedule.ts";
+import type { Grid } from "../../lib/solver.ts";
+import { sample, type SolverName } from "../../lib/solvers/mod.ts";
+import { latents, smallGmm } from "./_gmm_problem.ts";
+
+const schedule = veSchedule();
+const dim = 32;
+const gmm = smallGmm(schedule, { dim, components: 4 });
+// The teacher: UniPC with 20 steps on the EDM grid, on the same model.
+const teacherGrid = toGrid(edmGrid(schedule, 20));
+
+async function teach(z: Float64Array): Promise<Ld3Sample> {
+  const teacher = await sample("uni_pc", gmm, z.map((v) => v * schedule.priorScale), teacherGrid);
+  return { z, teacher };
+}
+const train = await Promise.all(latents(1, 0, 8, dim).map(teach));
+const valid = await Promise.all(latents(1, 100, 8, dim).map(teach));
+
+/** Validation L2 to the teacher from the original (unrelaxed) latents. */
+async function validL2(name: SolverName, grid: Grid): Promise<number> {
+  let s = 0;
+  for (const v of valid) {
+    const out = await sample(name, gmm, v.z.map((x) => x * schedule.priorScale), grid);
+    s += (await l2Loss.value(out, v.teacher, 1))[0];
+  }
+  return s / valid.length;
+}
+
+const base: Ld3Options = {
+  steps: 4,
+  trainingRoundsV1: 1,
+  trainingRoundsV2: 2,
+  validBatchSize: 8,
+  priorBound: 0.05,
+  seed: 3,
+};
+
+for (const name of ["ipndm", "uni_pc"] as const) {
+  Deno.test(`trainLd3() beats the logSNR and EDM grids at NFE 4 (${name})`, async () => {
+    const r = await trainLd3({ ...base, solverName: name }, {
+      denoiser: gmm,
+      loss: l2Loss,
+      train,
+      valid,
+    });
+    const learned = await validL2(name, r.grid);
+    const logSnr = await validL2(name, toGrid(logSnrGrid(schedule, 4)));
+    const edm = await validL2(name, toGrid(edmGrid(schedule, 4)));
+    assert.ok(learned < logSnr && learned < edm, `LD3 ${learned}, logSNR ${logSnr}, EDM ${edm}`);
+    assert.ok(r.history.some((e) => e.type === "step"));
+    // Relaxed latents never leave their balls.
+    for (
+      const [set, lat] of [[train, r.checkpoint.current.trainLatents], [
+        valid,
+        r.checkpoint.current.validLatents,
+      ]] as const
+    ) {
+      set.forEach((s, i) => {
+        assert.ok(distance(Float64Array.from(lat[i]), s.z, 0, dim) <= 0.05);
+      });
+    }
+  });
+}
+
+Deno.test("trainLd3() is deterministic and resumes bit for bit", async () => {
+  const options: Ld3Options = { ...base, solverName: "dpm_solver++", timeMode: "time" };
+  const io = { denoiser: gmm, loss: l2Loss, train, valid };
+  const a = await trainLd3(options, io);
+  const b = await trainLd3(options, io);
+  assert.deepEqual(a.grid, b.grid);
+  assert.equal(a.bestValidLoss, b.bestValidLoss);
+  // A run "killed" after 5 training steps, resumed from its last checkpoint (via JSON).
+  let saved: string | undefined;
+  let steps = 0;
+  await assert.rejects(
+    () =>
+      trainLd3(options, {
+        ...io,
+        saveCheckpoint(ckpt, reason) {
+          saved = JSON.stringify(ckpt);
+          if (reason === "step" && ++steps === 5) throw new Error("killed");
+        },
+      }),
+    /killed/,
+  );
+  const ckpt = JSON.parse(saved!) as Ld3Checkpoint;
+  assert.equal(ckpt.globalStep, 5);
+  const c = await trainLd3(options, { ...io, resumeFrom: ckpt });
+  assert.deepEqual(c.grid, a.grid);
+  assert.equal(c.bestValidLoss, a.bestValidLoss);
+  assert.deepEqual(c.checkpoint, a.checkpoint);
+});
+
+Deno.test("trainLd3() with match_prior starts from the prior grid and no_v1 skips phase 1", async () => {
+  const prior = edmGrid(schedule, 4);
+  const events: string[] = [];
+  const r = await trainLd3(
+    { ...base, solverName: "ipndm", priorGrid: prior, noV1: true, trainingRoundsV2: 1, lrTime1: 0 },
+    { denoiser: gmm, loss: l2Loss, train, valid, onEvent: (e) => events.push(e.type) },
+  );
+  // With lr1 = 0, θ1 never moves: the learned step grid is the prior.
+  for (let k = 0; k < prior.length; k++) {
+    assert.ok(Math.abs(r.grid.t1[k] - prior[k]) <= 1e-9 * prior[k]);
+  }
+  assert.equal(events.filter((e) => e === "round").length, 1);
+});
+
+Deno.test("trainLd3() rejects bad inputs with clear errors", async () => {
+  const io = { denoiser: gmm, loss: l2Loss, train, valid };
+  await assert.rejects(() => trainLd3({ ...base, priorBound: -1 }, io), /priorBound/);
+  await assert.rejects(() => trainLd3({ ...base, steps: 0 }, io), /steps/);
+  await assert.rejects(
+    () =>
+      trainLd3(base, {
+        ...io,
+        train: [{ z: new Float64Array(3), teacher: new Float64Array(dim) }],
+      }),
+    /train\[0\]\.z/,
+  );
+  const other = await trainLd3({ ...base, trainingRoundsV1: 0, trainingRoundsV2: 0 }, io);
+  await assert.rejects(
+    () => trainLd3({ ...base, steps: 5 }, { ...io, resumeFrom: other.checkpoint }),
+    /another run/,
+  );
+});
+
+Deno.test("resolveLd3Options() fills in the spec's defaults", () => {
+  const o = resolveLd3Options({}, 3072);
+  assert.equal(o.solverName, "uni_pc");
+  assert.equal(o.steps, 10);
+  assert.equal(o.timeMode, "lambda");
+  assert.ok(Math.abs(o.priorBound - 0.03072) < 1e-15);
+  assert.equal(o.shiftLr, 1.2);
+  assert.equal(o.lrTime1, 0.005);
+  assert.equal(o.trainBatchSize, 2);
+  assert.equal(o.validBatchSize, 150);
+});
+
+Deno.test("roundOrder() is a seeded permutation", () => {
+  const a = roundOrder(10, 1, 0);
+  assert.deepEqual([...a].sort((x, y) => x - y), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+  assert.deepEqual(roundOrder(10, 1, 0), a);
+  assert.notDeepEqual(roundOrder(10, 1, 1), a);
+});
+
+Deno.test("trainLd3() resumes exactly through reloads, decays and the lr2-floor stop", async () => {
+  const options: Ld3Options = {
+    ...base,
+    solverName: "uni_pc",
+    patient: 1,
+    lr2Patient: 2,
+    minLrTime2: 0.02,
+    trainingRoundsV2: 4,
+  };
+  const io = { denoiser: gmm, loss: l2Loss, train, valid };
+  const full = await trainLd3(options, io);
+  const types = full.history.map((e) => e.type);
+  assert.ok(types.includes("reload"), "patience reloads happened");
+  const stop = full.history.at(-1)!;
+  assert.ok(stop.type === "stop" && stop.reason === "lr2_floor", JSON.stringify(stop));
+  for (const killAt of [1, 3, 6]) {
+    let saved: string | undefined;
+    let count = 0;
+    await assert.rejects(() =>
+      trainLd3(options, {
+        ...io,
+        saveCheckpoint(ckpt) {
+          saved = JSON.stringify(ckpt);
+          if (++count === killAt) throw new Error("killed");
+        },
+      }), /killed/);
+    const resumed = await trainLd3(options, { ...io, resumeFrom: JSON.parse(saved!) });
+    assert.deepEqual(resumed.grid, full.grid, `killed at checkpoint ${killAt}`);
+    assert.deepEqual(resumed.checkpoint, full.checkpoint);
+  }
+});
