@@ -1,0 +1,349 @@
+/**
+ * Small helpers over the `onnx-proto` classes: reading attributes and constant tensors, and a
+ * builder that appends nodes with fresh names (the backward half of a VJP graph).
+ *
+ * @module
+ */
+import { onnx } from "../deps.ts";
+
+/** ONNX message shapes (the `I*Proto` interfaces of `onnx-proto`), derived from the classes. */
+export type INodeProto = NonNullable<Parameters<typeof onnx.NodeProto.create>[0]>;
+/** A tensor message. */
+export type ITensorProto = NonNullable<Parameters<typeof onnx.TensorProto.create>[0]>;
+/** An attribute message. */
+export type IAttributeProto = NonNullable<Parameters<typeof onnx.AttributeProto.create>[0]>;
+/** A graph message. */
+export type IGraphProto = NonNullable<Parameters<typeof onnx.GraphProto.create>[0]>;
+/** A model message. */
+export type IModelProto = NonNullable<Parameters<typeof onnx.ModelProto.create>[0]>;
+/** A value-info message. */
+export type IValueInfoProto = NonNullable<Parameters<typeof onnx.ValueInfoProto.create>[0]>;
+
+/** ONNX element types, by name. */
+export const DataType = onnx.TensorProto.DataType;
+
+/** A protobuf int64 as decoded by protobufjs (`Long`) or a plain number. */
+export type IntLike = number | { toNumber(): number };
+
+/** Converts a decoded int64 field to a JavaScript number. */
+export function toNumber(v: IntLike | null | undefined): number {
+  if (v === null || v === undefined) return 0;
+  return typeof v === "number" ? v : v.toNumber();
+}
+
+/** Whether an ONNX element type is a floating-point type (the only ones that carry gradients). */
+export function isFloatType(t: number | undefined): boolean {
+  return t === DataType.FLOAT || t === DataType.DOUBLE || t === DataType.FLOAT16 ||
+    t === DataType.BFLOAT16;
+}
+
+/** Number of elements of a shape. */
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+/** How a node is named in error messages: its name, or its index and first output. */
+export function nodeLabel(node: INodeProto, index?: number): string {
+  if (node.name) return node.name;
+  return `#${index ?? "?"} (output ${node.output?.[0] ?? "?"})`;
+}
+
+/** The decoded numeric values of a constant tensor (int and float types). */
+export function tensorValues(t: ITensorProto): number[] {
+  const dt = t.dataType ?? 0;
+  const raw = t.rawData;
+  if (raw && raw.length > 0) {
+    const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const out: number[] = [];
+    const step = ({
+      [DataType.FLOAT]: 4,
+      [DataType.DOUBLE]: 8,
+      [DataType.INT64]: 8,
+      [DataType.INT32]: 4,
+      [DataType.INT8]: 1,
+      [DataType.UINT8]: 1,
+      [DataType.BOOL]: 1,
+      [DataType.INT16]: 2,
+      [DataType.UINT16]: 2,
+    } as Record<number, number>)[dt];
+    if (step === undefined) throw new TypeError(`Unsupported constant tensor type: ${dt}`);
+    for (let o = 0; o < raw.byteLength; o += step) {
+      switch (dt) {
+        case DataType.FLOAT:
+          out.push(view.getFloat32(o, true));
+          break;
+        case DataType.DOUBLE:
+          out.push(view.getFloat64(o, true));
+          break;
+        case DataType.INT64:
+          out.push(Number(view.getBigInt64(o, true)));
+          break;
+        case DataType.INT32:
+          out.push(view.getInt32(o, true));
+          break;
+        case DataType.INT16:
+          out.push(view.getInt16(o, true));
+          break;
+        case DataType.UINT16:
+          out.push(view.getUint16(o, true));
+          break;
+        case DataType.INT8:
+          out.push(view.getInt8(o));
+          break;
+        default:
+          out.push(view.getUint8(o));
+      }
+    }
+    return out;
+  }
+  if (t.floatData?.length) return Array.from(t.floatData);
+  if (t.doubleData?.length) return Array.from(t.doubleData);
+  if (t.int64Data?.length) return t.int64Data.map((v) => toNumber(v));
+  if (t.int32Data?.length) return Array.from(t.int32Data);
+  return [];
+}
+
+/** Builds a constant tensor proto of numbers, stored little-endian in `rawData`. */
+export function makeTensor(
+  name: string,
+  dataType: number,
+  dims: readonly number[],
+  values: ArrayLike<number>,
+): ITensorProto {
+  let raw: Uint8Array;
+  switch (dataType) {
+    case DataType.FLOAT:
+      raw = new Uint8Array(Float32Array.from(values).buffer);
+      break;
+    case DataType.DOUBLE:
+      raw = new Uint8Array(Float64Array.from(values).buffer);
+      break;
+    case DataType.INT64:
+      raw = new Uint8Array(BigInt64Array.from(Array.from(values, (v) => BigInt(v))).buffer);
+      break;
+    case DataType.INT32:
+      raw = new Uint8Array(Int32Array.from(values).buffer);
+      break;
+    default:
+      throw new TypeError(`Unsupported constant tensor type: ${dataType}`);
+  }
+  return onnx.TensorProto.create({ name, dataType, dims: [...dims], rawData: raw });
+}
+
+/** The attribute `name` of a node, if set. */
+export function getAttr(node: INodeProto, name: string): IAttributeProto | undefined {
+  return node.attribute?.find((a) => a.name === name);
+}
+
+/** An integer attribute, or `fallback`. */
+export function attrInt(node: INodeProto, name: string, fallback: number): number {
+  const a = getAttr(node, name);
+  return a ? toNumber(a.i) : fallback;
+}
+
+/** A float attribute, or `fallback`. */
+export function attrFloat(node: INodeProto, name: string, fallback: number): number {
+  const a = getAttr(node, name);
+  return a ? (a.f ?? 0) : fallback;
+}
+
+/** An integer-list attribute, or `undefined`. */
+export function attrInts(node: INodeProto, name: string): number[] | undefined {
+  const a = getAttr(node, name);
+  return a ? (a.ints ?? []).map((v) => toNumber(v)) : undefined;
+}
+
+/** A float-list attribute, or `undefined`. */
+export function attrFloats(node: INodeProto, name: string): number[] | undefined {
+  const a = getAttr(node, name);
+  return a ? Array.from(a.floats ?? []) : undefined;
+}
+
+/** A string attribute, or `fallback`. */
+export function attrString(node: INodeProto, name: string, fallback: string): string {
+  const a = getAttr(node, name);
+  return a?.s ? new TextDecoder().decode(a.s) : fallback;
+}
+
+/** An attribute value to emit: numbers are INT/INTS, `{ f }`/`{ floats }` mark floats. */
+export type AttrValue =
+  | number
+  | number[]
+  | string
+  | { f: number }
+  | { floats: number[] }
+  | { t: ITensorProto };
+
+/** An attribute message named `name` holding `v`. */
+export function makeAttr(name: string, v: AttrValue): IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === "number") return { name, type: T.INT, i: v };
+  if (typeof v === "string") return { name, type: T.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: T.INTS, ints: v };
+  if ("f" in v) return { name, type: T.FLOAT, f: v.f };
+  if ("floats" in v) return { name, type: T.FLOATS, floats: v.floats };
+  return { name, type: T.TENSOR, t: v.t };
+}
+
+/**
+ * Appends nodes and constants with names that cannot clash with the forward graph. Every
+ * emitted value of a backward computation shares the element type `dtype` of the value it is
+ * a cotangent for; constants are made in that type.
+ */
+export class GraphBuilder {
+  /** Nodes emitted so far, in order. */
+  readonly nodes: INodeProto[] = [];
+  /** Constant tensors emitted so far. */
+  readonly initializers: ITensorProto[] = [];
+  #taken: Set<string>;
+  #count = 0;
+  #prefix: string;
+
+  constructor(taken: Set<string>, prefix = "vjp") {
+    this.#taken = taken;
+    this.#prefix = prefix;
+  }
+
+  /** A new unique value name. */
+  fresh(hint: string): string {
+    let name: string;
+    do {
+      name = `${this.#prefix}/${hint}_${this.#count++}`;
+    } while (this.#taken.has(name));
+    this.#taken.add(name);
+    return name;
+  }
+
+  /** Emits one node and returns its output names. */
+  opN(
+    opType: string,
+    inputs: string[],
+    attrs: Record<string, AttrValue> = {},
+    outputs = 1,
+  ): string[] {
+    const out = Array.from({ length: outputs }, () => this.fresh(opType));
+    this.nodes.push({
+      opType,
+      name: this.fresh(`${opType}_node`),
+      input: inputs,
+      output: out,
+      attribute: Object.entries(attrs).map(([k, v]) => makeAttr(k, v)),
+    });
+    return out;
+  }
+
+  /** Emits one single-output node and returns its output name. */
+  op(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}): string {
+    return this.opN(opType, inputs, attrs, 1)[0];
+  }
+
+  /** An int64 constant (1-D unless `dims` is given). */
+  int64(values: number[], dims: number[] = [values.length]): string {
+    const name = this.fresh("const_i64");
+    this.initializers.push(makeTensor(name, DataType.INT64, dims, values));
+    return name;
+  }
+
+  /** A constant of element type `dtype` and shape `dims` (a scalar by default). */
+  constant(values: ArrayLike<number>, dtype: number, dims: number[] = []): string {
+    const name = this.fresh("const");
+    this.initializers.push(makeTensor(name, dtype, dims, values));
+    return name;
+  }
+
+  /** A scalar constant of element type `dtype`. */
+  scalar(value: number, dtype: number): string {
+    return this.constant([value], dtype, []);
+  }
+
+  /** Zeros of `shape` and element type `dtype`, without storing them in the model. */
+  zeros(shape: number[], dtype: number): string {
+    return this.op("ConstantOfShape", [this.int64(shape)], {
+      value: { t: makeTensor("", dtype, [1], [0]) },
+    });
+  }
+
+  /** `Reshape(x, shape)` with a constant target shape. */
+  reshape(x: string, shape: number[]): string {
+    return this.op("Reshape", [x, this.int64(shape)]);
+  }
+
+  /** `ReduceSum(x, axes)` (opset ≥ 13 form, axes as an input). */
+  reduceSum(x: string, axes: number[], keepdims: boolean): string {
+    return this.op("ReduceSum", [x, this.int64(axes)], { keepdims: keepdims ? 1 : 0 });
+  }
+
+  /** Mean over `axes` (kept), of a value whose shape is `shape`. */
+  reduceMean(x: string, shape: number[], axes: number[], dtype: number): string {
+    const n = axes.reduce((a, ax) => a * shape[ax], 1);
+    const first = shape.length - axes.length;
+    if (axes.length > 1 && axes.every((ax, i) => ax === first + i)) {
+      // trailing axes: reduce one contiguous axis, ONNX Runtime's fast path
+      const flat = this.reshape(x, [numel(shape.slice(0, first)), n]);
+      const kept = shape.map((d, i) => (i < first ? d : 1));
+      const mean = this.op("Mul", [this.reduceSum(flat, [1], true), this.scalar(1 / n, dtype)]);
+      return this.reshape(mean, kept);
+    }
+    return this.op("Mul", [this.reduceSum(x, axes, true), this.scalar(1 / n, dtype)]);
+  }
+
+  /**
+   * Sums a cotangent of broadcast shape `from` back to the shape `to` of the operand that was
+   * broadcast (numpy rules: leading axes and size-1 axes).
+   */
+  unbroadcast(g: string, from: number[], to: number[]): string {
+    if (from.length === to.length && from.every((d, i) => d === to[i])) return g;
+    const k = from.length - to.length;
+    const axes: number[] = [];
+    for (let i = 0; i < from.length; i++) {
+      if (i < k || (to[i - k] === 1 && from[i] !== 1)) axes.push(i);
+    }
+    const summed = axes.length > 0 ? this.reduceSum(g, axes, true) : g;
+    return this.reshape(summed, to);
+  }
+
+  /**
+   * Applies the matrix `m` (`inLen × outLen`, row-major values) along `axis` of `g` (shape
+   * `shape`, `shape[axis] = outLen`): the adjoint of an axis-wise linear map such as a
+   * gather, a strided slice or an interpolation.
+   */
+  axisMatrix(
+    g: string,
+    shape: number[],
+    axis: number,
+    m: ArrayLike<number>,
+    inLen: number,
+    dtype: number,
+  ): string {
+    const pre = numel(shape.slice(0, axis));
+    const post = numel(shape.slice(axis + 1));
+    const outLen = shape[axis];
+    const next = shape.slice();
+    next[axis] = inLen;
+    // nearest upsampling by an integer factor: each input feeds a contiguous block
+    const s = outLen / inLen;
+    const block = Number.isInteger(s) && s > 1 &&
+      Array.from(m).every((v, k) =>
+        v === (Math.floor((k % outLen) / s) === Math.floor(k / outLen) ? 1 : 0)
+      );
+    if (block) {
+      const summed = this.reduceSum(this.reshape(g, [pre, inLen, s, post]), [2], false);
+      return this.reshape(summed, next);
+    }
+    if (post === 1) {
+      // one large product instead of many tiny batched ones
+      const mt = new Float64Array(m.length);
+      for (let i = 0; i < inLen; i++) {
+        for (let o = 0; o < outLen; o++) mt[o * inLen + i] = m[i * outLen + o];
+      }
+      const prod = this.op("MatMul", [
+        this.reshape(g, [pre, outLen]),
+        this.constant(mt, dtype, [outLen, inLen]),
+      ]);
+      return this.reshape(prod, next);
+    }
+    const g3 = this.reshape(g, [pre, outLen, post]);
+    const prod = this.op("MatMul", [this.constant(m, dtype, [inLen, outLen]), g3]);
+    return this.reshape(prod, next);
+  }
+}

@@ -1,0 +1,9 @@
+/**
+ * Reverse-mode differentiation of ONNX models: build vector–Jacobian-product models that
+ * ONNX Runtime runs like any other model.
+ *
+ * @module
+ */
+export * from "./build_vjp_model.ts";
+export * from "./vjp_session.ts";
+export { vjpRules } from "./rules/mod.ts";
