@@ -24,12 +24,42 @@ const TWO_POW_32 = 4294967296;
 
 /**
  * High 32 bits of the 64-bit product of two uint32 values, exact: `a = aHi·2¹⁶ + aLo`, and
- * every partial product stays below 2⁵³.
+ * every partial product stays below 2⁵³. (V8 turns the divisions by 2¹⁶ into cheap exact
+ * operations; this form measured faster than a four-way 16-bit split with `>>>`.)
  */
 function mulHi32(a: number, b: number): number {
   const low = (a & 0xffff) * b; // < 2^48
   const mid = (a >>> 16) * b + Math.floor(low / 65536); // < 2^49
   return Math.floor(mid / 65536) >>> 0;
+}
+
+/** Output words of the last {@linkcode philoxBlock} call (module scratch: no allocation). */
+const BLOCK = new Uint32Array(4);
+
+/**
+ * Philox4x32-10 on counter `(c0, c1, c2, c3)` with key `(k0, k1)`, all uint32 numbers, into
+ * {@linkcode BLOCK}. Scalar arguments keep the hot loop of {@linkcode normalNoise} free of
+ * array reads and allocations.
+ */
+function philoxBlock(c0: number, c1: number, c2: number, c3: number, k0: number, k1: number) {
+  for (let round = 0; round < 10; round++) {
+    if (round > 0) {
+      k0 = (k0 + PHILOX_W0) >>> 0;
+      k1 = (k1 + PHILOX_W1) >>> 0;
+    }
+    const hi0 = mulHi32(PHILOX_M0, c0);
+    const lo0 = Math.imul(PHILOX_M0, c0) >>> 0;
+    const hi1 = mulHi32(PHILOX_M1, c2);
+    const lo1 = Math.imul(PHILOX_M1, c2) >>> 0;
+    c0 = (hi1 ^ c1 ^ k0) >>> 0;
+    c1 = lo1;
+    c2 = (hi0 ^ c3 ^ k1) >>> 0;
+    c3 = lo0;
+  }
+  BLOCK[0] = c0;
+  BLOCK[1] = c1;
+  BLOCK[2] = c2;
+  BLOCK[3] = c3;
 }
 
 /**
@@ -49,32 +79,20 @@ export function philox4x32(
   key: ArrayLike<number>,
   out: Uint32Array,
 ): Uint32Array {
-  let c0 = counter[0] >>> 0;
-  let c1 = counter[1] >>> 0;
-  let c2 = counter[2] >>> 0;
-  let c3 = counter[3] >>> 0;
-  let k0 = key[0] >>> 0;
-  let k1 = key[1] >>> 0;
-  for (let round = 0; round < 10; round++) {
-    if (round > 0) {
-      k0 = (k0 + PHILOX_W0) >>> 0;
-      k1 = (k1 + PHILOX_W1) >>> 0;
-    }
-    const hi0 = mulHi32(PHILOX_M0, c0);
-    const lo0 = Math.imul(PHILOX_M0, c0) >>> 0;
-    const hi1 = mulHi32(PHILOX_M1, c2);
-    const lo1 = Math.imul(PHILOX_M1, c2) >>> 0;
-    c0 = (hi1 ^ c1 ^ k0) >>> 0;
-    c1 = lo1;
-    c2 = (hi0 ^ c3 ^ k1) >>> 0;
-    c3 = lo0;
-  }
-  out[0] = c0;
-  out[1] = c1;
-  out[2] = c2;
-  out[3] = c3;
+  philoxBlock(
+    counter[0] >>> 0,
+    counter[1] >>> 0,
+    counter[2] >>> 0,
+    counter[3] >>> 0,
+    key[0] >>> 0,
+    key[1] >>> 0,
+  );
+  out.set(BLOCK);
   return out;
 }
+
+/** Box–Muller's 2π, as the original expression `2 * Math.PI` evaluates it (bit-identical). */
+const TWO_PI = 2 * Math.PI;
 
 function checkCounterValue(name: string, value: number): void {
   if (!Number.isSafeInteger(value) || value < 0) {
@@ -108,21 +126,30 @@ export function normalNoise(seed: number, index: number, size: number): Float64A
   checkCounterValue("size", size);
   // The block number lives in one 32-bit counter word.
   if (size > 4 * TWO_POW_32) throw new RangeError(`size must be at most 2^34: got ${size}`);
-  const key = [seed % TWO_POW_32, Math.floor(seed / TWO_POW_32)];
-  const counter = [0, 0, index % TWO_POW_32, Math.floor(index / TWO_POW_32)];
-  const words = new Uint32Array(4);
+  const k0 = seed % TWO_POW_32;
+  const k1 = Math.floor(seed / TWO_POW_32);
+  const c2 = index % TWO_POW_32;
+  const c3 = Math.floor(index / TWO_POW_32);
   const out = new Float64Array(size);
+  const fullBlocks = Math.floor(size / 4);
   for (let block = 0; block * 4 < size; block++) {
-    counter[0] = block;
-    philox4x32(counter, key, words);
-    for (let pair = 0; pair < 2; pair++) {
-      const u1 = (words[2 * pair] + 0.5) / TWO_POW_32;
-      const u2 = (words[2 * pair + 1] + 0.5) / TWO_POW_32;
-      const r = Math.sqrt(-2 * Math.log(u1));
-      const angle = 2 * Math.PI * u2;
-      const j = block * 4 + pair * 2;
-      if (j < size) out[j] = r * Math.cos(angle);
-      if (j + 1 < size) out[j + 1] = r * Math.sin(angle);
+    philoxBlock(block, 0, c2, c3, k0, k1);
+    const j = block * 4;
+    // Same expressions, in the same order, as the reference `(w + ½)/2³²`, `√(−2 ln u₁)`,
+    // `2π·u₂`: the values are bit-identical to the straightforward loop.
+    const r0 = Math.sqrt(-2 * Math.log((BLOCK[0] + 0.5) / TWO_POW_32));
+    const a0 = TWO_PI * ((BLOCK[1] + 0.5) / TWO_POW_32);
+    const r1 = Math.sqrt(-2 * Math.log((BLOCK[2] + 0.5) / TWO_POW_32));
+    const a1 = TWO_PI * ((BLOCK[3] + 0.5) / TWO_POW_32);
+    if (block < fullBlocks) {
+      out[j] = r0 * Math.cos(a0);
+      out[j + 1] = r0 * Math.sin(a0);
+      out[j + 2] = r1 * Math.cos(a1);
+      out[j + 3] = r1 * Math.sin(a1);
+    } else {
+      // The last, partial block: keep only the values asked for.
+      const tail = [r0 * Math.cos(a0), r0 * Math.sin(a0), r1 * Math.cos(a1), r1 * Math.sin(a1)];
+      for (let k = 0; j + k < size; k++) out[j + k] = tail[k];
     }
   }
   return out;

@@ -199,8 +199,12 @@ export function initialNoise(
 ): { z: Float32Array; xT: Float64Array } {
   const size = sampleSize(options.shape);
   const z = new Float32Array(indices.length * size);
-  indices.forEach((i, b) => z.set(normalNoise(seed, i, size), b * size));
-  const xT = Float64Array.from(z, (v) => options.priorScale * v);
+  for (let b = 0; b < indices.length; b++) z.set(normalNoise(seed, indices[b], size), b * size);
+  // A plain loop: `Float64Array.from(z, fn)` calls a closure per value and cost as much as the
+  // random numbers themselves.
+  const xT = new Float64Array(z.length);
+  const scale = options.priorScale;
+  for (let k = 0; k < z.length; k++) xT[k] = scale * z[k];
   return { z, xT };
 }
 
@@ -221,15 +225,17 @@ async function runBatch(
   if (options.conditions) {
     const table = options.conditions;
     const csize = table.data.length / table.rows;
+    // Views, not copies: the table is never written after it is built.
     c = indices.map((i) =>
-      table.data.slice((i % table.rows) * csize, (i % table.rows + 1) * csize)
+      table.data.subarray((i % table.rows) * csize, (i % table.rows + 1) * csize)
     );
     condition = new Float32Array(indices.length * csize);
     c.forEach((row, b) => condition!.set(row, b * csize));
   }
   const out = await runPlan(sampler.plan, model.denoiser, xT, condition ? { condition } : {});
   const x = await model.decode(out);
-  return { z: indices.map((_, b) => z.slice(b * size, (b + 1) * size)), x, c };
+  // Per-sample views of this batch's fresh noise array (nothing else holds or writes it).
+  return { z: indices.map((_, b) => z.subarray(b * size, (b + 1) * size)), x, c };
 }
 
 /** Options of {@linkcode sampleImages}. */

@@ -91,22 +91,70 @@ export function registerLastUse(plan: SolverPlan): Int32Array {
   return last;
 }
 
-/** `Σ coef_j · x_j` over equally long float64 vectors. */
+/**
+ * `Σ coef_j · x_j` over equally long float64 vectors, into a new array.
+ *
+ * The sum is accumulated left to right from 0, `((0 + c₀x₀) + c₁x₁) + …`, exactly as a loop
+ * of `out[k] += c_j·x_j[k]` per term would, so the fused loops below give bit-identical
+ * results; fusing up to four terms reads each input once and writes `out` once instead of
+ * once per term.
+ */
 function linearCombination(
   terms: ReadonlyArray<{ readonly coef: number; readonly reg: number }>,
   registers: (Float64Array | undefined)[],
 ): Float64Array {
-  const first = registers[terms[0].reg]!;
-  const out = new Float64Array(first.length);
-  for (const { coef, reg } of terms) {
+  if (terms.length === 0) throw new RangeError("Combine op has no terms: expected at least 1");
+  const xs: Float64Array[] = new Array(terms.length);
+  for (let j = 0; j < terms.length; j++) {
+    const reg = terms[j].reg;
     const x = registers[reg];
     if (x === undefined) throw new RangeError(`Plan reads register ${reg} before writing it`);
-    if (x.length !== out.length) {
-      throw new RangeError(`Register ${reg} has length ${x.length}: expected ${out.length}`);
+    if (j > 0 && x.length !== xs[0].length) {
+      throw new RangeError(`Register ${reg} has length ${x.length}: expected ${xs[0].length}`);
     }
-    for (let k = 0; k < out.length; k++) out[k] += coef * x[k];
+    xs[j] = x;
   }
-  return out;
+  const n = xs[0].length;
+  const out = new Float64Array(n);
+  const c0 = terms[0].coef;
+  const x0 = xs[0];
+  switch (terms.length) {
+    case 1:
+      for (let k = 0; k < n; k++) out[k] = 0 + c0 * x0[k];
+      return out;
+    case 2: {
+      const c1 = terms[1].coef;
+      const x1 = xs[1];
+      for (let k = 0; k < n; k++) out[k] = 0 + c0 * x0[k] + c1 * x1[k];
+      return out;
+    }
+    case 3: {
+      const c1 = terms[1].coef;
+      const c2 = terms[2].coef;
+      const x1 = xs[1];
+      const x2 = xs[2];
+      for (let k = 0; k < n; k++) out[k] = 0 + c0 * x0[k] + c1 * x1[k] + c2 * x2[k];
+      return out;
+    }
+    default: {
+      // Four terms fused, then any further terms one pass each (same order of additions).
+      const c1 = terms[1].coef;
+      const c2 = terms[2].coef;
+      const c3 = terms[3].coef;
+      const x1 = xs[1];
+      const x2 = xs[2];
+      const x3 = xs[3];
+      for (let k = 0; k < n; k++) {
+        out[k] = 0 + c0 * x0[k] + c1 * x1[k] + c2 * x2[k] + c3 * x3[k];
+      }
+      for (let j = 4; j < terms.length; j++) {
+        const c = terms[j].coef;
+        const x = xs[j];
+        for (let k = 0; k < n; k++) out[k] += c * x[k];
+      }
+      return out;
+    }
+  }
 }
 
 /**

@@ -1,13 +1,23 @@
 /**
  * `deno task bench`: the overhead of `generate` over the bare network.
  *
- * For each config (default `configs/gmm-mnist.yml`) it times `generateDataset` per sample
- * (solver, noise, decoder, `.npz` writes; batch 16) and, in the same process, the bare ONNX
- * Runtime forward pass on a batch of 16 (plus the decoder's, when there is one). The overhead
- * is `generate time per batch / (NFE × forward + decoder) − 1`; the target is ≤ 5 %.
+ * For each config (default `configs/gmm-mnist.yml`) it times, in one process and interleaved
+ * repetition by repetition (so that load from other processes hits both alike):
+ *
+ * - **generate**: `generateDataset` per sample (noise, solver, denoiser adapter, decoder,
+ *   `.npz` writes; batch 16), and
+ * - **bare**: the same number of bare ONNX Runtime forward calls on batches of 16 (plus the
+ *   decoder's), i.e. NFE × forward + decoder per batch,
+ *
+ * and reports the median over the repetitions of each, their ratio and the overhead
+ * `generate / bare − 1` (target ≤ 5 %). A breakdown, also medians per sample, splits the
+ * overhead into noise, the solver's own combines (`runPlan` with a denoiser that does no
+ * work), the denoiser adapter (`denoise` minus the bare call it wraps), decoding, `.npz`
+ * encoding and the atomic file writes.
  *
  * ```sh
- * deno task bench [--steps 10] [--solver_name uni_pc] [--total_samples 64] [config.yml ...]
+ * deno task bench [--steps 10] [--solver_name uni_pc] [--skip_type edm] [--total_samples 64]
+ *                 [--repeats 5] [config.yml ...]
  * ```
  *
  * @module
@@ -15,6 +25,7 @@
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { loadModelConfig, type ModelConfig } from "../lib/config.ts";
+import { encodeSample, SAMPLES_DIR, writeSample } from "../lib/dataset.ts";
 import { ort } from "../lib/deps.ts";
 import { loadModel } from "../lib/model.ts";
 import { createSession, readOnnxSignature } from "../lib/onnx_session.ts";
@@ -47,64 +58,88 @@ function inputTensor(elemType: number, shape: number[], value: number): ort.Tens
   );
 }
 
-/**
- * Seconds of one `session.run(feeds)`: the mean over `repeats` runs, best of 5 such blocks
- * (after two warm-up runs). Taking the best block filters out other processes on a busy host.
- */
-async function timeForward(
-  session: ort.InferenceSession,
-  feeds: Record<string, ort.Tensor>,
-  repeats: number,
-): Promise<number> {
-  for (let k = 0; k < 2; k++) await session.run(feeds);
-  let best = Infinity;
-  for (let block = 0; block < 5; block++) {
-    const start = performance.now();
-    for (let k = 0; k < repeats; k++) await session.run(feeds);
-    best = Math.min(best, (performance.now() - start) / 1000 / repeats);
-  }
-  return best;
+function median(values: number[]): number {
+  const sorted = [...values].sort((x, y) => x - y);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
-/** Bare network seconds for one batch: the denoiser's forward and the decoder's. */
-async function bareTimes(config: ModelConfig, repeats: number) {
+/** Seconds of `calls` back-to-back `session.run(feeds)`. */
+async function timeRuns(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  calls: number,
+): Promise<number> {
+  const start = performance.now();
+  for (let k = 0; k < calls; k++) {
+    const result = await session.run(feeds);
+    for (const tensor of Object.values(result)) tensor.dispose();
+  }
+  return (performance.now() - start) / 1000;
+}
+
+/** A bare ONNX Runtime session of a file and the feeds of one batch. */
+interface BareNetwork {
+  session: ort.InferenceSession;
+  feeds: Record<string, ort.Tensor>;
+}
+
+/**
+ * Bare sessions of the denoiser and the decoder, fed like the adapter feeds them for one batch
+ * of `batch` samples: with classifier-free guidance, one call of `2 × batch` (unconditional
+ * and conditional halves), as the adapter makes it.
+ */
+async function bareNetworks(config: ModelConfig, batch: number) {
   const bytes = await Deno.readFile(config.model.path);
   const signature = readOnnxSignature(bytes);
   const session = await createSession(bytes, { device: config.device });
   const typeOf = (name: string) =>
     signature.inputs.find((s) => s.name === name)?.elemType ?? ELEM_FLOAT;
   const m = config.model;
+  const rows = m.condition && m.condition.guidance_scale !== 1 ? 2 * batch : batch;
   const feeds: Record<string, ort.Tensor> = {
-    [m.inputs.x]: inputTensor(typeOf(m.inputs.x), [BATCH, ...config.shape], 0.1),
-    [m.inputs.t]: inputTensor(typeOf(m.inputs.t), m.time_shape === "batch" ? [BATCH] : [], 1),
+    [m.inputs.x]: inputTensor(typeOf(m.inputs.x), [rows, ...config.shape], 0.1),
+    [m.inputs.t]: inputTensor(typeOf(m.inputs.t), m.time_shape === "batch" ? [rows] : [], 1),
   };
-  // Classifier-free guidance evaluates the network on the conditional and unconditional batch.
-  let calls = 1;
   if (m.condition) {
-    feeds[m.condition.input] = inputTensor(ELEM_FLOAT, [BATCH, ...m.condition.shape], 0);
-    if (m.condition.guidance_scale !== 1) calls = 2;
+    feeds[m.condition.input] = inputTensor(ELEM_FLOAT, [rows, ...m.condition.shape], 0);
   }
-  const forward = calls * await timeForward(session, feeds, repeats);
-  await session.release();
-  let decoder = 0;
+  const denoiser: BareNetwork = { session, feeds };
+  let decoder: BareNetwork | undefined;
   if (config.decoder) {
-    const decBytes = await Deno.readFile(config.decoder.path);
-    const decSession = await createSession(decBytes, { device: config.device });
-    const decFeeds = {
-      [config.decoder.input]: inputTensor(ELEM_FLOAT, [BATCH, ...config.shape], 0.1),
+    const decSession = await createSession(await Deno.readFile(config.decoder.path), {
+      device: config.device,
+    });
+    decoder = {
+      session: decSession,
+      feeds: { [config.decoder.input]: inputTensor(ELEM_FLOAT, [batch, ...config.shape], 0.1) },
     };
-    decoder = await timeForward(decSession, decFeeds, Math.max(2, Math.ceil(repeats / 10)));
-    await decSession.release();
   }
-  return { forward, decoder };
+  return { denoiser, decoder };
 }
+
+/** Per-sample milliseconds of each measured part, one entry per repetition. */
+type Samples = Record<string, number[]>;
 
 async function benchConfig(
   path: string,
-  options: { steps: number; solverName: string; skipType: string; totalSamples: number },
+  options: {
+    steps: number;
+    solverName: string;
+    skipType: string;
+    totalSamples: number;
+    repeats: number;
+  },
 ) {
   const config = await loadModelConfig(path);
+  if (config.batch_size < BATCH) {
+    console.warn(
+      `warning: ${config.name} has batch_size ${config.batch_size} < ${BATCH}: the adapter ` +
+        `splits each batch into several calls, the bare time assumes one`,
+    );
+  }
   const model = await loadModel(config);
+  const bare = await bareNetworks(config, BATCH);
   const root = await Deno.makeTempDir({ prefix: "ld3-bench-" });
   try {
     const common = {
@@ -114,57 +149,100 @@ async function benchConfig(
       samplingBatchSize: BATCH,
       progress: false as const,
     };
-    // Warm-up run (first-call allocations, JIT), then the best of 3 timed runs; the bare
-    // forward is timed in between, in the same process, so both see the same machine.
-    await generateDataset(model, { ...common, totalSamples: BATCH, dataDir: join(root, "warm") });
-    const { forward, decoder } = await bareTimes(config, 2 * options.steps);
-    let seconds = Infinity;
-    let nfe = 0;
-    for (let r = 0; r < 3; r++) {
-      const run = await generateDataset(model, {
-        ...common,
-        totalSamples: options.totalSamples,
-        dataDir: join(root, `timed${r}`),
-      });
-      seconds = Math.min(seconds, run.seconds);
-      nfe = run.manifest.solver.nfe;
-    }
-    // Breakdown: noise for one batch, and the solve alone (solver + denoiser adapter + ORT).
     const sampler = await prepareSampler(model, common);
+    const nfe = sampler.nfe;
+    const batches = options.totalSamples / BATCH;
     const indices = Array.from({ length: BATCH }, (_, i) => i);
     const noiseOptions = {
       shape: model.sampleShape,
       priorScale: model.denoiser.schedule.priorScale,
     };
-    const { xT } = initialNoise(0, indices, noiseOptions);
-    let noise = Infinity;
-    let solve = Infinity;
-    for (let r = 0; r < 5; r++) {
-      let t = performance.now();
-      initialNoise(r, indices, noiseOptions);
-      noise = Math.min(noise, (performance.now() - t) / 1000);
-      t = performance.now();
-      await runPlan(sampler.plan, model.denoiser, xT);
-      solve = Math.min(solve, (performance.now() - t) / 1000);
+    const { z, xT } = initialNoise(0, indices, noiseOptions);
+    const identity = { denoise: (x: Float64Array) => Promise.resolve(x) };
+    const d = z.length / BATCH;
+    const xSize = model.imageShape.reduce((a, b) => a * b, 1);
+    const shapes = { z: [...model.sampleShape], x: [...model.imageShape] };
+    const ioDir = join(root, "io");
+    await Deno.mkdir(join(ioDir, SAMPLES_DIR), { recursive: true });
+    const decoded = await model.decode(xT);
+    const sampleOf = (b: number) => ({
+      index: b,
+      z: z.subarray(b * d, (b + 1) * d),
+      x: decoded.subarray(b * xSize, (b + 1) * xSize),
+    });
+
+    const ms: Samples = {};
+    const record = (key: string, seconds: number, samples: number) =>
+      (ms[key] ??= []).push((seconds / samples) * 1000);
+    const clock = async (fn: () => unknown) => {
+      const start = performance.now();
+      await fn();
+      return (performance.now() - start) / 1000;
+    };
+    // Warm-up: first-call allocations and JIT of every measured path.
+    await generateDataset(model, { ...common, totalSamples: BATCH, dataDir: join(root, "warm") });
+    await timeRuns(bare.denoiser.session, bare.denoiser.feeds, 2 * nfe);
+    await runPlan(sampler.plan, identity, xT);
+
+    for (let r = 0; r < options.repeats; r++) {
+      // The same number of forward calls as one generate run makes, then that run.
+      let bareSeconds = await timeRuns(bare.denoiser.session, bare.denoiser.feeds, nfe * batches);
+      if (bare.decoder) {
+        bareSeconds += await timeRuns(bare.decoder.session, bare.decoder.feeds, batches);
+      }
+      record("bare", bareSeconds, options.totalSamples);
+      const run = await generateDataset(model, {
+        ...common,
+        totalSamples: options.totalSamples,
+        dataDir: join(root, `timed${r}`),
+      });
+      record("generate", run.seconds, options.totalSamples);
+      await Deno.remove(join(root, `timed${r}`), { recursive: true });
+
+      // Breakdown, one batch each.
+      record("noise", await clock(() => initialNoise(r, indices, noiseOptions)), BATCH);
+      record("solve", await clock(() => runPlan(sampler.plan, model.denoiser, xT)), BATCH);
+      record("combines", await clock(() => runPlan(sampler.plan, identity, xT)), BATCH);
+      const t = sampler.grid.t2[0];
+      const adapter = await clock(async () => {
+        for (let k = 0; k < nfe; k++) await model.denoiser.denoise(xT, t, { step: k });
+      });
+      const forward = await timeRuns(bare.denoiser.session, bare.denoiser.feeds, nfe);
+      record("adapter", adapter - forward, BATCH);
+      record("forward", forward, BATCH);
+      record("decode", await clock(() => model.decode(xT)), BATCH);
+      record(
+        "encode",
+        await clock(() => {
+          for (let b = 0; b < BATCH; b++) encodeSample(sampleOf(b), shapes);
+        }),
+        BATCH,
+      );
+      record(
+        "write",
+        await clock(() => Promise.all(indices.map((b) => writeSample(ioDir, sampleOf(b), shapes)))),
+        BATCH,
+      );
     }
-    const batches = options.totalSamples / BATCH;
-    const perBatch = seconds / batches;
-    const bare = nfe * forward + decoder;
+    const med: Record<string, number> = {};
+    for (const [key, values] of Object.entries(ms)) med[key] = median(values);
     return {
       name: config.name,
       nfe,
-      generateMsPerSample: (seconds / options.totalSamples) * 1000,
-      bareMsPerSample: (bare / BATCH) * 1000,
-      noiseMsPerSample: (noise / BATCH) * 1000,
-      solveMsPerSample: (solve / BATCH) * 1000,
-      overheadPercent: (perBatch / bare - 1) * 100,
+      med,
+      spread: {
+        generate: [Math.min(...ms.generate), Math.max(...ms.generate)],
+        bare: [Math.min(...ms.bare), Math.max(...ms.bare)],
+      },
+      ratio: med.generate / med.bare,
     };
   } finally {
     await model.close();
+    await bare.denoiser.session.release();
+    await bare.decoder?.session.release();
     await Deno.remove(root, { recursive: true });
   }
 }
-
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: Deno.args,
@@ -175,6 +253,7 @@ async function main(): Promise<void> {
       solver_name: { type: "string" },
       skip_type: { type: "string" },
       total_samples: { type: "string" },
+      repeats: { type: "string" },
     },
   });
   const configs = positionals.length > 0 ? positionals : ["configs/gmm-mnist.yml"];
@@ -184,29 +263,50 @@ async function main(): Promise<void> {
       `--total_samples must be a positive multiple of ${BATCH}: got ${totalSamples}`,
     );
   }
+  const repeats = intOption("repeats", values.repeats) ?? 5;
+  if (repeats < 1) throw new RangeError(`--repeats must be at least 1: got ${repeats}`);
   const options = {
     steps: intOption("steps", values.steps) ?? 10,
     solverName: values.solver_name ?? "uni_pc",
     skipType: values.skip_type ?? "edm",
     totalSamples,
+    repeats,
   };
   console.log(
     `generate overhead, batch ${BATCH}, ${options.solverName} ${options.skipType}, ` +
-      `${options.steps} steps, ${totalSamples} samples`,
+      `${options.steps} steps, ${totalSamples} samples, median of ${repeats} interleaved runs ` +
+      `(min–max in brackets)`,
+  );
+  const f = (v: number) => v.toFixed(3);
+  const results = [];
+  for (const path of configs) results.push(await benchConfig(path, options));
+  console.log(
+    "\n| model | NFE | generate ms/sample | bare ORT ms/sample (NFE × fwd + dec) | " +
+      "generate / bare | overhead |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- |");
+  for (const r of results) {
+    const overhead = (r.ratio - 1) * 100;
+    console.log(
+      `| ${r.name} | ${r.nfe} | ${f(r.med.generate)} [${r.spread.generate.map(f).join("–")}] | ` +
+        `${f(r.med.bare)} [${r.spread.bare.map(f).join("–")}] | ${r.ratio.toFixed(2)} | ` +
+        `${overhead.toFixed(1)}% ${overhead <= 5 ? "(≤ 5% target met)" : "(above 5% target)"} |`,
+    );
+  }
+  console.log(
+    "\nBreakdown, ms/sample (medians, measured apart; they overlap inside generate, where the " +
+      "file writes of one batch run beside the next batch's solve):\n",
   );
   console.log(
-    "| model | NFE | generate ms/sample | bare ORT ms/sample (NFE × fwd + dec) | overhead " +
-      "| of which: noise ms/sample | solve ms/sample (solver + adapter + ORT) |",
+    "| model | noise | solve (solver + adapter + ORT) | of which combines | of which adapter | " +
+      "decode | .npz encode | atomic write | solve / (NFE × bare fwd) |",
   );
-  console.log("| --- | --- | --- | --- | --- | --- | --- |");
-  for (const path of configs) {
-    const r = await benchConfig(path, options);
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const r of results) {
+    const m = r.med;
     console.log(
-      `| ${r.name} | ${r.nfe} | ${r.generateMsPerSample.toFixed(3)} | ${
-        r.bareMsPerSample.toFixed(3)
-      } | ${r.overheadPercent.toFixed(1)}% ${
-        r.overheadPercent <= 5 ? "(≤ 5% target met)" : "(above 5% target)"
-      } | ${r.noiseMsPerSample.toFixed(3)} | ${r.solveMsPerSample.toFixed(3)} |`,
+      `| ${r.name} | ${f(m.noise)} | ${f(m.solve)} | ${f(m.combines)} | ${f(m.adapter)} | ` +
+        `${f(m.decode)} | ${f(m.encode)} | ${f(m.write)} | ${(m.solve / m.forward).toFixed(2)} |`,
     );
   }
 }
