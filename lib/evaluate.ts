@@ -1,0 +1,588 @@
+/**
+ * Evaluating one schedule: a solver on one grid, run on seeded samples, scored by FID, by the
+ * distance to a teacher dataset and, for the Gaussian-mixture model, by the error against the
+ * exact ODE solution. The library behind `deno task eval` and `deno task bench:schedules`.
+ *
+ * Sample `i` starts from the same noise as in `generate` (`z_i = normalNoise(seed, i)` rounded
+ * to float32, `x_T = priorScale · z_i`); with a teacher dataset the stored `z` are used, so
+ * student and teacher start from bit-identical `x_T`. The result is a plain JSON document
+ * ({@linkcode EvalResult}); every metric is a deterministic function of the model, grid,
+ * solver, samples and seed (only `seconds` and `created` vary between runs).
+ *
+ * @module
+ */
+import { resolve } from "node:path";
+import { writeJsonAtomic } from "./atomic.ts";
+import type { ModelConfig } from "./config.ts";
+import { type Dataset, readDataset } from "./dataset.ts";
+import { sampleSize } from "./denoiser.ts";
+import { onnx } from "./deps.ts";
+import type { TensorProto } from "./onnx_build.ts";
+import { l1Distance, l2Distance, rmsDistance } from "./distance.ts";
+import { type FeatureModel, type InputRange, loadFeatureModel } from "./features.ts";
+import { type FeatureStats, featureStats, fidFromStats, readFidRefs, statsDim } from "./fid.ts";
+import { createGmm, type Gmm, gmmReferenceSolve } from "./gmm.ts";
+import { gridFromSigmas, gridLambdas, gridSigmas, toGrid } from "./grid.ts";
+import { type LoadedModel, loadModel } from "./model.ts";
+import {
+  conditionTable,
+  initialNoise,
+  type PreparedSampler,
+  prepareSampler,
+  type SamplerOptions,
+  validateSamplerOptions,
+} from "./sampling.ts";
+import { runPlan } from "./solver.ts";
+import { planSolver, type SolverName, solverNfe } from "./solvers/mod.ts";
+
+/** Identifies an evaluation result document. */
+export const EVAL_FORMAT = "ld3-eval";
+/** Current version of {@linkcode EvalResult}. */
+export const EVAL_VERSION = 1;
+
+/** A feature-extractor ONNX model for FID (the proposed config section `eval.features`). */
+export interface FeatureModelSpec {
+  /** Path of the ONNX file. */
+  path: string;
+  /** Image input name. @default {"image"} */
+  input?: string;
+  /** Feature output name. @default {"features"} */
+  output?: string;
+  /** Value range the model expects. @default {"[-1,1]"} */
+  inputRange?: InputRange;
+}
+
+/**
+ * A reference ODE solver: the exact (or high-accuracy) `x_eps` of the samples `indices`,
+ * starting from `xT` (`indices.length × sample size` values, concatenated).
+ */
+export type ReferenceSolver = (
+  xT: Float64Array,
+  indices: readonly number[],
+) => Float64Array | Promise<Float64Array>;
+
+/** One batch of evaluated samples, handed to {@linkcode EvaluateOptions.onBatch}. */
+export interface EvalBatch {
+  /** Sample indices of the batch. */
+  indices: readonly number[];
+  /** Decoded images in [-1, 1], `indices.length × prod(imageShape)`. */
+  images: Float32Array;
+  /** `[C, H, W]` of one image. */
+  imageShape: readonly number[];
+}
+
+/** Options of {@linkcode evaluateSchedule}: the grid choice plus samples and metrics. */
+export interface EvaluateOptions extends SamplerOptions {
+  /**
+   * An explicit grid as EDM-equivalent noise levels σ/α, largest first (T … eps); excludes
+   * `skipType` and `loadFrom`. @default {undefined}
+   */
+  sigmas?: ArrayLike<number>;
+  /** Number of samples; with a teacher dataset at most its size. @default {1000, or the teacher dataset's size} */
+  numSamples?: number;
+  /** Noise seed; with a teacher dataset it must equal the dataset's seed. @default {0, or the teacher dataset's seed} */
+  seed?: number;
+  /** Samples per solver batch. @default {the model config's batch_size} */
+  batchSize?: number;
+  /** Feature model for FID: a spec to load, or an already loaded model (not closed here). */
+  features?: FeatureModelSpec | FeatureModel;
+  /** FID reference statistics: an `.npz` path (`mu`, `sigma`) or the statistics themselves. */
+  fidRef?: string | FeatureStats;
+  /** A teacher dataset folder (from `generate`): per-sample L2/L1 of student vs teacher. */
+  teacherDir?: string;
+  /**
+   * Exact-solution error for a Gaussian-mixture model: `true` reads the mixture from the
+   * model's ONNX graph (one built by `buildGmmOnnx`), or pass the {@linkcode Gmm}.
+   * @default {false}
+   */
+  exactGmm?: boolean | Gmm;
+  /** RK4 steps of the exact GMM solution (`gmmReferenceSolve`); 200 are within 1e-6 of 4000 on gmm-mnist. @default {200} */
+  exactSteps?: number;
+  /** A reference solver of your own for the exact-solution error (instead of `exactGmm`). */
+  reference?: ReferenceSolver;
+  /** Called once before the first batch (`done` 0) and after each batch with samples done and total. */
+  onProgress?: (done: number, total: number) => void;
+  /** Called with each batch's decoded images (e.g. to keep a preview grid). */
+  onBatch?: (batch: EvalBatch) => void;
+  /** Execution device when the model is given as a config. @default {the config's} */
+  device?: string;
+}
+
+/** Mean and sample standard deviation (divides by `count − 1`; 0 for one sample). */
+export interface MeanStd {
+  mean: number;
+  std: number;
+}
+
+/** The metrics an evaluation computed; absent ones were not requested. */
+export interface EvalMetrics {
+  /** Fréchet distance of the samples' features to the reference statistics. */
+  fid?: number;
+  /** Feature dimension and reference file of the FID. */
+  fidInfo?: { dim: number; features: string; ref: string };
+  /** Per-sample distance to the teacher's output ("L2" = mean squared difference over C·H·W). */
+  teacher?: { l2: MeanStd; l1: MeanStd; dir: string; solver: string; nfe: number };
+  /** Per-sample RMS error of the raw solver output against the reference ODE solution. */
+  exact?: { rms: MeanStd; reference: string };
+}
+
+/** The JSON document of one evaluation. */
+export interface EvalResult {
+  format: typeof EVAL_FORMAT;
+  version: number;
+  /** Model config name and file. */
+  config: { name: string; source: string };
+  /** Model name and SHA-256 of its ONNX file. */
+  model: { name: string; sha256: string };
+  /** Solver and its options. */
+  solver: { name: string; order?: number; variant?: string; steps: number; nfe: number };
+  /** Network evaluations per sample. */
+  nfe: number;
+  /** The grid: how it was chosen, step times t1, evaluation times t2, their σ/α and λ. */
+  grid: {
+    kind: string;
+    rho?: number;
+    load_from?: string;
+    t1: number[];
+    t2: number[];
+    sigma1: number[];
+    sigma2: number[];
+    lambda1: number[];
+  };
+  /** What was sampled. */
+  options: {
+    num_samples: number;
+    seed: number;
+    batch_size: number;
+    noise: "seed" | "teacher";
+  };
+  metrics: EvalMetrics;
+  /** Wall time of sampling and scoring, in seconds. */
+  seconds: number;
+  /** ISO time of the run. */
+  created: string;
+}
+
+function checkCount(name: string, value: number, min: number): void {
+  if (!(Number.isSafeInteger(value) && value >= min)) {
+    throw new RangeError(`${name} must be an integer >= ${min}: got ${value}`);
+  }
+}
+
+function sameShape(a: readonly number[], b: readonly number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+/** Mean and sample standard deviation of a list. */
+export function meanStd(values: ArrayLike<number>): MeanStd {
+  const n = values.length;
+  if (n === 0) return { mean: NaN, std: NaN };
+  let mean = 0;
+  for (let i = 0; i < n; i++) mean += values[i];
+  mean /= n;
+  let ss = 0;
+  for (let i = 0; i < n; i++) ss += (values[i] - mean) ** 2;
+  return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : 0 };
+}
+
+/**
+ * The sampler of an evaluation: {@linkcode prepareSampler}, or an explicit σ list.
+ *
+ * @throws {RangeError} When `sigmas` is combined with `skipType`/`loadFrom`, or `steps`
+ * disagrees with the list.
+ */
+export async function prepareEvalSampler(
+  model: LoadedModel,
+  options: EvaluateOptions,
+): Promise<PreparedSampler> {
+  if (options.sigmas === undefined) return await prepareSampler(model, options);
+  if (options.skipType !== undefined || options.loadFrom !== undefined) {
+    throw new RangeError(
+      `Give one grid: sigmas cannot be combined with ${
+        options.loadFrom !== undefined ? "loadFrom" : `skipType "${options.skipType}"`
+      }`,
+    );
+  }
+  validateSamplerOptions({ ...options, skipType: undefined, loadFrom: undefined });
+  const schedule = model.denoiser.schedule;
+  const grid = toGrid(gridFromSigmas(schedule, options.sigmas));
+  const steps = grid.t1.length - 1;
+  if (options.steps !== undefined && options.steps !== steps) {
+    throw new RangeError(
+      `steps ${options.steps} does not match the ${steps} steps of the sigma list`,
+    );
+  }
+  const solverName = (options.solverName ?? "uni_pc") as SolverName;
+  const solverOptions: PreparedSampler["solverOptions"] = {};
+  if (options.order !== undefined) solverOptions.order = options.order;
+  if (solverName === "uni_pc" && options.unipcVariant) solverOptions.variant = options.unipcVariant;
+  const plan = planSolver(solverName, schedule, grid, solverOptions);
+  const nfe = solverNfe(solverName, steps, solverOptions);
+  return { solverName, solverOptions, grid, plan, steps, nfe, gridKind: "sigmas" };
+}
+
+//----------------------------------------------------------------------------
+// The Gaussian mixture behind a buildGmmOnnx graph
+
+function initializerValues(t: TensorProto): Float64Array {
+  const FLOAT = 1;
+  const DOUBLE = 11;
+  const raw = t.rawData as Uint8Array | undefined;
+  if (raw && raw.length > 0) {
+    const copy = raw.slice(); // aligned copy of a view into the protobuf buffer
+    if (t.dataType === FLOAT) return Float64Array.from(new Float32Array(copy.buffer));
+    if (t.dataType === DOUBLE) return new Float64Array(copy.buffer);
+  }
+  if (t.dataType === FLOAT && t.floatData?.length) return Float64Array.from(t.floatData);
+  if (t.dataType === DOUBLE && t.doubleData?.length) return Float64Array.from(t.doubleData);
+  throw new TypeError(`Initializer "${t.name}" is not a float tensor`);
+}
+
+/**
+ * The {@linkcode Gmm} a `buildGmmOnnx` graph computes the denoiser of, read from its
+ * initializers (`mu` + `center`, `s2`, `log_pi`), so the exact solution refers to exactly the
+ * mixture the ONNX model evaluates.
+ *
+ * @throws {TypeError} When the bytes are not such a graph.
+ */
+export function gmmFromOnnx(bytes: Uint8Array, source = "model"): Gmm {
+  let model: ReturnType<typeof onnx.ModelProto.decode>;
+  try {
+    model = onnx.ModelProto.decode(bytes);
+  } catch (e) {
+    throw new TypeError(`Cannot read ONNX ${source}: ${(e as Error).message}`);
+  }
+  const inits = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? "", t]));
+  const need = ["mu", "center", "s2", "log_pi"];
+  const missing = need.filter((n) => !inits.has(n));
+  if (!String(model.docString ?? "").startsWith("Exact VE denoiser") || missing.length > 0) {
+    throw new TypeError(
+      `Exact GMM error needs a Gaussian-mixture graph built by buildGmmOnnx: ${source} is not one` +
+        (missing.length > 0 ? ` (no initializer ${missing.join(", ")})` : ""),
+    );
+  }
+  const mu = initializerValues(inits.get("mu")!);
+  const center = initializerValues(inits.get("center")!);
+  const s2 = initializerValues(inits.get("s2")!);
+  const logPi = initializerValues(inits.get("log_pi")!);
+  const k = s2.length;
+  const d = center.length;
+  if (mu.length !== k * d || logPi.length !== k) {
+    throw new TypeError(
+      `Gaussian-mixture graph ${source} has inconsistent sizes: mu ${mu.length}, K ${k}, d ${d}`,
+    );
+  }
+  const means: number[][] = [];
+  for (let j = 0; j < k; j++) {
+    // The graph adds the float32 center to the float32 centred mean in float32.
+    means.push(Array.from({ length: d }, (_, i) => Math.fround(mu[j * d + i] + center[i])));
+  }
+  return createGmm(means, s2, { weights: Array.from(logPi, Math.exp) });
+}
+
+//----------------------------------------------------------------------------
+// Evaluation
+
+type ModelInput = LoadedModel | ModelConfig | string;
+
+function isLoadedModel(m: ModelInput): m is LoadedModel {
+  return typeof m === "object" && "denoiser" in m;
+}
+
+function isFeatureModel(f: FeatureModelSpec | FeatureModel): f is FeatureModel {
+  return typeof (f as FeatureModel).features === "function";
+}
+
+/** The teacher dataset, checked against the model before anything runs. */
+async function openTeacher(dir: string, model: LoadedModel): Promise<Dataset> {
+  const data = await readDataset(dir);
+  const m = data.manifest;
+  if (m.model.sha256 !== model.modelHash) {
+    throw new RangeError(
+      `Teacher dataset ${dir} was made with another model (sha256 ${
+        m.model.sha256.slice(0, 12)
+      }…, this model ${model.modelHash.slice(0, 12)}…)`,
+    );
+  }
+  if (!sameShape(m.shapes.z, model.sampleShape) || !sameShape(m.shapes.x, model.imageShape)) {
+    throw new RangeError(
+      `Teacher dataset ${dir} holds z [${m.shapes.z}] and x [${m.shapes.x}]: the model needs ` +
+        `[${model.sampleShape}] and [${model.imageShape}]`,
+    );
+  }
+  return data;
+}
+
+/**
+ * Evaluates one schedule: samples `numSamples` seeded samples with the chosen solver and grid
+ * and computes every metric the options ask for (at least one is required).
+ *
+ * @param model A loaded model (left open), a validated config, or a config path.
+ * @returns The result document (see {@linkcode writeEvalResult}).
+ * @throws {RangeError} For bad numbers, a missing metric, mismatching statistics or datasets.
+ * @throws {TypeError} For a feature model or graph that does not fit.
+ *
+ * @example
+ * ```ts ignore
+ * const result = await evaluateSchedule("configs/gmm-mnist.yml", {
+ *   solverName: "uni_pc", steps: 6, skipType: "logSNR", numSamples: 100,
+ *   teacherDir: "train_data/uni_pc_NFE20_edm",
+ * });
+ * console.log(result.metrics.teacher?.l2.mean);
+ * ```
+ */
+export async function evaluateSchedule(
+  model: ModelInput,
+  options: EvaluateOptions = {},
+): Promise<EvalResult> {
+  // Checks that need nothing loaded come first, so bad input fails fast.
+  if (options.sigmas === undefined) validateSamplerOptions(options);
+  else validateSamplerOptions({ ...options, skipType: undefined, loadFrom: undefined });
+  const wantFid = options.features !== undefined || options.fidRef !== undefined;
+  if (wantFid && (options.features === undefined || options.fidRef === undefined)) {
+    throw new RangeError(
+      `FID needs both a feature model and reference statistics: got ${
+        options.features === undefined ? "no features" : "no fidRef"
+      }`,
+    );
+  }
+  const wantExact = (options.exactGmm !== undefined && options.exactGmm !== false) ||
+    options.reference !== undefined;
+  if (!wantFid && options.teacherDir === undefined && !wantExact) {
+    throw new RangeError(
+      "Nothing to measure: give a teacher dataset, a feature model with reference statistics, " +
+        "or an exact reference",
+    );
+  }
+  if (options.numSamples !== undefined) checkCount("num_samples", options.numSamples, 1);
+  if (options.seed !== undefined) checkCount("seed", options.seed, 0);
+  if (options.batchSize !== undefined) checkCount("batch_size", options.batchSize, 1);
+  const exactSteps = options.exactSteps ?? 200;
+  checkCount("exact_steps", exactSteps, 1);
+
+  const owned = !isLoadedModel(model);
+  const m = isLoadedModel(model)
+    ? model
+    : await loadModel(model, options.device ? { device: options.device } : {});
+  let featureModel: FeatureModel | undefined;
+  let ownsFeatures = false;
+  try {
+    const sampler = await prepareEvalSampler(m, options);
+    const schedule = m.denoiser.schedule;
+
+    // Teacher: its z fix the samples (and the seed).
+    let teacher: Dataset | undefined;
+    let seed = options.seed ?? 0;
+    let numSamples = options.numSamples ?? 1000;
+    if (options.teacherDir !== undefined) {
+      teacher = await openTeacher(options.teacherDir, m);
+      const tSeed = teacher.manifest.noise.seed;
+      if (options.seed !== undefined && options.seed !== tSeed) {
+        throw new RangeError(
+          `seed ${options.seed} differs from the teacher dataset's seed ${tSeed}: ` +
+            `omit the seed to use the dataset's noise`,
+        );
+      }
+      seed = tSeed;
+      numSamples = options.numSamples ?? teacher.manifest.count;
+      if (numSamples > teacher.manifest.count) {
+        throw new RangeError(
+          `num_samples ${numSamples} exceeds the ${teacher.manifest.count} samples of the ` +
+            `teacher dataset ${options.teacherDir}`,
+        );
+      }
+    }
+
+    // FID: reference statistics and feature model, checked against each other up front.
+    let ref: FeatureStats | undefined;
+    let featureDim = 0;
+    if (wantFid) {
+      if (numSamples < 2) {
+        throw new RangeError(`FID needs num_samples >= 2: got ${numSamples}`);
+      }
+      ref = typeof options.fidRef === "string"
+        ? await readFidRefs(options.fidRef)
+        : options.fidRef!;
+      const refDim = statsDim(ref, "fidRef");
+      const spec = options.features!;
+      if (isFeatureModel(spec)) featureModel = spec;
+      else {
+        featureModel = await loadFeatureModel(spec.path, {
+          inputName: spec.input,
+          outputName: spec.output,
+          inputRange: spec.inputRange,
+          sampleShape: m.imageShape,
+        });
+        ownsFeatures = true;
+      }
+      if (!sameShape(featureModel.sampleShape, m.imageShape)) {
+        throw new RangeError(
+          `Feature model takes images [${featureModel.sampleShape}]: the model makes [${m.imageShape}]`,
+        );
+      }
+      const probe = await featureModel.features(new Float32Array(sampleSize(m.imageShape)), 1);
+      featureDim = probe.length;
+      if (featureDim !== refDim) {
+        throw new RangeError(
+          `Reference statistics have dimension ${refDim} but the feature model outputs ${featureDim}`,
+        );
+      }
+    }
+
+    let reference: ReferenceSolver | undefined = options.reference;
+    let referenceName = "custom";
+    if (reference === undefined && wantExact) {
+      const gmm = options.exactGmm === true
+        ? gmmFromOnnx(await Deno.readFile(m.config.model.path), m.config.model.path)
+        : options.exactGmm as Gmm;
+      if (gmm.dim !== sampleSize(m.sampleShape)) {
+        throw new RangeError(
+          `Gaussian mixture has dimension ${gmm.dim}: the model's samples have ${
+            sampleSize(m.sampleShape)
+          }`,
+        );
+      }
+      reference = (xT) =>
+        gmmReferenceSolve(gmm, xT, schedule.tMax, schedule.tMin, { schedule, steps: exactSteps });
+      referenceName = `gmm_rk4_${exactSteps}`;
+    }
+
+    const conditions = teacher ? undefined : conditionTable(m);
+    const batchSize = options.batchSize ?? m.config.batch_size ?? 16;
+    const zSize = sampleSize(m.sampleShape);
+    const imageSize = sampleSize(m.imageShape);
+    const l2 = new Float64Array(teacher ? numSamples : 0);
+    const l1 = new Float64Array(teacher ? numSamples : 0);
+    const exact = new Float64Array(reference ? numSamples : 0);
+    const features = new Float64Array(wantFid ? numSamples * featureDim : 0);
+    const started = performance.now();
+    options.onProgress?.(0, numSamples);
+    for (let start = 0; start < numSamples; start += batchSize) {
+      const count = Math.min(batchSize, numSamples - start);
+      const indices = Array.from({ length: count }, (_, k) => start + k);
+      let xT: Float64Array;
+      let teacherX: Float32Array | undefined;
+      let condition: Float32Array | undefined;
+      if (teacher) {
+        const samples = await Promise.all(indices.map((i) => teacher!.read(i)));
+        xT = new Float64Array(count * zSize);
+        teacherX = new Float32Array(count * imageSize);
+        samples.forEach((s, b) => {
+          for (let j = 0; j < zSize; j++) xT[b * zSize + j] = schedule.priorScale * s.z[j];
+          teacherX!.set(s.x, b * imageSize);
+        });
+        if (samples[0].c) {
+          const csize = samples[0].c.length;
+          condition = new Float32Array(count * csize);
+          samples.forEach((s, b) => condition!.set(s.c!, b * csize));
+        }
+      } else {
+        xT = initialNoise(seed, indices, {
+          shape: m.sampleShape,
+          priorScale: schedule.priorScale,
+        }).xT;
+        if (conditions) {
+          const csize = conditions.data.length / conditions.rows;
+          condition = new Float32Array(count * csize);
+          indices.forEach((i, b) => {
+            const row = i % conditions.rows;
+            condition!.set(conditions.data.subarray(row * csize, (row + 1) * csize), b * csize);
+          });
+        }
+      }
+      const out = await runPlan(sampler.plan, m.denoiser, xT, condition ? { condition } : {});
+      const images = await m.decode(out);
+      if (teacherX) {
+        l2.set(l2Distance(images, teacherX, count), start);
+        l1.set(l1Distance(images, teacherX, count), start);
+      }
+      if (reference) {
+        const exactX = await reference(xT, indices);
+        exact.set(rmsDistance(exactX, out, count), start);
+      }
+      if (featureModel) {
+        features.set(await featureModel.features(images, count), start * featureDim);
+      }
+      options.onBatch?.({ indices, images, imageShape: m.imageShape });
+      options.onProgress?.(start + count, numSamples);
+    }
+
+    const metrics: EvalMetrics = {};
+    if (ref && featureModel) {
+      metrics.fid = fidFromStats(featureStats(features, numSamples, featureDim), ref);
+      const spec = options.features!;
+      metrics.fidInfo = {
+        dim: featureDim,
+        features: isFeatureModel(spec) ? "(loaded)" : resolve(spec.path),
+        ref: typeof options.fidRef === "string" ? resolve(options.fidRef) : "(given)",
+      };
+    }
+    if (teacher) {
+      metrics.teacher = {
+        l2: meanStd(l2),
+        l1: meanStd(l1),
+        dir: resolve(teacher.dir),
+        solver: teacher.manifest.solver.name,
+        nfe: teacher.manifest.solver.nfe,
+      };
+    }
+    if (reference) metrics.exact = { rms: meanStd(exact), reference: referenceName };
+    const seconds = (performance.now() - started) / 1000;
+
+    return {
+      format: EVAL_FORMAT,
+      version: EVAL_VERSION,
+      config: { name: m.config.name, source: m.config.source },
+      model: { name: m.config.name, sha256: m.modelHash },
+      solver: {
+        name: sampler.solverName,
+        ...sampler.solverOptions,
+        steps: sampler.steps,
+        nfe: sampler.nfe,
+      },
+      nfe: sampler.nfe,
+      grid: {
+        kind: sampler.gridKind,
+        ...(sampler.rho !== undefined ? { rho: sampler.rho } : {}),
+        ...(sampler.loadFrom !== undefined ? { load_from: sampler.loadFrom } : {}),
+        t1: Array.from(sampler.grid.t1),
+        t2: Array.from(sampler.grid.t2),
+        sigma1: Array.from(gridSigmas(schedule, sampler.grid.t1)),
+        sigma2: Array.from(gridSigmas(schedule, sampler.grid.t2)),
+        lambda1: Array.from(gridLambdas(schedule, sampler.grid.t1)),
+      },
+      options: {
+        num_samples: numSamples,
+        seed,
+        batch_size: batchSize,
+        noise: teacher ? "teacher" : "seed",
+      },
+      metrics,
+      seconds,
+      created: new Date().toISOString(),
+    };
+  } finally {
+    if (ownsFeatures) await featureModel?.close();
+    if (owned) await m.close();
+  }
+}
+
+/** Writes an evaluation result as indented JSON, atomically. */
+export async function writeEvalResult(path: string, result: EvalResult): Promise<void> {
+  await writeJsonAtomic(path, result);
+}
+
+/** A short human summary of a result's metrics, e.g. `FID 12.34, L2 to teacher 0.0123 ± 0.004`. */
+export function formatMetrics(metrics: EvalMetrics): string {
+  const parts: string[] = [];
+  const g = (v: number) => v === 0 ? "0" : Number.isFinite(v) ? v.toPrecision(4) : String(v);
+  if (metrics.fid !== undefined) parts.push(`FID ${metrics.fid.toFixed(2)}`);
+  if (metrics.teacher) {
+    parts.push(`L2 to teacher ${g(metrics.teacher.l2.mean)} ± ${g(metrics.teacher.l2.std)}`);
+    parts.push(`L1 ${g(metrics.teacher.l1.mean)}`);
+  }
+  if (metrics.exact) {
+    parts.push(`exact RMS error ${g(metrics.exact.rms.mean)} ± ${g(metrics.exact.rms.std)}`);
+  }
+  return parts.join(", ");
+}

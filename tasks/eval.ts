@@ -1,0 +1,176 @@
+/**
+ * `deno task eval`: evaluate one schedule with one solver on seeded samples.
+ *
+ * ```sh
+ * deno task eval --config configs/gmm-mnist.yml --solver_name uni_pc --steps 6 \
+ *   --skip_type logSNR --num_samples 1000 --seed 0 \
+ *   [--data_dir train_data/uni_pc_NFE20_edm] [--features model.onnx --fid_ref ref.npz] \
+ *   [--exact_gmm] [--out result.json] [--save_png grid.png]
+ * ```
+ *
+ * The grid is one of `--skip_type`, `--load_from grid.json` or `--sigmas 80,10,1,0.002`.
+ * Prints one summary line and writes the JSON result (`lib/evaluate.ts`, {@linkcode EvalResult}).
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { writeFileAtomic } from "../lib/atomic.ts";
+import {
+  type EvalResult,
+  evaluateSchedule,
+  formatMetrics,
+  writeEvalResult,
+} from "../lib/evaluate.ts";
+import { imageShapeOf, imagesToPngGrid } from "../lib/image.ts";
+import { ProgressBar } from "../lib/progress.ts";
+import { intOption, numberOption, runTask } from "./_data_cli.ts";
+
+const USAGE = `Usage: deno task eval --config <model.yml> [options]
+  --solver_name NAME   euler | heun | dpm_solver | dpm_solver++ | uni_pc | ipndm (default uni_pc)
+  --steps N            solver steps (default 20; fixed by --load_from / --sigmas)
+  --order N            solver order
+  --unipc_variant V    bh1 | bh2 (default bh1)
+  --skip_type T        time_uniform | time_quadratic | logSNR | edm | gits (default edm)
+  --rho R              EDM schedule exponent (default 7)
+  --load_from FILE     grid JSON file (e.g. learned by LD3)
+  --sigmas LIST        explicit σ list, largest first, e.g. 80,10,1,0.002
+  --num_samples N      samples (default 1000, or the teacher dataset's size)
+  --seed N             noise seed (default 0, or the teacher dataset's)
+  --batch_size N       samples per solver batch (default: the config's batch_size)
+  --data_dir DIR       teacher dataset folder (from generate): L2/L1 to teacher
+  --features FILE      feature ONNX model for FID (with --fid_ref)
+  --features_input S   its image input name (default image)
+  --features_output S  its feature output name (default features)
+  --fid_ref FILE       reference statistics .npz (mu, sigma)
+  --exact_gmm          exact-solution error (Gaussian-mixture models built by buildGmmOnnx)
+  --exact_steps N      RK4 steps of the exact solution (default 200)
+  --out FILE           result JSON (default eval_<solver>_NFE<nfe>_<grid>.json)
+  --save_png FILE      grid PNG of the first 64 samples
+  --device D           execution device (default: the config's)`;
+
+/** Parses `--sigmas 80,10,1,0.002`. */
+function sigmaList(value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split(",").map((s) => s.trim());
+  const sigmas = parts.map(Number);
+  const bad = parts.findIndex((p, i) => p === "" || !Number.isFinite(sigmas[i]));
+  if (bad >= 0) {
+    throw new TypeError(`--sigmas must be a comma-separated list of numbers: got "${value}"`);
+  }
+  return sigmas;
+}
+
+function summary(result: EvalResult): string {
+  const grid = result.grid.kind === "file" ? `file ${result.grid.load_from}` : result.grid.kind;
+  return `${result.solver.name} NFE ${result.nfe} ${grid}: ${formatMetrics(result.metrics)} ` +
+    `(${result.options.num_samples} samples, ${result.seconds.toFixed(1)} s)`;
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    args: Deno.args,
+    strict: true,
+    allowPositionals: false,
+    options: {
+      config: { type: "string" },
+      solver_name: { type: "string" },
+      steps: { type: "string" },
+      order: { type: "string" },
+      unipc_variant: { type: "string" },
+      skip_type: { type: "string" },
+      rho: { type: "string" },
+      load_from: { type: "string" },
+      sigmas: { type: "string" },
+      num_samples: { type: "string" },
+      seed: { type: "string" },
+      batch_size: { type: "string" },
+      data_dir: { type: "string" },
+      features: { type: "string" },
+      features_input: { type: "string" },
+      features_output: { type: "string" },
+      fid_ref: { type: "string" },
+      exact_gmm: { type: "boolean" },
+      exact_steps: { type: "string" },
+      out: { type: "string" },
+      save_png: { type: "string" },
+      device: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
+  if (!values.config) throw new TypeError("--config is required (a model YAML file)");
+  const grids = [values.skip_type, values.load_from, values.sigmas].filter((v) => v !== undefined);
+  if (grids.length > 1) {
+    throw new TypeError("Give one grid: --skip_type, --load_from or --sigmas");
+  }
+  if (
+    values.data_dir === undefined && values.features === undefined &&
+    values.fid_ref === undefined && !values.exact_gmm
+  ) {
+    throw new TypeError(
+      "Nothing to measure: give --data_dir (teacher dataset), --features with --fid_ref, or --exact_gmm",
+    );
+  }
+  const numSamples = intOption("num_samples", values.num_samples);
+  let bar: ProgressBar | undefined;
+  const preview: Float32Array[] = [];
+  let previewShape: readonly number[] = [];
+  let previewCount = 0;
+  const result = await evaluateSchedule(values.config, {
+    solverName: values.solver_name,
+    steps: intOption("steps", values.steps),
+    order: intOption("order", values.order),
+    unipcVariant: values.unipc_variant as "bh1" | "bh2" | undefined,
+    skipType: values.skip_type,
+    rho: numberOption("rho", values.rho),
+    loadFrom: values.load_from,
+    sigmas: sigmaList(values.sigmas),
+    numSamples,
+    seed: intOption("seed", values.seed),
+    batchSize: intOption("batch_size", values.batch_size),
+    teacherDir: values.data_dir,
+    features: values.features === undefined ? undefined : {
+      path: values.features,
+      input: values.features_input,
+      output: values.features_output,
+    },
+    fidRef: values.fid_ref,
+    exactGmm: values.exact_gmm ?? false,
+    exactSteps: intOption("exact_steps", values.exact_steps),
+    device: values.device,
+    onProgress(done, total) {
+      bar ??= new ProgressBar(total, { label: "eval", unit: "samples" });
+      bar.update(done);
+    },
+    onBatch: values.save_png === undefined ? undefined : (batch) => {
+      previewShape = batch.imageShape;
+      const size = batch.images.length / batch.indices.length;
+      const take = Math.min(64 - previewCount, batch.indices.length);
+      if (take > 0) {
+        preview.push(batch.images.slice(0, take * size));
+        previewCount += take;
+      }
+    },
+  });
+  bar?.finish();
+  const out = values.out ??
+    `eval_${result.solver.name}_NFE${result.nfe}_${result.grid.kind}.json`;
+  await writeEvalResult(out, result);
+  if (values.save_png !== undefined && previewCount > 0) {
+    const shape = imageShapeOf([...previewShape]);
+    const size = shape.reduce((a, b) => a * b, 1);
+    const all = new Float32Array(previewCount * size);
+    let offset = 0;
+    for (const p of preview) {
+      all.set(p, offset);
+      offset += p.length;
+    }
+    await writeFileAtomic(values.save_png, imagesToPngGrid(all, [previewCount, ...shape]));
+  }
+  console.log(summary(result));
+}
+
+if (import.meta.main) await runTask(main);

@@ -1,0 +1,239 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { evaluateSchedule, gmmFromOnnx, meanStd, writeEvalResult } from "../lib/evaluate.ts";
+import { loadFeatureModel } from "../lib/features.ts";
+import { featureStats, writeFidRefs } from "../lib/fid.ts";
+import { gridFromSigmas, toGrid } from "../lib/grid.ts";
+import { makeGridFile, saveGridFile } from "../lib/grid_file.ts";
+import { readDataset } from "../lib/dataset.ts";
+import { buildModel, ElemType, node, tensor, valueInfo } from "../lib/onnx_build.ts";
+import { generateDataset } from "../lib/sampling.ts";
+import { veSchedule } from "../lib/schedule.ts";
+import { makeTinyGmm, type TinyGmm } from "./_tiny_gmm.ts";
+
+/** A tiny feature model: flatten [B,1,4,4] to [B,16] and project to 3 features. */
+function tinyFeatureOnnx(dim = 3): Uint8Array {
+  const w = Float32Array.from({ length: 16 * dim }, (_, i) => Math.sin(1.3 * i + 0.2));
+  return buildModel({
+    nodes: [
+      node("Reshape", ["image", "flat"], ["x"]),
+      node("MatMul", ["x", "w"], ["features"]),
+    ],
+    initializers: [tensor("flat", [2], BigInt64Array.of(-1n, 16n)), tensor("w", [16, dim], w)],
+    inputs: [valueInfo("image", ElemType.float, ["batch", 1, 4, 4])],
+    outputs: [valueInfo("features", ElemType.float, ["batch", dim])],
+  });
+}
+
+/** Tiny model, a 12-sample teacher dataset (uni_pc, 10 steps, edm) and a feature model. */
+async function setup(): Promise<TinyGmm & { teacher: string; features: string }> {
+  const gmm = await makeTinyGmm();
+  const result = await generateDataset(gmm.config, {
+    dataDir: join(gmm.dir, "data"),
+    totalSamples: 12,
+    samplingBatchSize: 5,
+    steps: 10,
+    solverName: "uni_pc",
+    skipType: "edm",
+    seed: 3,
+    progress: false,
+  });
+  const features = join(gmm.dir, "features.onnx");
+  await Deno.writeFile(features, tinyFeatureOnnx());
+  return { ...gmm, teacher: result.dir, features };
+}
+
+Deno.test("meanStd() gives the mean and the n−1 standard deviation", () => {
+  const { mean, std } = meanStd([1, 2, 3, 4]);
+  assert.equal(mean, 2.5);
+  assert.ok(Math.abs(std - Math.sqrt(5 / 3)) < 1e-15);
+  assert.deepEqual(meanStd([7]), { mean: 7, std: 0 });
+});
+
+Deno.test("evaluateSchedule() teacher distance: ≈ 0 on the teacher's grid, larger on 4 steps", async () => {
+  const t = await setup();
+  try {
+    const own = await evaluateSchedule(t.config, {
+      solverName: "uni_pc",
+      steps: 10,
+      skipType: "edm",
+      teacherDir: t.teacher,
+      batchSize: 4,
+    });
+    assert.equal(own.options.num_samples, 12);
+    assert.equal(own.options.seed, 3);
+    assert.equal(own.options.noise, "teacher");
+    const ownL2 = own.metrics.teacher!.l2.mean;
+    // Same x_T, grid and solver; only float32 rounding (batch split) may differ.
+    assert.ok(ownL2 < 1e-10, `own grid L2 ${ownL2}`);
+    const short = await evaluateSchedule(t.config, {
+      solverName: "uni_pc",
+      steps: 4,
+      skipType: "time_uniform",
+      teacherDir: t.teacher,
+      numSamples: 6,
+    });
+    assert.equal(short.options.num_samples, 6);
+    assert.ok(short.metrics.teacher!.l2.mean > 1e-4, `4-step L2 ${short.metrics.teacher!.l2.mean}`);
+    assert.ok(short.metrics.teacher!.l1.mean > 1e-3);
+    assert.equal(short.nfe, 4);
+    assert.equal(short.grid.t1.length, 5);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("evaluateSchedule() is deterministic for a seed", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const options = {
+      solverName: "dpm_solver++",
+      steps: 5,
+      skipType: "logSNR",
+      numSamples: 7,
+      seed: 11,
+      batchSize: 3,
+      exactGmm: true,
+      exactSteps: 100,
+    };
+    const a = await evaluateSchedule(gmm.config, options);
+    const b = await evaluateSchedule(gmm.config, options);
+    assert.deepEqual(a.metrics, b.metrics);
+    assert.ok(a.metrics.exact!.rms.mean > 0);
+    // Another batch split changes only the network's float32 rounding, not the noise.
+    const c = await evaluateSchedule(gmm.config, { ...options, batchSize: 7 });
+    assert.ok(Math.abs(c.metrics.exact!.rms.mean - a.metrics.exact!.rms.mean) < 1e-5);
+    const other = await evaluateSchedule(gmm.config, { ...options, seed: 12 });
+    assert.notDeepEqual(other.metrics, a.metrics);
+    const path = join(gmm.dir, "r.json");
+    await writeEvalResult(path, a);
+    const back = JSON.parse(await Deno.readTextFile(path));
+    assert.equal(back.format, "ld3-eval");
+    assert.deepEqual(back.metrics, JSON.parse(JSON.stringify(a.metrics)));
+    assert.equal(back.solver.name, "dpm_solver++");
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("evaluateSchedule() of a grid file equals the same explicit sigma list", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const sigmas = [80, 12, 2.5, 0.6, 0.1, 0.002];
+    const schedule = veSchedule();
+    const file = makeGridFile(schedule, toGrid(gridFromSigmas(schedule, sigmas)), {
+      solver: "ipndm",
+      source: "manual",
+    });
+    const path = join(gmm.dir, "grid.json");
+    await saveGridFile(path, file);
+    const common = { solverName: "ipndm", numSamples: 5, exactGmm: true, exactSteps: 100 };
+    const fromFile = await evaluateSchedule(gmm.config, { ...common, loadFrom: path });
+    const fromList = await evaluateSchedule(gmm.config, { ...common, sigmas });
+    assert.deepEqual(fromFile.metrics, fromList.metrics);
+    assert.deepEqual(fromFile.grid.t1, fromList.grid.t1);
+    assert.equal(fromFile.grid.kind, "file");
+    assert.equal(fromList.grid.kind, "sigmas");
+    // More steps on the same model get closer to the exact solution.
+    const fine = await evaluateSchedule(gmm.config, { ...common, skipType: "edm", steps: 30 });
+    assert.ok(fine.metrics.exact!.rms.mean < fromList.metrics.exact!.rms.mean);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("evaluateSchedule() FID end to end on a tiny feature model", async () => {
+  const t = await setup();
+  try {
+    // Reference statistics: features of the teacher's own outputs.
+    const data = await readDataset(t.teacher);
+    const images = new Float32Array(12 * 16);
+    for await (const s of data) images.set(s.x, s.index * 16);
+    const fm = await loadFeatureModel(t.features);
+    const feats = await fm.features(images, 12);
+    await fm.close();
+    const ref = join(t.dir, "ref.npz");
+    await writeFidRefs(ref, featureStats(feats, 12, 3));
+    const features = { path: t.features };
+    const same = await evaluateSchedule(t.config, {
+      solverName: "uni_pc",
+      steps: 10,
+      skipType: "edm",
+      numSamples: 12,
+      seed: 3,
+      features,
+      fidRef: ref,
+    });
+    assert.ok(Math.abs(same.metrics.fid!) < 1e-6, `FID ${same.metrics.fid}`);
+    assert.equal(same.metrics.fidInfo!.dim, 3);
+    const coarse = await evaluateSchedule(t.config, {
+      solverName: "euler",
+      steps: 2,
+      skipType: "time_uniform",
+      numSamples: 12,
+      seed: 3,
+      features,
+      fidRef: ref,
+    });
+    assert.ok(coarse.metrics.fid! > 1e-3, `coarse FID ${coarse.metrics.fid}`);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("gmmFromOnnx() recovers the mixture of a buildGmmOnnx graph", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const mix = gmmFromOnnx(await Deno.readFile(join(gmm.dir, "model.onnx")));
+    assert.equal(mix.dim, 16);
+    assert.equal(mix.weights.length, 3);
+    for (let j = 0; j < 16; j++) {
+      const expected = 0.8 * Math.sin(2 * (j + 1) * 0.7);
+      assert.ok(Math.abs(mix.means[16 + j] - expected) < 1e-6);
+    }
+    assert.ok(Math.abs(mix.variances[1] - 0.02) < 1e-8);
+    assert.ok(Math.abs(mix.weights[0] - 1 / 3) < 1e-7);
+    assert.throws(() => gmmFromOnnx(tinyFeatureOnnx()), /buildGmmOnnx/);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("evaluateSchedule() rejects bad input with one clear error", async () => {
+  const t = await setup();
+  try {
+    const ref4 = join(t.dir, "ref4.npz");
+    await writeFidRefs(ref4, { mu: new Float64Array(4), sigma: new Float64Array(16) });
+    await assert.rejects(
+      evaluateSchedule(t.config, { features: { path: t.features }, fidRef: ref4, numSamples: 4 }),
+      /Reference statistics have dimension 4 but the feature model outputs 3/,
+    );
+    await assert.rejects(
+      evaluateSchedule(t.config, { fidRef: ref4 }),
+      /FID needs both a feature model and reference statistics/,
+    );
+    await assert.rejects(evaluateSchedule(t.config, {}), /Nothing to measure/);
+    await assert.rejects(
+      evaluateSchedule(t.config, { solverName: "rk45", teacherDir: t.teacher }),
+      /Unknown solver: "rk45"/,
+    );
+    await assert.rejects(
+      evaluateSchedule(t.config, { loadFrom: join(t.dir, "nope.json"), teacherDir: t.teacher }),
+      /Cannot read grid file/,
+    );
+    await assert.rejects(
+      evaluateSchedule(t.config, { sigmas: [80, 1, 0.002], skipType: "edm", exactGmm: true }),
+      /Give one grid/,
+    );
+    await assert.rejects(
+      evaluateSchedule(t.config, { teacherDir: t.teacher, numSamples: 13 }),
+      /exceeds the 12 samples/,
+    );
+    await assert.rejects(
+      evaluateSchedule(t.config, { teacherDir: t.teacher, seed: 4 }),
+      /seed 4 differs from the teacher dataset's seed 3/,
+    );
+  } finally {
+    await t.cleanup();
+  }
+});
