@@ -115,10 +115,9 @@ export function lossByName(name: string): SampleLoss {
     case "L1":
       return l1Loss;
     case "LPIPS":
-      // TODO(lpips): the LPIPS loss runs a user-supplied LPIPS ONNX model and its VJP graph
-      // (lib/vjp); it is wired in by the training task once those land.
+      // LPIPS runs a user-supplied ONNX model: `loadLpips(path)` in lib/lpips.ts builds it.
       throw new RangeError(
-        `Loss "LPIPS" needs an LPIPS ONNX model: build it with the LPIPS loader and pass it in`,
+        `Loss "LPIPS" needs an LPIPS ONNX model: load it with loadLpips() (lib/lpips.ts) and pass it in`,
       );
     default:
       throw new RangeError(
