@@ -1,0 +1,357 @@
+/**
+ * Display helpers for the ld3 notebooks (Deno Jupyter kernel).
+ *
+ * Every helper returns a {@linkcode Displayable}: an object whose `Symbol.for("Jupyter.display")`
+ * method gives a Jupyter media bundle. The Deno kernel renders such an object when it is the
+ * last expression of a cell, and {@linkcode show} sends any number of them from inside a
+ * cell (a loop, for instance). The bundles are plain data, so the helpers also work — and are
+ * tested — outside Jupyter, where {@linkcode show} prints the `text/plain` fallback instead.
+ *
+ * @module
+ */
+import { Buffer } from "node:buffer";
+import { encodePng, type GridOptions, gridRaster, type Raster } from "../lib/image.ts";
+
+/** The symbol the Deno kernel looks up on a cell's result (`Deno.jupyter.$display`). */
+export const DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
+
+/** A Jupyter media bundle: MIME type → data (images base64-encoded). */
+export type MediaBundle = Record<string, string>;
+
+/** Something the Deno Jupyter kernel can render. */
+export interface Displayable {
+  /** The media bundle to render. */
+  [DISPLAY](): MediaBundle;
+}
+
+function displayable(bundle: MediaBundle): Displayable {
+  return { [DISPLAY]: () => bundle };
+}
+
+/** Escapes text for HTML/XML content and attribute values. */
+export function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/**
+ * Enlarges a raster by an integer factor with nearest-neighbour sampling, so that 28×28
+ * digits stay sharp in a notebook instead of being blurred by the browser.
+ *
+ * @throws {RangeError} When `factor` is not a positive integer.
+ */
+export function upscaleRaster(raster: Raster, factor: number): Raster {
+  if (!Number.isInteger(factor) || factor < 1) {
+    throw new RangeError(`Upscale factor must be a positive integer: got ${factor}`);
+  }
+  const { width, height, channels, pixels } = raster;
+  const w = width * factor;
+  const h = height * factor;
+  const out = new Uint8Array(w * h * channels);
+  for (let y = 0; y < h; y++) {
+    const src = Math.floor(y / factor) * width;
+    for (let x = 0; x < w; x++) {
+      const from = (src + Math.floor(x / factor)) * channels;
+      const to = (y * w + x) * channels;
+      for (let c = 0; c < channels; c++) out[to + c] = pixels[from + c];
+    }
+  }
+  return { width: w, height: h, channels, pixels: out };
+}
+
+/** Options of {@linkcode png}. */
+export interface PngOptions {
+  /** Alternative text, shown by frontends that cannot draw images. @default {"PNG image"} */
+  alt?: string;
+}
+
+/** A PNG file's bytes as an inline image (`image/png`, base64). */
+export function png(bytes: Uint8Array, options: PngOptions = {}): Displayable {
+  return displayable({
+    "image/png": Buffer.from(bytes).toString("base64"),
+    "text/plain": `<${options.alt ?? "PNG image"}: ${bytes.length} bytes>`,
+  });
+}
+
+/** Options of {@linkcode imageGrid}. */
+export interface ImageGridOptions extends GridOptions, PngOptions {
+  /** Integer enlargement of the grid. @default {3} */
+  scale?: number;
+}
+
+/**
+ * A batch of float images `[B, C, H, W]` (values in [-1, 1] unless `dataRange` says otherwise)
+ * as one inline PNG grid.
+ */
+export function imageGrid(
+  images: ArrayLike<number>,
+  shape: readonly number[],
+  options: ImageGridOptions = {},
+): Displayable {
+  const raster = upscaleRaster(gridRaster(images, shape, options), options.scale ?? 3);
+  return png(encodePng(raster), { alt: options.alt ?? `${shape[0]} images` });
+}
+
+/** An SVG document as an inline image (`image/svg+xml`). */
+export function svg(markup: string, alt = "SVG image"): Displayable {
+  return displayable({ "image/svg+xml": markup, "text/plain": `<${alt}>` });
+}
+
+/** Markdown text (`text/markdown`, with itself as the plain-text fallback). */
+export function markdown(text: string): Displayable {
+  return displayable({ "text/markdown": text, "text/plain": text });
+}
+
+/** A table cell: numbers are formatted with {@linkcode formatNumber}. */
+export type Cell = string | number;
+
+/** Formats a number for a table: integers as is, others with 4 significant digits. */
+export function formatNumber(value: number): string {
+  if (Number.isInteger(value)) return String(value);
+  if (!Number.isFinite(value)) return String(value);
+  return Number(value.toPrecision(4)).toString();
+}
+
+function cellText(cell: Cell): string {
+  return typeof cell === "number" ? formatNumber(cell) : cell;
+}
+
+function checkRows(headers: readonly string[], rows: readonly (readonly Cell[])[]): void {
+  rows.forEach((row, i) => {
+    if (row.length !== headers.length) {
+      throw new RangeError(
+        `Table row ${i} has ${row.length} cells, the header has ${headers.length}`,
+      );
+    }
+  });
+}
+
+/** A GitHub-flavoured Markdown table (pipes in cells are escaped). */
+export function markdownTable(
+  headers: readonly string[],
+  rows: readonly (readonly Cell[])[],
+): string {
+  checkRows(headers, rows);
+  const line = (cells: readonly string[]) =>
+    `| ${cells.map((c) => c.replaceAll("|", "\\|")).join(" | ")} |`;
+  return [
+    line(headers),
+    line(headers.map(() => "---")),
+    ...rows.map((row) => line(row.map(cellText))),
+  ].join("\n");
+}
+
+/** An HTML `<table>` (all text escaped). */
+export function htmlTable(headers: readonly string[], rows: readonly (readonly Cell[])[]): string {
+  checkRows(headers, rows);
+  const tr = (tag: string, cells: readonly string[]) =>
+    `<tr>${cells.map((c) => `<${tag}>${escapeXml(c)}</${tag}>`).join("")}</tr>`;
+  return `<table><thead>${tr("th", headers)}</thead><tbody>${
+    rows.map((row) => tr("td", row.map(cellText))).join("")
+  }</tbody></table>`;
+}
+
+/** A table, as HTML for notebook frontends and Markdown for plain text. */
+export function table(headers: readonly string[], rows: readonly (readonly Cell[])[]): Displayable {
+  return displayable({
+    "text/html": htmlTable(headers, rows),
+    "text/markdown": markdownTable(headers, rows),
+    "text/plain": markdownTable(headers, rows),
+  });
+}
+
+/** One line of a {@linkcode lineChartSvg}. */
+export interface Series {
+  /** Legend label. */
+  name: string;
+  /** y values. */
+  y: ArrayLike<number>;
+  /** x values (same length as `y`). @default {0, 1, …, y.length − 1} */
+  x?: ArrayLike<number>;
+}
+
+/** Options of {@linkcode lineChartSvg}. */
+export interface LineChartOptions {
+  /** Width in pixels. @default {560} */
+  width?: number;
+  /** Height in pixels. @default {320} */
+  height?: number;
+  /** Title above the plot. @default {""} */
+  title?: string;
+  /** x-axis label. @default {""} */
+  xLabel?: string;
+  /** y-axis label. @default {""} */
+  yLabel?: string;
+  /** Plot y on a log10 scale (all y must be positive). @default {false} */
+  logY?: boolean;
+}
+
+/** Line colours, picked to stay apart for colour-blind readers (Okabe–Ito). */
+const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000"];
+
+/** About five round tick values covering [lo, hi]. */
+export function niceTicks(lo: number, hi: number, count = 5): number[] {
+  if (!(Number.isFinite(lo) && Number.isFinite(hi))) {
+    throw new RangeError(`Tick range must be finite: got [${lo}, ${hi}]`);
+  }
+  if (hi === lo) return [lo];
+  const raw = (hi - lo) / count;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) as number;
+  const ticks: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
+    ticks.push(Number(v.toPrecision(12)));
+  }
+  return ticks;
+}
+
+/**
+ * A line chart with markers, axes, ticks and a legend as a standalone SVG document: enough
+ * to compare a few step schedules without a plotting library.
+ *
+ * @throws {RangeError} When there is no series, a series is empty or has mismatched x/y,
+ * a value is not finite, or `logY` meets a non-positive y.
+ */
+export function lineChartSvg(series: readonly Series[], options: LineChartOptions = {}): string {
+  if (series.length === 0) throw new RangeError("Line chart needs at least one series");
+  const width = options.width ?? 560;
+  const height = options.height ?? 320;
+  const logY = options.logY ?? false;
+  const points = series.map((s) => {
+    if (s.y.length === 0) throw new RangeError(`Series "${s.name}" is empty`);
+    if (s.x && s.x.length !== s.y.length) {
+      throw new RangeError(`Series "${s.name}" has ${s.x.length} x values and ${s.y.length} y`);
+    }
+    return Array.from(s.y, (y, i) => {
+      const x = s.x ? s.x[i] : i;
+      if (!Number.isFinite(x) || !Number.isFinite(y) || (logY && y <= 0)) {
+        throw new RangeError(`Series "${s.name}" point ${i} is not plottable: (${x}, ${y})`);
+      }
+      return [x, logY ? Math.log10(y) : y] as const;
+    });
+  });
+  const xs = points.flat().map((p) => p[0]);
+  const ys = points.flat().map((p) => p[1]);
+  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
+  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  // A flat range would divide by zero below; widen it symmetrically.
+  if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
+  if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
+  const pad = { left: 64, right: 130, top: options.title ? 32 : 12, bottom: 46 };
+  const plotW = width - pad.left - pad.right;
+  const plotH = height - pad.top - pad.bottom;
+  const sx = (x: number) => pad.left + ((x - x0) / (x1 - x0)) * plotW;
+  const sy = (y: number) => pad.top + (1 - (y - y0) / (y1 - y0)) * plotH;
+  const f = (v: number) => v.toFixed(1);
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
+    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+  ];
+  if (options.title) {
+    parts.push(
+      `<text x="${f(pad.left + plotW / 2)}" y="20" text-anchor="middle" font-size="13">${
+        escapeXml(options.title)
+      }</text>`,
+    );
+  }
+  for (const t of niceTicks(x0, x1)) {
+    parts.push(
+      `<line x1="${f(sx(t))}" y1="${pad.top}" x2="${f(sx(t))}" y2="${
+        pad.top + plotH
+      }" stroke="#eee"/>`,
+      `<text x="${f(sx(t))}" y="${pad.top + plotH + 14}" text-anchor="middle">${
+        formatNumber(t)
+      }</text>`,
+    );
+  }
+  for (const t of niceTicks(y0, y1)) {
+    const label = logY ? formatNumber(10 ** t) : formatNumber(t);
+    parts.push(
+      `<line x1="${pad.left}" y1="${f(sy(t))}" x2="${pad.left + plotW}" y2="${
+        f(sy(t))
+      }" stroke="#eee"/>`,
+      `<text x="${pad.left - 6}" y="${f(sy(t) + 4)}" text-anchor="end">${label}</text>`,
+    );
+  }
+  parts.push(
+    `<rect x="${pad.left}" y="${pad.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#444"/>`,
+  );
+  if (options.xLabel) {
+    parts.push(
+      `<text x="${f(pad.left + plotW / 2)}" y="${height - 8}" text-anchor="middle">${
+        escapeXml(options.xLabel)
+      }</text>`,
+    );
+  }
+  if (options.yLabel) {
+    const cy = f(pad.top + plotH / 2);
+    parts.push(
+      `<text x="14" y="${cy}" text-anchor="middle" transform="rotate(-90 14 ${cy})">${
+        escapeXml(options.yLabel + (logY ? " (log scale)" : ""))
+      }</text>`,
+    );
+  }
+  points.forEach((pts, i) => {
+    const colour = PALETTE[i % PALETTE.length];
+    const path = pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(" ");
+    parts.push(`<polyline points="${path}" fill="none" stroke="${colour}" stroke-width="1.8"/>`);
+    for (const [x, y] of pts) {
+      parts.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="2.8" fill="${colour}"/>`);
+    }
+    const ly = pad.top + 10 + i * 18;
+    const lx = pad.left + plotW + 12;
+    parts.push(
+      `<line x1="${lx}" y1="${ly}" x2="${
+        lx + 18
+      }" y2="${ly}" stroke="${colour}" stroke-width="2"/>`,
+      `<text x="${lx + 24}" y="${ly + 4}">${escapeXml(series[i].name)}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return parts.join("\n");
+}
+
+/** A line chart (see {@linkcode lineChartSvg}) as an inline SVG image. */
+export function lineChart(series: readonly Series[], options: LineChartOptions = {}): Displayable {
+  return svg(lineChartSvg(series, options), options.title || "line chart");
+}
+
+/** True inside the Deno Jupyter kernel (where `Deno.jupyter.display` works). */
+export function inJupyter(): boolean {
+  try {
+    // Outside `deno jupyter` the namespace getter throws.
+    return typeof Deno.jupyter.display === "function";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * How long {@linkcode show} waits after its last display message, in milliseconds.
+ *
+ * The Deno kernel (2.x) writes display messages from another task than the one that reports
+ * the cell finished, so a message can reach Jupyter after the cell's "idle" status; headless
+ * runners (`jupyter nbconvert --execute`) then drop it. About one output in ten was lost
+ * that way without a pause; with 50 ms none was lost in hundreds, on a loaded 2-core machine.
+ */
+export const DISPLAY_FLUSH_MS = 50;
+
+/**
+ * Displays each item in the notebook, in order, as its own output. Outside Jupyter it
+ * prints each item's `text/plain` form, so a notebook's code also runs as a script.
+ *
+ * Prefer `await show(x)` to leaving `x` as a cell's last expression in notebooks that CI
+ * executes: the kernel publishes a last expression's value after the cell ends, where the
+ * pause of {@linkcode DISPLAY_FLUSH_MS} cannot protect it.
+ */
+export async function show(...items: Displayable[]): Promise<void> {
+  const jupyter = inJupyter();
+  for (const item of items) {
+    const bundle = item[DISPLAY]();
+    if (jupyter) await Deno.jupyter.display(bundle, { raw: true });
+    else console.log(bundle["text/plain"] ?? Object.keys(bundle).join(", "));
+  }
+  if (jupyter && items.length > 0) {
+    await new Promise((resolve) => setTimeout(resolve, DISPLAY_FLUSH_MS));
+  }
+}
