@@ -6,7 +6,7 @@
  * C·H·W** (no square root; {@linkcode l2Distance}), "L1" the per-sample mean absolute
  * difference ({@linkcode l1Distance}). The root of the L2 value, an RMS error in data units, is
  * {@linkcode rmsDistance}; {@linkcode gmmExactError} uses it. LPIPS runs a network and so comes
- * in through the {@linkcode PerceptualLoss} interface.
+ * in through the {@linkcode PerceptualDistance} interface.
  *
  * @module
  */
@@ -24,7 +24,7 @@ export const DISTANCE_METRICS: readonly DistanceMetric[] = ["l2", "l1", "lpips"]
  * A network-based distance such as LPIPS, provided by a model runner. Inputs are images in
  * `[-1, 1]`, `batch × C × H × W` values, flat.
  */
-export interface PerceptualLoss {
+export interface PerceptualDistance {
   /** One distance per sample of the batch. */
   distance(a: Batch, b: Batch, batch: number): Promise<Float64Array>;
   /** Frees the runner's resources. */
@@ -109,7 +109,7 @@ export interface TeacherDistanceOptions {
   /** Which distance. @default "l2" */
   metric?: DistanceMetric;
   /** Runner for `"lpips"`; required for that metric. */
-  perceptual?: PerceptualLoss;
+  perceptual?: PerceptualDistance;
 }
 
 /**

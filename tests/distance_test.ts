@@ -3,7 +3,7 @@ import {
   gmmExactError,
   l1Distance,
   l2Distance,
-  type PerceptualLoss,
+  type PerceptualDistance,
   rmsDistance,
   teacherDistance,
 } from "../lib/distance.ts";
@@ -62,7 +62,7 @@ Deno.test("teacherDistance() dispatches to the chosen metric and the perceptual 
 
   // A real (if simple) perceptual distance: largest absolute difference per sample.
   const calls: number[] = [];
-  const maxAbs: PerceptualLoss = {
+  const maxAbs: PerceptualDistance = {
     distance(x, y, batch) {
       calls.push(batch);
       const size = x.length / batch;

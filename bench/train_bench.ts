@@ -1,0 +1,105 @@
+/**
+ * LD3 training cost on a bundled model: the time of one training step (student forward with
+ * tape, backward through every solver step and network VJP, parameter gradients) against the
+ * time of the student's plain forward trajectory for the same batch, as a ratio measured in one
+ * run (target ≤ 4×: one forward pass plus one VJP per NFE). With `--full <dataset folder>` it
+ * also times a full default training run (50/50 samples, rounds 2/5, L2).
+ *
+ * ```sh
+ * deno run -A bench/train_bench.ts [--config configs/gmm-mnist.yml] [--solver ipndm] [--steps 4]
+ *   [--batch 2] [--repeats 20] [--full train_data/uni_pc_NFE20_edm]
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { ld3LossAndGradient, type Ld3Problem } from "../lib/ld3/trainer.ts";
+import { runLd3Training } from "../lib/ld3/run.ts";
+import { l2Loss } from "../lib/losses.ts";
+import { loadModel } from "../lib/model.ts";
+import { differentiableDenoiser } from "../lib/model_grad.ts";
+import { normalNoise } from "../lib/rng.ts";
+import { planSolver, runPlan, type SolverName } from "../lib/solvers/mod.ts";
+import { thetaToGrid } from "../lib/ld3/parameterization.ts";
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    config: { type: "string", default: "configs/gmm-mnist.yml" },
+    solver: { type: "string", default: "ipndm" },
+    steps: { type: "string", default: "4" },
+    batch: { type: "string", default: "2" },
+    repeats: { type: "string", default: "20" },
+    full: { type: "string" },
+  },
+});
+const solver = values.solver as SolverName;
+const steps = Number(values.steps);
+const batch = Number(values.batch);
+const repeats = Number(values.repeats);
+
+const model = await loadModel(values.config);
+const denoiser = await differentiableDenoiser(model);
+const schedule = denoiser.schedule;
+const size = model.sampleShape.reduce((a, b) => a * b, 1);
+const theta = { theta1: new Float64Array(steps + 1).fill(1), theta2: new Float64Array(steps + 1) };
+const grid = thetaToGrid(schedule, theta.theta1, theta.theta2);
+const problem: Ld3Problem = {
+  denoiser,
+  planner: (g) => planSolver(solver, schedule, g),
+  loss: l2Loss,
+  param: { timeMode: "lambda" },
+};
+const noise = normalNoise(0, 0, batch * size);
+const latents = Float64Array.from(noise);
+const teacher = new Float64Array(batch * size);
+const xT = Float64Array.from(latents, (v) => v * schedule.priorScale);
+
+async function time(f: () => Promise<unknown>): Promise<number> {
+  for (let i = 0; i < 3; i++) await f(); // warm-up
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    await f();
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return times[Math.floor(times.length / 2)];
+}
+
+const plan = planSolver(solver, schedule, grid);
+const forwardMs = await time(() => runPlan(plan, denoiser, xT));
+const stepMs = await time(() =>
+  ld3LossAndGradient(problem, theta, { latents, teacher, batch }, {})
+);
+console.log(
+  `${model.config.name} ${solver} N=${steps} batch ${batch} (median of ${repeats}): ` +
+    `forward ${forwardMs.toFixed(2)} ms, training step ${stepMs.toFixed(2)} ms, ` +
+    `ratio ${(stepMs / forwardMs).toFixed(2)}×`,
+);
+await denoiser.close();
+await model.close();
+
+if (values.full) {
+  const logPath = await Deno.makeTempDir({ prefix: "train_bench_" });
+  const t0 = performance.now();
+  const r = await runLd3Training({
+    config: values.config,
+    dataDir: values.full,
+    logPath,
+    solverName: solver,
+    steps,
+    lossType: "L2",
+    progress: false,
+  });
+  const wall = (performance.now() - t0) / 1000;
+  console.log(
+    `full default run (50/50, rounds 2/5): ${r.steps} steps, training ${
+      r.trainSeconds.toFixed(1)
+    } s, wall-clock ${wall.toFixed(1)} s; LD3 ${r.evaluation.ld3.toPrecision(4)} vs logSNR ${
+      r.evaluation.logSNR.toPrecision(4)
+    }`,
+  );
+  await Deno.remove(logPath, { recursive: true });
+}
