@@ -24,6 +24,7 @@
  */
 import { dirname, resolve } from "node:path";
 import { parseYaml } from "./deps.ts";
+import { parseDevice } from "./device.ts";
 import { readNpy } from "./npy.ts";
 import {
   discreteBetas,
@@ -186,7 +187,7 @@ export interface ModelConfig {
   decoder?: DecoderConfig;
   /** Range [lo, hi] of the decoded data (images are mapped from it to [-1, 1]). @default {[-1, 1]} */
   data_range: [number, number];
-  /** Execution device. @default {"cpu"} */
+  /** Execution device: `cpu`, `cuda`, `cuda:<index>` or `webgpu`. @default {"cpu"} */
   device: string;
   /** Largest batch passed to one network call. @default {16} */
   batch_size: number;
@@ -392,6 +393,16 @@ function readSchedule(r: FieldReader, value: unknown): ScheduleConfig {
   }
 }
 
+function readDevice(r: FieldReader, top: Obj): string {
+  const device = r.string(top, "device", "device", "cpu");
+  try {
+    parseDevice(device);
+  } catch {
+    r.fail("device", `must be cpu, cuda, cuda:<index> or webgpu: got ${show(device)}`);
+  }
+  return device;
+}
+
 function checkTimes<T extends { t_max: number; t_min: number }>(r: FieldReader, config: T): T {
   if (!(config.t_max > config.t_min)) {
     r.fail("schedule.t_max", `must exceed t_min ${config.t_min}: got ${config.t_max}`);
@@ -502,7 +513,7 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     shape: r.shape(top, "shape", "shape"),
     decoder,
     data_range: [(range as number[])[0], (range as number[])[1]],
-    device: r.string(top, "device", "device", "cpu"),
+    device: readDevice(r, top),
     batch_size: r.integer(top, "batch_size", "batch_size", 16),
   };
 }

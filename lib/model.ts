@@ -23,13 +23,13 @@ import { readNpy } from "./npy.ts";
 import { ElemType } from "./onnx_build.ts";
 import {
   createSession,
-  executionProviders,
   type OnnxSignature,
   readOnnxSignature,
   sha256Hex,
   type TensorSignature,
 } from "./onnx_session.ts";
 import type { NoiseSchedule } from "./schedule.ts";
+import { checkDevice } from "./device.ts";
 
 /** A network output held NaN or ±Inf. */
 export class NonFiniteError extends Error {
@@ -54,7 +54,7 @@ export class NonFiniteError extends Error {
 
 /** Options of {@linkcode loadModel}. */
 export interface LoadModelOptions {
-  /** Execution device; overrides the config's `device`. Only `"cpu"` is supported. @default {config.device} */
+  /** Execution device (`cpu`, `cuda[:<index>]`, `webgpu`); overrides the config's `device`. @default {config.device} */
   device?: string;
 }
 
@@ -283,6 +283,17 @@ function firstNonFinite(values: ArrayLike<number>): number {
   return -1;
 }
 
+/**
+ * Whether every value is finite, in one branch-free pass: a float64 sum of float32 values
+ * cannot overflow (|v| < 3.5e38, so even 10⁹ of them stay below 1e308), and one NaN or ±Inf
+ * makes the sum non-finite. Only when it fails does {@linkcode firstNonFinite} look for where.
+ */
+function allFinite(values: Float32Array): boolean {
+  let sum = 0;
+  for (let i = 0; i < values.length; i++) sum += values[i];
+  return sum - sum === 0;
+}
+
 // ---------------------------------------------------------------------------------------------
 // The adapter
 
@@ -362,6 +373,30 @@ export async function onnxDenoiser(
     tValue: number,
     cond: Float32Array | undefined,
   ): Promise<Float32Array> {
+    if (n <= maxBatch && (fixedBatch === undefined || fixedBatch === n)) {
+      // The common case, one call of exactly n samples: hand back ONNX Runtime's own output
+      // array (a fresh JS array per run, still valid after `dispose`, which only drops the
+      // tensor's reference on CPU) instead of copying it.
+      const feeds: Record<string, ort.Tensor> = {
+        [m.inputs.x]: new ort.Tensor("float32", x, [n, ...config.shape]),
+        [m.inputs.t]: timeTensor(tValue, n),
+      };
+      if (m.condition && cond) {
+        feeds[m.condition.input] = new ort.Tensor("float32", cond, [n, ...m.condition.shape]);
+      }
+      const result = await session.run(feeds);
+      const y = result[m.output];
+      try {
+        if (y.data.length !== n * d) {
+          throw new TypeError(
+            `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected [${n}, ${config.shape}]`,
+          );
+        }
+        return y.data as Float32Array;
+      } finally {
+        for (const tensor of Object.values(result)) tensor.dispose();
+      }
+    }
     const out = new Float32Array(n * d);
     for (let start = 0; start < n; start += maxBatch) {
       const count = Math.min(maxBatch, n - start);
@@ -430,7 +465,28 @@ export async function onnxDenoiser(
         `denoise: model "${config.name}" has no condition input (model.condition)`,
       );
     }
-    const x32 = Float32Array.from(x);
+    // One float32 staging buffer is reused across calls (the network only reads it during
+    // `session.run`); a call that overlaps another one in flight gets its own.
+    const x32 = stagingBuffer?.length === x.length ? stagingBuffer : new Float32Array(x.length);
+    stagingBuffer = undefined;
+    x32.set(x); // float64 → float32 rounding, as Float32Array.from(x)
+    try {
+      return await denoiseStaged(x, x32, n, cond, t, info);
+    } finally {
+      stagingBuffer = x32;
+    }
+  }
+
+  let stagingBuffer: Float32Array | undefined;
+
+  async function denoiseStaged(
+    x: Float64Array,
+    x32: Float32Array,
+    n: number,
+    cond: Float32Array | undefined,
+    t: number,
+    info: DenoiseInfo,
+  ): Promise<Float64Array> {
     const tValue = networkTime(config, schedule, t);
     let raw: Float32Array;
     if (m.condition && cond && guidance !== 1) {
@@ -460,6 +516,7 @@ export async function onnxDenoiser(
   }
 
   function checkFinite(raw: Float32Array, x32: Float32Array, t: number, step?: number): void {
+    if (allFinite(raw)) return;
     const bad = firstNonFinite(raw);
     if (bad < 0) return;
     const inputBad = firstNonFinite(x32) >= 0;
@@ -545,7 +602,8 @@ function toUnitRange(images: Float32Array, range: [number, number]): Float32Arra
  * await model.close();
  * ```
  * @throws {ConfigError} for a bad config
- * @throws {RangeError} for an unsupported device
+ * @throws {RangeError} for an unsupported device name
+ * @throws {DeviceUnavailableError} when the device's ONNX Runtime provider cannot start
  * @throws {TypeError} when the ONNX inputs/outputs do not match the config
  */
 export async function loadModel(
@@ -556,7 +614,7 @@ export async function loadModel(
     ? await loadModelConfig(configOrPath)
     : configOrPath;
   const device = options.device ?? config.device;
-  executionProviders(device); // fail on an unsupported device before reading any weights
+  checkDevice(device); // fail on a bad or unavailable device before reading any weights
   const bytes = await Deno.readFile(config.model.path);
   const modelHash = await sha256Hex(bytes);
   const signature = readOnnxSignature(bytes);

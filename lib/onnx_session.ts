@@ -1,6 +1,7 @@
 /**
- * A thin layer over ONNX Runtime: create a session for a device, and read the declared
- * inputs and outputs (element type and shape) of an ONNX file without running it.
+ * A thin layer over ONNX Runtime: create a session for a device (CPU, CUDA or WebGPU; see
+ * `device.ts`), and read the declared inputs and outputs (element type and shape) of an ONNX
+ * file without running it.
  *
  * ORT's JS API only exposes input and output *names*; ld3 checks types and ranks against the
  * model config before the first run, so it decodes the graph signature from the protobuf.
@@ -8,10 +9,11 @@
  * @module
  */
 import { onnx, ort } from "./deps.ts";
+import { checkDevice, explainProviderError, parseDevice } from "./device.ts";
 import { type Dim, elemTypeName, type ModelProto, type ValueInfoProto } from "./onnx_build.ts";
 
-/** Where a network runs. Only the CPU execution provider is supported for now. */
-export type Device = "cpu";
+export type { Device, DeviceKind, ParsedDevice } from "./device.ts";
+export { DeviceUnavailableError, parseDevice } from "./device.ts";
 
 /** The declared type of one graph input or output. */
 export interface TensorSignature {
@@ -69,37 +71,71 @@ export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
   };
 }
 
+/** Where ONNX Runtime leaves the outputs of a run. */
+export type OutputLocation = "cpu" | "gpu-buffer";
+
 /** Options of {@linkcode createSession}. */
 export interface CreateSessionOptions {
-  /** Execution device. @default {"cpu"} */
+  /** Execution device: `cpu`, `cuda`, `cuda:<index>` or `webgpu`. @default {"cpu"} */
   device?: string;
   /** Intra-op thread count; ORT picks one per core when unset. */
   intraOpNumThreads?: number;
+  /**
+   * Where the outputs of a run stay. `"gpu-buffer"` (WebGPU only) keeps them on the device,
+   * for feeding to the next run without a round trip; onnxruntime-node cannot copy such a
+   * tensor back to JS memory, so the denoiser adapter does not use it.
+   * @default {"cpu"}
+   */
+  preferredOutputLocation?: OutputLocation;
 }
 
 /**
  * The ORT execution providers for a device name.
  *
- * @throws {RangeError} for any device but `"cpu"`
+ * @throws {RangeError} for a device name other than `cpu`, `cuda[:<index>]`, `webgpu`
  */
-export function executionProviders(device: string): string[] {
-  if (device === "cpu") return ["cpu"];
-  throw new RangeError(
-    `Unsupported device: "${device}": only "cpu" runs today; GPU execution is a separate feature`,
-  );
+export function executionProviders(device: string): ort.InferenceSession.ExecutionProviderConfig[] {
+  const { kind, index } = parseDevice(device);
+  switch (kind) {
+    case "cpu":
+      return ["cpu"];
+    case "cuda":
+      return [{ name: "cuda", deviceId: index }];
+    case "webgpu":
+      return ["webgpu"];
+  }
 }
 
-/** Create an ORT inference session from ONNX bytes on a device. */
+/**
+ * Create an ORT inference session from ONNX bytes on a device. A GPU provider whose native
+ * libraries are missing, or which finds no GPU, fails with one
+ * {@linkcode DeviceUnavailableError} naming what is missing, never by running on the CPU.
+ *
+ * @throws {RangeError} for a bad device name or an output location the device cannot hold
+ * @throws {DeviceUnavailableError} when the device's provider cannot start
+ */
 export async function createSession(
   bytes: Uint8Array,
   options: CreateSessionOptions = {},
 ): Promise<ort.InferenceSession> {
-  const providers = executionProviders(options.device ?? "cpu");
-  return await ort.InferenceSession.create(bytes, {
-    executionProviders: providers,
-    graphOptimizationLevel: "all",
-    ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
-  });
+  const device = options.device ?? "cpu";
+  const { kind } = checkDevice(device);
+  const location = options.preferredOutputLocation ?? "cpu";
+  if (location !== "cpu" && !(location === "gpu-buffer" && kind === "webgpu")) {
+    throw new RangeError(
+      `preferredOutputLocation "${location}" needs device webgpu: got "${device}"`,
+    );
+  }
+  try {
+    return await ort.InferenceSession.create(bytes, {
+      executionProviders: executionProviders(device),
+      graphOptimizationLevel: "all",
+      ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+      ...(location !== "cpu" ? { preferredOutputLocation: location } : {}),
+    });
+  } catch (e) {
+    throw explainProviderError(device, e);
+  }
 }
 
 /** Lowercase hex SHA-256 of some bytes (used to identify a model file). */

@@ -335,7 +335,7 @@ Deno.test("denoise() applies classifier-free guidance on the raw output in one 2
   }
 });
 
-Deno.test("loadModel() refuses non-CPU devices and decodes through a configured decoder", async () => {
+Deno.test("loadModel() refuses unknown devices and decodes through a configured decoder", async () => {
   const yaml = configYaml({
     extra: [
       "decoder: { path: dec.onnx, input: z, output: image, scale_factor: 0.5 }",
@@ -349,11 +349,8 @@ Deno.test("loadModel() refuses non-CPU devices and decodes through a configured 
   });
   try {
     await assert.rejects(
-      () => loadModel(join(dir, "c.yml"), { device: "cuda" }),
-      {
-        name: "RangeError",
-        message: /Unsupported device: "cuda": .*GPU execution is a separate feature/,
-      },
+      () => loadModel(join(dir, "c.yml"), { device: "tpu" }),
+      { message: /Unsupported device: "tpu"/ },
     );
     const model = await loadModel(join(dir, "c.yml"));
     try {
