@@ -64,6 +64,7 @@ export * from "./lib/rng.ts";
 export * from "./lib/sampling.ts";
 export * from "./lib/dataset.ts";
 export * from "./lib/evaluate.ts";
+export * from "./lib/demo.ts";
 export * from "./lib/fid.ts";
 export * from "./lib/features.ts";
 export * from "./lib/distance.ts";

