@@ -2,18 +2,21 @@
  * LD3 training cost on a bundled model: the time of one training step (student forward with
  * tape, backward through every solver step and network VJP, parameter gradients) against the
  * time of the student's plain forward trajectory for the same batch, as a ratio measured in one
- * run (target ≤ 4×: one forward pass plus one VJP per NFE). With `--full <dataset folder>` it
- * also times a full default training run (50/50 samples, rounds 2/5, L2).
+ * run (target ≤ 4×: one forward pass plus one VJP per NFE), and the same step with the
+ * accept-if-better test of the moved latents (one more forward). The three are timed round-robin
+ * after a JIT warm-up so that they share the machine's load. With `--full <dataset folder>` it
+ * also times a full default training run (50/50 samples, rounds 2/5, L2; `--match_prior G` starts
+ * it from a prior grid).
  *
  * ```sh
  * deno run -A bench/train_bench.ts [--config configs/gmm-mnist.yml] [--solver ipndm] [--steps 4]
- *   [--batch 2] [--repeats 20] [--full train_data/uni_pc_NFE20_edm]
+ *   [--batch 2] [--repeats 300] [--full train_data/uni_pc_NFE20_edm] [--match_prior edm]
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { ld3LossAndGradient, type Ld3Problem } from "../lib/ld3/trainer.ts";
+import { ld3Loss, ld3LossAndGradient, type Ld3Problem } from "../lib/ld3/trainer.ts";
 import { runLd3Training } from "../lib/ld3/run.ts";
 import { l2Loss } from "../lib/losses.ts";
 import { loadModel } from "../lib/model.ts";
@@ -30,7 +33,8 @@ const { values } = parseArgs({
     solver: { type: "string", default: "ipndm" },
     steps: { type: "string", default: "4" },
     batch: { type: "string", default: "2" },
-    repeats: { type: "string", default: "20" },
+    repeats: { type: "string", default: "300" },
+    match_prior: { type: "string" },
     full: { type: "string" },
   },
 });
@@ -56,27 +60,38 @@ const latents = Float64Array.from(noise);
 const teacher = new Float64Array(batch * size);
 const xT = Float64Array.from(latents, (v) => v * schedule.priorScale);
 
-async function time(f: () => Promise<unknown>): Promise<number> {
-  for (let i = 0; i < 3; i++) await f(); // warm-up
-  const times: number[] = [];
+/**
+ * Median times of several functions, measured round-robin (one call of each per round) so
+ * that all see the same machine load; the first `warmup` rounds let the JIT settle.
+ */
+async function timeAll(fs: (() => Promise<unknown>)[], warmup = 50): Promise<number[]> {
+  for (let i = 0; i < warmup; i++) for (const f of fs) await f();
+  const times = fs.map(() => [] as number[]);
   for (let i = 0; i < repeats; i++) {
-    const t0 = performance.now();
-    await f();
-    times.push(performance.now() - t0);
+    for (let j = 0; j < fs.length; j++) {
+      const t0 = performance.now();
+      await fs[j]();
+      times[j].push(performance.now() - t0);
+    }
   }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+  return times.map((t) => t.sort((a, b) => a - b)[Math.floor(t.length / 2)]);
 }
 
 const plan = planSolver(solver, schedule, grid);
-const forwardMs = await time(() => runPlan(plan, denoiser, xT));
-const stepMs = await time(() =>
-  ld3LossAndGradient(problem, theta, { latents, teacher, batch }, {})
-);
+const data = { latents, teacher, batch };
+const [forwardMs, stepMs, relaxMs] = await timeAll([
+  () => runPlan(plan, denoiser, xT),
+  // Forward with tape, backward (one VJP per NFE), coefficient and θ gradients.
+  () => ld3LossAndGradient(problem, theta, data),
+  // The accept-if-better test of the moved latents: one more loss evaluation.
+  () => ld3Loss(problem, theta, data),
+]);
 console.log(
   `${model.config.name} ${solver} N=${steps} batch ${batch} (median of ${repeats}): ` +
-    `forward ${forwardMs.toFixed(2)} ms, training step ${stepMs.toFixed(2)} ms, ` +
-    `ratio ${(stepMs / forwardMs).toFixed(2)}×`,
+    `forward ${forwardMs.toFixed(3)} ms, gradient step ${stepMs.toFixed(3)} ms ` +
+    `(${(stepMs / forwardMs).toFixed(2)}×), with the latent test ${
+      (stepMs + relaxMs).toFixed(3)
+    } ms (${((stepMs + relaxMs) / forwardMs).toFixed(2)}×)`,
 );
 await denoiser.close();
 await model.close();
@@ -92,14 +107,15 @@ if (values.full) {
     steps,
     lossType: "L2",
     progress: false,
+    matchPrior: values.match_prior,
   });
   const wall = (performance.now() - t0) / 1000;
   console.log(
-    `full default run (50/50, rounds 2/5): ${r.steps} steps, training ${
-      r.trainSeconds.toFixed(1)
-    } s, wall-clock ${wall.toFixed(1)} s; LD3 ${r.evaluation.ld3.toPrecision(4)} vs logSNR ${
-      r.evaluation.logSNR.toPrecision(4)
-    }`,
+    `full default run (50/50, rounds 2/5, start ${
+      values.match_prior ?? "logSNR"
+    }): ${r.steps} steps, training ${r.trainSeconds.toFixed(1)} s, wall-clock ${
+      wall.toFixed(1)
+    } s; LD3 ${r.evaluation.ld3.toPrecision(4)} vs logSNR ${r.evaluation.logSNR.toPrecision(4)}`,
   );
   await Deno.remove(logPath, { recursive: true });
 }

@@ -96,12 +96,7 @@ export async function forwardPlan(
     } else {
       const r = Int32Array.from(op.terms, (term) => resolve(term.reg, i));
       reads.push(r);
-      out = new Float64Array(xT.length);
-      for (let j = 0; j < r.length; j++) {
-        const c = op.terms[j].coef;
-        const src = values[r[j]]!;
-        for (let e = 0; e < out.length; e++) out[e] += c * src[e];
-      }
+      out = combineForward(op.terms, r, values, xT.length);
     }
     values.push(out);
     version[op.out] = i + 1;
@@ -113,6 +108,92 @@ export async function forwardPlan(
   for (let v = 0; v < values.length; v++) if (!needed[v]) values[v] = undefined;
   // The output's version is still needed as the seed of the backward walk.
   return { plan, output, batch, condition: options.condition, values, reads };
+}
+
+/**
+ * `Σ_j coef_j · values[r_j]` into a new array, one pass over the elements. The sum runs left
+ * to right from 0 for every element, exactly as one `out[e] += coef_j·src_j[e]` pass per term
+ * would (and as `runPlan` does), so the result is bit-identical to either.
+ */
+function combineForward(
+  terms: ReadonlyArray<{ readonly coef: number }>,
+  r: Int32Array,
+  values: (Float64Array | undefined)[],
+  length: number,
+): Float64Array {
+  const out = new Float64Array(length);
+  const m = r.length;
+  if (m === 1) {
+    const c0 = terms[0].coef;
+    const x0 = values[r[0]]!;
+    for (let e = 0; e < length; e++) out[e] = 0 + c0 * x0[e];
+    return out;
+  }
+  if (m === 2) {
+    const c0 = terms[0].coef, c1 = terms[1].coef;
+    const x0 = values[r[0]]!, x1 = values[r[1]]!;
+    for (let e = 0; e < length; e++) out[e] = 0 + c0 * x0[e] + c1 * x1[e];
+    return out;
+  }
+  // Three terms fused per pass; a longer combination takes further passes in term order.
+  for (let j = 0; j < m; j += 3) {
+    const c0 = terms[j].coef;
+    const x0 = values[r[j]]!;
+    if (j + 2 < m) {
+      const c1 = terms[j + 1].coef, c2 = terms[j + 2].coef;
+      const x1 = values[r[j + 1]]!, x2 = values[r[j + 2]]!;
+      for (let e = 0; e < length; e++) out[e] = out[e] + c0 * x0[e] + c1 * x1[e] + c2 * x2[e];
+    } else if (j + 1 < m) {
+      const c1 = terms[j + 1].coef;
+      const x1 = values[r[j + 1]]!;
+      for (let e = 0; e < length; e++) out[e] = out[e] + c0 * x0[e] + c1 * x1[e];
+    } else {
+      for (let e = 0; e < length; e++) out[e] += c0 * x0[e];
+    }
+  }
+  return out;
+}
+
+/**
+ * Reverse of one combine op in one pass over the elements: `coefGrad_j = ⟨cOut, src_j⟩` and
+ * `dst_j += coef_j·cOut`. Per element, the additions into every accumulator happen in term
+ * order, as separate per-term passes would do them, so the results are bit-identical (also
+ * when two terms read the same value and share an accumulator).
+ */
+function combineBackward(
+  terms: ReadonlyArray<{ readonly coef: number }>,
+  r: Int32Array,
+  values: (Float64Array | undefined)[],
+  cOut: Float64Array,
+  dst: Float64Array[],
+  coefGrad: Float64Array,
+): void {
+  const n = cOut.length;
+  // Two terms per pass keep the loop body small enough for the JIT to keep in registers.
+  for (let j = 0; j < r.length; j += 2) {
+    const s0 = values[r[j]]!, d0 = dst[j], c0 = terms[j].coef;
+    if (j + 1 < r.length) {
+      const s1 = values[r[j + 1]]!, d1 = dst[j + 1], c1 = terms[j + 1].coef;
+      let dot0 = 0, dot1 = 0;
+      for (let e = 0; e < n; e++) {
+        const g = cOut[e];
+        dot0 += g * s0[e];
+        dot1 += g * s1[e];
+        d0[e] += c0 * g;
+        d1[e] += c1 * g;
+      }
+      coefGrad[j] = dot0;
+      coefGrad[j + 1] = dot1;
+    } else {
+      let dot0 = 0;
+      for (let e = 0; e < n; e++) {
+        const g = cOut[e];
+        dot0 += g * s0[e];
+        d0[e] += c0 * g;
+      }
+      coefGrad[j] = dot0;
+    }
+  }
 }
 
 /** Gradients of the loss with respect to everything a plan consumed. */
@@ -182,13 +263,9 @@ export async function backwardPlan(
       }
     } else if (cOut) {
       const r = reads[i];
-      for (let j = 0; j < r.length; j++) {
-        const src = values[r[j]]!;
-        let dot = 0;
-        for (let e = 0; e < n; e++) dot += cOut[e] * src[e];
-        coefs[i][j] = dot;
-        accumulate(r[j], cOut, op.terms[j].coef);
-      }
+      const dst: Float64Array[] = new Array(r.length);
+      for (let j = 0; j < r.length; j++) dst[j] = cot[r[j]] ??= new Float64Array(n);
+      combineBackward(op.terms, r, values, cOut, dst, coefs[i]);
     }
     // Nothing before op i reads the value op i wrote.
     values[i + 1] = undefined;
@@ -204,6 +281,17 @@ export interface CoefficientVjpOptions {
    * Perturbation of grid point k as a fraction of its smallest adjacent gap. @default {1e-3}
    */
   relativeStep?: number;
+  /**
+   * Skip the grid endpoints `t[0]` and `t[N]` (their gradients come back as 0): for callers
+   * that hold T and eps fixed, such as LD3, whose parameterization drops those cotangents. It
+   * saves four re-plans and changes no interior value. @default {false}
+   */
+  fixedEndpoints?: boolean;
+  /**
+   * The plan of `grid` itself, when the caller already has it (the forward pass built it):
+   * saves one re-plan. It must be `planner(grid)`. @default {planner(grid)}
+   */
+  basePlan?: SolverPlan;
 }
 
 function sameStructure(a: SolverPlan, b: SolverPlan): boolean {
@@ -255,14 +343,19 @@ export function coefficientJacobianVjp(
 ): { t1: Float64Array; t2: Float64Array } {
   const rel = options.relativeStep ?? 1e-3;
   const n = grid.t1.length;
-  const base = planner(grid);
+  const base = options.basePlan ?? planner(grid);
   const t1Grad = new Float64Array(n);
   const t2Grad = new Float64Array(n);
+  // One scratch copy of each grid, moved and restored point by point (the planner reads the
+  // grid it is given and keeps nothing of it).
+  const t1 = Float64Array.from(grid.t1);
+  const t2 = Float64Array.from(grid.t2);
   const evalAt = (which: "t1" | "t2", k: number, delta: number): number => {
-    const t1 = Float64Array.from(grid.t1);
-    const t2 = Float64Array.from(grid.t2);
-    (which === "t1" ? t1 : t2)[k] += delta;
+    const moved = which === "t1" ? t1 : t2;
+    const original = moved[k];
+    moved[k] = original + delta;
     const plan = planner({ t1, t2 });
+    moved[k] = original;
     if (!sameStructure(base, plan)) {
       throw new RangeError(`Planner changed the plan structure when ${which}[${k}] moved`);
     }
@@ -284,11 +377,13 @@ export function coefficientJacobianVjp(
     const f0 = contract(base, coefGrad);
     return (-3 * f0 + 4 * evalAt(which, k, s) - evalAt(which, k, 2 * s)) / (2 * s);
   };
-  for (let k = 0; k < n; k++) t1Grad[k] = derivative("t1", k);
+  const first = options.fixedEndpoints ? 1 : 0;
+  const last = options.fixedEndpoints ? n - 2 : n - 1;
+  for (let k = first; k <= last; k++) t1Grad[k] = derivative("t1", k);
   // Most planners read only t1 for coefficients: detect that once and skip the t2 sweep.
   const moved = Float64Array.from(grid.t2, (t, k) => t + rel * gapAt(k));
   if (!sameCoefficients(base, planner({ t1: grid.t1, t2: moved }))) {
-    for (let k = 0; k < n; k++) t2Grad[k] = derivative("t2", k);
+    for (let k = first; k <= last; k++) t2Grad[k] = derivative("t2", k);
   }
   return { t1: t1Grad, t2: t2Grad };
 }
@@ -319,7 +414,9 @@ export interface SolveGradient {
 
 /**
  * The backward half of a solve: walks the tape and pulls the coefficient gradients back to
- * the grids. `tape` must come from `forwardPlan(planner(grid), …)`.
+ * the grids. `tape` must come from `forwardPlan(planner(grid), …)` (its plan is reused as the
+ * base of the coefficient derivatives). `fixedEndpoints` skips the derivatives at `t[0]` and
+ * `t[N]` (returned as 0), for callers that never move them.
  */
 export async function solveVjp(
   planner: Planner,
@@ -327,9 +424,13 @@ export async function solveVjp(
   tape: PlanTape,
   denoiser: DifferentiableDenoiser,
   cotangent: Float64Array,
+  options: Pick<CoefficientVjpOptions, "fixedEndpoints"> = {},
 ): Promise<SolveGradient> {
   const g = await backwardPlan(tape, denoiser, cotangent, grid.t1.length);
-  const c = coefficientJacobianVjp(planner, grid, g.coefs);
+  const c = coefficientJacobianVjp(planner, grid, g.coefs, {
+    ...options,
+    basePlan: tape.plan,
+  });
   const t2 = Float64Array.from(g.evalTimes, (v, k) => v + c.t2[k]);
   return { x: g.x, t1: c.t1, t2 };
 }

@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { backwardPlan, forwardPlan, type Planner, solveVjp } from "../lib/backprop.ts";
+import {
+  backwardPlan,
+  coefficientJacobianVjp,
+  forwardPlan,
+  type Planner,
+  solveVjp,
+} from "../lib/backprop.ts";
 import { logSnrGrid } from "../lib/grid.ts";
 import { normalNoise } from "../lib/rng.ts";
 import { veSchedule } from "../lib/schedule.ts";
@@ -99,4 +105,65 @@ Deno.test("forwardPlan() rejects a plan that reads an unwritten register", async
     nfe: 0,
   };
   await assert.rejects(() => forwardPlan(plan, gmm, xT), RangeError);
+});
+
+Deno.test("coefficientJacobianVjp() with fixedEndpoints and a base plan keeps every interior value", async () => {
+  const steps = 6;
+  const planner: Planner = (g) => planSolver("uni_pc", schedule, g);
+  const t1 = logSnrGrid(schedule, steps);
+  const t2 = Float64Array.from(t1, (t, k) => k === 0 || k === steps ? t : t * 1.05);
+  const plan = planner({ t1, t2 });
+  const tape = await forwardPlan(plan, gmm, xT);
+  const { coefs } = await backwardPlan(tape, gmm, weights, steps + 1);
+  const full = coefficientJacobianVjp(planner, { t1, t2 }, coefs);
+  const fixed = coefficientJacobianVjp(planner, { t1, t2 }, coefs, {
+    fixedEndpoints: true,
+    basePlan: plan,
+  });
+  assert.deepEqual(fixed.t1.slice(1, steps), full.t1.slice(1, steps));
+  assert.deepEqual(fixed.t2.slice(1, steps), full.t2.slice(1, steps));
+  assert.equal(fixed.t1[0], 0);
+  assert.equal(fixed.t1[steps], 0);
+  assert.notEqual(full.t1[0], 0, "the full sweep does differentiate the endpoints");
+});
+
+Deno.test("forwardPlan() and backwardPlan() handle long combines and repeated reads", async () => {
+  // r1 = 1.5·x − 2·x = −0.5·x; r2 = 0.5·r1 + x + 2·r1 + 3·x − r1 = 3.25·x.
+  const plan = {
+    ops: [
+      { kind: "combine" as const, out: 1, terms: [{ coef: 1.5, reg: 0 }, { coef: -2, reg: 0 }] },
+      {
+        kind: "combine" as const,
+        out: 2,
+        terms: [
+          { coef: 0.5, reg: 1 },
+          { coef: 1, reg: 0 },
+          { coef: 2, reg: 1 },
+          { coef: 3, reg: 0 },
+          { coef: -1, reg: 1 },
+        ],
+      },
+    ],
+    registers: 3,
+    output: 2,
+    nfe: 0,
+  };
+  const tape = await forwardPlan(plan, gmm, xT);
+  assert.deepEqual(tape.output, await runPlan(plan, gmm, xT));
+  for (let i = 0; i < xT.length; i++) {
+    assert.ok(Math.abs(tape.output[i] - 3.25 * xT[i]) <= 1e-15 * Math.abs(xT[i]) * 8);
+  }
+  const g = await backwardPlan(tape, gmm, weights, 1);
+  let wx = 0;
+  for (let i = 0; i < xT.length; i++) {
+    assert.ok(Math.abs(g.x[i] - 3.25 * weights[i]) <= 1e-14 * Math.abs(weights[i]) * 8);
+    wx += weights[i] * xT[i];
+  }
+  // ∂L/∂coef of op 1: ⟨w, r⟩ with r = r1 = −0.5·x or r = x; of op 0: ⟨cot(r1), x⟩, cot(r1) = 1.5·w.
+  const expected = [[1.5 * wx, 1.5 * wx], [-0.5 * wx, wx, -0.5 * wx, wx, -0.5 * wx]];
+  for (let op = 0; op < 2; op++) {
+    expected[op].forEach((e, j) => {
+      assert.ok(Math.abs(g.coefs[op][j] - e) <= 1e-12 * Math.abs(wx), `op ${op} term ${j}`);
+    });
+  }
 });

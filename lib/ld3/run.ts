@@ -455,9 +455,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       winRate: options.winRate,
       trainBatchSize: options.trainBatchSize,
       validBatchSize: options.validBatchSize,
-      // The reference validates on the first batch of its validation loader until the first
-      // patience hit, i.e. min(valid batch, num_valid) samples, not one training batch.
-      validOneBatchSize: options.validOneBatchSize ?? options.validBatchSize ?? 150,
+      validOneBatchSize: options.validOneBatchSize,
       trainingRoundsV1: options.trainingRoundsV1,
       trainingRoundsV2: options.trainingRoundsV2,
       lrTime1: options.lrTime1,

@@ -2,16 +2,16 @@
  * The LD3 training loop (Tong et al. 2025): learn a solver's step grid `t1` and evaluation
  * grid `t2` by distilling a teacher, back-propagating through the unrolled student solver.
  *
- * Per round: restore the best checkpoint (rounds after the first), validate, then one pass over
+ * Per round: restore the best θ (rounds after the first), validate, then one pass over
  * the shuffled training set. Each training step forwards the student from the relaxed latents
  * `x'`, back-propagates the mean loss, moves `x'` by one projected SGD step inside the ball
  * `‖x' − z‖ ≤ prior_bound` (kept per sample only if its loss went down), clips and applies the
  * schedule updates (RMSprop on θ1; SGD on θ2 in phase 2) and validates. Validation runs on one
  * batch until the first patience hit, then on all validation samples; improvement snapshots
  * the best state; `patient` misses reload the best and (after the switch to full validation)
- * decay both learning rates; the run stops when lr2 has sat on its floor `lr2_patient` times or
- * the round budget is spent. After each training pass the validation latents get the same
- * relaxation (no schedule update); if none moved, `shift_lr` decays.
+ * decay lr1, and lr2 in phase 2; the run stops when lr2 has sat on its floor `lr2_patient`
+ * times or the round budget is spent. After each training pass the validation latents get the same
+ * relaxation in training-size batches (no schedule update); if none moved, `shift_lr` decays.
  *
  * The loop is a deterministic function of its inputs and seed. The whole state is saved as a
  * JSON-safe {@linkcode Ld3Checkpoint} after every round start, training step and round end,
@@ -23,7 +23,7 @@ import { backwardPlan, forwardPlan, type Planner, type PlanTape, solveVjp } from
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../differentiable.ts";
 import type { ImageArray, SampleLoss } from "../losses.ts";
 import type { Grid } from "../solver.ts";
-import { planSolver, type SolverName, type SolverOptions } from "../solvers/mod.ts";
+import { planSolver, runPlan, type SolverName, type SolverOptions } from "../solvers/mod.ts";
 import { acceptIfBetter, defaultPriorBound, defaultShiftLr, relaxedStep } from "./ball.ts";
 import { clipGradNorm, Rmsprop, type RmspropState, Sgd, type SgdState } from "./optim.ts";
 import {
@@ -52,7 +52,11 @@ export interface Ld3Options {
   trainBatchSize?: number;
   /** Validation batch size (full validation). @default {150} */
   validBatchSize?: number;
-  /** Samples of the single validation batch used until the first patience hit. @default {trainBatchSize} */
+  /**
+   * Samples of the single validation batch used until the first patience hit: the reference
+   * validates on the first batch of its validation loader, i.e. `min(validBatchSize, valid)`.
+   * @default {validBatchSize}
+   */
   validOneBatchSize?: number;
   /** Phase-1 rounds (θ1 only). @default {2} */
   trainingRoundsV1?: number;
@@ -214,6 +218,7 @@ export type ResolvedLd3Options =
 export function resolveLd3Options(options: Ld3Options, sampleSize: number): ResolvedLd3Options {
   const steps = options.steps ?? 10;
   const trainBatchSize = options.trainBatchSize ?? 2;
+  const validBatchSize = options.validBatchSize ?? 150;
   const r: ResolvedLd3Options = {
     solverName: options.solverName ?? "uni_pc",
     order: options.order,
@@ -222,8 +227,8 @@ export function resolveLd3Options(options: Ld3Options, sampleSize: number): Reso
     timeMode: options.timeMode ?? "lambda",
     winRate: options.winRate ?? 0.5,
     trainBatchSize,
-    validBatchSize: options.validBatchSize ?? 150,
-    validOneBatchSize: options.validOneBatchSize ?? trainBatchSize,
+    validBatchSize,
+    validOneBatchSize: options.validOneBatchSize ?? validBatchSize,
     trainingRoundsV1: options.trainingRoundsV1 ?? 2,
     trainingRoundsV2: options.trainingRoundsV2 ?? 5,
     lrTime1: options.lrTime1 ?? 0.005,
@@ -306,28 +311,46 @@ export interface Ld3Batch {
   condition?: Float32Array;
 }
 
+/** `x_T = priorScale·x'` of a batch. */
+function startState(problem: Ld3Problem, data: Ld3Batch): Float64Array {
+  const scale = problem.denoiser.schedule.priorScale;
+  const xT = new Float64Array(data.latents.length);
+  for (let i = 0; i < xT.length; i++) xT[i] = data.latents[i] * scale;
+  return xT;
+}
+
 async function studentImage(
   problem: Ld3Problem,
   grid: Grid,
   data: Ld3Batch,
 ): Promise<{ tape: PlanTape; image: Float64Array }> {
-  const scale = problem.denoiser.schedule.priorScale;
-  const xT = Float64Array.from(data.latents, (v) => v * scale);
-  const tape = await forwardPlan(problem.planner(grid), problem.denoiser, xT, {
-    condition: data.condition,
-  });
+  const tape = await forwardPlan(
+    problem.planner(grid),
+    problem.denoiser,
+    startState(problem, data),
+    {
+      condition: data.condition,
+    },
+  );
   const image = problem.decode ? await problem.decode.decode(tape.output, data.batch) : tape.output;
   return { tape, image };
 }
 
-/** Per-sample losses of the student with parameters θ on a batch (no gradients). */
+/**
+ * Per-sample losses of the student with parameters θ on a batch (no gradients). Runs the plan
+ * without a tape (`runPlan`, whose sums are bit-identical to `forwardPlan`'s): validation and
+ * the accept-if-better test of the latents need no backward pass.
+ */
 export async function ld3Loss(
   problem: Ld3Problem,
   theta: { theta1: ArrayLike<number>; theta2: ArrayLike<number> },
   data: Ld3Batch,
 ): Promise<Float64Array> {
   const g = thetaToGrid(problem.denoiser.schedule, theta.theta1, theta.theta2, problem.param);
-  const { image } = await studentImage(problem, g, data);
+  const output = await runPlan(problem.planner(g), problem.denoiser, startState(problem, data), {
+    condition: data.condition,
+  });
+  const image = problem.decode ? await problem.decode.decode(output, data.batch) : output;
   return problem.loss.value(image, data.teacher, data.batch);
 }
 
@@ -371,7 +394,10 @@ export async function ld3LossAndGradient(
   if (options.latentsOnly) {
     gx = (await backwardPlan(tape, problem.denoiser, cot, n)).x;
   } else {
-    const sg = await solveVjp(problem.planner, grid, tape, problem.denoiser, cot);
+    // T and eps are fixed by the parameterization (thetaToGridVjp drops their cotangents).
+    const sg = await solveVjp(problem.planner, grid, tape, problem.denoiser, cot, {
+      fixedEndpoints: true,
+    });
     gx = sg.x;
     const gt = thetaToGridVjp(schedule, theta.theta1, theta.theta2, sg, problem.param);
     g1 = gt.theta1;
@@ -537,15 +563,16 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
       validLatents: validLatents.map((a) => Array.from(a)),
     };
   };
-  /**
-   * Reloads a snapshot. `keepValidLatents` keeps the validation latents' own
-   * accept-if-better progress (the round-start reload after a validation relaxation pass).
-   */
-  const restore = (s: Ld3Snapshot, keepValidLatents = false) => {
+  /** Reloads θ1 and θ2 of a snapshot. */
+  const restoreTheta = (s: Ld3Snapshot) => {
     theta1 = Float64Array.from(s.theta1);
     theta2.set(s.theta2);
+  };
+  /** Reloads a whole snapshot: θ and both sets of relaxed latents. */
+  const restore = (s: Ld3Snapshot) => {
+    restoreTheta(s);
     trainLatents = s.trainLatents.map((a) => Float64Array.from(a));
-    if (!keepValidLatents) validLatents = s.validLatents.map((a) => Float64Array.from(a));
+    validLatents = s.validLatents.map((a) => Float64Array.from(a));
   };
   const checkpoint = (): Ld3Checkpoint => ({
     format: "ld3-checkpoint",
@@ -628,8 +655,12 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
     }
     return total / count;
   };
-  /** Validates and applies the patience rules; returns nothing, mutates the state. */
-  const examine = async () => {
+  /**
+   * Validates and applies the patience rules; returns nothing, mutates the state. As in the
+   * reference, lr2 decays (and its floor hits count towards the stop) only in phase 2, where
+   * θ2 trains: phase-1 patience must not eat into the θ2 learning rate before it is used.
+   */
+  const examine = async (phase: 1 | 2) => {
     const full = !validOnOne;
     const loss = await validate(full);
     const improved = best === null || loss < best.loss;
@@ -657,10 +688,12 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
       best = { ...best!, loss: await validate(true) };
     } else {
       rmsprop.lr = Math.max(rmsprop.lr * o.lrTimeDecay, o.minLrTime1);
-      sgd.lr = Math.max(sgd.lr * o.lrTimeDecay, o.minLrTime2);
-      if (sgd.lr <= o.minLrTime2) {
-        countMinLrHit++;
-        if (countMinLrHit >= o.lr2Patient) stopped = true;
+      if (phase === 2) {
+        sgd.lr = Math.max(sgd.lr * o.lrTimeDecay, o.minLrTime2);
+        if (sgd.lr <= o.minLrTime2) {
+          countMinLrHit++;
+          if (countMinLrHit >= o.lr2Patient) stopped = true;
+        }
       }
     }
     emit({
@@ -700,11 +733,16 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
     const phase: 1 | 2 = round < roundsV1 ? 1 : 2;
     if (!roundStarted) {
       emit({ type: "round", round, phase });
-      if (round > 0 && best) restore(best, true);
+      if (round > 0 && best) {
+        // The reference reloads the best θ only (both latent sets keep their progress) and
+        // restarts the patience count.
+        restoreTheta(best);
+        countWorse = 0;
+      }
       order = roundOrder(io.train.length, o.seed, round);
       batchIndex = 0;
       roundStarted = true;
-      await examine();
+      await examine(phase);
       await save("round_start");
       if (stopped) break;
     }
@@ -734,13 +772,16 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
         lr2: sgd.lr,
         moved,
       });
-      await examine();
+      await examine(phase);
       await save("step");
     }
     if (stopped) break;
     if (o.priorBound > 0) {
       let moved = 0;
-      for (const idx of ranges(io.valid.length, o.validBatchSize)) {
+      // The reference relaxes the validation latents in training-size batches: the latent
+      // step is shift_lr times the gradient of the batch-mean loss, so the batch size sets
+      // how far each latent moves.
+      for (const idx of ranges(io.valid.length, o.trainBatchSize)) {
         const data = batchOf(io.valid, validLatents, idx);
         const g = await ld3LossAndGradient(problem, { theta1, theta2 }, data, {
           latentsOnly: true,

@@ -52,3 +52,24 @@ Deno.test("thetaFromGrid() inverts the parameterization (match_prior)", () => {
   assert.throws(() => thetaFromGrid(veSchedule(), [80, 90, 0.002]), RangeError);
   assert.throws(() => thetaFromGrid(veSchedule(), [70, 1, 0.002]), /must run from T/);
 });
+
+Deno.test("thetaToGrid() pins both grids' endpoints to exactly T and eps", () => {
+  for (const schedule of [veSchedule(), vpLinearSchedule()]) {
+    for (const timeMode of ["time", "lambda"] as const) {
+      const thetas = [
+        Float64Array.from([1, 0.3, 2.1, -0.4, 1.7, 0.9, 1.2]),
+        thetaFromGrid(schedule, edmGrid(schedule, 6), { timeMode }),
+      ];
+      for (const theta1 of thetas) {
+        const theta2 = Float64Array.from([3, 1e-3, -1e-3, 100, -100, 0.5, -3]);
+        const g = thetaToGrid(schedule, theta1, theta2, { timeMode });
+        for (const t of [g.t1, g.t2]) {
+          assert.equal(t[0], schedule.tMax);
+          assert.equal(t[6], schedule.tMin);
+        }
+        assert.equal(g.y1[0], g.y2[0]);
+        assert.equal(g.y1[6], g.y2[6]);
+      }
+    }
+  }
+});

@@ -146,6 +146,32 @@ Deno.test("resolveLd3Options() fills in the spec's defaults", () => {
   assert.equal(o.lrTime1, 0.005);
   assert.equal(o.trainBatchSize, 2);
   assert.equal(o.validBatchSize, 150);
+  // The reference's single validation batch is its first validation-loader batch.
+  assert.equal(o.validOneBatchSize, 150);
+  assert.equal(resolveLd3Options({ validBatchSize: 8 }, 3072).validOneBatchSize, 8);
+  assert.equal(resolveLd3Options({ validOneBatchSize: 2 }, 3072).validOneBatchSize, 2);
+});
+
+Deno.test("trainLd3() decays only lr1 on phase-1 patience, and lr2 too in phase 2", async () => {
+  const r = await trainLd3(
+    {
+      ...base,
+      solverName: "ipndm",
+      patient: 1,
+      validOneBatchSize: 2,
+      trainingRoundsV1: 1,
+      trainingRoundsV2: 1,
+    },
+    { denoiser: gmm, loss: l2Loss, train, valid },
+  );
+  const reloads = r.history.filter((e) => e.type === "reload");
+  const lr2 = 0.1 / 4;
+  const phase1 = reloads.filter((e) => e.round === 0);
+  const phase2 = reloads.filter((e) => e.round === 1);
+  assert.ok(phase1.length >= 2 && phase2.length >= 1, JSON.stringify(reloads));
+  for (const e of phase1) assert.equal(e.lr2, lr2, "phase 1 leaves lr2 alone");
+  assert.ok(phase1.at(-1)!.lr1 < 0.005, "phase 1 decays lr1");
+  assert.ok(phase2.at(-1)!.lr2 < lr2, "phase 2 decays lr2");
 });
 
 Deno.test("roundOrder() is a seeded permutation", () => {
