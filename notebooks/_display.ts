@@ -10,6 +10,7 @@
  * @module
  */
 import { Buffer } from "node:buffer";
+import { imagescript } from "../lib/deps.ts";
 import { encodePng, type GridOptions, gridRaster, type Raster } from "../lib/image.ts";
 
 /** The symbol the Deno kernel looks up on a cell's result (`Deno.jupyter.$display`). */
@@ -354,4 +355,66 @@ export async function show(...items: Displayable[]): Promise<void> {
   if (jupyter && items.length > 0) {
     await new Promise((resolve) => setTimeout(resolve, DISPLAY_FLUSH_MS));
   }
+}
+
+/** Waits {@linkcode DISPLAY_FLUSH_MS} so that display messages sent just before reach Jupyter. */
+export async function flushDisplays(): Promise<void> {
+  if (inJupyter()) await new Promise((resolve) => setTimeout(resolve, DISPLAY_FLUSH_MS));
+}
+
+/** An output that is drawn once and then replaced in place, see {@linkcode liveDisplay}. */
+export interface LiveDisplay {
+  /** The Jupyter `display_id` of the output. */
+  readonly id: string;
+  /** Shows `item` the first time, then replaces the output with it. */
+  update(item: Displayable): Promise<void>;
+}
+
+/**
+ * An output slot for progress that changes while a cell runs (a loss curve during training).
+ *
+ * In Jupyter the first {@linkcode LiveDisplay.update} sends `display_data` with a `display_id`
+ * and each later one `update_display_data` with the same id (`Deno.jupyter.display`'s
+ * `display_id` and `update` options), so the frontend redraws the output in place and a
+ * headless run keeps the last state. Outside Jupyter each update prints its `text/plain` form.
+ * Updates do not pause; call {@linkcode flushDisplays} after the last one of a cell.
+ *
+ * @param name Prefix of the display id, which gets a random suffix so that re-running a cell
+ * starts a new output instead of redrawing the old one. @default {"ld3-live"}
+ */
+export function liveDisplay(name = "ld3-live"): LiveDisplay {
+  const id = `${name}-${crypto.randomUUID()}`;
+  let shown = false;
+  return {
+    id,
+    async update(item: Displayable): Promise<void> {
+      const bundle = item[DISPLAY]();
+      if (!inJupyter()) {
+        console.log(bundle["text/plain"] ?? Object.keys(bundle).join(", "));
+        return;
+      }
+      await Deno.jupyter.display(bundle, { raw: true, display_id: id, update: shown });
+      shown = true;
+    },
+  };
+}
+
+/**
+ * Enlarges a PNG file by an integer factor with nearest-neighbour sampling (a picture of 28×28
+ * digits written by the library, such as `samplesPng`, is small in a notebook).
+ *
+ * @throws {RangeError} When `factor` is not a positive integer.
+ */
+export async function upscalePng(bytes: Uint8Array, factor: number): Promise<Uint8Array> {
+  if (!Number.isInteger(factor) || factor < 1) {
+    throw new RangeError(`Upscale factor must be a positive integer: got ${factor}`);
+  }
+  if (factor === 1) return bytes;
+  const image = await imagescript.Image.decode(bytes);
+  image.resize(
+    image.width * factor,
+    image.height * factor,
+    imagescript.Image.RESIZE_NEAREST_NEIGHBOR,
+  );
+  return await image.encode();
 }
