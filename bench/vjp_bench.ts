@@ -1,17 +1,24 @@
 /**
- * Benchmark: one VJP call against one forward call of the small UNet (same batch), printed as
- * a ratio, plus peak resident memory. Target: ratio ≤ 3 (forward + input-gradient backward
- * costs about 2 forward calls).
+ * Benchmark: one VJP call against one forward call of a denoiser (same batch, same session
+ * options), printed as a ratio, plus peak resident memory and the VJP model's size. Target:
+ * ratio ≤ 3 (forward + input-gradient backward costs about 2 forward calls).
+ *
+ * Forward and VJP calls are interleaved (alternating which goes first) so that load from
+ * other processes hits both alike; medians are reported.
  *
  * ```sh
- * deno run --allow-all bench/vjp_bench.ts [--batch 8] [--runs 20]
+ * deno run --allow-all bench/vjp_bench.ts [--batch 8] [--runs 30] [--threads 0] \
+ *   [--model tests/fixtures/vjp/unet.onnx]
  * ```
+ *
+ * The model must have inputs `x` `[B, C, H, W]` and `sigma` `[B]` (the small test UNet or
+ * `models/mnist-edm/model.onnx`); the first output is seeded.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { ort } from "../lib/deps.ts";
-import { buildVjpModel } from "../lib/vjp/mod.ts";
+import { onnx, ort } from "../lib/deps.ts";
+import { buildVjpModel, cotangentName, gradientName } from "../lib/vjp/mod.ts";
 
 /** Peak resident set size of this process so far, in MiB (Linux `VmHWM`). */
 function peakRssMiB(): number {
@@ -20,16 +27,16 @@ function peakRssMiB(): number {
   return kb / 1024;
 }
 
-async function medianMs(run: () => Promise<unknown>, runs: number): Promise<number> {
-  for (let i = 0; i < 3; i++) await run();
-  const times: number[] = [];
-  for (let i = 0; i < runs; i++) {
-    const t0 = performance.now();
-    await run();
-    times.push(performance.now() - t0);
-  }
-  times.sort((a, b) => a - b);
-  return times[Math.floor(times.length / 2)];
+function median(xs: number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+async function timeMs(run: () => Promise<unknown>): Promise<number> {
+  const t0 = performance.now();
+  await run();
+  return performance.now() - t0;
 }
 
 const { values } = parseArgs({
@@ -37,7 +44,8 @@ const { values } = parseArgs({
   strict: true,
   options: {
     batch: { type: "string", default: "8" },
-    runs: { type: "string", default: "20" },
+    runs: { type: "string", default: "30" },
+    threads: { type: "string", default: "0" },
     model: {
       type: "string",
       default: new URL("../tests/fixtures/vjp/unet.onnx", import.meta.url).pathname,
@@ -46,43 +54,104 @@ const { values } = parseArgs({
 });
 const batch = Number(values.batch);
 const runs = Number(values.runs);
+const threads = Number(values.threads);
+if (!Number.isInteger(batch) || batch < 1) throw new RangeError(`Bad --batch: ${values.batch}`);
+if (!Number.isInteger(runs) || runs < 1) throw new RangeError(`Bad --runs: ${values.runs}`);
+if (!Number.isInteger(threads) || threads < 0) {
+  throw new RangeError(`Bad --threads: ${values.threads}`);
+}
 const model = await Deno.readFile(values.model);
-const shape = [batch, 1, 16, 16];
-const n = batch * 256;
+const proto = onnx.ModelProto.decode(model);
+const xInfo = proto.graph?.input?.find((v) => v.name === "x");
+if (!xInfo) throw new RangeError(`Model has no input x: ${values.model}`);
+const of = proto.graph!.output![0].name!;
+const dims = xInfo.type!.tensorType!.shape!.dim!.map((d) => Number(d.dimValue ?? 0));
+const shape = [batch, ...dims.slice(1)];
+const n = shape.reduce((a, b) => a * b, 1);
 const x = new ort.Tensor("float32", Float32Array.from({ length: n }, (_, i) => Math.sin(i)), shape);
-const sigma = new ort.Tensor("float32", Float32Array.from({ length: batch }, (_, i) => 0.5 + i), [
-  batch,
-]);
-const cot = new ort.Tensor(
+const sigma = new ort.Tensor(
   "float32",
-  Float32Array.from({ length: n }, (_, i) => Math.cos(i)),
-  shape,
+  Float32Array.from({ length: batch }, (_, i) => 0.5 + i),
+  [batch],
 );
+const cot = new ort.Tensor("float32", Float32Array.from({ length: n }, (_, i) => Math.cos(i)), [
+  ...shape,
+]);
+
+// identical options for both sessions, so the ratio compares graphs, not settings
+const sessionOptions: ort.InferenceSession.SessionOptions = {
+  graphOptimizationLevel: "all",
+  executionMode: "sequential",
+  enableMemPattern: true,
+  enableCpuMemArena: true,
+  ...(threads > 0 ? { intraOpNumThreads: threads } : {}),
+};
 
 const rss0 = peakRssMiB();
-const forward = await ort.InferenceSession.create(model);
-const fwdMs = await medianMs(() => forward.run({ x, sigma }), runs);
+const forward = await ort.InferenceSession.create(model, sessionOptions);
+const runForward = () => forward.run({ x, sigma });
+for (let i = 0; i < 3; i++) await runForward();
 const rssForward = peakRssMiB();
 
 const t0 = performance.now();
 const vjpBytes = await buildVjpModel(model, {
   wrt: ["x", "sigma"],
+  of,
   returnOutput: true,
   inputShapes: { x: shape, sigma: [batch] },
 });
 const buildMs = performance.now() - t0;
-const vjp = await ort.InferenceSession.create(vjpBytes);
-const vjpMs = await medianMs(() => vjp.run({ x, sigma, grad_denoised: cot }), runs);
+const vjpNodes = onnx.ModelProto.decode(vjpBytes).graph!.node!.length;
+const vjp = await ort.InferenceSession.create(vjpBytes, sessionOptions);
+const runVjp = () => vjp.run({ x, sigma, [cotangentName(of)]: cot });
+for (let i = 0; i < 3; i++) await runVjp();
 const rssVjp = peakRssMiB();
+const probe = await runVjp();
+if (!probe[gradientName("x")] || !probe[gradientName("sigma")]) {
+  throw new RangeError("VJP model lacks an output: grad_x or grad_sigma");
+}
 
-console.log(`small UNet, batch ${batch}, ${runs} runs (median), ORT CPU`);
+const fwdTimes: number[] = [];
+const vjpTimes: number[] = [];
+const ratios: number[] = [];
+for (let i = 0; i < runs; i++) {
+  // alternate the order so neither call always runs on a cache warmed by the other
+  let f: number, v: number;
+  if (i % 2 === 0) {
+    f = await timeMs(runForward);
+    v = await timeMs(runVjp);
+  } else {
+    v = await timeMs(runVjp);
+    f = await timeMs(runForward);
+  }
+  fwdTimes.push(f);
+  vjpTimes.push(v);
+  ratios.push(v / f);
+}
+const fwdMs = median(fwdTimes);
+const vjpMs = median(vjpTimes);
+
+const name = values.model.split("/").slice(-2).join("/");
+console.log(
+  `${name}, batch ${batch}, ${runs} interleaved runs (median), ORT CPU, ` +
+    `threads ${threads || "default"}`,
+);
+console.log(`forward nodes: ${proto.graph!.node!.length}, VJP model nodes: ${vjpNodes}`);
 console.log(`forward call:        ${fwdMs.toFixed(2)} ms`);
 console.log(`VJP call (fwd+bwd):  ${vjpMs.toFixed(2)} ms  (grad x and sigma, with output)`);
-console.log(`ratio VJP/forward:   ${(vjpMs / fwdMs).toFixed(2)}x  (target <= 3x)`);
+console.log(
+  `ratio VJP/forward:   ${(vjpMs / fwdMs).toFixed(2)}x of medians, ` +
+    `${median(ratios).toFixed(2)}x median of paired ratios  (target <= 3x)`,
+);
 console.log(`VJP model build:     ${buildMs.toFixed(0)} ms (once per input shape)`);
 console.log(
   `peak RSS: start ${rss0.toFixed(0)} MiB, after forward ${rssForward.toFixed(0)} MiB, ` +
-    `after VJP ${rssVjp.toFixed(0)} MiB`,
+    `after VJP ${rssVjp.toFixed(0)} MiB (VJP session +${(rssVjp - rssForward).toFixed(0)} MiB)`,
+);
+console.log(
+  `RESULT batch=${batch} fwd_ms=${fwdMs.toFixed(2)} vjp_ms=${vjpMs.toFixed(2)} ` +
+    `ratio=${(vjpMs / fwdMs).toFixed(2)} paired_ratio=${median(ratios).toFixed(2)} ` +
+    `vjp_nodes=${vjpNodes} peak_rss_mib=${rssVjp.toFixed(0)}`,
 );
 await forward.release();
 await vjp.release();

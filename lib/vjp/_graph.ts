@@ -195,6 +195,12 @@ export class GraphBuilder {
   readonly nodes: INodeProto[] = [];
   /** Constant tensors emitted so far. */
   readonly initializers: ITensorProto[] = [];
+  /**
+   * Values made by {@linkcode GraphBuilder.padAxis}: a cotangent `g` placed at
+   * `[begin, begin + len)` of `axis` in zeros of shape `shape`. Fan-out sums of such values
+   * become one `Concat` (see {@linkcode GraphBuilder.sum}).
+   */
+  readonly placed: Map<string, { g: string; axis: number; begin: number; len: number }> = new Map();
   #taken: Set<string>;
   #count = 0;
   #prefix: string;
@@ -212,6 +218,16 @@ export class GraphBuilder {
     } while (this.#taken.has(name));
     this.#taken.add(name);
     return name;
+  }
+
+  /**
+   * Runs `emit` and takes the nodes it emitted out of {@linkcode GraphBuilder.nodes} (its
+   * constants stay), for splicing them elsewhere in the graph.
+   */
+  capture<T>(emit: () => T): { nodes: INodeProto[]; result: T } {
+    const start = this.nodes.length;
+    const result = emit();
+    return { nodes: this.nodes.splice(start), result };
   }
 
   /** Emits one node and returns its output names. */
@@ -261,6 +277,60 @@ export class GraphBuilder {
     return this.op("ConstantOfShape", [this.int64(shape)], {
       value: { t: makeTensor("", dtype, [1], [0]) },
     });
+  }
+
+  /**
+   * `g` (shape `shape` except `len` along `axis`) zero-padded to `shape`, placed at `begin`
+   * along `axis`: the adjoint of a contiguous slice of one axis.
+   */
+  padAxis(g: string, shape: number[], axis: number, begin: number, len: number): string {
+    const pads = new Array<number>(2 * shape.length).fill(0);
+    pads[axis] = begin;
+    pads[shape.length + axis] = shape[axis] - begin - len;
+    const out = this.op("Pad", [g, this.int64(pads)]);
+    this.placed.set(out, { g, axis, begin, len });
+    return out;
+  }
+
+  /**
+   * Sum of cotangents of one value (`shape`, element type `dtype`). Parts placed by
+   * {@linkcode GraphBuilder.padAxis} into disjoint ranges of one axis (the pieces of a
+   * split, e.g. q, k and v) are joined by one `Concat`, with zeros in the gaps, instead of
+   * being padded and added.
+   */
+  sum(parts: string[], shape: number[], dtype: number): string {
+    if (parts.length === 1) return parts[0];
+    const byAxis = new Map<number, string[]>();
+    for (const p of parts) {
+      const info = this.placed.get(p);
+      if (info) byAxis.set(info.axis, [...byAxis.get(info.axis) ?? [], p]);
+    }
+    let rest = parts;
+    for (const [axis, group] of byAxis) {
+      if (group.length < 2) continue;
+      const sorted = group.map((p) => this.placed.get(p)!).sort((a, b) => a.begin - b.begin);
+      // the ranges must not overlap: each piece ends before the next begins
+      if (sorted.some((p, k) => k > 0 && p.begin < sorted[k - 1].begin + sorted[k - 1].len)) {
+        continue;
+      }
+      const pieces: string[] = [];
+      let cursor = 0;
+      sorted.forEach((p) => {
+        if (p.begin > cursor) {
+          pieces.push(this.zeros(shape.map((d, i) => (i === axis ? p.begin - cursor : d)), dtype));
+        }
+        pieces.push(p.g);
+        cursor = p.begin + p.len;
+      });
+      if (cursor < shape[axis]) {
+        pieces.push(
+          this.zeros(shape.map((d, i) => (i === axis ? shape[axis] - cursor : d)), dtype),
+        );
+      }
+      const joined = this.op("Concat", pieces, { axis });
+      rest = [...rest.filter((p) => !group.includes(p)), joined];
+    }
+    return rest.length === 1 ? rest[0] : this.op("Sum", rest);
   }
 
   /** `Reshape(x, shape)` with a constant target shape. */

@@ -9,7 +9,12 @@ import type { IModelProto, INodeProto, IValueInfoProto } from "./_graph.ts";
 import { onnx } from "../deps.ts";
 import { DataType, GraphBuilder, isFloatType, nodeLabel, toNumber } from "./_graph.ts";
 import { inferDtypes, learnValueFacts } from "./_infer.ts";
-import { type RuleContext, vjpRules } from "./rules/mod.ts";
+import {
+  type ExpansionContext,
+  forwardExpansions,
+  type RuleContext,
+  vjpRules,
+} from "./rules/mod.ts";
 
 /** Options of {@linkcode buildVjpModel}. */
 export interface VjpOptions {
@@ -195,7 +200,7 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
   const total = (v: string): string | null => {
     const list = parts.get(v);
     if (!list || list.length === 0) return null;
-    if (list.length > 1) parts.set(v, [b.op("Sum", list)]);
+    if (list.length > 1) parts.set(v, [b.sum(list, shapeOf(v), dtypeOf(v))]);
     return parts.get(v)![0];
   };
   const shapeOf = (name: string) => {
@@ -205,17 +210,30 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
   };
   const dtypeOf = (name: string) => facts.dtypes.get(name) ?? staticTypes.get(name) ?? 0;
 
-  for (let k = path.length - 1; k >= 0; k--) {
-    const node = path[k];
-    const outs = node.output ?? [];
-    const gy = outs.map((o) => (active.has(o) && reaches.has(o) ? total(o) : null));
-    if (gy.every((g) => g === null)) continue;
+  // values fixed at these input shapes: initializers, Constant nodes, shape arithmetic
+  const constants = new Set(initNames);
+  for (const node of nodes) {
+    const op = node.opType ?? "";
+    const ins = (node.input ?? []).filter((i) => i !== "");
+    if (
+      !op.startsWith("Random") && op !== "Multinomial" &&
+      (op === "Shape" || op === "Size" || ins.every((i) => constants.has(i)))
+    ) {
+      for (const o of node.output ?? []) if (o) constants.add(o);
+    }
+  }
+  const producers = new Map<string, INodeProto>();
+  const useCount = new Map<string, number>(outputNames.map((o) => [o, 1]));
+  for (const node of nodes) {
+    for (const o of node.output ?? []) if (o) producers.set(o, node);
+    for (const i of node.input ?? []) if (i) useCount.set(i, (useCount.get(i) ?? 0) + 1);
+  }
+  const contextOf = (node: INodeProto): ExpansionContext => {
     const label = nodeLabel(node, nodes.indexOf(node));
-    const ctx: RuleContext = {
+    return {
       node,
       b,
       opset,
-      gy,
       needs: (node.input ?? []).map((i) => i !== "" && active.has(i)),
       shape: shapeOf,
       dtype: dtypeOf,
@@ -226,7 +244,35 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
         }
         return v;
       },
+      isConstant: (name) => constants.has(name),
+      producer: (name) => producers.get(name),
+      uses: (name) => useCount.get(name) ?? 0,
+    };
+  };
+
+  // forward nodes rewritten into primitives whose intermediates the backward reuses
+  const expanded = new Map<INodeProto, INodeProto[]>();
+  const saved = new Map<INodeProto, Record<string, string>>();
+  for (const node of path) {
+    const expand = forwardExpansions[node.opType ?? ""];
+    if (!expand) continue;
+    const { nodes: emitted, result } = b.capture(() => expand(contextOf(node)));
+    if (result) {
+      expanded.set(node, emitted);
+      saved.set(node, result);
+    }
+  }
+
+  for (let k = path.length - 1; k >= 0; k--) {
+    const node = path[k];
+    const outs = node.output ?? [];
+    const gy = outs.map((o) => (active.has(o) && reaches.has(o) ? total(o) : null));
+    if (gy.every((g) => g === null)) continue;
+    const ctx: RuleContext = {
+      ...contextOf(node),
+      gy,
       gyOrZeros: (i) => gy[i] ?? b.zeros(shapeOf(outs[i]), dtypeOf(outs[i])),
+      saved: saved.get(node),
     };
     const gx = vjpRules[node.opType!](ctx);
     (node.input ?? []).forEach((i, j) => {
@@ -269,7 +315,7 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
     ...gradOutputs,
   ];
   // keep only the nodes the outputs need
-  const allNodes = [...nodes, ...b.nodes];
+  const allNodes = [...nodes.flatMap((n) => expanded.get(n) ?? [n]), ...b.nodes];
   const needed = new Set(outputs.map((o) => o.name));
   const keep: INodeProto[] = [];
   for (let k = allNodes.length - 1; k >= 0; k--) {

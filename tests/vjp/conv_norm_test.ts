@@ -117,6 +117,21 @@ Deno.test("buildVjpModel() differentiates InstanceNormalization, LayerNormalizat
     outputs: ["y"],
     dtype: "float32",
   }, { wrt: ["x", "s", "b"], h: 1e-2 });
+  // PyTorch's GroupNorm export: constant unit scale and zero bias, [N, G, S] layout
+  await checkVjp({
+    inputs: { x: [2, 3, 6] },
+    consts: { s: { values: [1, 1, 1], dims: [3] }, b: { values: [0, 0, 0], dims: [3] } },
+    nodes: [{ op: "InstanceNormalization", inputs: ["x", "s", "b"] }],
+    outputs: ["y"],
+    dtype: "float32",
+  }, { wrt: ["x"], h: 1e-2, seed: 7 });
+  await checkVjp({
+    inputs: { x: [2, c, 3, 5] },
+    consts: { s: { values: [1, 2, 0.5, -1], dims: [c] }, b: { values: [0, 1, 0, 2], dims: [c] } },
+    nodes: [{ op: "InstanceNormalization", inputs: ["x", "s", "b"] }],
+    outputs: ["y"],
+    dtype: "float32",
+  }, { wrt: ["x"], h: 1e-2, seed: 8 });
   for (
     const [axis, dtype] of [[-1, "float64"], [1, "float64"], [2, "float32"]] as [
       number,
@@ -161,6 +176,7 @@ Deno.test("buildVjpModel() differentiates Resize (nearest and linear, scales and
   const cases: [string, string, string, number[] | null, number[] | null][] = [
     ["nearest", "asymmetric", "floor", [1, 1, 2, 2], null],
     ["nearest", "half_pixel", "round_prefer_floor", [1, 1, 2, 3], null],
+    ["nearest", "asymmetric", "floor", [1, 1, 1, 3], null],
     ["nearest", "align_corners", "round_prefer_ceil", null, [2, 3, 7, 5]],
     ["linear", "half_pixel", "round_prefer_floor", [1, 1, 2, 2], null],
     ["linear", "pytorch_half_pixel", "round_prefer_floor", null, [2, 3, 9, 1]],

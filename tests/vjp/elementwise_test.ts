@@ -119,3 +119,29 @@ Deno.test("buildVjpModel() accumulates fan-out and ignores integer shape arithme
     outputs: ["y"],
   }, { wrt: ["x"] });
 });
+
+Deno.test("buildVjpModel() differentiates SiLU = x·Sigmoid(x), also when the sigmoid is reused", async () => {
+  // σ·x (sigmoid first), x·σ, and x·σ with σ also used elsewhere (no folding there)
+  let seed = 40;
+  for (const order of [["s", "x"], ["x", "s"]]) {
+    await checkVjp({
+      inputs: { x: [2, 3, 4] },
+      nodes: [
+        { op: "Sigmoid", inputs: ["x"], outputs: ["s"] },
+        { op: "Mul", inputs: order },
+      ],
+      outputs: ["y"],
+      dtype: "float32", // ONNX Runtime fuses x·σ(x) into a float32-only kernel
+    }, { wrt: ["x"], seed: seed++ });
+  }
+  await checkVjp({
+    inputs: { x: [2, 3, 4] },
+    nodes: [
+      { op: "Sigmoid", inputs: ["x"], outputs: ["s"] },
+      { op: "Mul", inputs: ["x", "s"], outputs: ["silu"] },
+      { op: "Add", inputs: ["silu", "s"] },
+    ],
+    outputs: ["y"],
+    dtype: "float32",
+  }, { wrt: ["x"], seed: seed++ });
+});

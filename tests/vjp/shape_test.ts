@@ -90,6 +90,47 @@ Deno.test("buildVjpModel() differentiates Slice with random starts, ends, axes a
   }
 });
 
+Deno.test("buildVjpModel() joins the cotangents of slices of one axis (split, gaps, overlaps)", async () => {
+  // pieces of axis 1 of x [2, 9, 3]: y = q·k + v·w + e with q, k, v tiling [0, 6), w
+  // overlapping v, e another use of x; then the same without overlap, leaving a gap
+  const slice = (name: string, s: number, e: number) => ({
+    ...ints(`${name}_s`, [s]),
+    ...ints(`${name}_e`, [e]),
+  });
+  for (const [w0, w1] of [[3, 5], [7, 8]]) {
+    const ranges: [string, number, number][] = [
+      ["q", 0, 2],
+      ["k", 2, 4],
+      ["v", 4, 6],
+      ["w", w0, w1 + 1],
+    ];
+    await checkVjp({
+      inputs: { x: [2, 9, 3] },
+      consts: {
+        ...ints("axis", [1]),
+        ...Object.assign({}, ...ranges.map(([n, s, e]) => slice(n, s, e))),
+        ...ints("wrap", [2, -1]),
+      },
+      nodes: [
+        ...ranges.map(([n]) => ({
+          op: "Slice",
+          inputs: ["x", `${n}_s`, `${n}_e`, "axis"],
+          outputs: [n],
+        })),
+        { op: "Mul", inputs: ["q", "k"], outputs: ["qk"] },
+        { op: "ReduceSum", inputs: ["w", "axis"], outputs: ["ws"], attrs: { keepdims: 1 } },
+        { op: "Mul", inputs: ["v", "ws"], outputs: ["vw"] },
+        { op: "Add", inputs: ["qk", "vw"], outputs: ["t"] },
+        { op: "Reshape", inputs: ["x", "wrap"], outputs: ["e"] },
+        { op: "ReduceSum", inputs: ["e", "axis"], outputs: ["es"], attrs: { keepdims: 0 } },
+        { op: "Reshape", inputs: ["es", "wrap"], outputs: ["es2"] },
+        { op: "Add", inputs: ["t", "es2"] },
+      ],
+      outputs: ["y"],
+    }, { wrt: ["x"], seed: w0 });
+  }
+});
+
 Deno.test("buildVjpModel() differentiates Gather with repeated and negative indices", async () => {
   for (
     const [axis, indices, dims] of [

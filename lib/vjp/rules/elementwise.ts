@@ -40,6 +40,22 @@ function castTo(ctx: RuleContext, v: string, dt: number): string {
   return ctx.dtype(v) === dt ? v : ctx.b.op("Cast", [v], { to: dt });
 }
 
+/**
+ * Which input of a `Mul` node is `x` when the node is SiLU, `x · Sigmoid(x)`, and the
+ * sigmoid's output is used by this node alone (so its cotangent can be folded into `x`'s);
+ * `null` otherwise.
+ */
+function siluInput(ctx: RuleContext): 0 | 1 | null {
+  const [a, c] = ctx.node.input!;
+  for (const [k, x, s] of [[0, a, c], [1, c, a]] as const) {
+    const p = ctx.producer(s);
+    if (p?.opType === "Sigmoid" && p.input?.[0] === x && ctx.uses(s) === 1 && ctx.needs[k]) {
+      return k;
+    }
+  }
+  return null;
+}
+
 const zeroRule: VjpRule = (ctx) => ctx.node.input!.map(() => null);
 
 /** Rules of elementwise ops, by op type. */
@@ -73,6 +89,16 @@ export const elementwiseRules: Record<string, VjpRule> = {
   Mul: (ctx) => {
     const { b, g } = io(ctx);
     const [a, c] = ctx.node.input!;
+    const silu = siluInput(ctx);
+    if (silu !== null) {
+      // x·σ(x) whose σ feeds nothing else: d/dx = σ + y(1 − σ), one pass and no Sum
+      const s = silu === 0 ? c : a;
+      const y = ctx.node.output![0];
+      const one = b.scalar(1, ctx.dtype(y));
+      const d = b.op("Add", [s, b.op("Mul", [y, b.op("Sub", [one, s])])]);
+      const gx = b.op("Mul", [g, d]);
+      return silu === 0 ? [gx, null] : [null, gx];
+    }
     return [
       ctx.needs[0] ? unb(ctx, b.op("Mul", [g, c]), 0) : null,
       ctx.needs[1] ? unb(ctx, b.op("Mul", [g, a]), 1) : null,

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import { attrInts, attrString } from "../_graph.ts";
+import { attrInts, attrString, DataType } from "../_graph.ts";
 import { normAxis, type RuleContext, type VjpRule } from "./_rule.ts";
 
 /** Source coordinate of output index `o` (ONNX `coordinate_transformation_mode`). */
@@ -68,6 +68,20 @@ function axisMatrix(ctx: RuleContext, inLen: number, outLen: number, scale: numb
   return m;
 }
 
+/**
+ * The integer factor `s` when `m` (`inLen × outLen`) is nearest upsampling that copies each
+ * input index to a contiguous block of `s` outputs; 0 otherwise.
+ */
+function blockFactor(m: Float64Array, inLen: number, outLen: number): number {
+  const s = outLen / inLen;
+  if (!Number.isInteger(s) || s < 1) return 0;
+  for (let k = 0; k < m.length; k++) {
+    const expected = Math.floor((k % outLen) / s) === Math.floor(k / outLen) ? 1 : 0;
+    if (m[k] !== expected) return 0;
+  }
+  return s;
+}
+
 const resize: VjpRule = (ctx) => {
   const [x, , scalesIn] = ctx.node.input!;
   const inShape = ctx.shape(x);
@@ -80,6 +94,25 @@ const resize: VjpRule = (ctx) => {
     const k = axesAttr ? axesAttr.indexOf(ax) : ax;
     return k < 0 ? 1 : scaleVals[k];
   };
+  const resized: number[] = [];
+  for (let ax = 0; ax < rank; ax++) {
+    if (!(inShape[ax] === outShape[ax] && scaleOf(ax) === 1)) resized.push(ax);
+  }
+  const dt = ctx.dtype(x);
+  const matrices = resized.map((ax) => axisMatrix(ctx, inShape[ax], outShape[ax], scaleOf(ax)));
+  const factors = resized.map((ax, k) => blockFactor(matrices[k], inShape[ax], outShape[ax]));
+  const pooling = rank >= 3 && dt === DataType.FLOAT;
+  if (pooling && resized.length > 0 && resized.every((ax) => ax >= 2) && !factors.includes(0)) {
+    // nearest upsampling by integer factors of spatial axes: the adjoint sums each block,
+    // which is one pooling kernel (far faster in ONNX Runtime than a strided ReduceSum)
+    const kernel = inShape.slice(2).map((_, i) => {
+      const k = resized.indexOf(i + 2);
+      return k < 0 ? 1 : factors[k];
+    });
+    const pooled = ctx.b.op("AveragePool", [ctx.gy[0]!], { kernel_shape: kernel, strides: kernel });
+    const n = kernel.reduce((a, f) => a * f, 1);
+    return [ctx.b.op("Mul", [pooled, ctx.b.scalar(n, dt)]), null, null, null];
+  }
   let g = ctx.gy[0]!;
   const shape = outShape.slice();
   for (let ax = 0; ax < rank; ax++) {

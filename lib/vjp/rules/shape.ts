@@ -121,6 +121,17 @@ export const shapeRules: Record<string, VjpRule> = {
       step[ax] = steps[k];
     });
     const { b } = ctx;
+    const cut = inShape.map((n, i) => n !== outShape[i]);
+    if (step.every((s) => s === 1) && cut.filter((c) => c).length === 1) {
+      const axis = cut.indexOf(true);
+      return [
+        b.padAxis(ctx.gy[0]!, inShape, axis, begin[axis], outShape[axis]),
+        null,
+        null,
+        null,
+        null,
+      ];
+    }
     if (step.every((s) => s === 1)) {
       const pads = [...begin, ...inShape.map((n, i) => n - begin[i] - outShape[i])];
       return [b.op("Pad", [ctx.gy[0]!, b.int64(pads)]), null, null, null, null];
