@@ -25,6 +25,7 @@
 import { dirname, resolve } from "node:path";
 import { parseYaml } from "./deps.ts";
 import { parseDevice } from "./device.ts";
+import type { InputRange } from "./features.ts";
 import { readNpy } from "./npy.ts";
 import {
   discreteBetas,
@@ -168,9 +169,69 @@ export interface DecoderConfig {
   scale_factor: number;
 }
 
+/** The value ranges a feature model may expect (YAML `eval.features.input_range`). */
+export const INPUT_RANGES: readonly InputRange[] = ["[-1,1]", "[0,1]", "[0,255]"];
+
+/**
+ * The feature extractor for FID (YAML `eval.features`): an ONNX model that maps images to
+ * feature vectors, e.g. the bundled MNIST classifier or a user's Inception-v3 export. A plain
+ * string in YAML is short for `{ path: ... }`.
+ */
+export interface EvalFeaturesConfig {
+  /** Absolute path of the feature ONNX file (written relative to the config file in YAML). */
+  path: string;
+  /** ONNX input name of the images. @default {"image"} */
+  input: string;
+  /** ONNX output name of the features. @default {"features"} */
+  output: string;
+  /** Value range the feature model expects; images are mapped from [-1, 1] to it. @default {"[-1,1]"} */
+  input_range: InputRange;
+}
+
+/**
+ * How to score samples of this model (YAML `eval`): the defaults of `deno task eval`,
+ * `deno task bench:schedules` and `deno task demo` when no `--features` / `--fid_ref` is given.
+ */
+export interface EvalConfig {
+  /** Feature extractor for FID; absent when the config names none. */
+  features?: EvalFeaturesConfig;
+  /**
+   * Absolute path of the FID reference statistics, an `.npz` with `mu` and `sigma` (the EDM
+   * fid-refs layout; written relative to the config file in YAML). Absent when none.
+   */
+  fid_ref?: string;
+}
+
 /**
  * A validated model config: the YAML document with defaults filled in and paths resolved.
  * Field names are the YAML keys.
+ *
+ * Example with every optional section (`configs/mnist-edm.yml` uses `eval`):
+ *
+ * ```yaml
+ * name: mnist-edm
+ * model:
+ *   path: ../models/mnist-edm/model.onnx      # relative to this file
+ *   inputs: { x: x, t: sigma }
+ *   output: denoised
+ *   prediction: x0                            # eps | x0 | v | flow
+ *   time_input: sigma                         # sigma | t | discrete | lambda | log_sigma_quarter
+ *   time_shape: batch                         # batch | scalar
+ *   # condition: { input: y, shape: [10], guidance_scale: 2, uncond: zeros }
+ * schedule: { kind: ve, sigma_max: 80, sigma_min: 0.002 }
+ * shape: [1, 28, 28]
+ * # decoder: { path: vae.onnx, input: z, output: image, scale_factor: 0.18215 }
+ * data_range: [-1, 1]
+ * device: cpu                                 # cpu | cuda | cuda:<index> | webgpu
+ * batch_size: 64
+ * eval:                                       # FID defaults of eval, bench:schedules, demo
+ *   features:                                 # or just the path
+ *     path: ../models/mnist-features/model.onnx
+ *     input: image                            # default image
+ *     output: features                        # default features
+ *     input_range: "[-1,1]"                   # [-1,1] | [0,1] | [0,255]; default [-1,1]
+ *   fid_ref: ../models/mnist-features/mnist_test_stats.npz
+ * ```
  */
 export interface ModelConfig {
   /** Short model name used in reports and error messages. */
@@ -191,6 +252,8 @@ export interface ModelConfig {
   device: string;
   /** Largest batch passed to one network call. @default {16} */
   batch_size: number;
+  /** FID feature model and reference statistics; absent when the config has no `eval` section. */
+  eval?: EvalConfig;
 }
 
 /** A config file problem, naming the file and the field path (e.g. `model.prediction`). */
@@ -403,6 +466,24 @@ function readDevice(r: FieldReader, top: Obj): string {
   return device;
 }
 
+function readEval(r: FieldReader, value: unknown): EvalConfig {
+  const e = r.object(value, "eval", ["features", "fid_ref"]);
+  const config: EvalConfig = {};
+  if (e.features != null) {
+    const f = typeof e.features === "string"
+      ? { path: e.features }
+      : r.object(e.features, "eval.features", ["path", "input", "output", "input_range"]);
+    config.features = {
+      path: r.path(f, "path", "eval.features.path"),
+      input: r.string(f, "input", "eval.features.input", "image"),
+      output: r.string(f, "output", "eval.features.output", "features"),
+      input_range: r.oneOf(f, "input_range", "eval.features.input_range", INPUT_RANGES, "[-1,1]"),
+    };
+  }
+  if (e.fid_ref != null) config.fid_ref = r.path(e, "fid_ref", "eval.fid_ref");
+  return config;
+}
+
 function checkTimes<T extends { t_max: number; t_min: number }>(r: FieldReader, config: T): T {
   if (!(config.t_max > config.t_min)) {
     r.fail("schedule.t_max", `must exceed t_min ${config.t_min}: got ${config.t_max}`);
@@ -428,6 +509,7 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     "data_range",
     "device",
     "batch_size",
+    "eval",
   ]);
   const name = r.string(top, "name", "name");
 
@@ -515,6 +597,7 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     data_range: [(range as number[])[0], (range as number[])[1]],
     device: readDevice(r, top),
     batch_size: r.integer(top, "batch_size", "batch_size", 16),
+    ...(top.eval != null ? { eval: readEval(r, top.eval) } : {}),
   };
 }
 
@@ -561,6 +644,10 @@ export async function loadModelConfig(path: string): Promise<ModelConfig> {
   if (config.decoder) await checkFile(config, "decoder.path", config.decoder.path);
   const uncond = config.model.condition?.uncond;
   if (uncond && uncond !== "zeros") await checkFile(config, "model.condition.uncond", uncond);
+  if (config.eval?.features) {
+    await checkFile(config, "eval.features.path", config.eval.features.path);
+  }
+  if (config.eval?.fid_ref) await checkFile(config, "eval.fid_ref", config.eval.fid_ref);
   await scheduleFromConfig(config);
   return config;
 }

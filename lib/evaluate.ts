@@ -13,7 +13,7 @@
  */
 import { resolve } from "node:path";
 import { writeJsonAtomic } from "./atomic.ts";
-import type { ModelConfig } from "./config.ts";
+import { loadModelConfig, type ModelConfig } from "./config.ts";
 import { type Dataset, readDataset } from "./dataset.ts";
 import { sampleSize } from "./denoiser.ts";
 import { onnx } from "./deps.ts";
@@ -40,7 +40,7 @@ export const EVAL_FORMAT = "ld3-eval";
 /** Current version of {@linkcode EvalResult}. */
 export const EVAL_VERSION = 1;
 
-/** A feature-extractor ONNX model for FID (the proposed config section `eval.features`). */
+/** A feature-extractor ONNX model for FID (the config section `eval.features`, camel-cased). */
 export interface FeatureModelSpec {
   /** Path of the ONNX file. */
   path: string;
@@ -50,6 +50,86 @@ export interface FeatureModelSpec {
   output?: string;
   /** Value range the model expects. @default {"[-1,1]"} */
   inputRange?: InputRange;
+}
+
+/**
+ * The feature model of a config's `eval.features` section as a {@linkcode FeatureModelSpec}
+ * (YAML `input_range` becomes `inputRange`); `undefined` when the config names none.
+ */
+export function featureSpecFromConfig(config: ModelConfig): FeatureModelSpec | undefined {
+  const f = config.eval?.features;
+  if (f === undefined) return undefined;
+  return { path: f.path, input: f.input, output: f.output, inputRange: f.input_range };
+}
+
+/** Options of the classifier check ({@linkcode EvaluateOptions.quality}). */
+export interface QualityOptions {
+  /** Name of the class-logits output of the feature model. @default {"logits"} */
+  logits?: string;
+  /** A sample counts as recognisable when its top-class probability is at least this. @default {0.9} */
+  threshold?: number;
+}
+
+/** The classifier check of a set of samples ({@linkcode classifierQuality}). */
+export interface QualityMetrics {
+  /** The probability threshold. */
+  threshold: number;
+  /** Fraction of samples whose top-class probability is at least `threshold`. */
+  confident: number;
+  /** Mean top-class probability. */
+  mean_top_prob: number;
+  /** Number of samples per predicted class (arg-max), indexed by class. */
+  histogram: number[];
+}
+
+/**
+ * The "readable sample" check: softmax of each row of class logits, the fraction whose top
+ * probability reaches `threshold`, the mean top probability and the histogram of predicted
+ * classes. Softmax is computed in float64 with the row maximum subtracted, so large logits do
+ * not overflow.
+ *
+ * @example
+ * ```ts
+ * import { classifierQuality } from "./evaluate.ts";
+ * const q = classifierQuality(new Float64Array([10, 0, 0, 1]), 2, 2, 0.9);
+ * if (q.confident !== 0.5 || q.histogram[0] !== 1 || q.histogram[1] !== 1) throw new Error();
+ * ```
+ *
+ * @param logits `count × classes` values, row-major.
+ * @param count Number of samples.
+ * @param classes Number of classes (at least 2).
+ * @param threshold Top-class probability that counts as confident. @default {0.9}
+ * @throws {RangeError} If the sizes do not match.
+ */
+export function classifierQuality(
+  logits: ArrayLike<number>,
+  count: number,
+  classes: number,
+  threshold = 0.9,
+): QualityMetrics {
+  if (!(Number.isSafeInteger(classes) && classes >= 2)) {
+    throw new RangeError(`classes must be an integer >= 2: got ${classes}`);
+  }
+  if (!(Number.isSafeInteger(count) && count >= 1) || logits.length !== count * classes) {
+    throw new RangeError(
+      `logits must hold count × classes = ${count} × ${classes} values: got ${logits.length}`,
+    );
+  }
+  const histogram = new Array<number>(classes).fill(0);
+  let confident = 0;
+  let sumTop = 0;
+  for (let i = 0; i < count; i++) {
+    const o = i * classes;
+    let best = 0;
+    for (let c = 1; c < classes; c++) if (logits[o + c] > logits[o + best]) best = c;
+    let z = 0;
+    for (let c = 0; c < classes; c++) z += Math.exp(logits[o + c] - logits[o + best]);
+    const top = 1 / z;
+    histogram[best]++;
+    sumTop += top;
+    if (top >= threshold) confident++;
+  }
+  return { threshold, confident: confident / count, mean_top_prob: sumTop / count, histogram };
 }
 
 /**
@@ -84,10 +164,28 @@ export interface EvaluateOptions extends SamplerOptions {
   seed?: number;
   /** Samples per solver batch. @default {the model config's batch_size} */
   batchSize?: number;
-  /** Feature model for FID: a spec to load, or an already loaded model (not closed here). */
+  /**
+   * Feature model for FID and the classifier check: a spec to load, or an already loaded model
+   * (not closed here).
+   * @default {the config's `eval.features` (unless `configEval` is false)}
+   */
   features?: FeatureModelSpec | FeatureModel;
-  /** FID reference statistics: an `.npz` path (`mu`, `sigma`) or the statistics themselves. */
+  /**
+   * FID reference statistics: an `.npz` path (`mu`, `sigma`) or the statistics themselves.
+   * @default {the config's `eval.fid_ref` (unless `configEval` is false)}
+   */
   fidRef?: string | FeatureStats;
+  /**
+   * Fill a missing `features` / `fidRef` from the model config's `eval` section. FID is computed
+   * whenever reference statistics are known, so pass `false` to evaluate without it.
+   * @default {true}
+   */
+  configEval?: boolean;
+  /**
+   * The classifier check ({@linkcode classifierQuality}) on the feature model's class logits:
+   * `true` for the defaults. Needs a feature model with a logits output. @default {false}
+   */
+  quality?: boolean | QualityOptions;
   /** A teacher dataset folder (from `generate`): per-sample L2/L1 of student vs teacher. */
   teacherDir?: string;
   /**
@@ -120,6 +218,8 @@ export interface EvalMetrics {
   fid?: number;
   /** Feature dimension and reference file of the FID. */
   fidInfo?: { dim: number; features: string; ref: string };
+  /** The classifier check: confident fraction, mean top probability, class histogram. */
+  quality?: QualityMetrics & { logits: string };
   /** Per-sample distance to the teacher's output ("L2" = mean squared difference over C·H·W). */
   teacher?: { l2: MeanStd; l1: MeanStd; dir: string; solver: string; nfe: number };
   /** Per-sample RMS error of the raw solver output against the reference ODE solution. */
@@ -338,17 +438,35 @@ export async function evaluateSchedule(
   // Checks that need nothing loaded come first, so bad input fails fast.
   if (options.sigmas === undefined) validateSamplerOptions(options);
   else validateSamplerOptions({ ...options, skipType: undefined, loadFrom: undefined });
-  const wantFid = options.features !== undefined || options.fidRef !== undefined;
-  if (wantFid && (options.features === undefined || options.fidRef === undefined)) {
+  // The config (read, not yet loaded) supplies the FID defaults of its `eval` section.
+  if (typeof model === "string") model = await loadModelConfig(model);
+  const config = isLoadedModel(model) ? model.config : model;
+  const fromConfig = options.configEval ?? true;
+  const featureSpec = options.features ?? (fromConfig ? featureSpecFromConfig(config) : undefined);
+  const fidRefOption = options.fidRef ?? (fromConfig ? config.eval?.fid_ref : undefined);
+  const quality = options.quality === true ? {} : options.quality || undefined;
+  const threshold = quality?.threshold ?? 0.9;
+  if (quality && !(threshold > 0 && threshold <= 1)) {
+    throw new RangeError(`quality.threshold must be in (0, 1]: got ${threshold}`);
+  }
+  // Explicit features alone ask for FID; the config's features alone serve the quality check.
+  const wantFid = fidRefOption !== undefined ||
+    (options.features !== undefined && quality === undefined);
+  if (wantFid && (featureSpec === undefined || fidRefOption === undefined)) {
     throw new RangeError(
       `FID needs both a feature model and reference statistics: got ${
-        options.features === undefined ? "no features" : "no fidRef"
+        featureSpec === undefined ? "no features" : "no fidRef"
       }`,
+    );
+  }
+  if (quality && featureSpec === undefined) {
+    throw new RangeError(
+      "The classifier check needs a feature model with a logits output: got no features",
     );
   }
   const wantExact = (options.exactGmm !== undefined && options.exactGmm !== false) ||
     options.reference !== undefined;
-  if (!wantFid && options.teacherDir === undefined && !wantExact) {
+  if (!wantFid && !quality && options.teacherDir === undefined && !wantExact) {
     throw new RangeError(
       "Nothing to measure: give a teacher dataset, a feature model with reference statistics, " +
         "or an exact reference",
@@ -396,15 +514,16 @@ export async function evaluateSchedule(
     // FID: reference statistics and feature model, checked against each other up front.
     let ref: FeatureStats | undefined;
     let featureDim = 0;
-    if (wantFid) {
-      if (numSamples < 2) {
+    let classes = 0;
+    const logitsName = quality?.logits ?? "logits";
+    if (wantFid || quality) {
+      if (wantFid && numSamples < 2) {
         throw new RangeError(`FID needs num_samples >= 2: got ${numSamples}`);
       }
-      ref = typeof options.fidRef === "string"
-        ? await readFidRefs(options.fidRef)
-        : options.fidRef!;
-      const refDim = statsDim(ref, "fidRef");
-      const spec = options.features!;
+      if (wantFid) {
+        ref = typeof fidRefOption === "string" ? await readFidRefs(fidRefOption) : fidRefOption!;
+      }
+      const spec = featureSpec!;
       if (isFeatureModel(spec)) featureModel = spec;
       else {
         featureModel = await loadFeatureModel(spec.path, {
@@ -420,11 +539,23 @@ export async function evaluateSchedule(
           `Feature model takes images [${featureModel.sampleShape}]: the model makes [${m.imageShape}]`,
         );
       }
-      const probe = await featureModel.features(new Float32Array(sampleSize(m.imageShape)), 1);
-      featureDim = probe.length;
+      const probeImage = new Float32Array(sampleSize(m.imageShape));
+      const probe = await featureModel.run(
+        probeImage,
+        1,
+        quality ? [featureModel.outputName, logitsName] : [featureModel.outputName],
+      );
+      featureDim = probe[featureModel.outputName].dim;
+      classes = quality ? probe[logitsName].dim : 0;
+      const refDim = ref ? statsDim(ref, "fidRef") : featureDim;
       if (featureDim !== refDim) {
         throw new RangeError(
           `Reference statistics have dimension ${refDim} but the feature model outputs ${featureDim}`,
+        );
+      }
+      if (quality && classes < 2) {
+        throw new RangeError(
+          `The classifier check needs at least 2 classes: output "${logitsName}" has ${classes}`,
         );
       }
     }
@@ -455,6 +586,7 @@ export async function evaluateSchedule(
     const l1 = new Float64Array(teacher ? numSamples : 0);
     const exact = new Float64Array(reference ? numSamples : 0);
     const features = new Float64Array(wantFid ? numSamples * featureDim : 0);
+    const logits = new Float64Array(quality ? numSamples * classes : 0);
     const started = performance.now();
     options.onProgress?.(0, numSamples);
     for (let start = 0; start < numSamples; start += batchSize) {
@@ -501,7 +633,13 @@ export async function evaluateSchedule(
         exact.set(rmsDistance(exactX, out, count), start);
       }
       if (featureModel) {
-        features.set(await featureModel.features(images, count), start * featureDim);
+        const names = [
+          ...(wantFid ? [featureModel.outputName] : []),
+          ...(quality ? [logitsName] : []),
+        ];
+        const outs = await featureModel.run(images, count, names);
+        if (wantFid) features.set(outs[featureModel.outputName].data, start * featureDim);
+        if (quality) logits.set(outs[logitsName].data, start * classes);
       }
       options.onBatch?.({ indices, images, imageShape: m.imageShape });
       options.onProgress?.(start + count, numSamples);
@@ -510,11 +648,16 @@ export async function evaluateSchedule(
     const metrics: EvalMetrics = {};
     if (ref && featureModel) {
       metrics.fid = fidFromStats(featureStats(features, numSamples, featureDim), ref);
-      const spec = options.features!;
       metrics.fidInfo = {
         dim: featureDim,
-        features: isFeatureModel(spec) ? "(loaded)" : resolve(spec.path),
-        ref: typeof options.fidRef === "string" ? resolve(options.fidRef) : "(given)",
+        features: isFeatureModel(featureSpec!) ? "(loaded)" : resolve(featureSpec!.path),
+        ref: typeof fidRefOption === "string" ? resolve(fidRefOption) : "(given)",
+      };
+    }
+    if (quality) {
+      metrics.quality = {
+        ...classifierQuality(logits, numSamples, classes, threshold),
+        logits: logitsName,
       };
     }
     if (teacher) {
@@ -577,6 +720,13 @@ export function formatMetrics(metrics: EvalMetrics): string {
   const parts: string[] = [];
   const g = (v: number) => v === 0 ? "0" : Number.isFinite(v) ? v.toPrecision(4) : String(v);
   if (metrics.fid !== undefined) parts.push(`FID ${metrics.fid.toFixed(2)}`);
+  if (metrics.quality) {
+    parts.push(
+      `${
+        (100 * metrics.quality.confident).toFixed(1)
+      } % with top-class probability >= ${metrics.quality.threshold}`,
+    );
+  }
   if (metrics.teacher) {
     parts.push(`L2 to teacher ${g(metrics.teacher.l2.mean)} ± ${g(metrics.teacher.l2.std)}`);
     parts.push(`L1 ${g(metrics.teacher.l1.mean)}`);

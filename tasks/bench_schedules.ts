@@ -5,7 +5,8 @@
  * time_quadratic, logSNR, edm, gits, ld3}, each scored by the distance to a teacher dataset
  * (uni_pc, 20 steps, EDM grid — the LD3 default teacher), by FID when a feature model and
  * reference statistics are available, and by the exact-solution error on a Gaussian-mixture
- * model. Writes `<out_dir>/schedules.md` (tables), `<out_dir>/schedules.json` (every cell),
+ * model (FID defaults to the config's `eval` section: the bundled classifier and MNIST test
+ * statistics for `configs/mnist-edm.yml`). Writes `<out_dir>/schedules.md` (tables), `<out_dir>/schedules.json` (every cell),
  * `<out_dir>/schedules.png` (metric vs NFE, one panel per solver) and
  * `<out_dir>/schedules_lambda.png` (λ of each grid point vs step index).
  *
@@ -30,6 +31,7 @@ import {
   type EvalMetrics,
   evaluateSchedule,
   type FeatureModelSpec,
+  featureSpecFromConfig,
   gmmFromOnnx,
   type ReferenceSolver,
 } from "../lib/evaluate.ts";
@@ -48,8 +50,6 @@ import { intOption, runTask } from "./_data_cli.ts";
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const REAL_CONFIG = join(ROOT, "configs/mnist-edm.yml");
 const GMM_CONFIG = join(ROOT, "configs/gmm-mnist.yml");
-const BUNDLED_FEATURES = join(ROOT, "models/mnist-features/model.onnx");
-const BUNDLED_FID_REF = join(ROOT, "models/mnist-features/mnist_test_stats.npz");
 
 /** The schedule columns, in table order. */
 const SCHEDULES = [...SKIP_TYPES, "gits", "ld3"] as const;
@@ -67,8 +67,8 @@ const USAGE = `Usage: deno task bench:schedules [options]
   --seed N            teacher noise seed (default 1000)
   --data_dir DIR      an existing teacher dataset folder (default: generated in <out_dir>/teacher)
   --ld3_dir DIR       learned grids <solver>-NFE<nfe>.json (default ld3_grids)
-  --features FILE     feature ONNX for FID (default the bundled one with the real model)
-  --fid_ref FILE      reference statistics .npz for FID
+  --features FILE     feature ONNX for FID (default: the config's eval.features)
+  --fid_ref FILE      reference statistics .npz for FID (default: the config's eval.fid_ref)
   --exact             exact-solution error: auto (GMM graphs), on, off (default auto)
   --out_dir DIR       output folder (default bench)
   --device D          execution device (default: the config's)`;
@@ -219,24 +219,28 @@ async function main(): Promise<void> {
   let featureModel: FeatureModel | undefined;
   try {
     const batchSize = intOption("batch_size", values.batch_size) ?? model.config.batch_size;
-    // FID: explicit files, else the bundled classifier when benchmarking the bundled model.
-    let featuresPath = values.features;
-    let fidRefPath = values.fid_ref;
-    if (
-      featuresPath === undefined && fidRefPath === undefined && configPath === REAL_CONFIG &&
-      await exists(BUNDLED_FEATURES) && await exists(BUNDLED_FID_REF)
-    ) {
-      featuresPath = BUNDLED_FEATURES;
-      fidRefPath = BUNDLED_FID_REF;
-    }
-    if ((featuresPath === undefined) !== (fidRefPath === undefined)) {
-      throw new TypeError("FID needs both --features and --fid_ref");
+    // FID: explicit files, else the config's eval section (the bundled classifier and the
+    // MNIST test statistics for the bundled model). Loaded once for every cell.
+    const spec: FeatureModelSpec | undefined = values.features !== undefined
+      ? { path: values.features }
+      : featureSpecFromConfig(model.config);
+    const fidRefPath = values.fid_ref ?? model.config.eval?.fid_ref;
+    if ((spec === undefined) !== (fidRefPath === undefined)) {
+      throw new TypeError(
+        `FID needs both --features and --fid_ref (or the config's eval section): got ${
+          spec === undefined ? "no features" : "no fid_ref"
+        }`,
+      );
     }
     let fidRef: FeatureStats | undefined;
-    if (featuresPath !== undefined && fidRefPath !== undefined) {
+    if (spec !== undefined && fidRefPath !== undefined) {
       fidRef = await readFidRefs(fidRefPath);
-      const spec: FeatureModelSpec = { path: featuresPath };
-      featureModel = await loadFeatureModel(spec.path, { sampleShape: model.imageShape });
+      featureModel = await loadFeatureModel(spec.path, {
+        inputName: spec.input,
+        outputName: spec.output,
+        inputRange: spec.inputRange,
+        sampleShape: model.imageShape,
+      });
     }
 
     // Exact reference, cached per sample index: every cell starts from the same teacher z.
@@ -362,7 +366,7 @@ async function main(): Promise<void> {
           numSamples,
           batchSize,
           teacherDir,
-          ...(featureModel && fidRef ? { features: featureModel, fidRef } : {}),
+          ...(featureModel && fidRef ? { features: featureModel, fidRef } : { configEval: false }),
           ...(reference ? { reference } : {}),
         });
         cell.metrics = result.metrics;

@@ -5,8 +5,12 @@
  * deno task eval --config configs/gmm-mnist.yml --solver_name uni_pc --steps 6 \
  *   --skip_type logSNR --num_samples 1000 --seed 0 \
  *   [--data_dir train_data/uni_pc_NFE20_edm] [--features model.onnx --fid_ref ref.npz] \
- *   [--exact_gmm] [--out result.json] [--save_png grid.png]
+ *   [--quality] [--exact_gmm] [--out result.json] [--save_png grid.png]
  * ```
+ *
+ * Without `--features` / `--fid_ref` the config's `eval` section supplies them, so
+ * `deno task eval --config configs/mnist-edm.yml --skip_type edm` reports the FID against the
+ * bundled MNIST test statistics (`--no_fid` turns that off).
  *
  * The grid is one of `--skip_type`, `--load_from grid.json` or `--sigmas 80,10,1,0.002`.
  * Prints one summary line and writes the JSON result (`lib/evaluate.ts`, {@linkcode EvalResult}).
@@ -14,6 +18,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { loadModelConfig } from "../lib/config.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import {
   type EvalResult,
@@ -42,6 +47,11 @@ const USAGE = `Usage: deno task eval --config <model.yml> [options]
   --features_input S   its image input name (default image)
   --features_output S  its feature output name (default features)
   --fid_ref FILE       reference statistics .npz (mu, sigma)
+                       (features and fid_ref default to the config's eval section)
+  --no_fid             ignore the config's eval section (no FID unless given above)
+  --quality            classifier check: share of samples with top-class probability >=
+                       --threshold and the class histogram (the feature model's logits output)
+  --threshold P        probability threshold of --quality (default 0.9)
   --exact_gmm          exact-solution error (Gaussian-mixture models built by buildGmmOnnx)
   --exact_steps N      RK4 steps of the exact solution (default 200)
   --out FILE           result JSON (default eval_<solver>_NFE<nfe>_<grid>.json)
@@ -62,8 +72,10 @@ function sigmaList(value: string | undefined): number[] | undefined {
 
 function summary(result: EvalResult): string {
   const grid = result.grid.kind === "file" ? `file ${result.grid.load_from}` : result.grid.kind;
-  return `${result.solver.name} NFE ${result.nfe} ${grid}: ${formatMetrics(result.metrics)} ` +
-    `(${result.options.num_samples} samples, ${result.seconds.toFixed(1)} s)`;
+  const quality = result.metrics.quality;
+  const classes = quality ? `, classes [${quality.histogram.join(", ")}]` : "";
+  return `${result.solver.name} NFE ${result.nfe} ${grid}: ${formatMetrics(result.metrics)}` +
+    `${classes} (${result.options.num_samples} samples, ${result.seconds.toFixed(1)} s)`;
 }
 
 async function main(): Promise<void> {
@@ -89,6 +101,9 @@ async function main(): Promise<void> {
       features_input: { type: "string" },
       features_output: { type: "string" },
       fid_ref: { type: "string" },
+      no_fid: { type: "boolean" },
+      quality: { type: "boolean" },
+      threshold: { type: "string" },
       exact_gmm: { type: "boolean" },
       exact_steps: { type: "string" },
       out: { type: "string" },
@@ -106,20 +121,29 @@ async function main(): Promise<void> {
   if (grids.length > 1) {
     throw new TypeError("Give one grid: --skip_type, --load_from or --sigmas");
   }
+  const config = await loadModelConfig(values.config);
+  const configEval = !values.no_fid;
+  const fidFromConfig = configEval && config.eval?.features !== undefined &&
+    config.eval?.fid_ref !== undefined;
   if (
     values.data_dir === undefined && values.features === undefined &&
-    values.fid_ref === undefined && !values.exact_gmm
+    values.fid_ref === undefined && !values.exact_gmm && !values.quality && !fidFromConfig
   ) {
     throw new TypeError(
-      "Nothing to measure: give --data_dir (teacher dataset), --features with --fid_ref, or --exact_gmm",
+      "Nothing to measure: give --data_dir (teacher dataset), --features with --fid_ref " +
+        "(or an eval section in the config), --quality, or --exact_gmm",
     );
+  }
+  const threshold = numberOption("threshold", values.threshold);
+  if (threshold !== undefined && !values.quality) {
+    throw new TypeError("--threshold needs --quality");
   }
   const numSamples = intOption("num_samples", values.num_samples);
   let bar: ProgressBar | undefined;
   const preview: Float32Array[] = [];
   let previewShape: readonly number[] = [];
   let previewCount = 0;
-  const result = await evaluateSchedule(values.config, {
+  const result = await evaluateSchedule(config, {
     solverName: values.solver_name,
     steps: intOption("steps", values.steps),
     order: intOption("order", values.order),
@@ -138,6 +162,8 @@ async function main(): Promise<void> {
       output: values.features_output,
     },
     fidRef: values.fid_ref,
+    configEval,
+    quality: values.quality ? { threshold } : false,
     exactGmm: values.exact_gmm ?? false,
     exactSteps: intOption("exact_steps", values.exact_steps),
     device: values.device,

@@ -226,3 +226,85 @@ Deno.test("scheduleFromConfig() reads vp_discrete alphas_cumprod from a .npy nex
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("parseModelConfig() reads the eval section with defaults and paths resolved", () => {
+  assert.equal(parseModelConfig(BASE, "/a/b/c.yml").eval, undefined);
+  const full = parseModelConfig(
+    BASE + `eval:
+  features: { path: ../f/model.onnx, input: img, output: feat, input_range: "[0,255]" }
+  fid_ref: refs/test.npz
+`,
+    "/a/b/c.yml",
+  );
+  assert.deepEqual(full.eval, {
+    features: { path: "/a/f/model.onnx", input: "img", output: "feat", input_range: "[0,255]" },
+    fid_ref: "/a/b/refs/test.npz",
+  });
+  const defaults = parseModelConfig(BASE + "eval: { features: { path: f.onnx } }\n", "/a/c.yml");
+  assert.deepEqual(defaults.eval, {
+    features: { path: "/a/f.onnx", input: "image", output: "features", input_range: "[-1,1]" },
+  });
+  // A plain string is short for { path }.
+  const short = parseModelConfig(BASE + "eval: { features: f.onnx, fid_ref: r.npz }\n", "/a/c.yml");
+  assert.equal(short.eval?.features?.path, "/a/f.onnx");
+  assert.equal(short.eval?.features?.output, "features");
+  assert.equal(short.eval?.fid_ref, "/a/r.npz");
+});
+
+Deno.test("parseModelConfig() names the bad field of an eval section", () => {
+  assertConfigError(
+    BASE + "eval: { features: f.onnx, fid: r.npz }\n",
+    "eval.fid",
+    /is not a known field \(expected one of features, fid_ref\)/,
+  );
+  assertConfigError(
+    BASE + "eval: { features: { path: f.onnx, range: x } }\n",
+    "eval.features.range",
+    /is not a known field \(expected one of path, input, output, input_range\)/,
+  );
+  assertConfigError(
+    BASE + 'eval: { features: { path: f.onnx, input_range: "[0,2]" } }\n',
+    "eval.features.input_range",
+    /must be one of \[-1,1\], \[0,1\], \[0,255\]: got "\[0,2\]"/,
+  );
+  assertConfigError(
+    BASE + "eval: { features: { input: image } }\n",
+    "eval.features.path",
+    /is required/,
+  );
+  assertConfigError(BASE + "eval: { fid_ref: 3 }\n", "eval.fid_ref", /non-empty string: got 3/);
+  assertConfigError(BASE + "eval: [a]\n", "eval", /must be a mapping: got \["a"\]/);
+});
+
+Deno.test("loadModelConfig() checks the files of the eval section", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(join(dir, "model.onnx"), new Uint8Array([0]));
+    await Deno.writeFile(join(dir, "f.onnx"), new Uint8Array([0]));
+    const path = join(dir, "c.yml");
+    await Deno.writeTextFile(path, BASE + "eval: { features: f.onnx, fid_ref: ref.npz }\n");
+    await assert.rejects(() => loadModelConfig(path), (e: unknown) => {
+      assert.ok(e instanceof ConfigError);
+      assert.equal(e.field, "eval.fid_ref");
+      assert.ok(e.message.includes(`does not exist: ${join(dir, "ref.npz")}`), e.message);
+      return true;
+    });
+    await Deno.writeFile(join(dir, "ref.npz"), new Uint8Array([0]));
+    assert.equal((await loadModelConfig(path)).eval?.fid_ref, join(dir, "ref.npz"));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadModelConfig() reads the bundled mnist-edm config's eval section", async () => {
+  const config = await loadModelConfig("configs/mnist-edm.yml");
+  assert.deepEqual(config.eval, {
+    features: {
+      path: resolve("models/mnist-features/model.onnx"),
+      input: "image",
+      output: "features",
+      input_range: "[-1,1]",
+    },
+    fid_ref: resolve("models/mnist-features/mnist_test_stats.npz"),
+  });
+});
