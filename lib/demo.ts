@@ -3,9 +3,11 @@
  *
  * 1. **Teacher.** `generateDataset` with UniPC, 20 NFE, EDM grid: `samples` teacher outputs and
  *    their latents (resumable: complete samples are kept).
- * 2. **LD3.** `runLd3Training` for one solver at one NFE with the spec's defaults and the L2 loss
- *    (LPIPS when an LPIPS model is given) on the first half of the samples, validated on the
- *    second half. A finished or interrupted run folder is resumed, not restarted.
+ * 2. **LD3.** `runLd3Training` for one solver at one NFE with the L2 loss (LPIPS when an LPIPS
+ *    model is given) on the first half of the samples, validated on the second half; the spec's
+ *    defaults except 1 + 2 rounds and the EDM grid as the start, so that the bundled UNet's demo
+ *    fits in 15 minutes on 2 CPU cores (docs/demo.md). A finished or interrupted run folder is
+ *    resumed, not restarted.
  * 3. **Evaluation.** The learned grid, EDM, logSNR and time-uniform grids with the same solver and
  *    NFE, started from the validation latents, scored by their distance to the teacher; with a
  *    feature model and reference statistics also FID on seeded samples.
@@ -25,6 +27,7 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic, writeJsonAtomic } from "./atomic.ts";
+import { parseYaml } from "./deps.ts";
 import { loadModelConfig } from "./config.ts";
 import { datasetDirName, MANIFEST_FILE, readDataset, readManifest } from "./dataset.ts";
 import { sampleSize } from "./denoiser.ts";
@@ -69,6 +72,22 @@ export interface DemoOptions {
   samples?: number;
   /** Tiny sizes (8 samples, one round per phase, 16 FID samples) for tests and CI. @default {false} */
   quick?: boolean;
+  /**
+   * Start LD3 from this grid (`--match_prior` of `deno task train`): a skip type, `gits` or a grid
+   * file; `"none"` starts from the spec's logSNR grid (θ1 = ones). EDM is the grid the bundled
+   * models and the teacher are built around and the better start for them (docs/training.md).
+   * @default {"edm"}
+   */
+  matchPrior?: string;
+  /**
+   * Phase-1 rounds (θ1 only). The spec's 2 + 5 rounds validate 50 samples after each of 175
+   * steps, which alone takes 10–15 minutes on the bundled UNet with 2 CPU cores; the demo's
+   * 1 + 2 rounds keep the whole run under 15 minutes (docs/demo.md). `deno task train` keeps the
+   * spec's defaults. @default {1}
+   */
+  trainingRoundsV1?: number;
+  /** Phase-2 rounds (θ1 and θ2). @default {2, 1 with quick} */
+  trainingRoundsV2?: number;
   /** Execution device. @default {the config's} */
   device?: string;
   /** LPIPS ONNX model: train with the LPIPS loss instead of L2. @default {undefined} */
@@ -77,7 +96,12 @@ export interface DemoOptions {
   features?: FeatureModelSpec;
   /** FID reference statistics `.npz` (needs `features`). @default {the config's `eval.fid_ref`, if any} */
   fidRef?: string;
-  /** Seeded samples per grid for FID. @default {1000, 16 with quick} */
+  /**
+   * Seeded samples per grid (and for the teacher) for FID. 500 keeps the five FID runs (the
+   * teacher at 20 NFE costs as much as the four grids together) to about four minutes on the UNet;
+   * FID from 500 samples is biased upwards but compares the grids on equal terms.
+   * @default {500, 16 with quick}
+   */
   fidSamples?: number;
   /** Validation samples shown in comparison.png. @default {8} */
   previewCount?: number;
@@ -113,6 +137,10 @@ export interface DemoResult {
   numValid: number;
   /** The loss LD3 was trained with. */
   lossType: "L2" | "LPIPS";
+  /** The grid LD3 started from (`"none"`: the logSNR grid, θ1 = ones). */
+  matchPrior: string;
+  /** Training rounds of phase 1 and phase 2. */
+  rounds: { v1: number; v2: number };
   /** The teacher dataset. */
   teacher: { dir: string; generated: number; skipped: number; nfe: number; fid?: number };
   /** The LD3 run. */
@@ -181,17 +209,34 @@ export async function defaultDemoConfig(): Promise<string> {
 }
 
 /** The config's proposed `eval` section (`features`, `fid_ref`), when the config carries one. */
-function configEval(config: unknown): { features?: FeatureModelSpec; fidRef?: string } {
+function configEval(
+  config: unknown,
+  configPath: string,
+): { features?: FeatureModelSpec; fidRef?: string } {
   const section = (config as { eval?: Record<string, unknown> }).eval;
   if (!section || typeof section !== "object") return {};
   const features = section.features;
-  const spec = typeof features === "string"
+  // The config spells the input range `input_range` (YAML keys are snake_case).
+  const raw = features && typeof features === "object"
+    ? features as FeatureModelSpec & { input_range?: FeatureModelSpec["inputRange"] }
+    : undefined;
+  const spec: FeatureModelSpec | undefined = typeof features === "string"
     ? { path: features }
-    : features && typeof features === "object"
-    ? features as FeatureModelSpec
+    : raw && typeof raw.path === "string"
+    ? {
+      path: raw.path,
+      input: raw.input,
+      output: raw.output,
+      inputRange: raw.inputRange ?? raw.input_range,
+    }
     : undefined;
   const fidRef = typeof section.fid_ref === "string" ? section.fid_ref : undefined;
-  return { features: spec, fidRef };
+  // Paths in a config are relative to the config file, like `model.path`.
+  const here = (path: string) => resolve(dirname(configPath), path);
+  return {
+    features: spec ? { ...spec, path: here(spec.path) } : undefined,
+    fidRef: fidRef !== undefined ? here(fidRef) : undefined,
+  };
 }
 
 /** The baseline grid `name` with `steps` steps on the model's schedule. */
@@ -282,7 +327,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const out = resolve(options.out ?? "runs/demo");
   const configPath = resolve(options.config ?? await defaultDemoConfig());
   const config = await loadModelConfig(configPath);
-  const fromConfig = configEval(config);
+  const fromConfig = configEval(config, configPath);
   const features = options.features ?? fromConfig.features;
   const fidRef = options.fidRef ?? fromConfig.fidRef;
   if ((features === undefined) !== (fidRef === undefined)) {
@@ -292,9 +337,17 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       }`,
     );
   }
-  const fidSamples = features ? options.fidSamples ?? (quick ? 16 : 1000) : 0;
+  const fidSamples = features ? options.fidSamples ?? (quick ? 16 : 500) : 0;
   if (features) checkCount("fid_samples", fidSamples, 2);
   const lossType = options.lpipsModel !== undefined ? "LPIPS" : "L2";
+  const matchPrior = options.matchPrior ?? "edm";
+  const roundsV1 = options.trainingRoundsV1 ?? 1;
+  const roundsV2 = options.trainingRoundsV2 ?? (quick ? 1 : 2);
+  checkCount("training_rounds_v1", roundsV1, 0);
+  checkCount("training_rounds_v2", roundsV2, 0);
+  if (roundsV1 + roundsV2 === 0) {
+    throw new RangeError("training_rounds_v1 + training_rounds_v2 must be >= 1: got 0");
+  }
 
   // ---- 1. teacher ------------------------------------------------------------------------------
   // The teacher and run folders do not name the sample count: another count needs another out.
@@ -328,7 +381,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   // ---- 2. LD3 ----------------------------------------------------------------------------------
   // The run folder is named by the resolved options (as runLd3Training names it); a checkpoint
   // there means an earlier demo got at least one step in, so it is resumed, not restarted.
-  const rounds = quick ? { trainingRoundsV1: 1, trainingRoundsV2: 1 } : {};
+  const rounds = { trainingRoundsV1: roundsV1, trainingRoundsV2: roundsV2 };
   const size = sampleSize(config.shape);
   const boundCoef = 0.001;
   const logPath = join(out, "ld3");
@@ -342,6 +395,21 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       lossType,
     }),
   );
+  // The run folder's name and the trainer's resume check do not cover the start grid: a run
+  // started from another grid must not be resumed as if it were this one.
+  const resume = await exists(join(runDir, CHECKPOINT_FILE));
+  if (resume && await exists(join(runDir, "config.yml"))) {
+    const saved = parseYaml(await Deno.readTextFile(join(runDir, "config.yml"))) as {
+      match_prior?: string | null;
+    };
+    const savedPrior = saved.match_prior ?? "none";
+    if (savedPrior !== matchPrior) {
+      throw new RangeError(
+        `Demo folder ${out} holds a run started from ${savedPrior}: got match_prior ` +
+          `${matchPrior} (use another out folder, or delete it)`,
+      );
+    }
+  }
   const t1 = performance.now();
   const trained = await runLd3Training({
     config: configPath,
@@ -354,10 +422,11 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     numValid,
     priorBound: boundCoef,
     logPath,
-    resume: await exists(join(runDir, CHECKPOINT_FILE)),
+    resume,
     device: options.device,
     previewCount,
     progress: progress ? {} : false,
+    ...(matchPrior !== "none" ? { matchPrior } : {}),
     ...rounds,
   });
   const trainSeconds = (performance.now() - t1) / 1000;
@@ -484,6 +553,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     numTrain,
     numValid,
     lossType,
+    matchPrior,
+    rounds: { v1: roundsV1, v2: roundsV2 },
     teacher: {
       dir: generated.dir,
       generated: generated.generated,
@@ -546,6 +617,9 @@ export function formatDemoReport(result: DemoResult): string {
     `validation samples; LD3 trained on ${result.numTrain} (${result.lossType}, ` +
     `${result.train.steps} steps, ${result.train.trainSeconds.toFixed(1)} s` +
     `${result.train.resumed ? ", resumed" : ""})`,
+    `demo settings: rounds ${result.rounds.v1} + ${result.rounds.v2} (train default 2 + 5), ` +
+    `start ${result.matchPrior === "none" ? "logSNR" : result.matchPrior} (match_prior), ` +
+    (result.fidSamples > 0 ? `FID on ${result.fidSamples} samples per grid` : "no FID"),
     "",
     line(header),
     line(widths.map((w) => "-".repeat(w))),

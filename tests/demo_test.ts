@@ -65,6 +65,8 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
     assert.equal(r.steps, 6);
     assert.equal(r.numTrain + r.numValid, 8);
     assert.equal(r.lossType, "L2");
+    assert.equal(r.matchPrior, "edm");
+    assert.deepEqual(r.rounds, { v1: 1, v2: 1 });
     assert.equal(r.teacher.generated, 8);
     assert.equal(r.teacher.nfe, 20);
     assert.equal(r.train.resumed, false);
@@ -128,6 +130,10 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
     for (const grid of DEMO_GRIDS) assert.match(text, new RegExp(`^${grid}\\s`, "m"));
     assert.match(text, /LD3 is [\d.]+× closer to the teacher/);
     assert.match(text, /^LD3 σ: 80, /m);
+    assert.match(
+      text,
+      /^demo settings: rounds 1 \+ 1 \(train default 2 \+ 5\), start edm \(match_prior\), FID on 16 samples per grid$/m,
+    );
     assert.ok(text.includes(r.files.comparisonPng!));
 
     // A re-run reuses the teacher samples and resumes the finished run: same grid, same numbers.
@@ -138,6 +144,12 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
     assert.equal(again.train.runDir, r.train.runDir);
     assert.equal(again.train.steps, r.train.steps);
     assert.deepEqual(again.rows, r.rows);
+
+    // A run started from another grid is not resumed as this one.
+    await assert.rejects(
+      () => runDemo({ ...options, matchPrior: "none" }),
+      /holds a run started from edm: got match_prior none \(use another out folder/,
+    );
 
     // Another sample count in the same folder is refused with a message that says what to do.
     await assert.rejects(
@@ -152,6 +164,23 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
 Deno.test("deno task demo --quick prints the comparison table and the file paths", async () => {
   const out = await Deno.makeTempDir({ prefix: "ld3_demo_cli_" });
   try {
+    // A config with an `eval` section whose paths are relative to the config file, as in
+    // configs/mnist-edm.yml: the demo measures FID without --features/--fid_ref.
+    await Deno.writeFile(join(out, "features.onnx"), featureOnnx());
+    await writeFidRefs(join(out, "ref.npz"), {
+      mu: new Float64Array([0.2, -0.1, 0.05]),
+      sigma: new Float64Array([1, 0.1, 0, 0.1, 0.5, 0, 0, 0, 0.25]),
+    });
+    const config = join(out, "model.yml");
+    const gmm = await Deno.readTextFile(CONFIG);
+    await Deno.writeTextFile(
+      config,
+      gmm.replace(
+        "../models/gmm-mnist/model.onnx",
+        join(ROOT, "models", "gmm-mnist", "model.onnx"),
+      ) +
+        'eval:\n  features: { path: features.onnx, input_range: "[-1,1]" }\n  fid_ref: ref.npz\n',
+    );
     const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
       args: [
         "run",
@@ -161,7 +190,11 @@ Deno.test("deno task demo --quick prints the comparison table and the file paths
         "--quick",
         "--quiet",
         "--config",
-        CONFIG,
+        config,
+        "--match_prior",
+        "none",
+        "--fid_samples",
+        "8",
         "--solver",
         "uni_pc",
         "--nfe",
@@ -179,6 +212,11 @@ Deno.test("deno task demo --quick prints the comparison table and the file paths
     assert.match(text, /^gmm-mnist: uni_pc at NFE 4 \(4 steps\)/);
     const table = text.split("\n").filter((l) => /^(LD3|EDM|logSNR|time_uniform)\s+\d/.test(l));
     assert.equal(table.length, 4, text);
+    // Every grid and the teacher have an FID cell, from the config's eval section.
+    assert.match(text, /^grid\s+L2 to teacher\s+L1\s+FID \(8\)$/m);
+    for (const line of table) assert.match(line, /\s\d+\.\d\d$/, line);
+    assert.match(text, /^teacher \(NFE 20\)\s.*\d\.\d\d$/m);
+    assert.match(text, /start logSNR \(match_prior\), FID on 8 samples per grid/);
     assert.match(text, /comparison\.png\s+\S+comparison\.png/);
     await assertPicture(join(out, "comparison.png"));
   } finally {
@@ -195,6 +233,14 @@ Deno.test("runDemo() rejects bad options before writing anything", async () => {
   );
   await assert.rejects(() => runDemo({ ...base, solverName: "heun", nfe: 6 }), /odd NFE/);
   await assert.rejects(() => runDemo({ ...base, samples: 1 }), /samples must be an integer >= 2/);
+  await assert.rejects(
+    () => runDemo({ ...base, trainingRoundsV1: 0, trainingRoundsV2: 0 }),
+    /training_rounds_v1 \+ training_rounds_v2 must be >= 1: got 0/,
+  );
+  await assert.rejects(
+    () => runDemo({ ...base, trainingRoundsV2: -1 }),
+    /training_rounds_v2 must be an integer >= 0: got -1/,
+  );
   await assert.rejects(
     () => runDemo({ ...base, features: { path: "f.onnx" } }),
     /FID needs both a feature model and reference statistics: got no fid_ref/,
