@@ -442,6 +442,8 @@ function fingerprintOf(o: ResolvedLd3Options, io: Ld3Io): string {
     valid: io.valid.length,
     size: io.train[0]?.z.length ?? 0,
     seed: o.seed,
+    // A run started from another grid is another run: never resume across starting grids.
+    prior: o.priorGrid ? Array.from(o.priorGrid) : null,
   });
 }
 

@@ -134,6 +134,15 @@ Deno.test("trainLd3() rejects bad inputs with clear errors", async () => {
     () => trainLd3({ ...base, steps: 5 }, { ...io, resumeFrom: other.checkpoint }),
     /another run/,
   );
+  // Same everything but the starting grid: still another run.
+  await assert.rejects(
+    () =>
+      trainLd3({ ...base, priorGrid: edmGrid(schedule, base.steps ?? 4) }, {
+        ...io,
+        resumeFrom: other.checkpoint,
+      }),
+    /another run/,
+  );
 });
 
 Deno.test("resolveLd3Options() fills in the spec's defaults", () => {
