@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { resolve } from "node:path";
+import { isAbsolute, relative, resolve, sep } from "node:path";
 import { writeJsonAtomic } from "./atomic.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
 import { type Dataset, readDataset } from "./dataset.ts";
@@ -216,11 +216,14 @@ export interface MeanStd {
 export interface EvalMetrics {
   /** Fréchet distance of the samples' features to the reference statistics. */
   fid?: number;
-  /** Feature dimension and reference file of the FID. */
+  /** Feature dimension and reference file of the FID (paths as {@linkcode resultPath} writes them). */
   fidInfo?: { dim: number; features: string; ref: string };
   /** The classifier check: confident fraction, mean top probability, class histogram. */
   quality?: QualityMetrics & { logits: string };
-  /** Per-sample distance to the teacher's output ("L2" = mean squared difference over C·H·W). */
+  /**
+   * Per-sample distance to the teacher's output ("L2" = mean squared difference over C·H·W);
+   * `dir` as {@linkcode resultPath} writes it.
+   */
   teacher?: { l2: MeanStd; l1: MeanStd; dir: string; solver: string; nfe: number };
   /** Per-sample RMS error of the raw solver output against the reference ODE solution. */
   exact?: { rms: MeanStd; reference: string };
@@ -650,8 +653,8 @@ export async function evaluateSchedule(
       metrics.fid = fidFromStats(featureStats(features, numSamples, featureDim), ref);
       metrics.fidInfo = {
         dim: featureDim,
-        features: isFeatureModel(featureSpec!) ? "(loaded)" : resolve(featureSpec!.path),
-        ref: typeof fidRefOption === "string" ? resolve(fidRefOption) : "(given)",
+        features: isFeatureModel(featureSpec!) ? "(loaded)" : resultPath(featureSpec!.path),
+        ref: typeof fidRefOption === "string" ? resultPath(fidRefOption) : "(given)",
       };
     }
     if (quality) {
@@ -664,7 +667,7 @@ export async function evaluateSchedule(
       metrics.teacher = {
         l2: meanStd(l2),
         l1: meanStd(l1),
-        dir: resolve(teacher.dir),
+        dir: resultPath(teacher.dir),
         solver: teacher.manifest.solver.name,
         nfe: teacher.manifest.solver.nfe,
       };
@@ -708,6 +711,23 @@ export async function evaluateSchedule(
     if (ownsFeatures) await featureModel?.close();
     if (owned) await m.close();
   }
+}
+
+/**
+ * How a result JSON names a file: relative to the working directory when the file is inside
+ * it (so results committed with the project carry no machine's absolute paths), else absolute.
+ *
+ * @example
+ * ```ts
+ * console.log(resultPath(`${Deno.cwd()}/models/a.onnx`)); // "models/a.onnx" (on POSIX)
+ * ```
+ */
+export function resultPath(path: string): string {
+  const absolute = resolve(path);
+  const rel = relative(Deno.cwd(), absolute);
+  if (rel === "") return ".";
+  if (rel === ".." || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return absolute;
+  return rel;
 }
 
 /** Writes an evaluation result as indented JSON, atomically. */

@@ -21,7 +21,7 @@ import { readFile } from "node:fs/promises";
 import type { NoiseSchedule, ScheduleKind } from "./schedule.ts";
 import { gridLambdas, gridSigmas, toGrid } from "./grid.ts";
 import type { Grid } from "./solver.ts";
-import { writeTextAtomic } from "./_atomic_text.ts";
+import { writeJsonAtomic } from "./atomic.ts";
 
 /** Identifies the JSON document. */
 export const GRID_FILE_FORMAT = "ld3-grid";
@@ -90,7 +90,7 @@ export function makeGridFile(
 
 /** Writes a grid file atomically (temp file + rename). */
 export async function saveGridFile(path: string, file: GridFile): Promise<void> {
-  await writeTextAtomic(path, JSON.stringify(file, null, 2) + "\n");
+  await writeJsonAtomic(path, file);
 }
 
 /** Checks a parsed JSON value is a usable grid file; the message names the bad field. */

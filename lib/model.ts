@@ -19,7 +19,7 @@ import {
   type ModelConfig,
   scheduleFromConfig,
 } from "./config.ts";
-import { readNpy } from "./npy.ts";
+import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
 import { ElemType } from "./onnx_build.ts";
 import {
   createSession,
@@ -338,33 +338,10 @@ export async function onnxDenoiser(
   const maxBatch = fixedBatch ?? config.batch_size;
 
   const condSize = m.condition ? sampleSize(m.condition.shape) : 0;
-  let uncond = new Float32Array(condSize);
-  if (m.condition && m.condition.uncond !== "zeros") {
-    const array = await readNpy(m.condition.uncond);
-    if (array.data.length !== condSize || array.data instanceof BigInt64Array) {
-      throw new TypeError(
-        `model.condition.uncond ${m.condition.uncond}: expected ${condSize} float values, found ${array.dtype} [${array.shape}]`,
-      );
-    }
-    uncond = Float32Array.from(array.data as ArrayLike<number>);
-  }
+  const uncond = await readUncond(m.condition, condSize);
   const guidance = m.condition?.guidance_scale ?? 1;
 
-  function timeTensor(value: number, n: number): ort.Tensor {
-    const dims = m.time_shape === "batch" ? [n] : tSig.dims.length === 0 ? [] : [1];
-    const count = m.time_shape === "batch" ? n : 1;
-    if (tSig.elemType === ElemType.int64) {
-      return new ort.Tensor(
-        "int64",
-        new BigInt64Array(count).fill(BigInt(Math.round(value))),
-        dims,
-      );
-    }
-    if (tSig.elemType === ElemType.double) {
-      return new ort.Tensor("float64", new Float64Array(count).fill(value), dims);
-    }
-    return new ort.Tensor("float32", new Float32Array(count).fill(value), dims);
-  }
+  const timeTensor = timeTensorMaker(m.time_shape, tSig);
 
   /** Raw network output for `n` samples, in calls of at most `maxBatch` samples. */
   async function runNetwork(

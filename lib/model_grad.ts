@@ -28,7 +28,7 @@ import {
   dLogAlphaDt,
 } from "./differentiable.ts";
 import { type LoadedModel, networkTime, NonFiniteError } from "./model.ts";
-import { readNpy } from "./npy.ts";
+import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
 import { ElemType } from "./onnx_build.ts";
 import { executionProviders, readOnnxSignature, type TensorSignature } from "./onnx_session.ts";
 import type { NoiseSchedule } from "./schedule.ts";
@@ -239,35 +239,12 @@ export async function differentiableDenoiser(
   });
 
   const condSize = m.condition ? sampleSize(m.condition.shape) : 0;
-  let uncond = new Float32Array(condSize);
-  if (m.condition && m.condition.uncond !== "zeros") {
-    const array = await readNpy(m.condition.uncond);
-    if (array.data.length !== condSize || array.data instanceof BigInt64Array) {
-      throw new TypeError(
-        `model.condition.uncond ${m.condition.uncond}: expected ${condSize} float values, found ${array.dtype} [${array.shape}]`,
-      );
-    }
-    uncond = Float32Array.from(array.data as ArrayLike<number>);
-  }
+  const uncond = await readUncond(m.condition, condSize);
   const guidance = m.condition?.guidance_scale ?? 1;
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   let warned = false;
 
-  function timeTensor(value: number, n: number): ort.Tensor {
-    const dims = m.time_shape === "batch" ? [n] : tSig.dims.length === 0 ? [] : [1];
-    const count = m.time_shape === "batch" ? n : 1;
-    if (timeIsInteger) {
-      return new ort.Tensor(
-        "int64",
-        new BigInt64Array(count).fill(BigInt(Math.round(value))),
-        dims,
-      );
-    }
-    if (tSig.elemType === ElemType.double) {
-      return new ort.Tensor("float64", new Float64Array(count).fill(value), dims);
-    }
-    return new ort.Tensor("float32", new Float32Array(count).fill(value), dims);
-  }
+  const timeTensor = timeTensorMaker(m.time_shape, tSig);
 
   /** VJP of the raw network for `n` samples, in chunks of at most `maxBatch` like `denoise`. */
   async function networkVjp(

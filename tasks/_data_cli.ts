@@ -1,10 +1,12 @@
 /**
- * Small helpers shared by the data tasks (`generate`, `sample`, `bench`): option parsing and
- * the one-line error exit.
+ * Small helpers shared by the task CLIs (`generate`, `sample`, `eval`, `train`, `bench`, …):
+ * option parsing, the shared sampler option specs and help lines, and the one-line error exit.
  *
  * @module
  */
 import { readNpy } from "../lib/npy.ts";
+import type { SamplerOptions } from "../lib/sampling.ts";
+import type { SolverName } from "../lib/solvers/mod.ts";
 
 /** Parses an optional integer option; `undefined` when absent. */
 export function intOption(name: string, value: string | undefined): number | undefined {
@@ -50,4 +52,92 @@ export async function runTask(main: () => Promise<void>): Promise<void> {
     console.error(`error: ${message.replace(/\s*\n\s*/g, " ")}`);
     Deno.exit(1);
   }
+}
+
+/** The `parseArgs` specs of the options that pick the solver (`sample`, `generate`, `eval`, `train`). */
+export const SOLVER_OPTIONS = {
+  solver_name: { type: "string" },
+  steps: { type: "string" },
+  order: { type: "string" },
+  unipc_variant: { type: "string" },
+} as const;
+
+/** The `parseArgs` specs of the options that pick the grid (`sample`, `generate`, `eval`). */
+export const GRID_OPTIONS = {
+  skip_type: { type: "string" },
+  rho: { type: "string" },
+  load_from: { type: "string" },
+} as const;
+
+/** The `parseArgs` specs of the noise seed and the execution device (every sampling task). */
+export const RUN_OPTIONS = {
+  seed: { type: "string" },
+  device: { type: "string" },
+} as const;
+
+/** Raw values of {@linkcode SOLVER_OPTIONS}, as `parseArgs` returns them. */
+export interface SolverOptionValues {
+  solver_name?: string;
+  steps?: string;
+  order?: string;
+  unipc_variant?: string;
+}
+
+/** Raw values of {@linkcode SOLVER_OPTIONS} and {@linkcode GRID_OPTIONS}. */
+export interface SamplerOptionValues extends SolverOptionValues {
+  skip_type?: string;
+  rho?: string;
+  load_from?: string;
+}
+
+/**
+ * The solver part of `SamplerOptions` from the raw option values. The solver name and the
+ * UniPC variant are only typed here; the library checks them (with messages that name them).
+ */
+export function solverOptions(values: SolverOptionValues): {
+  solverName: SolverName | undefined;
+  steps: number | undefined;
+  order: number | undefined;
+  unipcVariant: "bh1" | "bh2" | undefined;
+} {
+  return {
+    solverName: values.solver_name as SolverName | undefined,
+    steps: intOption("steps", values.steps),
+    order: intOption("order", values.order),
+    unipcVariant: values.unipc_variant as "bh1" | "bh2" | undefined,
+  };
+}
+
+/** `SamplerOptions` (solver and grid) from the raw option values. */
+export function samplerOptions(values: SamplerOptionValues): SamplerOptions {
+  // Key order is parse order: with several bad options the first one named here is reported.
+  return {
+    ...solverOptions(values),
+    skipType: values.skip_type,
+    rho: numberOption("rho", values.rho),
+    loadFrom: values.load_from,
+  };
+}
+
+/** Help texts of the options whose meaning is the same in every task. */
+const SHARED_HELP = {
+  solver_name: [
+    "--solver_name NAME",
+    "euler | heun | dpm_solver | dpm_solver++ | uni_pc | ipndm (default uni_pc)",
+  ],
+  skip_type: [
+    "--skip_type T",
+    "time_uniform | time_quadratic | logSNR | edm | gits (default edm)",
+  ],
+  rho: ["--rho R", "EDM schedule exponent (default 7)"],
+  device: ["--device D", "execution device (default: the config's)"],
+} as const;
+
+/**
+ * One usage line of a shared option, its text starting at column `width` after the two-space
+ * indent (each task aligns its own help).
+ */
+export function optionHelp(name: keyof typeof SHARED_HELP, width: number): string {
+  const [flag, text] = SHARED_HELP[name];
+  return `  ${flag.padEnd(width)}${text}`;
 }

@@ -45,7 +45,7 @@ import { combineScenes, lambdaPlot, linePlot, plotToPng, sceneToSvg } from "../l
 import { formatDuration, ProgressBar } from "../lib/progress.ts";
 import { generateDataset, initialNoise, prepareSampler } from "../lib/sampling.ts";
 import { isSolverName, type SolverName, solverSteps } from "../lib/solvers/mod.ts";
-import { intOption, runTask } from "./_data_cli.ts";
+import { intOption, optionHelp, RUN_OPTIONS, runTask } from "./_data_cli.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const REAL_CONFIG = join(ROOT, "configs/mnist-edm.yml");
@@ -71,7 +71,7 @@ const USAGE = `Usage: deno task bench:schedules [options]
   --fid_ref FILE      reference statistics .npz for FID (default: the config's eval.fid_ref)
   --exact             exact-solution error: auto (GMM graphs), on, off (default auto)
   --out_dir DIR       output folder (default bench)
-  --device D          execution device (default: the config's)`;
+${optionHelp("device", 20)}`;
 
 /** One cell of the matrix. */
 interface Cell {
@@ -174,14 +174,13 @@ async function main(): Promise<void> {
       schedules: { type: "string" },
       num_samples: { type: "string" },
       batch_size: { type: "string" },
-      seed: { type: "string" },
       data_dir: { type: "string" },
       ld3_dir: { type: "string" },
       features: { type: "string" },
       fid_ref: { type: "string" },
       exact: { type: "string" },
       out_dir: { type: "string" },
-      device: { type: "string" },
+      ...RUN_OPTIONS,
       help: { type: "boolean", short: "h" },
     },
   });

@@ -28,15 +28,24 @@ import {
 } from "../lib/evaluate.ts";
 import { imageShapeOf, imagesToPngGrid } from "../lib/image.ts";
 import { ProgressBar } from "../lib/progress.ts";
-import { intOption, numberOption, runTask } from "./_data_cli.ts";
+import {
+  GRID_OPTIONS,
+  intOption,
+  numberOption,
+  optionHelp,
+  RUN_OPTIONS,
+  runTask,
+  samplerOptions,
+  SOLVER_OPTIONS,
+} from "./_data_cli.ts";
 
 const USAGE = `Usage: deno task eval --config <model.yml> [options]
-  --solver_name NAME   euler | heun | dpm_solver | dpm_solver++ | uni_pc | ipndm (default uni_pc)
+${optionHelp("solver_name", 21)}
   --steps N            solver steps (default 20; fixed by --load_from / --sigmas)
   --order N            solver order
   --unipc_variant V    bh1 | bh2 (default bh1)
-  --skip_type T        time_uniform | time_quadratic | logSNR | edm | gits (default edm)
-  --rho R              EDM schedule exponent (default 7)
+${optionHelp("skip_type", 21)}
+${optionHelp("rho", 21)}
   --load_from FILE     grid JSON file (e.g. learned by LD3)
   --sigmas LIST        explicit σ list, largest first, e.g. 80,10,1,0.002
   --num_samples N      samples (default 1000, or the teacher dataset's size)
@@ -56,7 +65,7 @@ const USAGE = `Usage: deno task eval --config <model.yml> [options]
   --exact_steps N      RK4 steps of the exact solution (default 200)
   --out FILE           result JSON (default eval_<solver>_NFE<nfe>_<grid>.json)
   --save_png FILE      grid PNG of the first 64 samples
-  --device D           execution device (default: the config's)`;
+${optionHelp("device", 21)}`;
 
 /** Parses `--sigmas 80,10,1,0.002`. */
 function sigmaList(value: string | undefined): number[] | undefined {
@@ -85,16 +94,11 @@ async function main(): Promise<void> {
     allowPositionals: false,
     options: {
       config: { type: "string" },
-      solver_name: { type: "string" },
-      steps: { type: "string" },
-      order: { type: "string" },
-      unipc_variant: { type: "string" },
-      skip_type: { type: "string" },
-      rho: { type: "string" },
-      load_from: { type: "string" },
+      ...SOLVER_OPTIONS,
+      ...GRID_OPTIONS,
+      ...RUN_OPTIONS,
       sigmas: { type: "string" },
       num_samples: { type: "string" },
-      seed: { type: "string" },
       batch_size: { type: "string" },
       data_dir: { type: "string" },
       features: { type: "string" },
@@ -108,7 +112,6 @@ async function main(): Promise<void> {
       exact_steps: { type: "string" },
       out: { type: "string" },
       save_png: { type: "string" },
-      device: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -144,13 +147,7 @@ async function main(): Promise<void> {
   let previewShape: readonly number[] = [];
   let previewCount = 0;
   const result = await evaluateSchedule(config, {
-    solverName: values.solver_name,
-    steps: intOption("steps", values.steps),
-    order: intOption("order", values.order),
-    unipcVariant: values.unipc_variant as "bh1" | "bh2" | undefined,
-    skipType: values.skip_type,
-    rho: numberOption("rho", values.rho),
-    loadFrom: values.load_from,
+    ...samplerOptions(values),
     sigmas: sigmaList(values.sigmas),
     numSamples,
     seed: intOption("seed", values.seed),

@@ -14,23 +14,32 @@
  */
 import { parseArgs } from "node:util";
 import { generateDataset } from "../lib/sampling.ts";
-import { conditionOption, intOption, numberOption, runTask } from "./_data_cli.ts";
+import {
+  conditionOption,
+  GRID_OPTIONS,
+  intOption,
+  optionHelp,
+  RUN_OPTIONS,
+  runTask,
+  samplerOptions,
+  SOLVER_OPTIONS,
+} from "./_data_cli.ts";
 
 const USAGE = `Usage: deno task generate --config <model.yml> [options]
   --total_samples N         samples to generate (default 100)
   --sampling_batch_size N   samples per solver batch (default 10)
   --steps N                 solver steps (default 20)
-  --solver_name NAME        euler | heun | dpm_solver | dpm_solver++ | uni_pc | ipndm (default uni_pc)
+${optionHelp("solver_name", 26)}
   --order N                 solver order (dpm_solver, dpm_solver++, uni_pc, ipndm)
   --unipc_variant V         bh1 | bh2 (default bh1)
-  --skip_type T             time_uniform | time_quadratic | logSNR | edm | gits (default edm)
-  --rho R                   EDM schedule exponent (default 7)
+${optionHelp("skip_type", 26)}
+${optionHelp("rho", 26)}
   --load_from FILE          grid JSON file instead of --skip_type (dataset folder *_file)
   --seed N                  noise seed (default 0)
   --condition FILE          .npy of conditions, cycled over samples (conditional models)
   --save_png                also write png/<i>.png and grid.png
   --data_dir DIR            root folder (default train_data)
-  --device D                execution device (default: the config's)`;
+${optionHelp("device", 26)}`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -41,18 +50,12 @@ async function main(): Promise<void> {
       config: { type: "string" },
       total_samples: { type: "string" },
       sampling_batch_size: { type: "string" },
-      steps: { type: "string" },
-      solver_name: { type: "string" },
-      order: { type: "string" },
-      unipc_variant: { type: "string" },
-      skip_type: { type: "string" },
-      rho: { type: "string" },
-      load_from: { type: "string" },
-      seed: { type: "string" },
+      ...SOLVER_OPTIONS,
+      ...GRID_OPTIONS,
+      ...RUN_OPTIONS,
       condition: { type: "string" },
       save_png: { type: "boolean" },
       data_dir: { type: "string" },
-      device: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -64,13 +67,7 @@ async function main(): Promise<void> {
   const result = await generateDataset(values.config, {
     totalSamples: intOption("total_samples", values.total_samples),
     samplingBatchSize: intOption("sampling_batch_size", values.sampling_batch_size),
-    steps: intOption("steps", values.steps),
-    solverName: values.solver_name,
-    order: intOption("order", values.order),
-    unipcVariant: values.unipc_variant as "bh1" | "bh2" | undefined,
-    skipType: values.skip_type,
-    rho: numberOption("rho", values.rho),
-    loadFrom: values.load_from,
+    ...samplerOptions(values),
     seed: intOption("seed", values.seed),
     condition: await conditionOption(values.condition),
     savePng: values.save_png ?? false,

@@ -14,15 +14,24 @@ import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import { imagesToPngGrid } from "../lib/image.ts";
 import { sampleImages } from "../lib/sampling.ts";
-import { conditionOption, intOption, numberOption, runTask } from "./_data_cli.ts";
+import {
+  conditionOption,
+  GRID_OPTIONS,
+  intOption,
+  optionHelp,
+  RUN_OPTIONS,
+  runTask,
+  samplerOptions,
+  SOLVER_OPTIONS,
+} from "./_data_cli.ts";
 
 const USAGE = `Usage: deno task sample --config <model.yml> [options]
-  --solver_name NAME   euler | heun | dpm_solver | dpm_solver++ | uni_pc | ipndm (default uni_pc)
+${optionHelp("solver_name", 21)}
   --steps N            solver steps (default 20)
   --order N            solver order
   --unipc_variant V    bh1 | bh2
-  --skip_type T        time_uniform | time_quadratic | logSNR | edm | gits (default edm)
-  --rho R              EDM schedule exponent (default 7)
+${optionHelp("skip_type", 21)}
+${optionHelp("rho", 21)}
   --load_from FILE     grid JSON file (e.g. learned by LD3) instead of --skip_type
   --num_samples N      images (default 16)
   --batch_size N       samples per solver batch (default: the config's batch_size)
@@ -30,7 +39,7 @@ const USAGE = `Usage: deno task sample --config <model.yml> [options]
   --condition FILE     .npy of conditions, cycled over samples (conditional models)
   --nrow N             images per grid row (default 8)
   --out FILE           output PNG (default samples.png)
-  --device D           execution device (default: the config's)`;
+${optionHelp("device", 21)}`;
 
 async function main(): Promise<void> {
   const { values } = parseArgs({
@@ -39,20 +48,14 @@ async function main(): Promise<void> {
     allowPositionals: false,
     options: {
       config: { type: "string" },
-      solver_name: { type: "string" },
-      steps: { type: "string" },
-      order: { type: "string" },
-      unipc_variant: { type: "string" },
-      skip_type: { type: "string" },
-      rho: { type: "string" },
-      load_from: { type: "string" },
+      ...SOLVER_OPTIONS,
+      ...GRID_OPTIONS,
+      ...RUN_OPTIONS,
       num_samples: { type: "string" },
       batch_size: { type: "string" },
-      seed: { type: "string" },
       condition: { type: "string" },
       nrow: { type: "string" },
       out: { type: "string" },
-      device: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -64,13 +67,7 @@ async function main(): Promise<void> {
   const nrow = intOption("nrow", values.nrow) ?? 8;
   if (nrow < 1) throw new RangeError(`--nrow must be >= 1: got ${nrow}`);
   const { images, shape, sampler } = await sampleImages(values.config, {
-    solverName: values.solver_name,
-    steps: intOption("steps", values.steps),
-    order: intOption("order", values.order),
-    unipcVariant: values.unipc_variant as "bh1" | "bh2" | undefined,
-    skipType: values.skip_type,
-    rho: numberOption("rho", values.rho),
-    loadFrom: values.load_from,
+    ...samplerOptions(values),
     numSamples: intOption("num_samples", values.num_samples),
     batchSize: intOption("batch_size", values.batch_size),
     seed: intOption("seed", values.seed),

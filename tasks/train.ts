@@ -16,8 +16,15 @@ import { parseArgs } from "node:util";
 import { type RunLd3Options, runLd3Training } from "../lib/ld3/run.ts";
 import type { TimeMode } from "../lib/ld3/parameterization.ts";
 import type { LossType } from "../lib/losses.ts";
-import type { SolverName } from "../lib/solvers/mod.ts";
-import { intOption, numberOption, runTask } from "./_data_cli.ts";
+import {
+  intOption,
+  numberOption,
+  optionHelp,
+  RUN_OPTIONS,
+  runTask,
+  SOLVER_OPTIONS,
+  solverOptions,
+} from "./_data_cli.ts";
 
 const USAGE = `Usage: deno task train --config <model.yml> --data_dir <dataset folder> [options]
   --num_train N               training samples (default 50)
@@ -43,14 +50,14 @@ const USAGE = `Usage: deno task train --config <model.yml> --data_dir <dataset f
   --time_mode time|lambda     parameterization (default lambda)
   --win_rate F                θ2 window, fraction of the smallest gap (default 0.5)
   --steps N                   student steps (default 10)
-  --solver_name NAME          euler | heun | dpm_solver | dpm_solver++ | uni_pc | ipndm (default uni_pc)
+${optionHelp("solver_name", 28)}
   --order N                   solver order
   --unipc_variant bh1|bh2     UniPC variant (default bh1)
   --seed N                    shuffle seed (default 0)
   --no_v1                     skip phase 1
   --match_prior G             start from a skip type, gits, or a grid file
   --resume                    continue the run folder's checkpoint
-  --device D                  execution device (default: the config's)
+${optionHelp("device", 28)}
   --quiet                     no progress line`;
 
 async function main(): Promise<void> {
@@ -83,15 +90,11 @@ async function main(): Promise<void> {
       min_lr_time_2: { type: "string" },
       time_mode: { type: "string" },
       win_rate: { type: "string" },
-      steps: { type: "string" },
-      solver_name: { type: "string" },
-      order: { type: "string" },
-      unipc_variant: { type: "string" },
-      seed: { type: "string" },
+      ...SOLVER_OPTIONS,
+      ...RUN_OPTIONS,
       no_v1: { type: "boolean" },
       match_prior: { type: "string" },
       resume: { type: "boolean" },
-      device: { type: "string" },
       quiet: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
@@ -127,10 +130,7 @@ async function main(): Promise<void> {
     minLrTime2: numberOption("min_lr_time_2", v.min_lr_time_2),
     timeMode: v.time_mode as TimeMode | undefined,
     winRate: numberOption("win_rate", v.win_rate),
-    steps: intOption("steps", v.steps),
-    solverName: v.solver_name as SolverName | undefined,
-    order: intOption("order", v.order),
-    unipcVariant: v.unipc_variant as "bh1" | "bh2" | undefined,
+    ...solverOptions(v),
     seed: intOption("seed", v.seed),
     noV1: v.no_v1,
     matchPrior: v.match_prior,

@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
-import { evaluateSchedule, gmmFromOnnx, meanStd, writeEvalResult } from "../lib/evaluate.ts";
+import { join, resolve } from "node:path";
+import {
+  evaluateSchedule,
+  gmmFromOnnx,
+  meanStd,
+  resultPath,
+  writeEvalResult,
+} from "../lib/evaluate.ts";
 import { loadFeatureModel } from "../lib/features.ts";
 import { featureStats, writeFidRefs } from "../lib/fid.ts";
 import { gridFromSigmas, toGrid } from "../lib/grid.ts";
@@ -236,4 +242,15 @@ Deno.test("evaluateSchedule() rejects bad input with one clear error", async () 
   } finally {
     await t.cleanup();
   }
+});
+
+Deno.test("resultPath: relative inside the working directory, absolute outside it", () => {
+  const cwd = Deno.cwd();
+  assert.equal(resultPath(join(cwd, "models", "a.onnx")), join("models", "a.onnx"));
+  assert.equal(resultPath(join("models", "..", "b.npz")), "b.npz");
+  assert.equal(resultPath(cwd), ".");
+  const outside = resolve(cwd, "..", "elsewhere", "ref.npz");
+  assert.equal(resultPath(outside), outside);
+  // A sibling whose name merely starts with ".." is still inside.
+  assert.equal(resultPath(join(cwd, "..data")), "..data");
 });
