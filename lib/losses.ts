@@ -48,59 +48,42 @@ function check(a: Float64Array, b: ImageArray, batch: number): number {
   return size;
 }
 
-/** Mean squared difference per sample; gradient `2(a−b)/size`. */
-export const l2Loss: SampleLoss = {
-  name: "L2",
-  value(a, b, batch) {
-    return Promise.resolve().then(() => l2(a, b, batch, false).value);
-  },
-  grad(a, b, batch) {
-    return Promise.resolve().then(() => l2(a, b, batch, true));
-  },
-};
-
-function l2(a: Float64Array, b: ImageArray, batch: number, withGrad: boolean) {
-  const size = check(a, b, batch);
-  const value = new Float64Array(batch);
-  const grad = new Float64Array(withGrad ? a.length : 0);
-  for (let s = 0; s < batch; s++) {
-    let acc = 0;
-    for (let i = s * size; i < (s + 1) * size; i++) {
-      const e = a[i] - b[i];
-      acc += e * e;
-      if (withGrad) grad[i] = 2 * e / size;
+/**
+ * A per-sample mean over C·H·W of `penalty(a − b)`, with gradient `slope(a − b)/size`: the shape
+ * L2 and L1 share.
+ */
+function pixelMeanLoss(
+  name: string,
+  penalty: (e: number) => number,
+  slope: (e: number) => number,
+): SampleLoss {
+  function run(a: Float64Array, b: ImageArray, batch: number, withGrad: boolean) {
+    const size = check(a, b, batch);
+    const value = new Float64Array(batch);
+    const grad = new Float64Array(withGrad ? a.length : 0);
+    for (let s = 0; s < batch; s++) {
+      let acc = 0;
+      for (let i = s * size; i < (s + 1) * size; i++) {
+        const e = a[i] - b[i];
+        acc += penalty(e);
+        if (withGrad) grad[i] = slope(e) / size;
+      }
+      value[s] = acc / size;
     }
-    value[s] = acc / size;
+    return { value, grad };
   }
-  return { value, grad };
+  return {
+    name,
+    value: (a, b, batch) => Promise.resolve().then(() => run(a, b, batch, false).value),
+    grad: (a, b, batch) => Promise.resolve().then(() => run(a, b, batch, true)),
+  };
 }
+
+/** Mean squared difference per sample; gradient `2(a−b)/size`. */
+export const l2Loss: SampleLoss = pixelMeanLoss("L2", (e) => e * e, (e) => 2 * e);
 
 /** Mean absolute difference per sample; gradient `sign(a−b)/size` (0 where equal). */
-export const l1Loss: SampleLoss = {
-  name: "L1",
-  value(a, b, batch) {
-    return Promise.resolve().then(() => l1(a, b, batch, false).value);
-  },
-  grad(a, b, batch) {
-    return Promise.resolve().then(() => l1(a, b, batch, true));
-  },
-};
-
-function l1(a: Float64Array, b: ImageArray, batch: number, withGrad: boolean) {
-  const size = check(a, b, batch);
-  const value = new Float64Array(batch);
-  const grad = new Float64Array(withGrad ? a.length : 0);
-  for (let s = 0; s < batch; s++) {
-    let acc = 0;
-    for (let i = s * size; i < (s + 1) * size; i++) {
-      const e = a[i] - b[i];
-      acc += Math.abs(e);
-      if (withGrad) grad[i] = Math.sign(e) / size;
-    }
-    value[s] = acc / size;
-  }
-  return { value, grad };
-}
+export const l1Loss: SampleLoss = pixelMeanLoss("L1", Math.abs, Math.sign);
 
 /**
  * The built-in loss of a name. `LPIPS` needs a model: build it with the LPIPS ONNX loader and
