@@ -266,6 +266,17 @@ function ascendingOrder(values: Float64Array): number[] {
   return order;
 }
 
+/** Checks `a` and reduces a copy of it to tridiagonal form (diagonal `d`, off-diagonal `e`). */
+function tridiagonalOf(a: Float64Array, n: number) {
+  checkSquare(a, n, "a");
+  const work = a.slice();
+  const d = new Float64Array(n);
+  const e = new Float64Array(n);
+  const tau = new Float64Array(n);
+  tridiagonalize(work, n, d, e, tau);
+  return { work, d, e, tau };
+}
+
 /**
  * Eigenvalues and orthonormal eigenvectors of a real symmetric matrix.
  *
@@ -289,12 +300,7 @@ export function symmetricEigen(
   n: number,
   options: EigenOptions = {},
 ): SymmetricEigen {
-  checkSquare(a, n, "a");
-  const work = a.slice();
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  const tau = new Float64Array(n);
-  tridiagonalize(work, n, d, e, tau);
+  const { work, d, e, tau } = tridiagonalOf(a, n);
   const zt = householderProductTransposed(work, n, tau);
   tridiagonalQl(d, e, n, zt, options.maxSweeps ?? 64);
   const order = ascendingOrder(d);
@@ -322,12 +328,7 @@ export function symmetricEigenvalues(
   n: number,
   options: EigenOptions = {},
 ): Float64Array {
-  checkSquare(a, n, "a");
-  const work = a.slice();
-  const d = new Float64Array(n);
-  const e = new Float64Array(n);
-  const tau = new Float64Array(n);
-  tridiagonalize(work, n, d, e, tau);
+  const { d, e } = tridiagonalOf(a, n);
   tridiagonalQl(d, e, n, undefined, options.maxSweeps ?? 64);
   return d.sort();
 }
