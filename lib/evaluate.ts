@@ -14,6 +14,11 @@
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { writeJsonAtomic } from "./atomic.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
+import {
+  readEvalCheckpoint,
+  removeEvalCheckpoint,
+  writeEvalCheckpoint,
+} from "./eval_checkpoint.ts";
 import { type Dataset, readDataset } from "./dataset.ts";
 import { sampleSize } from "./denoiser.ts";
 import { onnx } from "./deps.ts";
@@ -204,6 +209,22 @@ export interface EvaluateOptions extends SamplerOptions {
   onBatch?: (batch: EvalBatch) => void;
   /** Execution device when the model is given as a config. @default {the config's} */
   device?: string;
+  /**
+   * A resumable checkpoint (`.npz`, `lib/eval_checkpoint.ts`): the per-sample results so far,
+   * written every `checkpointSeconds` while sampling. A run that finds one of the same
+   * evaluation continues after its last batch (with identical metrics); one of another
+   * evaluation is an error. Removed when the evaluation finishes. @default {undefined (none)}
+   */
+  checkpoint?: string;
+  /** Seconds between checkpoint writes. @default {30} */
+  checkpointSeconds?: number;
+  /** Keep the first N decoded images (checkpointed too) for `onPreview`. @default {0} */
+  previewImages?: number;
+  /**
+   * Called once at the end with the first `previewImages` images in [-1, 1], those of a resumed
+   * run's earlier part included (unlike `onBatch`, which sees only the batches run now).
+   */
+  onPreview?: (images: Float32Array, count: number, imageShape: readonly number[]) => void;
 }
 
 /** Mean and sample standard deviation (divides by `count − 1`; 0 for one sample). */
@@ -260,7 +281,7 @@ export interface EvalResult {
     noise: "seed" | "teacher";
   };
   metrics: EvalMetrics;
-  /** Wall time of sampling and scoring, in seconds. */
+  /** Wall time of sampling and scoring, in seconds (a resumed run adds its earlier parts). */
   seconds: number;
   /** ISO time of the run. */
   created: string;
@@ -480,6 +501,12 @@ export async function evaluateSchedule(
   if (options.batchSize !== undefined) checkCount("batch_size", options.batchSize, 1);
   const exactSteps = options.exactSteps ?? 200;
   checkCount("exact_steps", exactSteps, 1);
+  const previewImages = options.previewImages ?? 0;
+  checkCount("preview_images", previewImages, 0);
+  const checkpointSeconds = options.checkpointSeconds ?? 30;
+  if (!(checkpointSeconds >= 0)) {
+    throw new RangeError(`checkpoint_seconds must be >= 0: got ${checkpointSeconds}`);
+  }
 
   const owned = !isLoadedModel(model);
   const m = isLoadedModel(model)
@@ -590,9 +617,93 @@ export async function evaluateSchedule(
     const exact = new Float64Array(reference ? numSamples : 0);
     const features = new Float64Array(wantFid ? numSamples * featureDim : 0);
     const logits = new Float64Array(quality ? numSamples * classes : 0);
+    const previewCount = Math.min(previewImages, numSamples);
+    const preview = new Float32Array(previewCount * imageSize);
+    // Per-sample arrays and their row sizes: what a checkpoint saves and restores.
+    const perSample: Record<string, { data: Float64Array | Float32Array; row: number }> = {
+      l2: { data: l2, row: 1 },
+      l1: { data: l1, row: 1 },
+      exact: { data: exact, row: 1 },
+      features: { data: features, row: featureDim },
+      logits: { data: logits, row: classes },
+      preview: { data: preview, row: imageSize },
+    };
+    const rowsOf = (name: string, done: number) =>
+      name === "preview" ? Math.min(done, previewCount) : done;
+
+    let first = 0;
+    let priorSeconds = 0;
+    const fingerprint = options.checkpoint === undefined ? {} : {
+      model: m.modelHash,
+      solver: {
+        name: sampler.solverName,
+        ...sampler.solverOptions,
+        steps: sampler.steps,
+        nfe: sampler.nfe,
+      },
+      grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
+      num_samples: numSamples,
+      seed,
+      batch_size: batchSize,
+      noise: teacher
+        ? { teacher: resolve(teacher.dir), count: teacher.manifest.count }
+        : { seed, prior_scale: schedule.priorScale },
+      features: featureModel
+        ? {
+          model: isFeatureModel(featureSpec!) ? "(loaded)" : resolve(featureSpec!.path),
+          output: featureModel.outputName,
+          dim: wantFid ? featureDim : 0,
+          logits: quality ? { name: logitsName, classes } : null,
+        }
+        : null,
+      exact: reference ? referenceName : null,
+      preview: previewCount,
+    };
+    if (options.checkpoint !== undefined) {
+      const saved = await readEvalCheckpoint(options.checkpoint, fingerprint);
+      if (saved) {
+        if (
+          saved.done > numSamples || (saved.done % batchSize !== 0 && saved.done !== numSamples)
+        ) {
+          throw new RangeError(
+            `Checkpoint ${options.checkpoint} has ${saved.done} samples done: not a batch boundary of ${numSamples}`,
+          );
+        }
+        for (const [name, { data, row }] of Object.entries(perSample)) {
+          if (data.length === 0) continue; // a metric this evaluation does not compute
+          const need = rowsOf(name, saved.done) * row;
+          const got = saved.arrays[name];
+          if (!got || got.length < need) {
+            throw new RangeError(
+              `Checkpoint ${options.checkpoint}: array "${name}" holds ${
+                got?.length ?? 0
+              } values, ` +
+                `${need} expected`,
+            );
+          }
+          data.set(got.subarray(0, need));
+        }
+        first = saved.done;
+        priorSeconds = saved.seconds;
+      }
+    }
     const started = performance.now();
-    options.onProgress?.(0, numSamples);
-    for (let start = 0; start < numSamples; start += batchSize) {
+    const saveCheckpoint = async (done: number) => {
+      const arrays: Record<string, Float64Array | Float32Array> = {};
+      for (const [name, { data, row }] of Object.entries(perSample)) {
+        if (data.length > 0) arrays[name] = data.subarray(0, rowsOf(name, done) * row);
+      }
+      await writeEvalCheckpoint(options.checkpoint!, {
+        fingerprint,
+        done,
+        seconds: priorSeconds + (performance.now() - started) / 1000,
+        arrays,
+      });
+    };
+
+    let lastSave = started;
+    options.onProgress?.(first, numSamples);
+    for (let start = first; start < numSamples; start += batchSize) {
       const count = Math.min(batchSize, numSamples - start);
       const indices = Array.from({ length: count }, (_, k) => start + k);
       let xT: Float64Array;
@@ -644,9 +755,21 @@ export async function evaluateSchedule(
         if (wantFid) features.set(outs[featureModel.outputName].data, start * featureDim);
         if (quality) logits.set(outs[logitsName].data, start * classes);
       }
+      if (start < previewCount) {
+        const take = Math.min(previewCount - start, count);
+        preview.set(images.subarray(0, take * imageSize), start * imageSize);
+      }
       options.onBatch?.({ indices, images, imageShape: m.imageShape });
       options.onProgress?.(start + count, numSamples);
+      if (
+        options.checkpoint !== undefined && start + count < numSamples &&
+        performance.now() - lastSave >= checkpointSeconds * 1000
+      ) {
+        await saveCheckpoint(start + count);
+        lastSave = performance.now();
+      }
     }
+    if (previewCount > 0) options.onPreview?.(preview, previewCount, m.imageShape);
 
     const metrics: EvalMetrics = {};
     if (ref && featureModel) {
@@ -673,7 +796,9 @@ export async function evaluateSchedule(
       };
     }
     if (reference) metrics.exact = { rms: meanStd(exact), reference: referenceName };
-    const seconds = (performance.now() - started) / 1000;
+    const seconds = priorSeconds + (performance.now() - started) / 1000;
+    // The result is complete: the caller writes it, the partial state has done its job.
+    if (options.checkpoint !== undefined) await removeEvalCheckpoint(options.checkpoint);
 
     return {
       format: EVAL_FORMAT,

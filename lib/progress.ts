@@ -20,6 +20,11 @@ export interface ProgressState {
   unit?: string;
   /** Text before the bar. */
   label?: string;
+  /**
+   * Items already done when the clock started (a resumed run): part of `done`, but not of the
+   * rate, so rate and ETA describe this run. @default {0}
+   */
+  initial?: number;
 }
 
 /** `h:mm:ss` or `m:ss`; `--:--` for an unknown (non-finite) duration. */
@@ -48,8 +53,9 @@ export function formatProgress(state: ProgressState, width = 30): string {
   const { done, total, elapsedMs } = state;
   const fraction = total > 0 ? Math.min(done / total, 1) : 1;
   const seconds = elapsedMs / 1000;
-  const rate = seconds > 0 ? done / seconds : NaN;
-  const eta = done > 0 && rate > 0 ? (total - done) / rate : NaN;
+  const doneHere = done - (state.initial ?? 0);
+  const rate = seconds > 0 ? doneHere / seconds : NaN;
+  const eta = doneHere > 0 && rate > 0 ? (total - done) / rate : NaN;
   const parts: string[] = [];
   if (state.label) parts.push(state.label);
   if (width > 0) {
@@ -81,6 +87,8 @@ export interface ProgressBarOptions {
   now?: () => number;
   /** Suppress all output. @default {false} */
   silent?: boolean;
+  /** Items already done before this bar started (a resumed run); see {@linkcode ProgressState.initial}. @default {0} */
+  initial?: number;
 }
 
 /**
@@ -95,7 +103,7 @@ export interface ProgressBarOptions {
  */
 export class ProgressBar {
   /** Items done so far. */
-  done = 0;
+  done: number;
   readonly #total: number;
   readonly #options: ProgressBarOptions;
   readonly #interactive: boolean;
@@ -109,6 +117,7 @@ export class ProgressBar {
   constructor(total: number, options: ProgressBarOptions = {}) {
     this.#total = total;
     this.#options = options;
+    this.done = options.initial ?? 0;
     this.#interactive = options.interactive ?? Deno.stderr.isTerminal();
     const encoder = new TextEncoder();
     this.#write = options.write ?? ((text) => Deno.stderr.writeSync(encoder.encode(text)));
@@ -129,6 +138,7 @@ export class ProgressBar {
       elapsedMs: this.elapsedMs,
       unit: this.#options.unit,
       label: this.#options.label,
+      initial: this.#options.initial,
     }, this.#interactive ? 30 : 0);
   }
 

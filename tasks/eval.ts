@@ -14,6 +14,8 @@
  *
  * The grid is one of `--skip_type`, `--load_from grid.json` or `--sigmas 80,10,1,0.002`.
  * Prints one summary line and writes the JSON result (`lib/evaluate.ts`, {@linkcode EvalResult}).
+ * Partial results are saved to `<out>.partial.npz` every 30 s: an interrupted run continues
+ * where it stopped when the same command is run again (`lib/eval_checkpoint.ts`).
  *
  * @module
  */
@@ -22,10 +24,13 @@ import { loadModelConfig } from "../lib/config.ts";
 import { writeFileAtomic } from "../lib/atomic.ts";
 import {
   type EvalResult,
+  type EvaluateOptions,
   evaluateSchedule,
   formatMetrics,
+  prepareEvalSampler,
   writeEvalResult,
 } from "../lib/evaluate.ts";
+import { loadModel } from "../lib/model.ts";
 import { imageShapeOf, imagesToPngGrid } from "../lib/image.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import {
@@ -65,6 +70,8 @@ ${optionHelp("rho", 21)}
   --exact_steps N      RK4 steps of the exact solution (default 200)
   --out FILE           result JSON (default eval_<solver>_NFE<nfe>_<grid>.json)
   --save_png FILE      grid PNG of the first 64 samples
+  --checkpoint FILE    resumable partial results, saved every 30 s and removed at the end;
+                       rerun the same command to continue (default <out>.partial.npz)
 ${optionHelp("device", 21)}`;
 
 /** Parses `--sigmas 80,10,1,0.002`. */
@@ -112,6 +119,7 @@ async function main(): Promise<void> {
       exact_steps: { type: "string" },
       out: { type: "string" },
       save_png: { type: "string" },
+      checkpoint: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -142,11 +150,7 @@ async function main(): Promise<void> {
     throw new TypeError("--threshold needs --quality");
   }
   const numSamples = intOption("num_samples", values.num_samples);
-  let bar: ProgressBar | undefined;
-  const preview: Float32Array[] = [];
-  let previewShape: readonly number[] = [];
-  let previewCount = 0;
-  const result = await evaluateSchedule(config, {
+  const evalOptions: EvaluateOptions = {
     ...samplerOptions(values),
     sigmas: sigmaList(values.sigmas),
     numSamples,
@@ -163,37 +167,40 @@ async function main(): Promise<void> {
     quality: values.quality ? { threshold } : false,
     exactGmm: values.exact_gmm ?? false,
     exactSteps: intOption("exact_steps", values.exact_steps),
-    device: values.device,
-    onProgress(done, total) {
-      bar ??= new ProgressBar(total, { label: "eval", unit: "samples" });
-      bar.update(done);
-    },
-    onBatch: values.save_png === undefined ? undefined : (batch) => {
-      previewShape = batch.imageShape;
-      const size = batch.images.length / batch.indices.length;
-      const take = Math.min(64 - previewCount, batch.indices.length);
-      if (take > 0) {
-        preview.push(batch.images.slice(0, take * size));
-        previewCount += take;
-      }
-    },
-  });
-  bar?.finish();
-  const out = values.out ??
-    `eval_${result.solver.name}_NFE${result.nfe}_${result.grid.kind}.json`;
-  await writeEvalResult(out, result);
-  if (values.save_png !== undefined && previewCount > 0) {
-    const shape = imageShapeOf([...previewShape]);
-    const size = shape.reduce((a, b) => a * b, 1);
-    const all = new Float32Array(previewCount * size);
-    let offset = 0;
-    for (const p of preview) {
-      all.set(p, offset);
-      offset += p.length;
-    }
-    await writeFileAtomic(values.save_png, imagesToPngGrid(all, [previewCount, ...shape]));
+  };
+  const model = await loadModel(config, values.device ? { device: values.device } : {});
+  try {
+    // The default names need the solver's NFE and the grid kind before the run.
+    const sampler = await prepareEvalSampler(model, evalOptions);
+    const out = values.out ??
+      `eval_${sampler.solverName}_NFE${sampler.nfe}_${sampler.gridKind}.json`;
+    const checkpoint = values.checkpoint ?? `${out}.partial.npz`;
+    let bar: ProgressBar | undefined;
+    let png: Uint8Array | undefined;
+    const result = await evaluateSchedule(model, {
+      ...evalOptions,
+      checkpoint,
+      // Always kept, so that a resume with or without --save_png matches the checkpoint.
+      previewImages: 64,
+      onProgress(done, total) {
+        if (bar === undefined) {
+          if (done > 0) console.error(`resuming ${checkpoint}: ${done}/${total} samples done`);
+          bar = new ProgressBar(total, { label: "eval", unit: "samples", initial: done });
+        }
+        bar.update(done);
+      },
+      onPreview(images, count, imageShape) {
+        if (values.save_png === undefined) return;
+        png = imagesToPngGrid(images, [count, ...imageShapeOf([...imageShape])]);
+      },
+    });
+    bar?.finish();
+    await writeEvalResult(out, result);
+    if (values.save_png !== undefined && png) await writeFileAtomic(values.save_png, png);
+    console.log(summary(result));
+  } finally {
+    await model.close();
   }
-  console.log(summary(result));
 }
 
 if (import.meta.main) await runTask(main);

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { Image } from "imagescript";
+import { evaluateSchedule } from "../lib/evaluate.ts";
 import { writeFidRefs } from "../lib/fid.ts";
 import { edmGrid, toGrid } from "../lib/grid.ts";
 import { makeGridFile, saveGridFile } from "../lib/grid_file.ts";
@@ -97,6 +98,7 @@ Deno.test("eval task prints one summary line and writes the JSON and PNG", async
     assert.equal(result.options.num_samples, 6);
     assert.equal(result.grid.sigma1.length, 5);
     assert.ok(result.metrics.fid > 0);
+    await assert.rejects(() => Deno.stat(`${out}.partial.npz`), Deno.errors.NotFound);
     const image = await Image.decode(await Deno.readFile(png));
     assert.equal(image.width, 6 * (4 + 2) + 2);
 
@@ -118,6 +120,54 @@ Deno.test("eval task prints one summary line and writes the JSON and PNG", async
     const ownResult = JSON.parse(await Deno.readTextFile(join(gmm.dir, "own.json")));
     assert.ok(ownResult.metrics.teacher.l2.mean < 1e-10);
     assert.ok(ownResult.metrics.teacher.l2.mean < result.metrics.teacher.l2.mean);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("eval task resumes an interrupted run from <out>.partial.npz and removes it", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const out = join(gmm.dir, "r.json");
+    const checkpoint = `${out}.partial.npz`;
+    const options = {
+      solverName: "ipndm",
+      steps: 4,
+      skipType: "logSNR",
+      numSamples: 6,
+      batchSize: 2,
+      exactGmm: true,
+      exactSteps: 50,
+      previewImages: 64,
+    } as const;
+    const full = await evaluateSchedule(gmm.config, options);
+    // A run killed after its second batch leaves 4 samples in the task's default checkpoint.
+    let batches = 0;
+    await assert.rejects(() =>
+      evaluateSchedule(gmm.config, {
+        ...options,
+        checkpoint,
+        checkpointSeconds: 0,
+        onBatch: () => {
+          if (++batches === 3) throw new Error("killed");
+        },
+      })
+    );
+    const args = ["--config", gmm.config, "--solver_name", "ipndm", "--steps", "4"];
+    const rest = ["--num_samples", "6", "--batch_size", "2", "--exact_gmm", "--exact_steps", "50"];
+    // Another grid must not take the checkpoint over.
+    const other = await runTask("eval", [...args, "--skip_type", "edm", ...rest, "--out", out]);
+    assert.equal(other.code, 1);
+    assert.match(
+      other.stderr,
+      /^error: Checkpoint .* belongs to another evaluation \(differs in: grid\)/,
+    );
+    const r = await runTask("eval", [...args, "--skip_type", "logSNR", ...rest, "--out", out]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /resuming .*r\.json\.partial\.npz: 4\/6 samples done/);
+    const result = JSON.parse(await Deno.readTextFile(out));
+    assert.deepEqual(result.metrics, JSON.parse(JSON.stringify(full.metrics)));
+    await assert.rejects(() => Deno.stat(checkpoint), Deno.errors.NotFound);
   } finally {
     await gmm.cleanup();
   }

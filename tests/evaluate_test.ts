@@ -187,6 +187,79 @@ Deno.test("evaluateSchedule() FID end to end on a tiny feature model", async () 
   }
 });
 
+Deno.test("evaluateSchedule() resumes an interrupted run from its checkpoint with identical metrics", async () => {
+  const t = await setup();
+  try {
+    const data = await readDataset(t.teacher);
+    const images = new Float32Array(12 * 16);
+    for await (const s of data) images.set(s.x, s.index * 16);
+    const fm = await loadFeatureModel(t.features);
+    const ref = join(t.dir, "ref.npz");
+    await writeFidRefs(ref, featureStats(await fm.features(images, 12), 12, 3));
+    await fm.close();
+    const options = {
+      solverName: "dpm_solver++",
+      steps: 3,
+      skipType: "logSNR",
+      teacherDir: t.teacher,
+      features: { path: t.features },
+      fidRef: ref,
+      exactGmm: true,
+      batchSize: 4,
+      previewImages: 6,
+    } as const;
+    let whole: Float32Array | undefined;
+    const full = await evaluateSchedule(t.config, {
+      ...options,
+      onPreview: (images, count) => {
+        assert.equal(count, 6);
+        whole = images.slice();
+      },
+    });
+
+    // Interrupt after the second batch (a stand-in for a kill): 8 of 12 samples are saved.
+    const checkpoint = join(t.dir, "run.partial.npz");
+    let batches = 0;
+    await assert.rejects(
+      () =>
+        evaluateSchedule(t.config, {
+          ...options,
+          checkpoint,
+          checkpointSeconds: 0,
+          onBatch: () => {
+            if (++batches === 3) throw new Error("killed");
+          },
+        }),
+      /killed/,
+    );
+    assert.ok((await Deno.stat(checkpoint)).isFile);
+
+    // Another evaluation must not take over (or destroy) this checkpoint.
+    await assert.rejects(
+      () => evaluateSchedule(t.config, { ...options, steps: 4, checkpoint }),
+      /another evaluation \(differs in: grid, solver\)/,
+    );
+
+    const progress: number[] = [];
+    let resumedBatches = 0;
+    let resumedPreview: Float32Array | undefined;
+    const resumed = await evaluateSchedule(t.config, {
+      ...options,
+      checkpoint,
+      onProgress: (done) => progress.push(done),
+      onBatch: () => resumedBatches++,
+      onPreview: (images) => resumedPreview = images.slice(),
+    });
+    assert.deepEqual(progress, [8, 12], "starts after the saved batches");
+    assert.equal(resumedBatches, 1, "only the missing batch is sampled");
+    assert.deepEqual(resumed.metrics, full.metrics);
+    assert.deepEqual(resumedPreview, whole, "the preview includes the earlier run's images");
+    await assert.rejects(() => Deno.stat(checkpoint), Deno.errors.NotFound);
+  } finally {
+    await t.cleanup();
+  }
+});
+
 Deno.test("gmmFromOnnx() recovers the mixture of a buildGmmOnnx graph", async () => {
   const gmm = await makeTinyGmm();
   try {

@@ -55,3 +55,24 @@ Deno.test("ProgressBar redraws in place on a terminal, throttled", () => {
   assert.ok(out.every((t) => t.startsWith("\r")));
   assert.ok(out[5].endsWith("\n") && out[5].includes("10/10"));
 });
+
+Deno.test("A resumed count (initial) shows in the bar but not in the rate or ETA", () => {
+  // 60 of 100 were done by an earlier run; this one did 10 more in 5 s: 2/s, 30 left → 15 s.
+  assert.equal(
+    formatProgress({ done: 70, total: 100, elapsedMs: 5000, unit: "samples", initial: 60 }, 0),
+    "70/100 2.00 samples/s elapsed 0:05 ETA 0:15",
+  );
+  let clock = 0;
+  const lines: string[] = [];
+  const bar = new ProgressBar(100, {
+    interactive: false,
+    initial: 60,
+    write: (t) => lines.push(t),
+    now: () => clock,
+  });
+  assert.equal(bar.done, 60);
+  clock = 5000;
+  bar.increment(10);
+  bar.finish();
+  assert.equal(lines.at(-1), "70/100 2.00 items/s elapsed 0:05 ETA 0:15\n");
+});

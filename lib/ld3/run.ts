@@ -47,7 +47,7 @@ import { loadLpips } from "../lpips.ts";
 import { type LoadedModel, loadModel } from "../model.ts";
 import { differentiableDecoder, differentiableDenoiser } from "../model_grad.ts";
 import { decodeNpz, encodeNpz, type NpzEntry } from "../npz.ts";
-import { formatDuration, formatProgress } from "../progress.ts";
+import { formatProgress } from "../progress.ts";
 import type { NoiseSchedule } from "../schedule.ts";
 import type { Grid } from "../solver.ts";
 import { planSolver, runPlan, SOLVER_NAMES, type SolverName, solverNfe } from "../solvers/mod.ts";
@@ -316,16 +316,15 @@ class TrainProgress {
     this.#logEveryMs = options.logEveryMs ?? 30000;
   }
   #line(label: string): string {
-    const elapsed = performance.now() - this.#start;
-    const doneHere = this.#done - this.#startDone;
-    const rate = doneHere / (elapsed / 1000);
-    const eta = rate > 0 ? (this.#total - this.#done) / rate : NaN;
-    // formatProgress's own ETA counts from 0; the resumed part is shown by the label instead.
-    const bar = formatProgress(
-      { done: this.#done, total: this.#total, elapsedMs: elapsed, unit: "steps", label },
-      this.#interactive ? 20 : 0,
-    ).replace(/ETA \S+$/, `ETA ${formatDuration(eta)}`);
-    return bar;
+    // `initial`: rate and ETA describe this process, not the steps a resumed run inherited.
+    return formatProgress({
+      done: this.#done,
+      total: this.#total,
+      elapsedMs: performance.now() - this.#start,
+      unit: "steps",
+      label,
+      initial: this.#startDone,
+    }, this.#interactive ? 20 : 0);
   }
   update(done: number, label: string, force = false): void {
     this.#done = done;
