@@ -21,7 +21,8 @@ import {
   samplePngPath,
   writeSample,
 } from "./dataset.ts";
-import { sampleSize } from "./denoiser.ts";
+import type { AnimationFrame } from "./animation.ts";
+import { type Denoiser, sampleSize } from "./denoiser.ts";
 import { gitsGrid, gridSigmas, SKIP_TYPES, skipGrid, type SkipType, toGrid } from "./grid.ts";
 import { gridOfFile, loadGridFile } from "./grid_file.ts";
 import { imageShapeOf, imagesToPngGrid, imageToPng } from "./image.ts";
@@ -208,13 +209,39 @@ export function initialNoise(
   return { z, xT };
 }
 
+/** One network evaluation of a batch, as recorded by {@linkcode recordingDenoiser}. */
+interface RecordedEval {
+  /** The time passed to the network. */
+  t: number;
+  /** The decoded data prediction `D(x_t, t)` of every sample of the batch. */
+  images: Float32Array;
+}
+
+/**
+ * The model's denoiser, wrapped so that every call also decodes its data prediction into
+ * `evals`. Decoding right away keeps one float32 image per evaluation instead of the float64
+ * latent, and the solver sees exactly the prediction the model returned (never a copy).
+ */
+function recordingDenoiser(
+  model: LoadedModel,
+  evals: RecordedEval[],
+): { denoise: Denoiser["denoise"] } {
+  return {
+    async denoise(x, t, info) {
+      const prediction = await model.denoiser.denoise(x, t, info);
+      evals.push({ t, images: await model.decode(prediction) });
+      return prediction;
+    },
+  };
+}
+
 /** One batch of samples through solver and decoder. */
 async function runBatch(
   model: LoadedModel,
   sampler: PreparedSampler,
   indices: readonly number[],
-  options: { seed: number; conditions?: ConditionTable },
-): Promise<{ z: Float32Array[]; x: Float32Array; c?: Float32Array[] }> {
+  options: { seed: number; conditions?: ConditionTable; trajectory?: boolean },
+): Promise<{ z: Float32Array[]; x: Float32Array; c?: Float32Array[]; evals?: RecordedEval[] }> {
   const size = sampleSize(model.sampleShape);
   const { z, xT } = initialNoise(options.seed, indices, {
     shape: model.sampleShape,
@@ -232,10 +259,12 @@ async function runBatch(
     condition = new Float32Array(indices.length * csize);
     c.forEach((row, b) => condition!.set(row, b * csize));
   }
-  const out = await runPlan(sampler.plan, model.denoiser, xT, condition ? { condition } : {});
+  const evals: RecordedEval[] | undefined = options.trajectory ? [] : undefined;
+  const denoiser = evals ? recordingDenoiser(model, evals) : model.denoiser;
+  const out = await runPlan(sampler.plan, denoiser, xT, condition ? { condition } : {});
   const x = await model.decode(out);
   // Per-sample views of this batch's fresh noise array (nothing else holds or writes it).
-  return { z: indices.map((_, b) => z.subarray(b * size, (b + 1) * size)), x, c };
+  return { z: indices.map((_, b) => z.subarray(b * size, (b + 1) * size)), x, c, evals };
 }
 
 /** Options of {@linkcode sampleImages}. */
@@ -250,6 +279,29 @@ export interface SampleImagesOptions extends SamplerOptions {
   condition?: { data: ArrayLike<number>; shape: readonly number[] };
   /** Execution device when `model` is a config path. @default {the config's} */
   device?: string;
+  /**
+   * Also record the sampling trajectory: the decoded data prediction `D(x_t, t)` of every
+   * network evaluation (see {@linkcode SamplingTrajectory}). Costs one decode per evaluation
+   * and `nfe × numSamples` images of memory. @default {false}
+   */
+  trajectory?: boolean;
+}
+
+/**
+ * What the model "sees" during a solve: after each network evaluation, its data prediction
+ * `D(x_t, t)` (the x0-prediction) decoded to images. Watching it sharpen shows where a
+ * schedule spends its evaluations.
+ */
+export interface SamplingTrajectory {
+  /**
+   * `nfe × numSamples × prod(imageShape)` values in [-1, 1]: evaluation `k`'s predictions of
+   * all samples, in sample order, then evaluation `k + 1`'s.
+   */
+  images: Float32Array;
+  /** The time passed to the network at each evaluation, in evaluation order. */
+  t: Float64Array;
+  /** The EDM-equivalent noise level σ_t/α_t of each evaluation time. */
+  sigma: Float64Array;
 }
 
 /** Images from {@linkcode sampleImages}. */
@@ -260,6 +312,8 @@ export interface SampledImages {
   shape: number[];
   /** The sampler used (grid, plan, NFE). */
   sampler: PreparedSampler;
+  /** The recorded trajectory, when `trajectory` was asked for. */
+  trajectory?: SamplingTrajectory;
 }
 
 async function openModel(model: LoadedModel | string, device?: string) {
@@ -306,15 +360,85 @@ export async function sampleImages(
     const imageShape = imageShapeOf(m.imageShape);
     const imageSize = sampleSize(imageShape);
     const images = new Float32Array(numSamples * imageSize);
+    const nfe = sampler.plan.nfe;
+    const trajectory: SamplingTrajectory | undefined = options.trajectory
+      ? {
+        images: new Float32Array(nfe * numSamples * imageSize),
+        t: new Float64Array(nfe),
+        sigma: new Float64Array(nfe),
+      }
+      : undefined;
     for (let start = 0; start < numSamples; start += batchSize) {
       const indices = range(start, Math.min(start + batchSize, numSamples));
-      const { x } = await runBatch(m, sampler, indices, { seed, conditions });
+      const { x, evals } = await runBatch(m, sampler, indices, {
+        seed,
+        conditions,
+        trajectory: trajectory !== undefined,
+      });
       images.set(x, start * imageSize);
+      if (trajectory && evals) placeEvals(trajectory, evals, { start, numSamples, imageSize });
     }
-    return { images, shape: [numSamples, ...imageShape], sampler };
+    if (trajectory) trajectory.sigma.set(gridSigmas(m.denoiser.schedule, trajectory.t));
+    return {
+      images,
+      shape: [numSamples, ...imageShape],
+      sampler,
+      ...(trajectory ? { trajectory } : {}),
+    };
   } finally {
     if (opened.owned) await opened.model.close();
   }
+}
+
+/**
+ * Copies one batch's recorded evaluations into the trajectory: evaluation `k` of the batch
+ * starting at sample `start` lands at `(k · numSamples + start) · imageSize`, so frames come
+ * out in sample order whatever the batch size.
+ */
+function placeEvals(
+  trajectory: SamplingTrajectory,
+  evals: readonly RecordedEval[],
+  layout: { start: number; numSamples: number; imageSize: number },
+): void {
+  const nfe = trajectory.t.length;
+  if (evals.length !== nfe) {
+    throw new RangeError(`Solver made ${evals.length} network evaluations: expected ${nfe}`);
+  }
+  evals.forEach((e, k) => {
+    // Every batch runs the same plan, so the first batch's times stand for all.
+    if (layout.start === 0) trajectory.t[k] = e.t;
+    trajectory.images.set(e.images, (k * layout.numSamples + layout.start) * layout.imageSize);
+  });
+}
+
+/**
+ * The frames of a sampling GIF: the x0-prediction after each network evaluation, captioned
+ * `NFE k/N  σ = …`, then the final samples, captioned `final sample`. Feed them to `imagesGif`
+ * (`lib/animation.ts`) with `sampled.shape`.
+ *
+ * @throws {TypeError} When `sampled` holds no trajectory (sample with `trajectory: true`).
+ */
+export function trajectoryFrames(sampled: SampledImages): AnimationFrame[] {
+  const trajectory = sampled.trajectory;
+  if (!trajectory) {
+    throw new TypeError("Sampled images hold no trajectory: sample with trajectory: true");
+  }
+  const nfe = trajectory.t.length;
+  const count = sampled.images.length;
+  const frames: AnimationFrame[] = [];
+  for (let k = 0; k < nfe; k++) {
+    frames.push({
+      images: trajectory.images.subarray(k * count, (k + 1) * count),
+      caption: `NFE ${k + 1}/${nfe}  σ = ${formatSigma(trajectory.sigma[k])}`,
+    });
+  }
+  frames.push({ images: sampled.images, caption: "final sample" });
+  return frames;
+}
+
+/** Three significant digits without trailing zeros: 80, 1.53, 0.002. */
+function formatSigma(sigma: number): string {
+  return String(Number(sigma.toPrecision(3)));
 }
 
 function range(start: number, end: number): number[] {

@@ -1,19 +1,22 @@
 /**
  * `deno task sample`: images from any solver and grid (a skip type or a learned grid file),
- * saved as one PNG grid.
+ * saved as one PNG grid, and optionally as a GIF of the sampling trajectory (`--gif`): the
+ * x0-prediction after each network evaluation, then the final samples.
  *
  * ```sh
  * deno task sample --config configs/gmm-mnist.yml --solver_name dpm_solver++ --steps 6 \
  *   --skip_type logSNR --num_samples 16 --seed 0 --out samples.png
  * deno task sample --config configs/gmm-mnist.yml --solver_name uni_pc --load_from grid.json
+ * deno task sample --config configs/gmm-mnist.yml --steps 6 --gif trajectory.gif
  * ```
  *
  * @module
  */
 import { parseArgs } from "node:util";
 import { writeFileAtomic } from "../lib/atomic.ts";
+import { imagesGif } from "../lib/animation.ts";
 import { imagesToPngGrid } from "../lib/image.ts";
-import { sampleImages } from "../lib/sampling.ts";
+import { sampleImages, trajectoryFrames } from "../lib/sampling.ts";
 import {
   conditionOption,
   GRID_OPTIONS,
@@ -39,6 +42,8 @@ ${optionHelp("rho", 21)}
   --condition FILE     .npy of conditions, cycled over samples (conditional models)
   --nrow N             images per grid row (default 8)
   --out FILE           output PNG (default samples.png)
+  --gif FILE           also write an animated GIF of the trajectory: the x0-prediction
+                       after each network evaluation, then the final samples
 ${optionHelp("device", 21)}`;
 
 async function main(): Promise<void> {
@@ -56,6 +61,7 @@ async function main(): Promise<void> {
       condition: { type: "string" },
       nrow: { type: "string" },
       out: { type: "string" },
+      gif: { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -66,18 +72,28 @@ async function main(): Promise<void> {
   if (!values.config) throw new TypeError("--config is required (a model YAML file)");
   const nrow = intOption("nrow", values.nrow) ?? 8;
   if (nrow < 1) throw new RangeError(`--nrow must be >= 1: got ${nrow}`);
-  const { images, shape, sampler } = await sampleImages(values.config, {
+  if (values.gif === "") throw new TypeError("--gif needs a file name");
+  const sampled = await sampleImages(values.config, {
     ...samplerOptions(values),
     numSamples: intOption("num_samples", values.num_samples),
     batchSize: intOption("batch_size", values.batch_size),
     seed: intOption("seed", values.seed),
     condition: await conditionOption(values.condition),
     device: values.device,
+    trajectory: values.gif !== undefined,
   });
+  const { images, shape, sampler } = sampled;
   const out = values.out ?? "samples.png";
   await writeFileAtomic(out, imagesToPngGrid(images, shape, { nrow }));
+  let gifNote = "";
+  if (values.gif !== undefined) {
+    const frames = trajectoryFrames(sampled);
+    await writeFileAtomic(values.gif, await imagesGif(frames, shape, { nrow }));
+    gifNote = `; ${values.gif}: ${frames.length} frames`;
+  }
   console.log(
-    `${out}: ${shape[0]} samples, ${sampler.solverName} ${sampler.gridKind}, NFE ${sampler.nfe}`,
+    `${out}: ${shape[0]} samples, ${sampler.solverName} ${sampler.gridKind}, NFE ${sampler.nfe}` +
+      gifNote,
   );
 }
 

@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Image } from "imagescript";
+import { GIF, Image } from "imagescript";
 import { readDataset } from "../lib/dataset.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
 
@@ -90,6 +90,45 @@ Deno.test("sample task writes a PNG grid", async () => {
     const png = await Image.decode(await Deno.readFile(out));
     assert.equal(png.width, 2 * 6 + 2);
     assert.equal(png.height, 3 * 6 + 2);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("sample task --gif writes the trajectory as an animated GIF", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const out = join(gmm.dir, "s.png");
+    const gifPath = join(gmm.dir, "s.gif");
+    const r = await runTask("sample", [
+      "--config",
+      gmm.config,
+      "--solver_name",
+      "heun",
+      "--steps",
+      "3",
+      "--num_samples",
+      "3",
+      "--batch_size",
+      "2",
+      "--nrow",
+      "3",
+      "--out",
+      out,
+      "--gif",
+      gifPath,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    // Heun on 3 steps: 5 evaluations, so 5 prediction frames and the final sample.
+    assert.match(r.stdout, /NFE 5; .*s\.gif: 6 frames/);
+    const gif = await GIF.decode(await Deno.readFile(gifPath));
+    assert.equal(gif.length, 6);
+    const png = await Image.decode(await Deno.readFile(out));
+    // 4×4 tiles are scaled 4×; an 11 px caption strip sits above the PNG's grid, which is
+    // centred under captions wider than itself.
+    assert.equal(gif.height, (11 + png.height) * 4);
+    assert.ok(gif.width >= png.width * 4 && gif.width % 4 === 0, `width ${gif.width}`);
+    assert.equal(gif[5].duration, 1500);
   } finally {
     await gmm.cleanup();
   }
