@@ -73,6 +73,14 @@ export function png(bytes: Uint8Array, options: PngOptions = {}): Displayable {
   });
 }
 
+/** An animated GIF's bytes as an inline image (`image/gif`, base64), e.g. from `imagesGif`. */
+export function gif(bytes: Uint8Array, options: PngOptions = {}): Displayable {
+  return displayable({
+    "image/gif": Buffer.from(bytes).toString("base64"),
+    "text/plain": `<${options.alt ?? "GIF animation"}: ${bytes.length} bytes>`,
+  });
+}
+
 /** Options of {@linkcode imageGrid}. */
 export interface ImageGridOptions extends GridOptions, PngOptions {
   /** Integer enlargement of the grid. @default {3} */

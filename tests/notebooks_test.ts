@@ -15,6 +15,7 @@ import {
   DISPLAY,
   escapeXml,
   formatNumber,
+  gif,
   htmlTable,
   imageGrid,
   lineChartSvg,
@@ -339,6 +340,13 @@ Deno.test("_display: png keeps the bytes exactly", () => {
   const bundle = png(bytes, { alt: "x" })[DISPLAY]();
   assert.deepEqual([...Buffer.from(bundle["image/png"], "base64")], [...bytes]);
   assert.equal(bundle["text/plain"], "<x: 7 bytes>");
+});
+
+Deno.test("_display: gif keeps the bytes exactly", () => {
+  const bytes = new TextEncoder().encode("GIF89a\x01\x00");
+  const bundle = gif(bytes)[DISPLAY]();
+  assert.deepEqual([...Buffer.from(bundle["image/gif"], "base64")], [...bytes]);
+  assert.equal(bundle["text/plain"], `<GIF animation: ${bytes.length} bytes>`);
 });
 
 Deno.test("_display: tables in Markdown and escaped HTML", () => {
