@@ -11,14 +11,16 @@
  * 3. **Evaluation.** The learned grid, EDM, logSNR and time-uniform grids with the same solver and
  *    NFE, started from the validation latents, scored by their distance to the teacher; with a
  *    feature model and reference statistics also FID on seeded samples.
- * 4. **Pictures.** `comparison.png` (teacher / LD3 / EDM / logSNR rows from the same noise) next
- *    to the run folder's `schedule.png`, `schedule.gif`, `samples.png` and `grid.json`, and
+ * 4. **Pictures.** `comparison.png` (teacher / LD3 / EDM / logSNR rows from the same noise),
+ *    `trajectory.gif` (the LD3 / EDM / logSNR samplers' predictions after each network
+ *    evaluation, one row each, from the same noise) next to the run folder's `schedule.png`, `schedule.gif`, `samples.png` and `grid.json`, and
  *    `demo.json` with every number.
  *
  * ```text
  * <out>/teacher/uni_pc_NFE20_edm/   the teacher dataset (lib/dataset.ts)
  * <out>/ld3/<run folder>/           the LD3 run (lib/ld3/run.ts)
  * <out>/comparison.png              rows of samples from the same validation latents
+ * <out>/trajectory.gif              the three samplers' D(x_t, t) per network evaluation
  * <out>/demo.json                   the DemoResult
  * ```
  *
@@ -42,7 +44,8 @@ import { CHECKPOINT_FILE, type Ld3Evaluation, runFolderName, runLd3Training } fr
 import { resolveLd3Options } from "./ld3/trainer.ts";
 import { type LoadedModel, loadModel } from "./model.ts";
 import { ProgressBar } from "./progress.ts";
-import { generateDataset } from "./sampling.ts";
+import { generateDataset, sampleImages, stackedTrajectoryFrames } from "./sampling.ts";
+import { imagesGif } from "./animation.ts";
 import type { Grid } from "./solver.ts";
 import { runPlan } from "./solver.ts";
 import { planSolver, SOLVER_NAMES, type SolverName, solverSteps } from "./solvers/mod.ts";
@@ -163,10 +166,16 @@ export interface DemoResult {
     scheduleGif?: string;
     samplesPng?: string;
     comparisonPng?: string;
+    trajectoryGif?: string;
     demoJson: string;
   };
   /** Wall-clock of each phase, seconds. */
   seconds: { generate: number; train: number; evaluate: number; total: number };
+}
+
+/** Whether `[C, H, W]` can be drawn: gray or RGB images. */
+function isPictureShape(shape: readonly number[]): boolean {
+  return shape.length === 3 && (shape[0] === 1 || shape[0] === 3);
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -438,6 +447,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const rows: DemoRow[] = [];
   const previews: Float32Array[] = [];
   let teacherFid: number | undefined;
+  let trajectoryGif: string | undefined;
   try {
     const dataset = await readDataset(generated.dir);
     const valid = [];
@@ -506,6 +516,26 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     }
     if (featureModel) teacherFid = await fidOf({ ...DEMO_TEACHER });
     bar?.finish();
+    if (isPictureShape(imageShapeOf(model.imageShape))) {
+      // LD3, EDM and logSNR from the same noise, one row each: where each grid forms the digits.
+      const runs = [];
+      for (const name of ["LD3", "EDM", "logSNR"] as const) {
+        const sampled = await sampleImages(model, {
+          solverName,
+          ...(name === "LD3"
+            ? { loadFrom: trained.gridPath }
+            : { steps, skipType: name === "EDM" ? "edm" : name }),
+          numSamples: previewCount,
+          seed: 0,
+          trajectory: true,
+        });
+        runs.push({ label: name, sampled });
+      }
+      const shape = [3 * previewCount, ...runs[0].sampled.shape.slice(1)];
+      const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, { nrow: previewCount });
+      trajectoryGif = join(out, "trajectory.gif");
+      await writeFileAtomic(trajectoryGif, gif);
+    }
   } finally {
     await featureModel?.close();
     await model.close();
@@ -525,7 +555,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     if (await exists(join(trained.runDir, name))) files[key] = join(trained.runDir, name);
   }
   const imageShape = imageShapeOf(model.imageShape);
-  if (imageShape.length === 3 && (imageShape[0] === 1 || imageShape[0] === 3)) {
+  if (trajectoryGif) files.trajectoryGif = trajectoryGif;
+  if (isPictureShape(imageShape)) {
     const count = previews[0].length / sampleSize(imageShape);
     const dataset = await readDataset(generated.dir);
     const teacherImages = new Float32Array(previews[0].length);
@@ -639,6 +670,7 @@ export function formatDemoReport(result: DemoResult): string {
     ["schedule.gif", f.scheduleGif],
     ["samples.png", f.samplesPng],
     ["comparison.png", f.comparisonPng],
+    ["trajectory.gif", f.trajectoryGif],
     ["demo.json", f.demoJson],
   ];
   for (const [name, path] of entries) lines.push(`  ${name.padEnd(15)}${path ?? "(not drawn)"}`);

@@ -436,6 +436,52 @@ export function trajectoryFrames(sampled: SampledImages): AnimationFrame[] {
   return frames;
 }
 
+/**
+ * Trajectories of several samplers side by side: frame `k` stacks every run's prediction after
+ * its `k`-th network evaluation (one block of rows per run, in the given order), captioned
+ * `NFE k/N  rows: a, b, c`; then the final samples. Runs must share the NFE and image shape —
+ * sample them from the same seed to compare schedules on the same noise.
+ *
+ * @throws {TypeError} When a run holds no trajectory.
+ * @throws {RangeError} When there are no runs, or the runs differ in NFE, count or shape.
+ */
+export function stackedTrajectoryFrames(
+  runs: readonly { label: string; sampled: SampledImages }[],
+): AnimationFrame[] {
+  if (runs.length === 0) throw new RangeError("runs must hold at least one sampled run: got 0");
+  const perRun = runs.map(({ label, sampled }) => {
+    try {
+      return trajectoryFrames(sampled);
+    } catch (e) {
+      throw new TypeError(`runs "${label}": ${(e as Error).message}`);
+    }
+  });
+  const first = runs[0].sampled;
+  runs.forEach(({ label, sampled }, r) => {
+    if (perRun[r].length !== perRun[0].length) {
+      throw new RangeError(
+        `runs "${label}" has NFE ${perRun[r].length - 1}: "${runs[0].label}" has ${
+          perRun[0].length - 1
+        }`,
+      );
+    }
+    if (sampled.shape.join() !== first.shape.join()) {
+      throw new RangeError(
+        `runs "${label}" has shape [${sampled.shape}]: "${runs[0].label}" has [${first.shape}]`,
+      );
+    }
+  });
+  const nfe = perRun[0].length - 1;
+  const rows = runs.map((r) => r.label).join(", ");
+  const count = first.images.length;
+  return perRun[0].map((_, k) => {
+    const images = new Float32Array(runs.length * count);
+    perRun.forEach((frames, r) => images.set(frames[k].images as Float32Array, r * count));
+    const step = k < nfe ? `NFE ${k + 1}/${nfe}` : "final sample";
+    return { images, caption: `${step}  rows: ${rows}` };
+  });
+}
+
 /** Three significant digits without trailing zeros: 80, 1.53, 0.002. */
 function formatSigma(sigma: number): string {
   return String(Number(sigma.toPrecision(3)));

@@ -5,7 +5,7 @@
  */
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { Image } from "imagescript";
+import { GIF, Image } from "imagescript";
 import { DEMO_GRIDS, type DemoResult, formatDemoReport, runDemo } from "../lib/demo.ts";
 import { evaluateSchedule } from "../lib/evaluate.ts";
 import { writeFidRefs } from "../lib/fid.ts";
@@ -122,6 +122,9 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
     const comparison = await Image.decode(await assertPicture(r.files.comparisonPng));
     assert.ok(comparison.height >= 4 * 28 && comparison.height < 5 * 28, `${comparison.height}`);
     assert.ok(comparison.width > 4 * 28);
+    // trajectory.gif: LD3 / EDM / logSNR rows, one frame per network evaluation plus the samples.
+    const gif = await GIF.decode(await assertPicture(r.files.trajectoryGif, [0x47, 0x49, 0x46]));
+    assert.equal(gif.length, 6 + 1);
     const saved = JSON.parse(await Deno.readTextFile(r.files.demoJson)) as DemoResult;
     assert.deepEqual(saved.rows, JSON.parse(JSON.stringify(r.rows)));
 
@@ -135,6 +138,7 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
       /^demo settings: rounds 1 \+ 1 \(train default 2 \+ 5\), start edm \(match_prior\), FID on 16 samples per grid$/m,
     );
     assert.ok(text.includes(r.files.comparisonPng!));
+    assert.ok(text.includes(r.files.trajectoryGif!));
 
     // A re-run reuses the teacher samples and resumes the finished run: same grid, same numbers.
     const again = await runDemo(options);

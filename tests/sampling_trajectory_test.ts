@@ -9,6 +9,7 @@ import {
   type SampledImages,
   sampleImages,
   type SampleImagesOptions,
+  stackedTrajectoryFrames,
   trajectoryFrames,
 } from "../lib/sampling.ts";
 import { sigmaOf } from "../lib/schedule.ts";
@@ -146,5 +147,44 @@ Deno.test("trajectoryFrames() gives one captioned frame per evaluation, then the
     assert.deepEqual(frames[3].images, r.images);
     const plain = await sampleImages(model, { solverName: "euler", steps: 3, numSamples: 2 });
     assert.throws(() => trajectoryFrames(plain), TypeError);
+  });
+});
+
+Deno.test("stackedTrajectoryFrames() stacks runs as row blocks per evaluation", async () => {
+  await withTinyModel(async (model) => {
+    const run = (skipType: string, steps = 3) =>
+      sampleImages(model, {
+        solverName: "euler",
+        steps,
+        skipType,
+        numSamples: 2,
+        trajectory: true,
+      });
+    const edm = await run("edm");
+    const logSnr = await run("logSNR");
+    const frames = stackedTrajectoryFrames([
+      { label: "EDM", sampled: edm },
+      { label: "logSNR", sampled: logSnr },
+    ]);
+    assert.equal(frames.length, 4);
+    assert.equal(frames[0].caption, "NFE 1/3  rows: EDM, logSNR");
+    assert.equal(frames[3].caption, "final sample  rows: EDM, logSNR");
+    const n = edm.images.length;
+    assert.deepEqual((frames[1].images as Float32Array).slice(0, n), frame(edm, 1));
+    assert.deepEqual((frames[1].images as Float32Array).slice(n), frame(logSnr, 1));
+    assert.deepEqual((frames[3].images as Float32Array).slice(n), logSnr.images);
+
+    assert.throws(() => stackedTrajectoryFrames([]), RangeError);
+    const longer = await run("edm", 4);
+    assert.throws(
+      () =>
+        stackedTrajectoryFrames([{ label: "a", sampled: edm }, { label: "b", sampled: longer }]),
+      /runs "b" has NFE 4: "a" has 3/,
+    );
+    const plain = await sampleImages(model, { solverName: "euler", steps: 3, numSamples: 2 });
+    assert.throws(
+      () => stackedTrajectoryFrames([{ label: "p", sampled: plain }]),
+      /runs "p": Sampled images hold no trajectory/,
+    );
   });
 });
