@@ -49,6 +49,7 @@ import { imagesGif } from "./animation.ts";
 import type { Grid } from "./solver.ts";
 import { runPlan } from "./solver.ts";
 import { planSolver, SOLVER_NAMES, type SolverName, solverSteps } from "./solvers/mod.ts";
+import { pathExists } from "./fs.ts";
 
 /** The teacher of the demo: the reference tool's default (UniPC, 20 NFE, EDM grid). */
 export const DEMO_TEACHER = { solverName: "uni_pc", steps: 20, skipType: "edm" } as const;
@@ -178,16 +179,6 @@ function isPictureShape(shape: readonly number[]): boolean {
   return shape.length === 3 && (shape[0] === 1 || shape[0] === 3);
 }
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 function checkCount(name: string, value: number, min: number): void {
   if (!(Number.isSafeInteger(value) && value >= min)) {
     throw new RangeError(`${name} must be an integer >= ${min}: got ${value}`);
@@ -206,10 +197,10 @@ function configsDir(): string {
  */
 export async function defaultDemoConfig(): Promise<string> {
   const mnist = join(configsDir(), "mnist-edm.yml");
-  if (await exists(mnist)) {
+  if (await pathExists(mnist)) {
     try {
       const config = await loadModelConfig(mnist);
-      if (await exists(config.model.path)) return mnist;
+      if (await pathExists(config.model.path)) return mnist;
     } catch {
       // A config that does not load yet (the model is still being made) falls back.
     }
@@ -365,7 +356,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     teacherRoot,
     datasetDirName(DEMO_TEACHER.solverName, DEMO_TEACHER.steps, DEMO_TEACHER.skipType),
   );
-  if (await exists(join(teacherDir, MANIFEST_FILE))) {
+  if (await pathExists(join(teacherDir, MANIFEST_FILE))) {
     const count = (await readManifest(teacherDir)).count;
     if (count !== samples) {
       throw new RangeError(
@@ -406,8 +397,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   );
   // The run folder's name and the trainer's resume check do not cover the start grid: a run
   // started from another grid must not be resumed as if it were this one.
-  const resume = await exists(join(runDir, CHECKPOINT_FILE));
-  if (resume && await exists(join(runDir, "config.yml"))) {
+  const resume = await pathExists(join(runDir, CHECKPOINT_FILE));
+  if (resume && await pathExists(join(runDir, "config.yml"))) {
     const saved = parseYaml(await Deno.readTextFile(join(runDir, "config.yml"))) as {
       match_prior?: string | null;
     };
@@ -552,7 +543,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       "samples.png",
     ]] as const
   ) {
-    if (await exists(join(trained.runDir, name))) files[key] = join(trained.runDir, name);
+    if (await pathExists(join(trained.runDir, name))) files[key] = join(trained.runDir, name);
   }
   const imageShape = imageShapeOf(model.imageShape);
   if (trajectoryGif) files.trajectoryGif = trajectoryGif;

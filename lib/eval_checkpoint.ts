@@ -12,6 +12,7 @@
  * @module
  */
 import { type NpyData } from "./npy.ts";
+import { removeIfExists } from "./fs.ts";
 import { type NpzEntry, readNpz, writeNpz } from "./npz.ts";
 
 /** Identifies an evaluation checkpoint's `meta` document. */
@@ -134,9 +135,5 @@ export async function readEvalCheckpoint(
 
 /** Removes a finished evaluation's checkpoint (no error when it is already gone). */
 export async function removeEvalCheckpoint(path: string): Promise<void> {
-  try {
-    await Deno.remove(path);
-  } catch (e) {
-    if (!(e instanceof Deno.errors.NotFound)) throw e;
-  }
+  await removeIfExists(path);
 }

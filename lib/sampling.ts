@@ -32,6 +32,7 @@ import { ProgressBar, type ProgressBarOptions } from "./progress.ts";
 import { normalNoise } from "./rng.ts";
 import type { Grid, SolverPlan } from "./solver.ts";
 import { planSolver, runPlan, SOLVER_NAMES, type SolverName, solverNfe } from "./solvers/mod.ts";
+import { pathExists } from "./fs.ts";
 
 /** A skip type, or `gits` for the published GITS tables. */
 export type GridKind = SkipType | "gits";
@@ -594,7 +595,7 @@ export async function generateDataset(
     const todo: number[] = [];
     for (let i = 0; i < total; i++) {
       const done = await isSampleComplete(dir, i, shapes) &&
-        (!options.savePng || await exists(samplePngPath(dir, i)));
+        (!options.savePng || await pathExists(samplePngPath(dir, i)));
       if (!done) todo.push(i);
     }
     const bar = options.progress === false ? undefined : new ProgressBar(todo.length, {
@@ -636,15 +637,6 @@ export async function generateDataset(
     return { dir, manifest, generated: todo.length, skipped: total - todo.length, seconds };
   } finally {
     if (opened.owned) await opened.model.close();
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
   }
 }
 

@@ -55,6 +55,7 @@ import { formatDuration, ProgressBar, type ProgressBarOptions } from "./progress
 import type { NoiseSchedule } from "./schedule.ts";
 import { generateDataset, initialNoise } from "./sampling.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "./solvers/mod.ts";
+import { pathExists } from "./fs.ts";
 
 /** `format` of `schedules.json`. */
 export const SCHEDULE_BENCH_FORMAT = "ld3-bench-schedules";
@@ -242,16 +243,6 @@ export interface ScheduleBenchResult extends ScheduleBenchDocument {
 //----------------------------------------------------------------------------
 // Plan
 
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
-}
-
 /** Samples `0 … n − 1` of a dataset folder that are not complete yet (all of them without a manifest). */
 async function missingSamples(dir: string, hasManifest: boolean, n: number): Promise<number> {
   if (!hasManifest) return n;
@@ -334,7 +325,7 @@ export async function planScheduleBench(
         }
         if (schedule === "ld3") {
           const path = join(ld3Dir, `${solver}-NFE${nfe}.json`);
-          if (!await exists(path)) {
+          if (!await pathExists(path)) {
             cell.status = "n/a";
             continue;
           }
@@ -558,7 +549,7 @@ export async function runScheduleBench(
     teacherRoot,
     datasetDirName(SCHEDULE_BENCH_TEACHER.solverName, teacherNfe, SCHEDULE_BENCH_TEACHER.skipType),
   );
-  const hasManifest = await exists(join(teacherDir, MANIFEST_FILE));
+  const hasManifest = await pathExists(join(teacherDir, MANIFEST_FILE));
   if (options.dataDir !== undefined && !hasManifest) {
     throw new RangeError(`Not an ld3 dataset (no ${MANIFEST_FILE}): ${options.dataDir}`);
   }

@@ -42,6 +42,7 @@ import {
 } from "../lib/schedule_bench.ts";
 import { isSolverName, type SolverName } from "../lib/solvers/mod.ts";
 import { intOption, optionHelp, RUN_OPTIONS, runTask } from "./_data_cli.ts";
+import { pathExists } from "../lib/fs.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const REAL_CONFIG = join(ROOT, "configs/mnist-edm.yml");
@@ -68,15 +69,6 @@ function listOption(name: string, value: string | undefined, fallback: string[])
   const items = value.split(",").map((s) => s.trim()).filter((s) => s !== "");
   if (items.length === 0) throw new TypeError(`--${name} must be a non-empty list: got "${value}"`);
   return items;
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The line printed before the work starts: cells, evaluations and the estimated time. */
@@ -114,7 +106,7 @@ async function main(): Promise<void> {
     console.log(USAGE);
     return;
   }
-  const configPath = values.config ?? (await exists(REAL_CONFIG) ? REAL_CONFIG : GMM_CONFIG);
+  const configPath = values.config ?? (await pathExists(REAL_CONFIG) ? REAL_CONFIG : GMM_CONFIG);
   const solvers = listOption("solvers", values.solvers, ["ipndm", "uni_pc", "dpm_solver++"]);
   for (const s of solvers) {
     if (!isSolverName(s)) throw new RangeError(`Unknown solver in --solvers: "${s}"`);

@@ -67,6 +67,7 @@ import {
   resolveLd3Options,
   trainLd3,
 } from "./trainer.ts";
+import { pathExists } from "../fs.ts";
 
 /** Options of {@linkcode runLd3Training}: the reference tool's `main.py` options. */
 export interface RunLd3Options extends Omit<Ld3Options, "priorBound" | "priorGrid"> {
@@ -220,16 +221,6 @@ function checkCount(name: string, value: number, min: number): void {
 
 function sameShape(a: readonly number[], b: readonly number[] | undefined): boolean {
   return b !== undefined && a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) return false;
-    throw e;
-  }
 }
 
 /** The step grid `--match_prior` names: a skip type, `gits` or a grid file. */
@@ -498,7 +489,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     }));
     let previous: RunCheckpoint | undefined;
     let previousLatents: Record<string, Float64Array> | undefined;
-    if (await exists(ckptPath)) {
+    if (await pathExists(ckptPath)) {
       if (!options.resume) {
         throw new RangeError(
           `Run folder ${runDir} already holds a checkpoint: pass resume (--resume) to continue ` +
