@@ -78,4 +78,5 @@ export * from "./lib/image.ts";
 export * from "./lib/animation.ts";
 export * from "./lib/plot.ts";
 export * from "./lib/atomic.ts";
+export * from "./lib/fs.ts";
 export * from "./lib/progress.ts";

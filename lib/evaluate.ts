@@ -27,14 +27,16 @@ import { l1Distance, l2Distance, rmsDistance } from "./distance.ts";
 import { type FeatureModel, type InputRange, loadFeatureModel } from "./features.ts";
 import { type FeatureStats, featureStats, fidFromStats, readFidRefs, statsDim } from "./fid.ts";
 import { createGmm, type Gmm, gmmReferenceSolve } from "./gmm.ts";
-import { gridFromSigmas, gridLambdas, gridSigmas, toGrid } from "./grid.ts";
+import { gridFromSigmas, gridLambdas, toGrid } from "./grid.ts";
 import { type LoadedModel, loadModel } from "./model.ts";
 import {
   conditionTable,
+  gridRecord,
   initialNoise,
   type PreparedSampler,
   prepareSampler,
   type SamplerOptions,
+  solverRecord,
   validateSamplerOptions,
 } from "./sampling.ts";
 import { runPlan } from "./solver.ts";
@@ -635,12 +637,7 @@ export async function evaluateSchedule(
     let priorSeconds = 0;
     const fingerprint = options.checkpoint === undefined ? {} : {
       model: m.modelHash,
-      solver: {
-        name: sampler.solverName,
-        ...sampler.solverOptions,
-        steps: sampler.steps,
-        nfe: sampler.nfe,
-      },
+      solver: solverRecord(sampler),
       grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
       num_samples: numSamples,
       seed,
@@ -805,21 +802,11 @@ export async function evaluateSchedule(
       version: EVAL_VERSION,
       config: { name: m.config.name, source: m.config.source },
       model: { name: m.config.name, sha256: m.modelHash },
-      solver: {
-        name: sampler.solverName,
-        ...sampler.solverOptions,
-        steps: sampler.steps,
-        nfe: sampler.nfe,
-      },
+      solver: solverRecord(sampler),
       nfe: sampler.nfe,
       grid: {
         kind: sampler.gridKind,
-        ...(sampler.rho !== undefined ? { rho: sampler.rho } : {}),
-        ...(sampler.loadFrom !== undefined ? { load_from: sampler.loadFrom } : {}),
-        t1: Array.from(sampler.grid.t1),
-        t2: Array.from(sampler.grid.t2),
-        sigma1: Array.from(gridSigmas(schedule, sampler.grid.t1)),
-        sigma2: Array.from(gridSigmas(schedule, sampler.grid.t2)),
+        ...gridRecord(sampler, schedule),
         lambda1: Array.from(gridLambdas(schedule, sampler.grid.t1)),
       },
       options: {

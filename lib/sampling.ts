@@ -33,6 +33,7 @@ import { normalNoise } from "./rng.ts";
 import type { Grid, SolverPlan } from "./solver.ts";
 import { planSolver, runPlan, SOLVER_NAMES, type SolverName, solverNfe } from "./solvers/mod.ts";
 import { pathExists } from "./fs.ts";
+import type { NoiseSchedule } from "./schedule.ts";
 
 /** A skip type, or `gits` for the published GITS tables. */
 export type GridKind = SkipType | "gits";
@@ -69,6 +70,47 @@ export interface PreparedSampler {
   gridKind: string;
   rho?: number;
   loadFrom?: string;
+}
+
+/** How result files (datasets, evaluations) record a sampler's solver. */
+export interface SolverRecord {
+  name: string;
+  order?: number;
+  variant?: "bh1" | "bh2";
+  steps: number;
+  nfe: number;
+}
+
+/** The solver of a prepared sampler as result files record it. */
+export function solverRecord(sampler: PreparedSampler): SolverRecord {
+  return {
+    name: sampler.solverName,
+    ...sampler.solverOptions,
+    steps: sampler.steps,
+    nfe: sampler.nfe,
+  };
+}
+
+/** How result files record a sampler's grid: how it was chosen, its times and their σ/α. */
+export interface GridRecord {
+  rho?: number;
+  load_from?: string;
+  t1: number[];
+  t2: number[];
+  sigma1: number[];
+  sigma2: number[];
+}
+
+/** The grid of a prepared sampler as result files record it (the caller adds its kind key). */
+export function gridRecord(sampler: PreparedSampler, schedule: NoiseSchedule): GridRecord {
+  return {
+    ...(sampler.rho !== undefined ? { rho: sampler.rho } : {}),
+    ...(sampler.loadFrom !== undefined ? { load_from: sampler.loadFrom } : {}),
+    t1: Array.from(sampler.grid.t1),
+    t2: Array.from(sampler.grid.t2),
+    sigma1: Array.from(gridSigmas(schedule, sampler.grid.t1)),
+    sigma2: Array.from(gridSigmas(schedule, sampler.grid.t2)),
+  };
 }
 
 function checkPositiveInteger(name: string, value: number | undefined): void {
@@ -569,21 +611,8 @@ export async function generateDataset(
       version: 1,
       config: JSON.parse(JSON.stringify(m.config)),
       model: { name: m.config.name, sha256: m.modelHash },
-      solver: {
-        name: sampler.solverName,
-        ...sampler.solverOptions,
-        steps: sampler.steps,
-        nfe: sampler.nfe,
-      },
-      grid: {
-        skip_type: sampler.gridKind,
-        ...(sampler.rho !== undefined ? { rho: sampler.rho } : {}),
-        ...(sampler.loadFrom !== undefined ? { load_from: sampler.loadFrom } : {}),
-        t1: Array.from(sampler.grid.t1),
-        t2: Array.from(sampler.grid.t2),
-        sigma1: Array.from(gridSigmas(schedule, sampler.grid.t1)),
-        sigma2: Array.from(gridSigmas(schedule, sampler.grid.t2)),
-      },
+      solver: solverRecord(sampler),
+      grid: { skip_type: sampler.gridKind, ...gridRecord(sampler, schedule) },
       noise: { generator: "philox4x32-10", seed, prior_scale: schedule.priorScale },
       shapes,
       count: total,
