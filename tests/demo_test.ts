@@ -10,21 +10,13 @@ import { DEMO_GRIDS, type DemoResult, formatDemoReport, runDemo } from "../lib/d
 import { evaluateSchedule } from "../lib/evaluate.ts";
 import { writeFidRefs } from "../lib/fid.ts";
 import { loadGridFile } from "../lib/grid_file.ts";
-import { buildModel, ElemType, node, tensor, valueInfo } from "../lib/onnx_build.ts";
+import { linearFeatureModel } from "./fixtures/tiny_models.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CONFIG = join(ROOT, "configs", "gmm-mnist.yml");
 
 /** A linear 784 → 3 feature model for [B,1,28,28] images, so FID runs in milliseconds. */
-function featureOnnx(): Uint8Array {
-  const w = Float32Array.from({ length: 784 * 3 }, (_, i) => Math.cos(0.37 * i) / 28);
-  return buildModel({
-    nodes: [node("Reshape", ["image", "flat"], ["x"]), node("MatMul", ["x", "w"], ["features"])],
-    initializers: [tensor("flat", [2], BigInt64Array.of(-1n, 784n)), tensor("w", [784, 3], w)],
-    inputs: [valueInfo("image", ElemType.float, ["batch", 1, 28, 28])],
-    outputs: [valueInfo("features", ElemType.float, ["batch", 3])],
-  });
-}
+const featureOnnx = () => linearFeatureModel([1, 28, 28], 3, (i) => Math.cos(0.37 * i) / 28);
 
 const PNG_MAGIC = [0x89, 0x50, 0x4e, 0x47];
 

@@ -11,8 +11,8 @@ import { edmGrid, toGrid } from "../lib/grid.ts";
 import { makeGridFile, saveGridFile } from "../lib/grid_file.ts";
 import { generateDataset } from "../lib/sampling.ts";
 import { veSchedule } from "../lib/schedule.ts";
-import { buildModel, ElemType, node, tensor, valueInfo } from "../lib/onnx_build.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
+import { linearFeatureModel } from "./fixtures/tiny_models.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 
@@ -31,15 +31,7 @@ async function runTask(task: string, args: string[], cwd = ROOT) {
   };
 }
 
-function featureOnnx(): Uint8Array {
-  const w = Float32Array.from({ length: 16 * 2 }, (_, i) => Math.cos(0.9 * i));
-  return buildModel({
-    nodes: [node("Reshape", ["image", "flat"], ["x"]), node("MatMul", ["x", "w"], ["features"])],
-    initializers: [tensor("flat", [2], BigInt64Array.of(-1n, 16n)), tensor("w", [16, 2], w)],
-    inputs: [valueInfo("image", ElemType.float, ["batch", 1, 4, 4])],
-    outputs: [valueInfo("features", ElemType.float, ["batch", 2])],
-  });
-}
+const featureOnnx = () => linearFeatureModel([1, 4, 4], 2, (i) => Math.cos(0.9 * i));
 
 Deno.test("eval task prints one summary line and writes the JSON and PNG", async () => {
   const gmm = await makeTinyGmm();

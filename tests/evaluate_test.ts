@@ -12,24 +12,14 @@ import { featureStats, writeFidRefs } from "../lib/fid.ts";
 import { gridFromSigmas, toGrid } from "../lib/grid.ts";
 import { makeGridFile, saveGridFile } from "../lib/grid_file.ts";
 import { readDataset } from "../lib/dataset.ts";
-import { buildModel, ElemType, node, tensor, valueInfo } from "../lib/onnx_build.ts";
 import { generateDataset } from "../lib/sampling.ts";
 import { veSchedule } from "../lib/schedule.ts";
 import { makeTinyGmm, type TinyGmm } from "./_tiny_gmm.ts";
+import { linearFeatureModel } from "./fixtures/tiny_models.ts";
 
 /** A tiny feature model: flatten [B,1,4,4] to [B,16] and project to 3 features. */
-function tinyFeatureOnnx(dim = 3): Uint8Array {
-  const w = Float32Array.from({ length: 16 * dim }, (_, i) => Math.sin(1.3 * i + 0.2));
-  return buildModel({
-    nodes: [
-      node("Reshape", ["image", "flat"], ["x"]),
-      node("MatMul", ["x", "w"], ["features"]),
-    ],
-    initializers: [tensor("flat", [2], BigInt64Array.of(-1n, 16n)), tensor("w", [16, dim], w)],
-    inputs: [valueInfo("image", ElemType.float, ["batch", 1, 4, 4])],
-    outputs: [valueInfo("features", ElemType.float, ["batch", dim])],
-  });
-}
+const tinyFeatureOnnx = (dim = 3) =>
+  linearFeatureModel([1, 4, 4], dim, (i) => Math.sin(1.3 * i + 0.2));
 
 /** Tiny model, a 12-sample teacher dataset (uni_pc, 10 steps, edm) and a feature model. */
 async function setup(): Promise<TinyGmm & { teacher: string; features: string }> {

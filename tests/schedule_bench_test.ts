@@ -7,7 +7,6 @@ import { createGmm, gmmReferenceSolve } from "../lib/gmm.ts";
 import { edmGrid, toGrid } from "../lib/grid.ts";
 import { makeGridFile, saveGridFile } from "../lib/grid_file.ts";
 import { loadModel } from "../lib/model.ts";
-import { buildModel, ElemType, node, tensor, valueInfo } from "../lib/onnx_build.ts";
 import type { PlotScene } from "../lib/plot.ts";
 import { normalNoise } from "../lib/rng.ts";
 import { veSchedule } from "../lib/schedule.ts";
@@ -25,6 +24,7 @@ import {
   writeScheduleBench,
 } from "../lib/schedule_bench.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
+import { linearFeatureModel } from "./fixtures/tiny_models.ts";
 
 /** A stand-in learned grid (EDM ρ = 3) in the LD3 naming convention `<solver>-NFE<nfe>.json`. */
 async function writeLd3Grid(dir: string, solver: string, nfe: number, order?: number) {
@@ -41,15 +41,7 @@ async function writeLd3Grid(dir: string, solver: string, nfe: number, order?: nu
 }
 
 /** A feature model over the tiny GMM's 1×4×4 images: flatten and project to 2 features. */
-function featureOnnx(): Uint8Array {
-  const w = Float32Array.from({ length: 16 * 2 }, (_, i) => Math.cos(0.9 * i));
-  return buildModel({
-    nodes: [node("Reshape", ["image", "flat"], ["x"]), node("MatMul", ["x", "w"], ["features"])],
-    initializers: [tensor("flat", [2], BigInt64Array.of(-1n, 16n)), tensor("w", [16, 2], w)],
-    inputs: [valueInfo("image", ElemType.float, ["batch", 1, 4, 4])],
-    outputs: [valueInfo("features", ElemType.float, ["batch", 2])],
-  });
-}
+const featureOnnx = () => linearFeatureModel([1, 4, 4], 2, (i) => Math.cos(0.9 * i));
 
 function cell(
   solver: string,
