@@ -65,6 +65,7 @@ export * from "./lib/sampling.ts";
 export * from "./lib/dataset.ts";
 export * from "./lib/evaluate.ts";
 export * from "./lib/eval_checkpoint.ts";
+export * from "./lib/fingerprint.ts";
 export * from "./lib/schedule_bench.ts";
 export * from "./lib/demo.ts";
 export * from "./lib/fid.ts";

@@ -12,6 +12,7 @@
  * @module
  */
 import { type NpyData } from "./npy.ts";
+import { canonicalJson, type Fingerprint, fingerprintDiff } from "./fingerprint.ts";
 import { removeIfExists } from "./fs.ts";
 import { type NpzEntry, readNpz, writeNpz } from "./npz.ts";
 
@@ -21,7 +22,7 @@ export const EVAL_CHECKPOINT_FORMAT = "ld3-eval-checkpoint";
 export const EVAL_CHECKPOINT_VERSION = 1;
 
 /** What makes two evaluations the same: any JSON value (compared after canonical encoding). */
-export type EvalFingerprint = Record<string, unknown>;
+export type EvalFingerprint = Fingerprint;
 
 /** The progress and per-sample arrays of an unfinished evaluation. */
 export interface EvalCheckpoint {
@@ -33,32 +34,6 @@ export interface EvalCheckpoint {
   seconds: number;
   /** Per-sample arrays by name (row-major, `done` rows, any row size). */
   arrays: Record<string, Float64Array | Float32Array>;
-}
-
-/** JSON with object keys sorted, so equal values give equal strings whatever their key order. */
-export function canonicalJson(value: unknown): string {
-  return JSON.stringify(
-    value,
-    (_key, v) =>
-      v !== null && typeof v === "object" && !Array.isArray(v)
-        ? Object.fromEntries(
-          Object.keys(v).sort().map((k) => [k, (v as Record<string, unknown>)[k]]),
-        )
-        : v,
-  );
-}
-
-/**
- * The top-level fingerprint fields in which two fingerprints differ (for the error message).
- *
- * @example
- * ```ts
- * console.log(fingerprintDiff({ seed: 0, n: 10 }, { seed: 1, n: 10 })); // ["seed"]
- * ```
- */
-export function fingerprintDiff(a: EvalFingerprint, b: EvalFingerprint): string[] {
-  const keys = [...new Set([...Object.keys(a), ...Object.keys(b)])].sort();
-  return keys.filter((k) => canonicalJson(a[k]) !== canonicalJson(b[k]));
 }
 
 /** Writes a checkpoint atomically (a crash leaves the previous one intact). */

@@ -627,11 +627,14 @@ export async function generateDataset(
         (!options.savePng || await pathExists(samplePngPath(dir, i)));
       if (!done) todo.push(i);
     }
-    const bar = options.progress === false ? undefined : new ProgressBar(todo.length, {
-      label: "generate",
-      unit: "samples",
-      ...options.progress,
-    });
+    // Nothing left to sample (a finished dataset reused): no "0/0" bar.
+    const bar = options.progress === false || todo.length === 0
+      ? undefined
+      : new ProgressBar(todo.length, {
+        label: "generate",
+        unit: "samples",
+        ...options.progress,
+      });
     const pngShape = imageShapeOf(shapes.x);
     const xSize = sampleSize(shapes.x);
     const started = performance.now();

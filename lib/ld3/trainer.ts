@@ -33,6 +33,7 @@ import {
   thetaToGridVjp,
   type TimeMode,
 } from "./parameterization.ts";
+import { type Fingerprint, fingerprintDiff } from "../fingerprint.ts";
 
 /** Options of {@linkcode trainLd3}; names follow the reference tool, defaults its CIFAR-10 config. */
 export interface Ld3Options {
@@ -447,6 +448,16 @@ function fingerprintOf(o: ResolvedLd3Options, io: Ld3Io): string {
   });
 }
 
+/** A stored fingerprint as an object; an unreadable one compares unequal to every field. */
+function parseFingerprint(text: string): Fingerprint {
+  try {
+    const value = JSON.parse(text);
+    return value !== null && typeof value === "object" ? value : {};
+  } catch {
+    return {};
+  }
+}
+
 function concat(arrays: readonly Float64Array[]): Float64Array {
   const out = new Float64Array(arrays.reduce((s, a) => s + a.length, 0));
   let off = 0;
@@ -606,8 +617,10 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
       throw new RangeError(`Not an ld3 checkpoint: format ${c.format}, version ${c.version}`);
     }
     if (c.fingerprint !== fingerprint) {
+      const diff = fingerprintDiff(parseFingerprint(c.fingerprint), JSON.parse(fingerprint));
       throw new RangeError(
-        `Checkpoint belongs to another run: ${c.fingerprint} (this run: ${fingerprint})`,
+        `Checkpoint belongs to another run (differs in: ${diff.join(", ") || "fingerprint"}): ` +
+          `resume with the run's own options, or start a new run folder`,
       );
     }
     restore(c.current);

@@ -132,7 +132,7 @@ Deno.test("trainLd3() rejects bad inputs with clear errors", async () => {
   const other = await trainLd3({ ...base, trainingRoundsV1: 0, trainingRoundsV2: 0 }, io);
   await assert.rejects(
     () => trainLd3({ ...base, steps: 5 }, { ...io, resumeFrom: other.checkpoint }),
-    /another run/,
+    /another run \(differs in: steps\)/,
   );
   // Same everything but the starting grid: still another run.
   await assert.rejects(
@@ -141,7 +141,7 @@ Deno.test("trainLd3() rejects bad inputs with clear errors", async () => {
         ...io,
         resumeFrom: other.checkpoint,
       }),
-    /another run/,
+    /another run \(differs in: prior\)/,
   );
 });
 
