@@ -12,7 +12,8 @@
  *    table, LD3 reads `<ld3Dir>/<solver>-NFE<nfe>.json` ("n/a" without one), an NFE the solver
  *    cannot spend is an "error" cell.
  * 2. {@linkcode runScheduleBench} generates the teacher dataset when needed (resumable, via
- *    `generateDataset`), reports an estimate of the work, and evaluates every planned cell.
+ *    `generateDataset`), reports an estimate of the work, and evaluates every planned cell; with
+ *    `resumeDir` each finished cell is saved and a rerun evaluates only what is missing.
  * 3. {@linkcode scheduleBenchMarkdown}, {@linkcode scheduleBenchMetricScene} and
  *    {@linkcode scheduleBenchLambdaScene} turn the result into tables and plots;
  *    {@linkcode writeScheduleBench} writes them all:
@@ -26,16 +27,20 @@
  *
  * @module
  */
-import { join, resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic, writeTextFileAtomic } from "./atomic.ts";
 import { datasetDirName, isSampleComplete, MANIFEST_FILE, readManifest } from "./dataset.ts";
 import {
   type EvalMetrics,
+  type EvaluateOptions,
   evaluateSchedule,
   type FeatureModelSpec,
   gmmFromOnnx,
+  prepareEvalSampler,
   type ReferenceSolver,
 } from "./evaluate.ts";
+import { canonicalJson, type Fingerprint } from "./fingerprint.ts";
+import { sha256Hex } from "./onnx_session.ts";
 import { type FeatureModel, loadFeatureModel } from "./features.ts";
 import { type FeatureStats, readFidRefs } from "./fid.ts";
 import { type Gmm, gmmReferenceSolve } from "./gmm.ts";
@@ -53,9 +58,9 @@ import {
 } from "./plot.ts";
 import { formatDuration, ProgressBar, type ProgressBarOptions } from "./progress.ts";
 import type { NoiseSchedule } from "./schedule.ts";
-import { generateDataset, initialNoise } from "./sampling.ts";
+import { generateDataset, initialNoise, solverRecord } from "./sampling.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "./solvers/mod.ts";
-import { pathExists } from "./fs.ts";
+import { pathExists, removeIfExists } from "./fs.ts";
 
 /** `format` of `schedules.json`. */
 export const SCHEDULE_BENCH_FORMAT = "ld3-bench-schedules";
@@ -142,8 +147,10 @@ export interface ScheduleBenchPlanOptions {
 
 /** What {@linkcode runScheduleBench} expects to do, measured before it starts. */
 export interface ScheduleBenchEstimate {
-  /** Cells to evaluate. */
+  /** Cells to evaluate (reused ones not counted). */
   cells: number;
+  /** Finished cells reused from `resumeDir`. */
+  reused: number;
   /** Samples per cell. */
   numSamples: number;
   /** Network evaluations of one sample each: every planned cell's NFE, plus the teacher's. */
@@ -192,6 +199,14 @@ export interface ScheduleBenchOptions extends ScheduleBenchPlanOptions {
   exact?: "auto" | "on" | "off";
   /** RK4 steps of the exact solution (`gmmReferenceSolve`). @default {200} */
   exactSteps?: number;
+  /**
+   * A folder that makes the run resumable: every finished cell is saved there as
+   * `<solver>-NFE<nfe>-<schedule>.json` with the fingerprint of its evaluation (model, grid,
+   * samples, teacher, metrics); a rerun reuses each cell whose fingerprint still matches, and a
+   * cell interrupted midway continues from its evaluation checkpoint (`.partial.npz`).
+   * @default {undefined (nothing saved)}
+   */
+  resumeDir?: string;
   /** Progress bar over the cells (and the teacher's, if generated); `false` for none. @default {{}} */
   progress?: ProgressBarOptions | false;
   /** Called once with the estimate, after the checks and before the teacher and the cells run. */
@@ -583,15 +598,67 @@ export async function runScheduleBench(
     const exact = await exactReference(model, exactMode, exactSteps);
     const plan = await planScheduleBench(options);
 
+    // Resume: what each cell's evaluation depends on, and the finished cells that still match.
+    const teacherSeed = hasManifest ? (await readManifest(teacherDir)).noise.seed : seed;
+    const cellOptions = (p: ScheduleBenchPlannedCell): EvaluateOptions => ({
+      solverName: p.cell.solver,
+      ...(p.loadFrom !== undefined ? { loadFrom: p.loadFrom, order: p.order } : {
+        skipType: p.cell.schedule,
+        steps: solverSteps(p.cell.solver as SolverName, p.cell.nfe),
+      }),
+    });
+    const resume = new Map<ScheduleBenchPlannedCell, { path: string; fingerprint: Fingerprint }>();
+    let reused = 0;
+    if (options.resumeDir !== undefined) {
+      await Deno.mkdir(options.resumeDir, { recursive: true });
+      const common = {
+        model: model.modelHash,
+        num_samples: numSamples,
+        batch_size: batchSize,
+        teacher: { dir: resolve(teacherDir), seed: teacherSeed },
+        fid: features && fidRef
+          ? {
+            features: isFeatureModel(options.features!)
+              ? `(loaded) ${features.outputName}`
+              : `${resolve(options.features!.path)} ${features.outputName}`,
+            ref: await statsDigest(fidRef),
+          }
+          : null,
+        exact: exact ? `gmm_rk4_${exactSteps}` : null,
+      };
+      for (const p of plan.planned) {
+        let sampler;
+        try {
+          sampler = await prepareEvalSampler(model, cellOptions(p));
+        } catch {
+          continue; // the evaluation reports it as the cell's error
+        }
+        const fingerprint = {
+          ...common,
+          solver: solverRecord(sampler),
+          grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
+        };
+        const path = join(options.resumeDir, cellFileName(p.cell));
+        resume.set(p, { path, fingerprint });
+        const saved = await readSavedCell(path, fingerprint);
+        if (saved) {
+          Object.assign(p.cell, saved);
+          reused++;
+        }
+      }
+    }
+    const todo = plan.planned.filter((p) => p.cell.metrics === undefined);
+
     const secondsPerEvaluation = await measureSecondsPerEval(
       model,
       Math.min(batchSize, numSamples),
     );
-    const evaluations = plan.planned.reduce((n, p) => n + p.cell.nfe, 0) * numSamples +
+    const evaluations = todo.reduce((n, p) => n + p.cell.nfe, 0) * numSamples +
       teacherMissing * teacherNfe;
     const exactSeconds = exact ? exact.secondsPerSample * numSamples : 0;
     const estimate: ScheduleBenchEstimate = {
-      cells: plan.planned.length,
+      cells: todo.length,
+      reused,
       numSamples,
       evaluations,
       secondsPerEvaluation,
@@ -615,38 +682,46 @@ export async function runScheduleBench(
       });
     }
     // Every cell starts from the teacher's latents, so the teacher's seed is the run's.
-    const teacherSeed = (await readManifest(teacherDir)).noise.seed;
+    const runSeed = (await readManifest(teacherDir)).noise.seed;
 
     const started = performance.now();
-    const bar = options.progress === false ? undefined : new ProgressBar(plan.planned.length, {
+    const bar = options.progress === false ? undefined : new ProgressBar(todo.length, {
       label: "cells",
       unit: "cells",
       ...options.progress,
     });
     let done = 0;
-    for (const { cell, loadFrom, order } of plan.planned) {
+    for (const p of todo) {
+      const { cell } = p;
+      const saving = resume.get(p);
       try {
         const result = await evaluateSchedule(model, {
-          solverName: cell.solver,
-          ...(loadFrom !== undefined
-            ? { loadFrom, order }
-            : { skipType: cell.schedule, steps: solverSteps(cell.solver as SolverName, cell.nfe) }),
+          ...cellOptions(p),
           numSamples,
           batchSize,
           teacherDir,
           ...(features && fidRef ? { features, fidRef } : { configEval: false }),
           ...(exact ? { reference: exact.reference } : {}),
+          ...(saving ? { checkpoint: await cellCheckpoint(saving.path, saving.fingerprint) } : {}),
         });
         cell.metrics = result.metrics;
         cell.seconds = result.seconds;
         cell.lambda1 = result.grid.lambda1;
         if (result.nfe !== cell.nfe) cell.actual_nfe = result.nfe;
+        if (saving) {
+          await writeJsonAtomic(saving.path, {
+            format: BENCH_CELL_FORMAT,
+            version: SCHEDULE_BENCH_VERSION,
+            fingerprint: saving.fingerprint,
+            cell,
+          });
+        }
       } catch (e) {
         cell.status = "error";
         cell.error = (e as Error).message;
       }
       bar?.increment();
-      options.onCell?.(cell, ++done, plan.planned.length);
+      options.onCell?.(cell, ++done, todo.length);
     }
     bar?.finish();
     const seconds = (performance.now() - started) / 1000;
@@ -657,7 +732,7 @@ export async function runScheduleBench(
       config: { name: model.config.name, source: model.config.source },
       model: { name: model.config.name, sha256: model.modelHash },
       num_samples: numSamples,
-      seed: teacherSeed,
+      seed: runSeed,
       teacher: { ...SCHEDULE_BENCH_TEACHER, dir: resolve(teacherDir) },
       solvers: plan.solvers,
       nfes: plan.nfes,
@@ -672,6 +747,62 @@ export async function runScheduleBench(
   } finally {
     await ownFeatures?.close();
   }
+}
+
+/** `format` of a saved cell in `resumeDir`. */
+const BENCH_CELL_FORMAT = "ld3-bench-cell";
+
+/** `<solver>-NFE<nfe>-<schedule>.json`. */
+function cellFileName(cell: ScheduleBenchCell): string {
+  return `${cell.solver}-NFE${cell.nfe}-${cell.schedule}.json`;
+}
+
+/** SHA-256 of reference statistics, so that a cell is tied to the statistics it was scored on. */
+async function statsDigest(stats: FeatureStats): Promise<string> {
+  const bytes = new Uint8Array(8 * (stats.mu.length + stats.sigma.length));
+  const view = new Float64Array(bytes.buffer);
+  view.set(stats.mu);
+  view.set(stats.sigma, stats.mu.length);
+  return await sha256Hex(bytes);
+}
+
+/** A saved cell's results, when the file exists and belongs to `fingerprint`. */
+async function readSavedCell(
+  path: string,
+  fingerprint: Fingerprint,
+): Promise<Partial<ScheduleBenchCell> | undefined> {
+  let saved;
+  try {
+    saved = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return undefined; // missing or unreadable: evaluate the cell again
+  }
+  if (
+    saved?.format !== BENCH_CELL_FORMAT || saved.cell?.status !== "ok" ||
+    saved.cell.metrics === undefined ||
+    canonicalJson(saved.fingerprint) !== canonicalJson(fingerprint)
+  ) return undefined;
+  const { metrics, seconds, lambda1, actual_nfe } = saved.cell as ScheduleBenchCell;
+  return { metrics, seconds, lambda1, ...(actual_nfe !== undefined ? { actual_nfe } : {}) };
+}
+
+/**
+ * The evaluation checkpoint of a cell: named by its fingerprint, so a cell whose inputs changed
+ * starts afresh instead of meeting another evaluation's checkpoint; stale ones are removed.
+ */
+async function cellCheckpoint(cellPath: string, fingerprint: Fingerprint): Promise<string> {
+  const stem = cellPath.replace(/\.json$/, "");
+  const id = (await sha256Hex(new TextEncoder().encode(canonicalJson(fingerprint)))).slice(0, 12);
+  const keep = `${stem}.${id}.partial.npz`;
+  const dir = dirname(cellPath);
+  const prefix = `${basename(stem)}.`;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.name.startsWith(prefix) && entry.name.endsWith(".partial.npz") && path !== keep) {
+      await removeIfExists(path);
+    }
+  }
+  return keep;
 }
 
 //----------------------------------------------------------------------------

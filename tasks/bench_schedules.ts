@@ -61,7 +61,8 @@ const USAGE = `Usage: deno task bench:schedules [options]
   --features FILE     feature ONNX for FID (default: the config's eval.features)
   --fid_ref FILE      reference statistics .npz for FID (default: the config's eval.fid_ref)
   --exact             exact-solution error: auto (GMM graphs), on, off (default auto)
-  --out_dir DIR       output folder (default bench)
+  --out_dir DIR       output folder (default bench); finished cells are kept in <out_dir>/cells,
+                      so a rerun skips them (delete that folder to evaluate everything again)
 ${optionHelp("device", 20)}`;
 
 function listOption(name: string, value: string | undefined, fallback: string[]): string[] {
@@ -77,7 +78,8 @@ function estimateLine(modelName: string, e: ScheduleBenchEstimate): string {
   return `bench:schedules on ${modelName}: ${e.cells} cells × ${e.numSamples} samples, ` +
     `${e.evaluations} sample-evaluations at ${perEvalMs} ms` +
     (e.exact ? ` + exact solutions` : "") +
-    ` — estimated ${formatDuration(e.seconds)}`;
+    ` — estimated ${formatDuration(e.seconds)}` +
+    (e.reused > 0 ? `; ${e.reused} finished cells reused` : "");
 }
 
 async function main(): Promise<void> {
@@ -160,6 +162,7 @@ async function main(): Promise<void> {
       seed,
       dataDir: values.data_dir,
       teacherRoot: join(outDir, "teacher"),
+      resumeDir: join(outDir, "cells"),
       ...(spec !== undefined && fidRefPath !== undefined
         ? { features: spec, fidRef: fidRefPath }
         : {}),

@@ -214,7 +214,7 @@ Deno.test("bench:schedules task writes the table, JSON and plots, with an LD3 gr
       }),
     );
     const outDir = join(gmm.dir, "bench");
-    const r = await runTask("bench_schedules", [
+    const args = [
       "--config",
       gmm.config,
       "--solvers",
@@ -229,7 +229,8 @@ Deno.test("bench:schedules task writes the table, JSON and plots, with an LD3 gr
       ld3Dir,
       "--out_dir",
       outDir,
-    ]);
+    ];
+    const r = await runTask("bench_schedules", args);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^bench:schedules on tiny-gmm: 10 cells × 4 samples, .* estimated/);
     const md = await Deno.readTextFile(join(outDir, "schedules.md"));
@@ -251,6 +252,15 @@ Deno.test("bench:schedules task writes the table, JSON and plots, with an LD3 gr
       const image = await Image.decode(await Deno.readFile(join(outDir, name)));
       assert.equal(image.width, 2 * 520);
     }
+    // The same command again reuses every finished cell from <out_dir>/cells.
+    const again = await runTask("bench_schedules", args);
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(
+      again.stdout,
+      /^bench:schedules on tiny-gmm: 0 cells × 4 samples, .*; 10 finished cells reused/,
+    );
+    const rerun = JSON.parse(await Deno.readTextFile(join(outDir, "schedules.json")));
+    assert.deepEqual(rerun.cells, json.cells);
   } finally {
     await gmm.cleanup();
   }

@@ -25,6 +25,7 @@ import {
 } from "../lib/schedule_bench.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
 import { linearFeatureModel } from "./fixtures/tiny_models.ts";
+import { pathExists } from "../lib/fs.ts";
 
 /** A stand-in learned grid (EDM ρ = 3) in the LD3 naming convention `<solver>-NFE<nfe>.json`. */
 async function writeLd3Grid(dir: string, solver: string, nfe: number, order?: number) {
@@ -411,6 +412,70 @@ Deno.test("runScheduleBench() on a tiny GMM: finite metrics, LD3 from a grid fil
     const healedL2 = healed.cells[0].metrics!.teacher!.l2.mean;
     const firstL2 = ipndmEdm.metrics!.teacher!.l2.mean;
     assert.ok(Math.abs(healedL2 - firstL2) < 1e-6 * firstL2, `${healedL2} vs ${firstL2}`);
+  } finally {
+    await model.close();
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("runScheduleBench() with resumeDir reuses finished cells and redoes changed ones", async () => {
+  const gmm = await makeTinyGmm();
+  const model = await loadModel(gmm.config);
+  try {
+    const resumeDir = join(gmm.dir, "cells");
+    const estimates: ScheduleBenchEstimate[] = [];
+    const options = {
+      solvers: ["uni_pc"],
+      nfes: [4],
+      schedules: ["logSNR", "edm"],
+      numSamples: 4,
+      batchSize: 2,
+      teacherRoot: join(gmm.dir, "teacher"),
+      resumeDir,
+      exact: "on" as const,
+      progress: false as const,
+      onEstimate: (e: ScheduleBenchEstimate) => estimates.push(e),
+    };
+    // A run killed after its first cell: that cell is saved, the second is not.
+    await assert.rejects(
+      () =>
+        runScheduleBench(model, {
+          ...options,
+          onCell: () => {
+            throw new Error("killed");
+          },
+        }),
+      /killed/,
+    );
+    assert.ok(await pathExists(join(resumeDir, "uni_pc-NFE4-logSNR.json")));
+    assert.equal(await pathExists(join(resumeDir, "uni_pc-NFE4-edm.json")), false);
+    // A stale evaluation checkpoint of the unfinished cell is cleared, not trusted.
+    const stale = join(resumeDir, "uni_pc-NFE4-edm.0123456789ab.partial.npz");
+    await Deno.writeTextFile(stale, "stale");
+
+    estimates.length = 0;
+    const resumed = await runScheduleBench(model, options);
+    assert.equal(estimates[0].reused, 1);
+    assert.equal(estimates[0].cells, 1);
+    assert.equal(estimates[0].evaluations, 4 * 4);
+    assert.equal(await pathExists(stale), false);
+    const [logSnr, edm] = resumed.cells;
+    assert.ok(logSnr.metrics!.exact!.rms.mean > 0 && edm.metrics!.exact!.rms.mean > 0);
+
+    // Everything finished: a rerun evaluates nothing and reports the same cells.
+    estimates.length = 0;
+    const again = await runScheduleBench(model, options);
+    assert.equal(estimates[0].reused, 2);
+    assert.equal(estimates[0].cells, 0);
+    assert.deepEqual(again.cells, resumed.cells);
+
+    // Other metrics are another evaluation: the saved cells are not reused.
+    estimates.length = 0;
+    const without = await runScheduleBench(model, { ...options, exact: "off" });
+    assert.equal(estimates[0].reused, 0);
+    assert.equal(estimates[0].cells, 2);
+    assert.equal(without.cells[0].metrics!.exact, undefined);
+    assert.deepEqual(without.cells[0].metrics!.teacher, logSnr.metrics!.teacher);
   } finally {
     await model.close();
     await gmm.cleanup();
