@@ -243,6 +243,15 @@ async function benchConfig(
     await Deno.remove(root, { recursive: true });
   }
 }
+const USAGE = `Usage: deno task bench [options] [config.yml ...]
+  Times generate against the bare ONNX Runtime forward calls it makes, interleaved, per config
+  (default configs/gmm-mnist.yml), and prints the overhead and its breakdown (target <= 5 %).
+  --steps N           solver steps (default 10)
+  --solver_name NAME  solver (default uni_pc)
+  --skip_type TYPE    grid (default edm)
+  --total_samples N   samples per repetition, a multiple of ${BATCH} (default 64)
+  --repeats N         interleaved repetitions; medians are reported (default 5)`;
+
 async function main(): Promise<void> {
   const { values, positionals } = parseArgs({
     args: Deno.args,
@@ -254,8 +263,13 @@ async function main(): Promise<void> {
       skip_type: { type: "string" },
       total_samples: { type: "string" },
       repeats: { type: "string" },
+      help: { type: "boolean", short: "h" },
     },
   });
+  if (values.help) {
+    console.log(USAGE);
+    return;
+  }
   const configs = positionals.length > 0 ? positionals : ["configs/gmm-mnist.yml"];
   const totalSamples = intOption("total_samples", values.total_samples) ?? 64;
   if (totalSamples < BATCH || totalSamples % BATCH !== 0) {

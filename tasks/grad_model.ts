@@ -15,7 +15,7 @@ import { parseArgs } from "node:util";
 import { buildVjpModel } from "../lib/vjp/mod.ts";
 
 const USAGE =
-  "usage: deno task grad-model <in.onnx> --wrt x[,sigma] [--of <output>] [--shape name=d0,d1,...] [--return-output] --out <out.onnx>";
+  "Usage: deno task grad-model <in.onnx> --wrt x[,sigma] [--of <output>] [--shape name=d0,d1,...] [--return-output] --out <out.onnx>";
 
 /** Parses `name=d0,d1,…` into a shape entry. */
 function parseShape(text: string): [string, number[]] {
