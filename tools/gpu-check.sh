@@ -148,7 +148,7 @@ if [ -f tasks/train.ts ] && [ -f tasks/generate.ts ]; then
     --device "$TDEV" --data_dir "$DATA" --num_train 2 --num_valid 2 --main_train_batch_size 2 \
     --main_valid_batch_size 2 --training_rounds_v1 1 --training_rounds_v2 1 --loss_type L2 \
     --steps "$NFE" --log_path "$WORK/logs" --quiet $TRAIN_ARGS >>"$OUT/train.log" 2>&1; then
-    echo "{\"wall_s\": $(awk "BEGIN { print $(date +%s.%N) - $s }"), \"device\": \"$TDEV\", \"args\": \"2 train + 2 valid samples, 1+1 rounds, L2, $TRAIN_ARGS\"}" >"$WORK/train.json"
+    echo "{\"wall_s\": $(awk "BEGIN { print $(date +%s.%N) - $s }"), \"device\": \"$TDEV\", \"args\": \"2 train + 2 valid samples, 1+1 rounds, L2${TRAIN_ARGS:+, $TRAIN_ARGS}\"}" >"$WORK/train.json"
   fi
   tail -5 "$OUT/train.log"
 else
