@@ -331,6 +331,53 @@ def onnx_export(model, args, path, input_names, output_names, dynamic_axes, opse
     torch.onnx.export(model, args, path, **kwargs)
 
 
+CONFIG_METADATA_KEY = "ld3.mnist_edm.config"
+
+
+def add_config_metadata(path, config):
+    """Record the architecture in the ONNX file, so that --init can rebuild the network from it."""
+    import onnx
+
+    m = onnx.load(path)
+    del m.metadata_props[:]
+    entry = m.metadata_props.add()
+    entry.key, entry.value = CONFIG_METADATA_KEY, json.dumps(config)
+    onnx.save(m, path)
+
+
+def load_onnx_weights(path, flag_config):
+    """The architecture and fp32 weights of an exported model.onnx, as (config, state_dict).
+
+    The exporter keeps most parameter names; a few (GroupNorm affine parameters, the frequency
+    buffer) become anonymous initializers, which appear in the graph in the same order as the
+    parameters they replaced. Those are matched in order, by size, and everything must be used
+    exactly once: a file of another architecture fails here instead of training garbage. The
+    architecture comes from the file's metadata (exports since it was added) or the flags.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    m = onnx.load(path)
+    meta = {p.key: p.value for p in m.metadata_props}
+    config = json.loads(meta[CONFIG_METADATA_KEY]) if CONFIG_METADATA_KEY in meta else flag_config
+    reference = EDMDenoiser(**config).state_dict()
+    inits = [(i.name, numpy_helper.to_array(i)) for i in m.graph.initializer]
+    by_name = {name: array for name, array in inits}
+    state, unnamed = {}, [(n, a) for n, a in inits if n not in reference]
+    for key, tensor in reference.items():
+        array = by_name.get(key)
+        if array is None:
+            if not unnamed:
+                raise ValueError(f"{path}: no initializer left for {key}")
+            name, array = unnamed.pop(0)
+        if array.size != tensor.numel():
+            raise ValueError(f"{path}: {key} needs {tuple(tensor.shape)}, got {array.shape}")
+        state[key] = torch.from_numpy(array.copy()).reshape(tensor.shape).to(tensor.dtype)
+    if unnamed:
+        raise ValueError(f"{path}: {len(unnamed)} initializers left over (another architecture?)")
+    return config, state
+
+
 def verify_onnx(path, model, inputs, input_names, output_names):
     """Check the ONNX file and compare its outputs with the torch model on the same inputs.
 
@@ -499,7 +546,8 @@ def parse_args(argv):
     ap.add_argument("--export-only", action="store_true", help="skip training; load --ckpt and export")
     ap.add_argument("--ckpt", default="", help="ema.pt to load with --export-only")
     ap.add_argument("--init", default="",
-                    help="ema.pt to start training from (continues an earlier run; Adam starts fresh)")
+                    help="ema.pt or model.onnx to start training from (continues an earlier run; "
+                         "Adam starts fresh)")
     return ap.parse_args(argv)
 
 
@@ -536,12 +584,16 @@ def main(argv=None):
         data = load_mnist(args.data)
         x_all = torch.from_numpy(data["x_train"]).float().div_(127.5).sub_(1).unsqueeze(1).to(device)
         if args.init:
-            # Continue from an earlier run's EMA weights; its architecture wins over the flags.
-            init = torch.load(args.init, map_location="cpu")
-            config = init["config"]
+            # Continue from an earlier run's EMA weights (ema.pt or the exported model.onnx); its
+            # architecture wins over the flags.
+            if args.init.endswith(".onnx"):
+                config, init_state = load_onnx_weights(args.init, config)
+            else:
+                init = torch.load(args.init, map_location="cpu")
+                config, init_state = init["config"], init["state_dict"]
         model = EDMDenoiser(**config).to(device)
         if args.init:
-            model.load_state_dict(init["state_dict"])
+            model.load_state_dict(init_state)
             print(f"initialised from {args.init}")
         print(f"params {count_params(model):,} config {config}")
         if device.type == "cuda":
@@ -633,6 +685,7 @@ def main(argv=None):
                     {"x": {0: "batch"}, "sigma": {0: "batch"}, "denoised": {0: "batch"}})
         vx = torch.randn(5, 1, 28, 28, generator=gen) * 2
         vs = torch.tensor([0.002, 0.1, 1.0, 10.0, 80.0])
+        add_config_metadata(onnx_path, config)
         export_info = verify_onnx(onnx_path, model, (vx, vs), ["x", "sigma"], ["denoised"])
         export_info["onnx_bytes"] = os.path.getsize(onnx_path)
     except Exception as e:  # keep ema.pt and the rest; re-export later with --export-only
