@@ -200,6 +200,11 @@ export interface EvalConfig {
    * fid-refs layout; written relative to the config file in YAML). Absent when none.
    */
   fid_ref?: string;
+  /**
+   * Absolute path of an LPIPS ONNX model (`lib/lpips.ts`): eval adds the LPIPS distance to the
+   * teacher when a teacher dataset is given. Absent when none.
+   */
+  lpips?: string;
 }
 
 /**
@@ -231,6 +236,7 @@ export interface EvalConfig {
  *     output: features                        # default features
  *     input_range: "[-1,1]"                   # [-1,1] | [0,1] | [0,255]; default [-1,1]
  *   fid_ref: ../models/mnist-features/mnist_test_stats.npz
+ *   lpips: lpips-vgg.onnx                     # optional: LPIPS to the teacher in eval
  * ```
  */
 export interface ModelConfig {
@@ -467,7 +473,7 @@ function readDevice(r: FieldReader, top: Obj): string {
 }
 
 function readEval(r: FieldReader, value: unknown): EvalConfig {
-  const e = r.object(value, "eval", ["features", "fid_ref"]);
+  const e = r.object(value, "eval", ["features", "fid_ref", "lpips"]);
   const config: EvalConfig = {};
   if (e.features != null) {
     const f = typeof e.features === "string"
@@ -481,6 +487,7 @@ function readEval(r: FieldReader, value: unknown): EvalConfig {
     };
   }
   if (e.fid_ref != null) config.fid_ref = r.path(e, "fid_ref", "eval.fid_ref");
+  if (e.lpips != null) config.lpips = r.path(e, "lpips", "eval.lpips");
   return config;
 }
 
@@ -648,6 +655,7 @@ export async function loadModelConfig(path: string): Promise<ModelConfig> {
     await checkFile(config, "eval.features.path", config.eval.features.path);
   }
   if (config.eval?.fid_ref) await checkFile(config, "eval.fid_ref", config.eval.fid_ref);
+  if (config.eval?.lpips) await checkFile(config, "eval.lpips", config.eval.lpips);
   await scheduleFromConfig(config);
   return config;
 }

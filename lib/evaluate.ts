@@ -27,6 +27,8 @@ import { l1Distance, l2Distance, rmsDistance } from "./distance.ts";
 import { type FeatureModel, type InputRange, loadFeatureModel } from "./features.ts";
 import { type FeatureStats, featureStats, fidFromStats, readFidRefs, statsDim } from "./fid.ts";
 import { createGmm, type Gmm, gmmReferenceSolve } from "./gmm.ts";
+import type { SampleLoss } from "./losses.ts";
+import { loadLpips, type LpipsLoss } from "./lpips.ts";
 import { gridFromSigmas, gridLambdas, toGrid } from "./grid.ts";
 import { type LoadedModel, loadModel } from "./model.ts";
 import {
@@ -196,6 +198,12 @@ export interface EvaluateOptions extends SamplerOptions {
   /** A teacher dataset folder (from `generate`): per-sample L2/L1 of student vs teacher. */
   teacherDir?: string;
   /**
+   * LPIPS distance to the teacher as well (needs `teacherDir`): the path of an LPIPS ONNX model
+   * (`lib/lpips.ts`; loaded and closed here) or a loaded one (left open), or `false` for none.
+   * @default {the config's `eval.lpips` when there is a teacher (unless `configEval` is false)}
+   */
+  lpips?: string | SampleLoss | false;
+  /**
    * Exact-solution error for a Gaussian-mixture model: `true` reads the mixture from the
    * model's ONNX graph (one built by `buildGmmOnnx`), or pass the {@linkcode Gmm}.
    * @default {false}
@@ -247,7 +255,16 @@ export interface EvalMetrics {
    * Per-sample distance to the teacher's output ("L2" = mean squared difference over C·H·W);
    * `dir` as {@linkcode resultPath} writes it.
    */
-  teacher?: { l2: MeanStd; l1: MeanStd; dir: string; solver: string; nfe: number };
+  teacher?: {
+    l2: MeanStd;
+    l1: MeanStd;
+    /** LPIPS to the teacher, when an LPIPS model was given (`lpips_model` names it). */
+    lpips?: MeanStd;
+    lpips_model?: string;
+    dir: string;
+    solver: string;
+    nfe: number;
+  };
   /** Per-sample RMS error of the raw solver output against the reference ODE solution. */
   exact?: { rms: MeanStd; reference: string };
 }
@@ -471,6 +488,11 @@ export async function evaluateSchedule(
   const featureSpec = options.features ?? (fromConfig ? featureSpecFromConfig(config) : undefined);
   const fidRefOption = options.fidRef ?? (fromConfig ? config.eval?.fid_ref : undefined);
   const quality = options.quality === true ? {} : options.quality || undefined;
+  const lpipsOption = options.lpips ??
+    (fromConfig && options.teacherDir !== undefined ? config.eval?.lpips : undefined);
+  if (lpipsOption && options.teacherDir === undefined) {
+    throw new RangeError("The LPIPS distance is to a teacher: give teacherDir with lpips");
+  }
   const threshold = quality?.threshold ?? 0.9;
   if (quality && !(threshold > 0 && threshold <= 1)) {
     throw new RangeError(`quality.threshold must be in (0, 1]: got ${threshold}`);
@@ -516,6 +538,8 @@ export async function evaluateSchedule(
     : await loadModel(model, options.device ? { device: options.device } : {});
   let featureModel: FeatureModel | undefined;
   let ownsFeatures = false;
+  let lpips: SampleLoss | undefined;
+  let ownsLpips = false;
   try {
     const sampler = await prepareEvalSampler(m, options);
     const schedule = m.denoiser.schedule;
@@ -592,6 +616,15 @@ export async function evaluateSchedule(
       }
     }
 
+    // LPIPS: a path is loaded here (for the model's image shape) and closed at the end.
+    if (typeof lpipsOption === "string") {
+      lpips = await loadLpips(lpipsOption, {
+        imageShape: m.imageShape,
+        device: options.device ?? m.config.device,
+      });
+      ownsLpips = true;
+    } else if (lpipsOption) lpips = lpipsOption;
+
     let reference: ReferenceSolver | undefined = options.reference;
     let referenceName = "custom";
     if (reference === undefined && wantExact) {
@@ -616,6 +649,7 @@ export async function evaluateSchedule(
     const imageSize = sampleSize(m.imageShape);
     const l2 = new Float64Array(teacher ? numSamples : 0);
     const l1 = new Float64Array(teacher ? numSamples : 0);
+    const lpipsValues = new Float64Array(teacher && lpips ? numSamples : 0);
     const exact = new Float64Array(reference ? numSamples : 0);
     const features = new Float64Array(wantFid ? numSamples * featureDim : 0);
     const logits = new Float64Array(quality ? numSamples * classes : 0);
@@ -625,6 +659,7 @@ export async function evaluateSchedule(
     const perSample: Record<string, { data: Float64Array | Float32Array; row: number }> = {
       l2: { data: l2, row: 1 },
       l1: { data: l1, row: 1 },
+      lpips: { data: lpipsValues, row: 1 },
       exact: { data: exact, row: 1 },
       features: { data: features, row: featureDim },
       logits: { data: logits, row: classes },
@@ -633,6 +668,7 @@ export async function evaluateSchedule(
     const rowsOf = (name: string, done: number) =>
       name === "preview" ? Math.min(done, previewCount) : done;
 
+    const lpipsName = typeof lpipsOption === "string" ? resultPath(lpipsOption) : "(loaded)";
     let first = 0;
     let priorSeconds = 0;
     const fingerprint = options.checkpoint === undefined ? {} : {
@@ -654,6 +690,7 @@ export async function evaluateSchedule(
         }
         : null,
       exact: reference ? referenceName : null,
+      lpips: lpips ? lpipsName : null,
       preview: previewCount,
     };
     if (options.checkpoint !== undefined) {
@@ -738,6 +775,9 @@ export async function evaluateSchedule(
       if (teacherX) {
         l2.set(l2Distance(images, teacherX, count), start);
         l1.set(l1Distance(images, teacherX, count), start);
+        if (lpips) {
+          lpipsValues.set(await lpips.value(Float64Array.from(images), teacherX, count), start);
+        }
       }
       if (reference) {
         const exactX = await reference(xT, indices);
@@ -787,6 +827,7 @@ export async function evaluateSchedule(
       metrics.teacher = {
         l2: meanStd(l2),
         l1: meanStd(l1),
+        ...(lpips ? { lpips: meanStd(lpipsValues), lpips_model: lpipsName } : {}),
         dir: resultPath(teacher.dir),
         solver: teacher.manifest.solver.name,
         nfe: teacher.manifest.solver.nfe,
@@ -821,6 +862,7 @@ export async function evaluateSchedule(
     };
   } finally {
     if (ownsFeatures) await featureModel?.close();
+    if (ownsLpips) await (lpips as LpipsLoss).close();
     if (owned) await m.close();
   }
 }
@@ -862,6 +904,7 @@ export function formatMetrics(metrics: EvalMetrics): string {
   if (metrics.teacher) {
     parts.push(`L2 to teacher ${g(metrics.teacher.l2.mean)} ± ${g(metrics.teacher.l2.std)}`);
     parts.push(`L1 ${g(metrics.teacher.l1.mean)}`);
+    if (metrics.teacher.lpips) parts.push(`LPIPS ${g(metrics.teacher.lpips.mean)}`);
   }
   if (metrics.exact) {
     parts.push(`exact RMS error ${g(metrics.exact.rms.mean)} ± ${g(metrics.exact.rms.std)}`);

@@ -62,7 +62,9 @@ ${optionHelp("rho", 21)}
   --features_output S  its feature output name (default features)
   --fid_ref FILE       reference statistics .npz (mu, sigma)
                        (features and fid_ref default to the config's eval section)
-  --no_fid             ignore the config's eval section (no FID unless given above)
+  --lpips_model FILE   LPIPS ONNX model (lib/lpips.ts): LPIPS distance to the teacher of
+                       --data_dir as well (default: the config's eval.lpips)
+  --no_fid             ignore the config's eval section (no FID or LPIPS unless given above)
   --quality            classifier check: share of samples with top-class probability >=
                        --threshold and the class histogram (the feature model's logits output)
   --threshold P        probability threshold of --quality (default 0.9)
@@ -113,6 +115,7 @@ async function main(): Promise<void> {
       features_output: { type: "string" },
       fid_ref: { type: "string" },
       no_fid: { type: "boolean" },
+      lpips_model: { type: "string" },
       quality: { type: "boolean" },
       threshold: { type: "string" },
       exact_gmm: { type: "boolean" },
@@ -163,6 +166,7 @@ async function main(): Promise<void> {
       output: values.features_output,
     },
     fidRef: values.fid_ref,
+    lpips: values.lpips_model,
     configEval,
     quality: values.quality ? { threshold } : false,
     exactGmm: values.exact_gmm ?? false,

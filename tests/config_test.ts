@@ -233,12 +233,14 @@ Deno.test("parseModelConfig() reads the eval section with defaults and paths res
     BASE + `eval:
   features: { path: ../f/model.onnx, input: img, output: feat, input_range: "[0,255]" }
   fid_ref: refs/test.npz
+  lpips: ../lpips/vgg.onnx
 `,
     "/a/b/c.yml",
   );
   assert.deepEqual(full.eval, {
     features: { path: "/a/f/model.onnx", input: "img", output: "feat", input_range: "[0,255]" },
     fid_ref: "/a/b/refs/test.npz",
+    lpips: "/a/lpips/vgg.onnx",
   });
   const defaults = parseModelConfig(BASE + "eval: { features: { path: f.onnx } }\n", "/a/c.yml");
   assert.deepEqual(defaults.eval, {
@@ -255,7 +257,7 @@ Deno.test("parseModelConfig() names the bad field of an eval section", () => {
   assertConfigError(
     BASE + "eval: { features: f.onnx, fid: r.npz }\n",
     "eval.fid",
-    /is not a known field \(expected one of features, fid_ref\)/,
+    /is not a known field \(expected one of features, fid_ref, lpips\)/,
   );
   assertConfigError(
     BASE + "eval: { features: { path: f.onnx, range: x } }\n",
@@ -291,6 +293,11 @@ Deno.test("loadModelConfig() checks the files of the eval section", async () => 
     });
     await Deno.writeFile(join(dir, "ref.npz"), new Uint8Array([0]));
     assert.equal((await loadModelConfig(path)).eval?.fid_ref, join(dir, "ref.npz"));
+    await Deno.writeTextFile(path, BASE + "eval: { lpips: lpips.onnx }\n");
+    await assert.rejects(
+      () => loadModelConfig(path),
+      (e: unknown) => e instanceof ConfigError && e.field === "eval.lpips",
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

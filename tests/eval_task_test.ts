@@ -72,6 +72,8 @@ Deno.test("eval task prints one summary line and writes the JSON and PNG", async
       "--exact_gmm",
       "--exact_steps",
       "50",
+      "--lpips_model",
+      join(ROOT, "models/lpips-tiny/lpips-tiny.onnx"),
       "--out",
       out,
       "--save_png",
@@ -82,7 +84,7 @@ Deno.test("eval task prints one summary line and writes the JSON and PNG", async
     assert.equal(lines.length, 1);
     assert.match(
       lines[0],
-      /^ipndm NFE 4 logSNR: FID \d+\.\d\d, L2 to teacher [\d.e-]+ ± [\d.e-]+, L1 [\d.e-]+, exact RMS error [\d.e-]+ ± [\d.e-]+ \(6 samples, [\d.]+ s\)$/,
+      /^ipndm NFE 4 logSNR: FID \d+\.\d\d, L2 to teacher [\d.e-]+ ± [\d.e-]+, L1 [\d.e-]+, LPIPS [\d.e-]+, exact RMS error [\d.e-]+ ± [\d.e-]+ \(6 samples, [\d.]+ s\)$/,
     );
     assert.match(r.stderr, /eval 6\/6/);
     const result = JSON.parse(await Deno.readTextFile(out));
@@ -90,6 +92,7 @@ Deno.test("eval task prints one summary line and writes the JSON and PNG", async
     assert.equal(result.options.num_samples, 6);
     assert.equal(result.grid.sigma1.length, 5);
     assert.ok(result.metrics.fid > 0);
+    assert.ok(result.metrics.teacher.lpips.mean > 0);
     await assert.rejects(() => Deno.stat(`${out}.partial.npz`), Deno.errors.NotFound);
     const image = await Image.decode(await Deno.readFile(png));
     assert.equal(image.width, 6 * (4 + 2) + 2);

@@ -8,6 +8,7 @@ import {
   writeEvalResult,
 } from "../lib/evaluate.ts";
 import { loadFeatureModel } from "../lib/features.ts";
+import { loadLpips } from "../lib/lpips.ts";
 import { featureStats, writeFidRefs } from "../lib/fid.ts";
 import { gridFromSigmas, toGrid } from "../lib/grid.ts";
 import { makeGridFile, saveGridFile } from "../lib/grid_file.ts";
@@ -74,6 +75,80 @@ Deno.test("evaluateSchedule() teacher distance: ≈ 0 on the teacher's grid, lar
     assert.ok(short.metrics.teacher!.l1.mean > 1e-3);
     assert.equal(short.nfe, 4);
     assert.equal(short.grid.t1.length, 5);
+  } finally {
+    await t.cleanup();
+  }
+});
+
+Deno.test("evaluateSchedule() LPIPS to the teacher: from the option or the config's eval.lpips", async () => {
+  const t = await setup();
+  try {
+    const lpipsPath = resolve("models/lpips-tiny/lpips-tiny.onnx");
+    const teacherOptions = {
+      solverName: "uni_pc",
+      steps: 10,
+      skipType: "edm",
+      teacherDir: t.teacher,
+    };
+    const own = await evaluateSchedule(t.config, { ...teacherOptions, lpips: lpipsPath });
+    assert.ok(
+      own.metrics.teacher!.lpips!.mean < 1e-6,
+      `own grid LPIPS ${own.metrics.teacher!.lpips!.mean}`,
+    );
+    assert.equal(own.metrics.teacher!.lpips_model, resultPath(lpipsPath));
+    const coarse = await evaluateSchedule(t.config, {
+      ...teacherOptions,
+      steps: 3,
+      skipType: "time_uniform",
+      lpips: lpipsPath,
+    });
+    const coarseLpips = coarse.metrics.teacher!.lpips!.mean;
+    assert.ok(coarseLpips > 1e-4, `3-step LPIPS ${coarseLpips}`);
+
+    // A loaded model (left open for the caller) gives the same numbers; none asked, none given.
+    const lpips = await loadLpips(lpipsPath, { imageShape: [1, 4, 4] });
+    const loaded = await evaluateSchedule(t.config, {
+      ...teacherOptions,
+      steps: 3,
+      skipType: "time_uniform",
+      lpips,
+    });
+    assert.deepEqual(loaded.metrics.teacher!.lpips, coarse.metrics.teacher!.lpips);
+    assert.equal(loaded.metrics.teacher!.lpips_model, "(loaded)");
+    assert.ok((await lpips.value(new Float64Array(16), new Float32Array(16), 1))[0] === 0);
+    await lpips.close();
+    const none = await evaluateSchedule(t.config, { ...teacherOptions, steps: 3 });
+    assert.equal(none.metrics.teacher!.lpips, undefined);
+
+    // The config's eval.lpips is used whenever there is a teacher, and only then.
+    const withLpips = join(t.dir, "lpips.yml");
+    await Deno.writeTextFile(
+      withLpips,
+      (await Deno.readTextFile(t.config)) + `eval: { lpips: ${lpipsPath} }\n`,
+    );
+    const fromConfig = await evaluateSchedule(withLpips, {
+      ...teacherOptions,
+      steps: 3,
+      skipType: "time_uniform",
+    });
+    assert.deepEqual(fromConfig.metrics.teacher!.lpips, coarse.metrics.teacher!.lpips);
+    const off = await evaluateSchedule(withLpips, {
+      ...teacherOptions,
+      steps: 3,
+      skipType: "time_uniform",
+      configEval: false,
+    });
+    assert.equal(off.metrics.teacher!.lpips, undefined);
+    await assert.rejects(
+      () =>
+        evaluateSchedule(t.config, {
+          solverName: "euler",
+          steps: 3,
+          exactGmm: true,
+          lpips: lpipsPath,
+        }),
+      /LPIPS distance is to a teacher/,
+    );
   } finally {
     await t.cleanup();
   }
