@@ -11,6 +11,7 @@ import { evaluateSchedule } from "../lib/evaluate.ts";
 import { writeFidRefs } from "../lib/fid.ts";
 import { loadGridFile } from "../lib/grid_file.ts";
 import { linearFeatureModel } from "./fixtures/tiny_models.ts";
+import { runTask } from "./_run_task.ts";
 
 const ROOT = new URL("..", import.meta.url).pathname;
 const CONFIG = join(ROOT, "configs", "gmm-mnist.yml");
@@ -177,34 +178,24 @@ Deno.test("deno task demo --quick prints the comparison table and the file paths
       ) +
         'eval:\n  features: { path: features.onnx, input_range: "[-1,1]" }\n  fid_ref: ref.npz\n',
     );
-    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-all",
-        "--quiet",
-        join(ROOT, "tasks", "demo.ts"),
-        "--quick",
-        "--quiet",
-        "--config",
-        config,
-        "--match_prior",
-        "none",
-        "--fid_samples",
-        "8",
-        "--solver",
-        "uni_pc",
-        "--nfe",
-        "4",
-        "--out",
-        out,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-      env: { NO_COLOR: "1" },
-    }).output();
-    const text = new TextDecoder().decode(stdout);
-    assert.equal(code, 0, new TextDecoder().decode(stderr));
-    assert.equal(new TextDecoder().decode(stderr), "", "--quiet draws no progress bars");
+    const { code, stdout: text, stderr } = await runTask("demo", [
+      "--quick",
+      "--quiet",
+      "--config",
+      config,
+      "--match_prior",
+      "none",
+      "--fid_samples",
+      "8",
+      "--solver",
+      "uni_pc",
+      "--nfe",
+      "4",
+      "--out",
+      out,
+    ]);
+    assert.equal(code, 0, stderr);
+    assert.equal(stderr, "", "--quiet draws no progress bars");
     assert.match(text, /^gmm-mnist: uni_pc at NFE 4 \(4 steps\)/);
     const table = text.split("\n").filter((l) => /^(LD3|EDM|logSNR|time_uniform)\s+\d/.test(l));
     assert.equal(table.length, 4, text);

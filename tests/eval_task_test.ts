@@ -13,23 +13,7 @@ import { generateDataset } from "../lib/sampling.ts";
 import { veSchedule } from "../lib/schedule.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
 import { linearFeatureModel } from "./fixtures/tiny_models.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-async function runTask(task: string, args: string[], cwd = ROOT) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", join(ROOT, "tasks", `${task}.ts`), ...args],
-    cwd,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return {
-    code,
-    stdout: new TextDecoder().decode(stdout),
-    stderr: new TextDecoder().decode(stderr),
-  };
-}
+import { ROOT, runTask } from "./_run_task.ts";
 
 const featureOnnx = () => linearFeatureModel([1, 4, 4], 2, (i) => Math.cos(0.9 * i));
 

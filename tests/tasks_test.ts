@@ -7,23 +7,7 @@ import { join } from "node:path";
 import { GIF, Image } from "imagescript";
 import { readDataset } from "../lib/dataset.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
-
-const ROOT = new URL("..", import.meta.url).pathname;
-
-async function runTask(task: string, args: string[]) {
-  const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "--allow-all", "--quiet", join(ROOT, "tasks", `${task}.ts`), ...args],
-    cwd: ROOT,
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  return {
-    code,
-    stdout: new TextDecoder().decode(stdout),
-    stderr: new TextDecoder().decode(stderr),
-  };
-}
+import { ROOT, runTask } from "./_run_task.ts";
 
 Deno.test("generate task writes a resumable dataset with PNGs", async () => {
   const gmm = await makeTinyGmm();
