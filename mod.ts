@@ -67,6 +67,7 @@ export * from "./lib/evaluate.ts";
 export * from "./lib/eval_checkpoint.ts";
 export * from "./lib/fingerprint.ts";
 export * from "./lib/schedule_bench.ts";
+export * from "./lib/schedule_bench_report.ts";
 export * from "./lib/demo.ts";
 export * from "./lib/fid.ts";
 export * from "./lib/features.ts";

@@ -23,8 +23,8 @@
  * data LD3 grids are usually trained on.
  *
  * A thin CLI: it parses and checks the options, resolves the FID defaults from the config and
- * calls `runScheduleBench` and `writeScheduleBench` (`lib/schedule_bench.ts`), which notebooks
- * and `mod.ts` users call directly.
+ * calls `runScheduleBench` (`lib/schedule_bench.ts`) and `writeScheduleBench`
+ * (`lib/schedule_bench_report.ts`), which notebooks and `mod.ts` users call directly.
  *
  * @module
  */
@@ -38,8 +38,8 @@ import {
   SCHEDULE_BENCH_SCHEDULES as SCHEDULES,
   type ScheduleBenchEstimate,
   type ScheduleBenchSchedule,
-  writeScheduleBench,
 } from "../lib/schedule_bench.ts";
+import { writeScheduleBench } from "../lib/schedule_bench_report.ts";
 import { isSolverName, type SolverName } from "../lib/solvers/mod.ts";
 import { intOption, optionHelp, RUN_OPTIONS, runTask } from "./_data_cli.ts";
 import { pathExists } from "../lib/fs.ts";

@@ -18,11 +18,13 @@ import {
   type ScheduleBenchCell,
   type ScheduleBenchDocument,
   type ScheduleBenchEstimate,
+} from "../lib/schedule_bench.ts";
+import {
   scheduleBenchLambdaScene,
   scheduleBenchMarkdown,
   scheduleBenchTable,
   writeScheduleBench,
-} from "../lib/schedule_bench.ts";
+} from "../lib/schedule_bench_report.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
 import { linearFeatureModel } from "./fixtures/tiny_models.ts";
 import { pathExists } from "../lib/fs.ts";
