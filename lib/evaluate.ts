@@ -21,12 +21,11 @@ import {
 } from "./eval_checkpoint.ts";
 import { type Dataset, readDataset } from "./dataset.ts";
 import { sampleSize } from "./denoiser.ts";
-import { onnx } from "./deps.ts";
-import type { TensorProto } from "./onnx_build.ts";
 import { l1Distance, l2Distance, rmsDistance } from "./distance.ts";
 import { type FeatureModel, type InputRange, loadFeatureModel } from "./features.ts";
 import { type FeatureStats, featureStats, fidFromStats, readFidRefs, statsDim } from "./fid.ts";
-import { createGmm, type Gmm, gmmReferenceSolve } from "./gmm.ts";
+import { type Gmm, gmmReferenceSolve } from "./gmm.ts";
+import { gmmFromOnnx } from "./gmm_onnx.ts";
 import type { SampleLoss } from "./losses.ts";
 import { loadLpips, type LpipsLoss } from "./lpips.ts";
 import { gridFromSigmas, gridLambdas, toGrid } from "./grid.ts";
@@ -362,65 +361,6 @@ export async function prepareEvalSampler(
   const plan = planSolver(solverName, schedule, grid, solverOptions);
   const nfe = solverNfe(solverName, steps, solverOptions);
   return { solverName, solverOptions, grid, plan, steps, nfe, gridKind: "sigmas" };
-}
-
-//----------------------------------------------------------------------------
-// The Gaussian mixture behind a buildGmmOnnx graph
-
-function initializerValues(t: TensorProto): Float64Array {
-  const FLOAT = 1;
-  const DOUBLE = 11;
-  const raw = t.rawData as Uint8Array | undefined;
-  if (raw && raw.length > 0) {
-    const copy = raw.slice(); // aligned copy of a view into the protobuf buffer
-    if (t.dataType === FLOAT) return Float64Array.from(new Float32Array(copy.buffer));
-    if (t.dataType === DOUBLE) return new Float64Array(copy.buffer);
-  }
-  if (t.dataType === FLOAT && t.floatData?.length) return Float64Array.from(t.floatData);
-  if (t.dataType === DOUBLE && t.doubleData?.length) return Float64Array.from(t.doubleData);
-  throw new TypeError(`Initializer "${t.name}" is not a float tensor`);
-}
-
-/**
- * The {@linkcode Gmm} a `buildGmmOnnx` graph computes the denoiser of, read from its
- * initializers (`mu` + `center`, `s2`, `log_pi`), so the exact solution refers to exactly the
- * mixture the ONNX model evaluates.
- *
- * @throws {TypeError} When the bytes are not such a graph.
- */
-export function gmmFromOnnx(bytes: Uint8Array, source = "model"): Gmm {
-  let model: ReturnType<typeof onnx.ModelProto.decode>;
-  try {
-    model = onnx.ModelProto.decode(bytes);
-  } catch (e) {
-    throw new TypeError(`Cannot read ONNX ${source}: ${(e as Error).message}`);
-  }
-  const inits = new Map((model.graph?.initializer ?? []).map((t) => [t.name ?? "", t]));
-  const need = ["mu", "center", "s2", "log_pi"];
-  const missing = need.filter((n) => !inits.has(n));
-  if (!String(model.docString ?? "").startsWith("Exact VE denoiser") || missing.length > 0) {
-    throw new TypeError(
-      `Exact GMM error needs a Gaussian-mixture graph built by buildGmmOnnx: ${source} is not one` +
-        (missing.length > 0 ? ` (no initializer ${missing.join(", ")})` : ""),
-    );
-  }
-  const mu = initializerValues(inits.get("mu")!);
-  const center = initializerValues(inits.get("center")!);
-  const s2 = initializerValues(inits.get("s2")!);
-  const logPi = initializerValues(inits.get("log_pi")!);
-  const k = s2.length;
-  const d = center.length;
-  if (mu.length !== k * d || logPi.length !== k) {
-    throw new TypeError(
-      `Gaussian-mixture graph ${source} has inconsistent sizes: mu ${mu.length}, K ${k}, d ${d}`,
-    );
-  }
-  const means: number[][] = [];
-  for (let j = 0; j < k; j++) {
-    // The graph adds the float32 center to the float32 centred mean in float32.
-    means.push(Array.from({ length: d }, (_, i) => Math.fround(mu[j * d + i] + center[i])));
-  }
-  return createGmm(means, s2, { weights: Array.from(logPi, Math.exp) });
 }
 
 //----------------------------------------------------------------------------

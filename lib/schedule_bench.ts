@@ -35,7 +35,6 @@ import {
   type EvaluateOptions,
   evaluateSchedule,
   type FeatureModelSpec,
-  gmmFromOnnx,
   prepareEvalSampler,
   type ReferenceSolver,
 } from "./evaluate.ts";
@@ -44,6 +43,7 @@ import { type FeatureStats, readFidRefs } from "./fid.ts";
 import { canonicalJson, type Fingerprint } from "./fingerprint.ts";
 import { pathExists, removeIfExists } from "./fs.ts";
 import { type Gmm, gmmReferenceSolve } from "./gmm.ts";
+import { gmmFromOnnx } from "./gmm_onnx.ts";
 import { GITS_SIGMAS, SKIP_TYPES } from "./grid.ts";
 import { loadGridFile } from "./grid_file.ts";
 import type { LoadedModel } from "./model.ts";

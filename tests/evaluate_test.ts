@@ -1,12 +1,6 @@
 import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
-import {
-  evaluateSchedule,
-  gmmFromOnnx,
-  meanStd,
-  resultPath,
-  writeEvalResult,
-} from "../lib/evaluate.ts";
+import { evaluateSchedule, meanStd, resultPath, writeEvalResult } from "../lib/evaluate.ts";
 import { loadFeatureModel } from "../lib/features.ts";
 import { loadLpips } from "../lib/lpips.ts";
 import { featureStats, writeFidRefs } from "../lib/fid.ts";
@@ -322,24 +316,6 @@ Deno.test("evaluateSchedule() resumes an interrupted run from its checkpoint wit
     await assert.rejects(() => Deno.stat(checkpoint), Deno.errors.NotFound);
   } finally {
     await t.cleanup();
-  }
-});
-
-Deno.test("gmmFromOnnx() recovers the mixture of a buildGmmOnnx graph", async () => {
-  const gmm = await makeTinyGmm();
-  try {
-    const mix = gmmFromOnnx(await Deno.readFile(join(gmm.dir, "model.onnx")));
-    assert.equal(mix.dim, 16);
-    assert.equal(mix.weights.length, 3);
-    for (let j = 0; j < 16; j++) {
-      const expected = 0.8 * Math.sin(2 * (j + 1) * 0.7);
-      assert.ok(Math.abs(mix.means[16 + j] - expected) < 1e-6);
-    }
-    assert.ok(Math.abs(mix.variances[1] - 0.02) < 1e-8);
-    assert.ok(Math.abs(mix.weights[0] - 1 / 3) < 1e-7);
-    assert.throws(() => gmmFromOnnx(tinyFeatureOnnx()), /buildGmmOnnx/);
-  } finally {
-    await gmm.cleanup();
   }
 });
 

@@ -1,9 +1,12 @@
 import assert from "node:assert/strict";
 import { ort } from "../lib/deps.ts";
-import { buildGmmOnnx } from "../lib/gmm_onnx.ts";
+import { buildGmmOnnx, gmmFromOnnx } from "../lib/gmm_onnx.ts";
 import { readOnnxSignature } from "../lib/onnx_session.ts";
 import { normalNoise } from "../lib/rng.ts";
 import { gmmDenoiseReference } from "./fixtures/gmm_reference.ts";
+import { makeTinyGmm } from "./_tiny_gmm.ts";
+import { linearFeatureModel } from "./fixtures/tiny_models.ts";
+import { join } from "node:path";
 
 const SHAPE = [2, 3, 4];
 const D = 24;
@@ -96,4 +99,23 @@ Deno.test("buildGmmOnnx() is deterministic and rejects inconsistent sizes", () =
     () => buildGmmOnnx({ means: MEANS, sampleShape: SHAPE, variances: VARIANCES, weights: [1, 0] }),
     /weights must be 5 positive numbers/,
   );
+});
+
+Deno.test("gmmFromOnnx() recovers the mixture of a buildGmmOnnx graph", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const mix = gmmFromOnnx(await Deno.readFile(join(gmm.dir, "model.onnx")));
+    assert.equal(mix.dim, 16);
+    assert.equal(mix.weights.length, 3);
+    for (let j = 0; j < 16; j++) {
+      const expected = 0.8 * Math.sin(2 * (j + 1) * 0.7);
+      assert.ok(Math.abs(mix.means[16 + j] - expected) < 1e-6);
+    }
+    assert.ok(Math.abs(mix.variances[1] - 0.02) < 1e-8);
+    assert.ok(Math.abs(mix.weights[0] - 1 / 3) < 1e-7);
+    const notGmm = linearFeatureModel([1, 4, 4], 3, (i) => Math.sin(i));
+    assert.throws(() => gmmFromOnnx(notGmm), /buildGmmOnnx/);
+  } finally {
+    await gmm.cleanup();
+  }
 });
