@@ -31,6 +31,7 @@
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 import { type FeatureModelSpec, featureSpecFromConfig } from "../lib/evaluate.ts";
+import { trainLd3Grids } from "../lib/ld3/grids.ts";
 import { loadModel } from "../lib/model.ts";
 import { formatDuration } from "../lib/progress.ts";
 import {
@@ -58,6 +59,10 @@ const USAGE = `Usage: deno task bench:schedules [options]
   --seed N            teacher noise seed (default 1000)
   --data_dir DIR      an existing teacher dataset folder (default: generated in <out_dir>/teacher)
   --ld3_dir DIR       learned grids <solver>-NFE<nfe>.json (default ld3_grids)
+  --train_ld3         first train the missing LD3 grids into --ld3_dir (demo settings: a seed-0
+                      UniPC-20 teacher of --ld3_samples, 1 + 2 rounds from EDM; resumable, in
+                      <out_dir>/ld3), so the whole matrix is one command
+  --ld3_samples N     teacher samples of --train_ld3, half train, half validate (default 100)
   --features FILE     feature ONNX for FID (default: the config's eval.features)
   --fid_ref FILE      reference statistics .npz for FID (default: the config's eval.fid_ref)
   --exact             exact-solution error: auto (GMM graphs), on, off (default auto)
@@ -100,6 +105,8 @@ async function main(): Promise<void> {
       fid_ref: { type: "string" },
       exact: { type: "string" },
       out_dir: { type: "string" },
+      train_ld3: { type: "boolean" },
+      ld3_samples: { type: "string" },
       ...RUN_OPTIONS,
       help: { type: "boolean", short: "h" },
     },
@@ -134,6 +141,29 @@ async function main(): Promise<void> {
   const exactMode = values.exact ?? "auto";
   if (!["auto", "on", "off"].includes(exactMode)) {
     throw new RangeError(`--exact must be auto, on or off: got "${exactMode}"`);
+  }
+
+  if (values.train_ld3) {
+    if (!schedules.includes("ld3")) {
+      throw new TypeError("--train_ld3 trains the ld3 column: --schedules leaves it out");
+    }
+    const ld3Samples = intOption("ld3_samples", values.ld3_samples) ?? 100;
+    await trainLd3Grids(configPath, {
+      solvers,
+      nfes,
+      ld3Dir,
+      workDir: join(outDir, "ld3"),
+      samples: ld3Samples,
+      device: values.device,
+      onGrid: (g) =>
+        console.log(
+          `ld3 grid ${g.solver} NFE ${g.nfe}: ${g.status}` +
+            (g.trainSeconds !== undefined ? ` in ${formatDuration(g.trainSeconds)}` : "") +
+            ` (${g.path})`,
+        ),
+    });
+  } else if (values.ld3_samples !== undefined) {
+    throw new TypeError("--ld3_samples needs --train_ld3");
   }
 
   const model = await loadModel(configPath, values.device ? { device: values.device } : {});

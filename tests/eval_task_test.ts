@@ -252,3 +252,47 @@ Deno.test("bench:schedules task writes the table, JSON and plots, with an LD3 gr
     await gmm.cleanup();
   }
 });
+
+Deno.test("bench:schedules --train_ld3 trains the LD3 column first, then benchmarks it", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const outDir = join(gmm.dir, "bench");
+    const ld3Dir = join(gmm.dir, "grids");
+    const base = ["--config", gmm.config, "--solvers", "uni_pc", "--nfes", "3"];
+    const rest = ["--num_samples", "4", "--ld3_dir", ld3Dir, "--out_dir", outDir];
+    const r = await runTask("bench_schedules", [
+      ...base,
+      "--schedules",
+      "edm,ld3",
+      "--train_ld3",
+      "--ld3_samples",
+      "4",
+      ...rest,
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^ld3 grid uni_pc NFE 3: trained in \d+:\d\d \(.*uni_pc-NFE3\.json\)$/m);
+    const json = JSON.parse(await Deno.readTextFile(join(outDir, "schedules.json")));
+    const ld3 = json.cells.find((c: { schedule: string }) => c.schedule === "ld3");
+    assert.equal(ld3.status, "ok");
+    assert.ok(ld3.ld3_train_seconds > 0);
+    assert.match(
+      await Deno.readTextFile(join(outDir, "schedules.md")),
+      /## LD3 training wall-clock/,
+    );
+
+    const bad = await runTask("bench_schedules", [
+      ...base,
+      "--schedules",
+      "edm",
+      "--train_ld3",
+      ...rest,
+    ]);
+    assert.equal(bad.code, 1);
+    assert.match(
+      bad.stderr,
+      /^error: --train_ld3 trains the ld3 column: --schedules leaves it out/,
+    );
+  } finally {
+    await gmm.cleanup();
+  }
+});
