@@ -20,7 +20,6 @@ Re-export from a saved checkpoint without training:
 """
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -33,6 +32,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# The shared ONNX export helpers live one folder up (models/onnx_export.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from onnx_export import onnx_export, verify_onnx  # noqa: E402
 
 SIGMA_DATA = 0.5
 P_MEAN = -1.2
@@ -322,15 +325,6 @@ def plot_loss(path, steps, losses, title):
 # ----------------------------------------------------------------------------- export
 
 
-def onnx_export(model, args, path, input_names, output_names, dynamic_axes, opset=17):
-    """torch.onnx.export with the classic TorchScript exporter on every torch version."""
-    kwargs = dict(input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
-                  opset_version=opset, do_constant_folding=True)
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False  # torch >= 2.5: keep the TorchScript-based exporter
-    torch.onnx.export(model, args, path, **kwargs)
-
-
 CONFIG_METADATA_KEY = "ld3.mnist_edm.config"
 
 
@@ -376,37 +370,6 @@ def load_onnx_weights(path, flag_config):
     if unnamed:
         raise ValueError(f"{path}: {len(unnamed)} initializers left over (another architecture?)")
     return config, state
-
-
-def verify_onnx(path, model, inputs, input_names, output_names):
-    """Check the ONNX file and compare its outputs with the torch model on the same inputs.
-
-    Uses onnxruntime when importable; otherwise only the onnx checker runs.
-    Returns a dict of results (max abs diff per output, or a note).
-    """
-    import onnx
-
-    m = onnx.load(path)
-    onnx.checker.check_model(m)
-    result = {"onnx_checker": "ok", "opset": int(m.opset_import[0].version),
-              "ops": sorted({n.op_type for n in m.graph.node})}
-    with torch.no_grad():
-        ref = model(*inputs)
-    ref = ref if isinstance(ref, (tuple, list)) else (ref,)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        result["runtime_check"] = "skipped (onnxruntime not importable)"
-        print("verify: onnx checker ok; onnxruntime not importable, output comparison skipped")
-        return result
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    got = sess.run(output_names, {n: t.cpu().numpy() for n, t in zip(input_names, inputs)})
-    diffs = {}
-    for name, r, g in zip(output_names, ref, got):
-        diffs[name] = float(np.max(np.abs(r.cpu().numpy() - g)))
-    result["max_abs_diff"] = diffs
-    print(f"verify: onnxruntime {ort.__version__} vs torch max abs diff {diffs}")
-    return result
 
 
 # ----------------------------------------------------------------------------- training helpers

@@ -11,7 +11,6 @@ Runs on PyTorch 1.13 (CPU) and 2.x (CUDA). See README.md in this folder.
 """
 
 import argparse
-import inspect
 import json
 import math
 import os
@@ -22,6 +21,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# The shared ONNX export helpers live one folder up (models/onnx_export.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from onnx_export import onnx_export, verify_onnx  # noqa: E402
 
 FEATURE_DIM = 128
 
@@ -60,40 +63,6 @@ def augment(x, gen_device):
     theta = torch.stack([torch.stack([cos, -sin, tr[:, 0]], 1), torch.stack([sin, cos, tr[:, 1]], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     return F.grid_sample(x + 1, grid, mode="bilinear", padding_mode="zeros", align_corners=False) - 1
-
-
-def onnx_export(model, args, path, input_names, output_names, dynamic_axes, opset=17):
-    """torch.onnx.export with the classic TorchScript exporter on every torch version."""
-    kwargs = dict(input_names=input_names, output_names=output_names, dynamic_axes=dynamic_axes,
-                  opset_version=opset, do_constant_folding=True)
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        kwargs["dynamo"] = False  # torch >= 2.5: keep the TorchScript-based exporter
-    torch.onnx.export(model, args, path, **kwargs)
-
-
-def verify_onnx(path, model, inputs, input_names, output_names):
-    """onnx checker, then (when onnxruntime is importable) the max abs difference per output."""
-    import onnx
-
-    m = onnx.load(path)
-    onnx.checker.check_model(m)
-    result = {"onnx_checker": "ok", "opset": int(m.opset_import[0].version),
-              "ops": sorted({n.op_type for n in m.graph.node})}
-    with torch.no_grad():
-        ref = model(*inputs)
-    ref = ref if isinstance(ref, (tuple, list)) else (ref,)
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        result["runtime_check"] = "skipped (onnxruntime not importable)"
-        print("verify: onnx checker ok; onnxruntime not importable, output comparison skipped")
-        return result
-    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    got = sess.run(output_names, {n: t.cpu().numpy() for n, t in zip(input_names, inputs)})
-    diffs = {name: float(np.max(np.abs(r.cpu().numpy() - g))) for name, r, g in zip(output_names, ref, got)}
-    result["max_abs_diff"] = diffs
-    print(f"verify: onnxruntime {ort.__version__} vs torch max abs diff {diffs}")
-    return result
 
 
 @torch.no_grad()
