@@ -33,6 +33,28 @@ export const SAMPLES_DIR = "samples";
 /** Subfolder of the per-sample PNGs. */
 export const PNG_DIR = "png";
 
+/** How result files (dataset manifests, eval results) record a sampler's solver. */
+export interface SolverRecord {
+  name: string;
+  order?: number;
+  /** UniPC's variant (`bh1` or `bh2`). */
+  variant?: string;
+  steps: number;
+  nfe: number;
+}
+
+/** How result files record a sampler's grid: its times, their σ/α, and where they came from. */
+export interface GridRecord {
+  /** EDM ρ (edm skip type only). */
+  rho?: number;
+  /** Grid file the times came from (load_from only). */
+  load_from?: string;
+  t1: number[];
+  t2: number[];
+  sigma1: number[];
+  sigma2: number[];
+}
+
 /** Everything that determines a dataset's content, as stored in `manifest.json`. */
 export interface DatasetManifest {
   /** Always {@linkcode DATASET_FORMAT}. */
@@ -44,19 +66,11 @@ export interface DatasetManifest {
   /** SHA-256 (hex) of the model's ONNX file(s). */
   model: { name: string; sha256: string };
   /** The teacher solver. */
-  solver: { name: string; order?: number; variant?: string; steps: number; nfe: number };
+  solver: SolverRecord;
   /** The step grid `t1`, evaluation grid `t2` and their σ/α, and how they were chosen. */
-  grid: {
+  grid: GridRecord & {
     /** Skip type, `gits`, or `file` when loaded with `--load_from`. */
     skip_type: string;
-    /** EDM ρ (edm skip type only). */
-    rho?: number;
-    /** Grid file the times came from (load_from only). */
-    load_from?: string;
-    t1: number[];
-    t2: number[];
-    sigma1: number[];
-    sigma2: number[];
   };
   /** Noise: sample i uses `z_i = normalNoise(seed, i)`, `x_T = prior_scale · z_i`. */
   noise: { generator: "philox4x32-10"; seed: number; prior_scale: number };

@@ -19,7 +19,7 @@ import {
   removeEvalCheckpoint,
   writeEvalCheckpoint,
 } from "./eval_checkpoint.ts";
-import { type Dataset, readDataset } from "./dataset.ts";
+import { type Dataset, type GridRecord, readDataset, type SolverRecord } from "./dataset.ts";
 import { sampleSize } from "./denoiser.ts";
 import { l1Distance, l2Distance, rmsDistance } from "./distance.ts";
 import { type FeatureModel, type InputRange, loadFeatureModel } from "./features.ts";
@@ -277,20 +277,11 @@ export interface EvalResult {
   /** Model name and SHA-256 of its ONNX file. */
   model: { name: string; sha256: string };
   /** Solver and its options. */
-  solver: { name: string; order?: number; variant?: string; steps: number; nfe: number };
+  solver: SolverRecord;
   /** Network evaluations per sample. */
   nfe: number;
   /** The grid: how it was chosen, step times t1, evaluation times t2, their σ/α and λ. */
-  grid: {
-    kind: string;
-    rho?: number;
-    load_from?: string;
-    t1: number[];
-    t2: number[];
-    sigma1: number[];
-    sigma2: number[];
-    lambda1: number[];
-  };
+  grid: GridRecord & { kind: string; lambda1: number[] };
   /** What was sampled. */
   options: {
     num_samples: number;

@@ -14,11 +14,13 @@ import { writeFileAtomic } from "./atomic.ts";
 import {
   datasetDirName,
   type DatasetManifest,
+  type GridRecord,
   isSampleComplete,
   openDatasetForWriting,
   PNG_DIR,
   samplePath,
   samplePngPath,
+  type SolverRecord,
   writeSample,
 } from "./dataset.ts";
 import type { AnimationFrame } from "./animation.ts";
@@ -72,15 +74,6 @@ export interface PreparedSampler {
   loadFrom?: string;
 }
 
-/** How result files (datasets, evaluations) record a sampler's solver. */
-export interface SolverRecord {
-  name: string;
-  order?: number;
-  variant?: "bh1" | "bh2";
-  steps: number;
-  nfe: number;
-}
-
 /** The solver of a prepared sampler as result files record it. */
 export function solverRecord(sampler: PreparedSampler): SolverRecord {
   return {
@@ -89,16 +82,6 @@ export function solverRecord(sampler: PreparedSampler): SolverRecord {
     steps: sampler.steps,
     nfe: sampler.nfe,
   };
-}
-
-/** How result files record a sampler's grid: how it was chosen, its times and their σ/α. */
-export interface GridRecord {
-  rho?: number;
-  load_from?: string;
-  t1: number[];
-  t2: number[];
-  sigma1: number[];
-  sigma2: number[];
 }
 
 /** The grid of a prepared sampler as result files record it (the caller adds its kind key). */
