@@ -36,6 +36,57 @@ export interface EvalCheckpoint {
   arrays: Record<string, Float64Array | Float32Array>;
 }
 
+/**
+ * One per-sample result array of an evaluation: `row` values per sample, in sample order.
+ * `maxRows` caps how many samples it keeps (the first N preview images); an empty `data` is a
+ * metric the evaluation does not compute, and is neither saved nor restored.
+ */
+export interface EvalColumn {
+  data: Float64Array | Float32Array;
+  row: number;
+  maxRows?: number;
+}
+
+function columnLength(column: EvalColumn, done: number): number {
+  return Math.min(done, column.maxRows ?? done) * column.row;
+}
+
+/** The filled part of every computed column after `done` samples: the arrays of a checkpoint. */
+export function columnArrays(
+  columns: Record<string, EvalColumn>,
+  done: number,
+): EvalCheckpoint["arrays"] {
+  const arrays: EvalCheckpoint["arrays"] = {};
+  for (const [name, column] of Object.entries(columns)) {
+    if (column.data.length > 0) arrays[name] = column.data.subarray(0, columnLength(column, done));
+  }
+  return arrays;
+}
+
+/**
+ * Copies a checkpoint's arrays back into the columns of the evaluation it belongs to.
+ *
+ * @throws {RangeError} When a computed column's array is missing or short (the message names
+ * the checkpoint `path` and the column).
+ */
+export function restoreColumns(
+  checkpoint: EvalCheckpoint,
+  columns: Record<string, EvalColumn>,
+  path: string,
+): void {
+  for (const [name, column] of Object.entries(columns)) {
+    if (column.data.length === 0) continue;
+    const need = columnLength(column, checkpoint.done);
+    const saved = checkpoint.arrays[name];
+    if (!saved || saved.length < need) {
+      throw new RangeError(
+        `Checkpoint ${path}: array "${name}" holds ${saved?.length ?? 0} values, ${need} expected`,
+      );
+    }
+    column.data.set(saved.subarray(0, need));
+  }
+}
+
 /** Writes a checkpoint atomically (a crash leaves the previous one intact). */
 export async function writeEvalCheckpoint(path: string, state: EvalCheckpoint): Promise<void> {
   const meta = {

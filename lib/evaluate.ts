@@ -15,8 +15,11 @@ import { isAbsolute, relative, resolve, sep } from "node:path";
 import { writeJsonAtomic } from "./atomic.ts";
 import { loadModelConfig, type ModelConfig } from "./config.ts";
 import {
+  columnArrays,
+  type EvalColumn,
   readEvalCheckpoint,
   removeEvalCheckpoint,
+  restoreColumns,
   writeEvalCheckpoint,
 } from "./eval_checkpoint.ts";
 import { type Dataset, type GridRecord, readDataset, type SolverRecord } from "./dataset.ts";
@@ -587,17 +590,15 @@ export async function evaluateSchedule(
     const previewCount = Math.min(previewImages, numSamples);
     const preview = new Float32Array(previewCount * imageSize);
     // Per-sample arrays and their row sizes: what a checkpoint saves and restores.
-    const perSample: Record<string, { data: Float64Array | Float32Array; row: number }> = {
+    const columns: Record<string, EvalColumn> = {
       l2: { data: l2, row: 1 },
       l1: { data: l1, row: 1 },
       lpips: { data: lpipsValues, row: 1 },
       exact: { data: exact, row: 1 },
       features: { data: features, row: featureDim },
       logits: { data: logits, row: classes },
-      preview: { data: preview, row: imageSize },
+      preview: { data: preview, row: imageSize, maxRows: previewCount },
     };
-    const rowsOf = (name: string, done: number) =>
-      name === "preview" ? Math.min(done, previewCount) : done;
 
     const lpipsName = typeof lpipsOption === "string" ? resultPath(lpipsOption) : "(loaded)";
     let first = 0;
@@ -634,38 +635,12 @@ export async function evaluateSchedule(
             `Checkpoint ${options.checkpoint} has ${saved.done} samples done: not a batch boundary of ${numSamples}`,
           );
         }
-        for (const [name, { data, row }] of Object.entries(perSample)) {
-          if (data.length === 0) continue; // a metric this evaluation does not compute
-          const need = rowsOf(name, saved.done) * row;
-          const got = saved.arrays[name];
-          if (!got || got.length < need) {
-            throw new RangeError(
-              `Checkpoint ${options.checkpoint}: array "${name}" holds ${
-                got?.length ?? 0
-              } values, ` +
-                `${need} expected`,
-            );
-          }
-          data.set(got.subarray(0, need));
-        }
+        restoreColumns(saved, columns, options.checkpoint);
         first = saved.done;
         priorSeconds = saved.seconds;
       }
     }
     const started = performance.now();
-    const saveCheckpoint = async (done: number) => {
-      const arrays: Record<string, Float64Array | Float32Array> = {};
-      for (const [name, { data, row }] of Object.entries(perSample)) {
-        if (data.length > 0) arrays[name] = data.subarray(0, rowsOf(name, done) * row);
-      }
-      await writeEvalCheckpoint(options.checkpoint!, {
-        fingerprint,
-        done,
-        seconds: priorSeconds + (performance.now() - started) / 1000,
-        arrays,
-      });
-    };
-
     let lastSave = started;
     options.onProgress?.(first, numSamples);
     for (let start = first; start < numSamples; start += batchSize) {
@@ -733,7 +708,12 @@ export async function evaluateSchedule(
         options.checkpoint !== undefined && start + count < numSamples &&
         performance.now() - lastSave >= checkpointSeconds * 1000
       ) {
-        await saveCheckpoint(start + count);
+        await writeEvalCheckpoint(options.checkpoint, {
+          fingerprint,
+          done: start + count,
+          seconds: priorSeconds + (performance.now() - started) / 1000,
+          arrays: columnArrays(columns, start + count),
+        });
         lastSave = performance.now();
       }
     }

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
+  columnArrays,
   readEvalCheckpoint,
   removeEvalCheckpoint,
+  restoreColumns,
   writeEvalCheckpoint,
 } from "../lib/eval_checkpoint.ts";
 import { writeNpz } from "../lib/npz.ts";
@@ -60,4 +62,33 @@ Deno.test("eval checkpoint: write/read round trip, refusal of another evaluation
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("columnArrays() and restoreColumns(): filled rows out, back in, short ones refused", () => {
+  const columns = {
+    l2: { data: Float64Array.of(1, 2, 3, 4), row: 1 },
+    features: { data: Float64Array.from({ length: 8 }, (_, i) => i), row: 2 },
+    preview: { data: Float32Array.of(9, 9, 8, 8), row: 2, maxRows: 2 },
+    exact: { data: new Float64Array(0), row: 1 },
+  };
+  const arrays = columnArrays(columns, 3);
+  assert.deepEqual(Object.keys(arrays), ["l2", "features", "preview"]);
+  assert.deepEqual(arrays.l2, Float64Array.of(1, 2, 3));
+  assert.deepEqual(arrays.features, Float64Array.of(0, 1, 2, 3, 4, 5));
+  assert.deepEqual(arrays.preview, Float32Array.of(9, 9, 8, 8), "capped at maxRows");
+
+  const fresh = {
+    l2: { data: new Float64Array(4), row: 1 },
+    features: { data: new Float64Array(8), row: 2 },
+    preview: { data: new Float32Array(4), row: 2, maxRows: 2 },
+    exact: { data: new Float64Array(0), row: 1 },
+  };
+  restoreColumns({ fingerprint: {}, done: 3, seconds: 0, arrays }, fresh, "c.npz");
+  assert.deepEqual(fresh.l2.data, Float64Array.of(1, 2, 3, 0));
+  assert.deepEqual(fresh.features.data, Float64Array.of(0, 1, 2, 3, 4, 5, 0, 0));
+  assert.deepEqual(fresh.preview.data, Float32Array.of(9, 9, 8, 8));
+  assert.throws(
+    () => restoreColumns({ fingerprint: {}, done: 4, seconds: 0, arrays }, fresh, "c.npz"),
+    /Checkpoint c\.npz: array "l2" holds 3 values, 4 expected/,
+  );
 });
