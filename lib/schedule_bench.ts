@@ -589,8 +589,12 @@ export async function runScheduleBench(
     const exact = await exactReference(model, exactMode, exactSteps);
     const plan = await planScheduleBench(options);
 
-    // Resume: what each cell's evaluation depends on, and the finished cells that still match.
+    // Every cell starts from the teacher's latents, so the teacher's seed is the run's: an
+    // existing teacher's own, or the seed a new one is generated with (a teacher being completed
+    // keeps its manifest's seed; generateDataset refuses another).
     const teacherSeed = hasManifest ? (await readManifest(teacherDir)).noise.seed : seed;
+
+    // Resume: what each cell's evaluation depends on, and the finished cells that still match.
     const cellOptions = (p: ScheduleBenchPlannedCell): EvaluateOptions => ({
       solverName: p.cell.solver,
       ...(p.loadFrom !== undefined ? { loadFrom: p.loadFrom, order: p.order } : {
@@ -672,8 +676,6 @@ export async function runScheduleBench(
           : { label: "teacher", unit: "samples", ...options.progress },
       });
     }
-    // Every cell starts from the teacher's latents, so the teacher's seed is the run's.
-    const runSeed = (await readManifest(teacherDir)).noise.seed;
 
     const started = performance.now();
     const bar = options.progress === false ? undefined : new ProgressBar(todo.length, {
@@ -723,7 +725,7 @@ export async function runScheduleBench(
       config: { name: model.config.name, source: model.config.source },
       model: { name: model.config.name, sha256: model.modelHash },
       num_samples: numSamples,
-      seed: runSeed,
+      seed: teacherSeed,
       teacher: { ...SCHEDULE_BENCH_TEACHER, dir: resolve(teacherDir) },
       solvers: plan.solvers,
       nfes: plan.nfes,
