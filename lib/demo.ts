@@ -44,15 +44,12 @@ import { CHECKPOINT_FILE, type Ld3Evaluation, runFolderName, runLd3Training } fr
 import { resolveLd3Options } from "./ld3/trainer.ts";
 import { type LoadedModel, loadModel } from "./model.ts";
 import { ProgressBar } from "./progress.ts";
-import { generateDataset, sampleImages, stackedTrajectoryFrames } from "./sampling.ts";
+import { generateDataset, LD3_TEACHER, sampleImages, stackedTrajectoryFrames } from "./sampling.ts";
 import { imagesGif } from "./animation.ts";
 import type { Grid } from "./solver.ts";
 import { runPlan } from "./solver.ts";
 import { planSolver, SOLVER_NAMES, type SolverName, solverSteps } from "./solvers/mod.ts";
 import { pathExists } from "./fs.ts";
-
-/** The teacher of the demo: the reference tool's default (UniPC, 20 NFE, EDM grid). */
-export const DEMO_TEACHER = { solverName: "uni_pc", steps: 20, skipType: "edm" } as const;
 
 /** The grids the demo compares, LD3 first. */
 export const DEMO_GRIDS = ["LD3", "EDM", "logSNR", "time_uniform"] as const;
@@ -354,7 +351,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const teacherRoot = join(out, "teacher");
   const teacherDir = join(
     teacherRoot,
-    datasetDirName(DEMO_TEACHER.solverName, DEMO_TEACHER.steps, DEMO_TEACHER.skipType),
+    datasetDirName(LD3_TEACHER.solverName, LD3_TEACHER.steps, LD3_TEACHER.skipType),
   );
   if (await pathExists(join(teacherDir, MANIFEST_FILE))) {
     const count = (await readManifest(teacherDir)).count;
@@ -367,7 +364,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   }
   const t0 = performance.now();
   const generated = await generateDataset(configPath, {
-    ...DEMO_TEACHER,
+    ...LD3_TEACHER,
     dataDir: teacherRoot,
     totalSamples: samples,
     samplingBatchSize: Math.min(samples, config.batch_size),
@@ -505,7 +502,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       }
       rows.push(row);
     }
-    if (featureModel) teacherFid = await fidOf({ ...DEMO_TEACHER });
+    if (featureModel) teacherFid = await fidOf({ ...LD3_TEACHER });
     bar?.finish();
     if (isPictureShape(imageShapeOf(model.imageShape))) {
       // LD3, EDM and logSNR from the same noise, one row each: where each grid forms the digits.

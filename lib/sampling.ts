@@ -293,6 +293,12 @@ async function runBatch(
   return { z: indices.map((_, b) => z.subarray(b * size, (b + 1) * size)), x, c, evals };
 }
 
+/**
+ * The LD3 default teacher, as the reference tool generates it: UniPC, 20 steps (20 NFE) on the
+ * EDM grid. The demo, the schedule benchmark and the learned-grid matrix all distil from it.
+ */
+export const LD3_TEACHER = { solverName: "uni_pc", steps: 20, skipType: "edm" } as const;
+
 /** Options of {@linkcode sampleImages}. */
 export interface SampleImagesOptions extends SamplerOptions {
   /** Number of images. @default {16} */

@@ -4,7 +4,7 @@
  *
  * Solvers × NFE × schedules ({@linkcode SCHEDULE_BENCH_SCHEDULES}: the four hand-made skip types,
  * GITS and LD3), each cell scored with {@linkcode evaluateSchedule} by the distance to a teacher
- * dataset ({@linkcode SCHEDULE_BENCH_TEACHER}, the LD3 default teacher), by FID when a feature
+ * dataset ({@linkcode LD3_TEACHER}, the LD3 default teacher), by FID when a feature
  * model and reference statistics are given, and by the exact-solution error on a Gaussian-mixture
  * model.
  *
@@ -50,7 +50,7 @@ import type { LoadedModel } from "./model.ts";
 import { sha256Hex } from "./onnx_session.ts";
 import { ProgressBar, type ProgressBarOptions } from "./progress.ts";
 import type { NoiseSchedule } from "./schedule.ts";
-import { generateDataset, initialNoise, solverRecord } from "./sampling.ts";
+import { generateDataset, initialNoise, LD3_TEACHER, solverRecord } from "./sampling.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "./solvers/mod.ts";
 
 /** `format` of `schedules.json`. */
@@ -67,9 +67,6 @@ export type ScheduleBenchSchedule = typeof SCHEDULE_BENCH_SCHEDULES[number];
 export const SCHEDULE_BENCH_SOLVERS: readonly SolverName[] = ["ipndm", "uni_pc", "dpm_solver++"];
 /** The NFEs benchmarked by default. */
 export const SCHEDULE_BENCH_NFES: readonly number[] = [4, 6, 8, 10];
-
-/** The teacher every cell is compared with: the LD3 default (UniPC, 20 steps, EDM grid). */
-export const SCHEDULE_BENCH_TEACHER = { solverName: "uni_pc", steps: 20, skipType: "edm" } as const;
 
 /**
  * One cell of the matrix, as written to `schedules.json` (the snake_case field names are part
@@ -550,10 +547,10 @@ export async function runScheduleBench(
     );
   }
   const teacherRoot = options.teacherRoot ?? join("bench", "teacher");
-  const teacherNfe = solverNfe(SCHEDULE_BENCH_TEACHER.solverName, SCHEDULE_BENCH_TEACHER.steps);
+  const teacherNfe = solverNfe(LD3_TEACHER.solverName, LD3_TEACHER.steps);
   const teacherDir = options.dataDir ?? join(
     teacherRoot,
-    datasetDirName(SCHEDULE_BENCH_TEACHER.solverName, teacherNfe, SCHEDULE_BENCH_TEACHER.skipType),
+    datasetDirName(LD3_TEACHER.solverName, teacherNfe, LD3_TEACHER.skipType),
   );
   const hasManifest = await pathExists(join(teacherDir, MANIFEST_FILE));
   if (options.dataDir !== undefined && !hasManifest) {
@@ -666,7 +663,7 @@ export async function runScheduleBench(
 
     if (needTeacher) {
       await generateDataset(model, {
-        ...SCHEDULE_BENCH_TEACHER,
+        ...LD3_TEACHER,
         dataDir: teacherRoot,
         totalSamples: numSamples,
         samplingBatchSize: batchSize,
@@ -726,7 +723,7 @@ export async function runScheduleBench(
       model: { name: model.config.name, sha256: model.modelHash },
       num_samples: numSamples,
       seed: teacherSeed,
-      teacher: { ...SCHEDULE_BENCH_TEACHER, dir: resolve(teacherDir) },
+      teacher: { ...LD3_TEACHER, dir: resolve(teacherDir) },
       solvers: plan.solvers,
       nfes: plan.nfes,
       schedules: plan.schedules,

@@ -16,12 +16,9 @@ import { join } from "node:path";
 import { pathExists } from "../fs.ts";
 import { loadGridFile, saveGridFile } from "../grid_file.ts";
 import type { ProgressBarOptions } from "../progress.ts";
-import { generateDataset } from "../sampling.ts";
+import { generateDataset, LD3_TEACHER } from "../sampling.ts";
 import { isSolverName, type SolverName, solverSteps } from "../solvers/mod.ts";
 import { CHECKPOINT_FILE, runLd3Training } from "./run.ts";
-
-/** The teacher the grids are distilled from: the LD3 default. */
-export const LD3_GRIDS_TEACHER = { solverName: "uni_pc", steps: 20, skipType: "edm" } as const;
 
 /** Options of {@linkcode trainLd3Grids}. */
 export interface TrainLd3GridsOptions {
@@ -125,7 +122,7 @@ export async function trainLd3Grids(
   // One teacher for every run (resumable: complete samples are kept).
   const teacherRoot = join(options.workDir, "teacher");
   const teacher = await generateDataset(config, {
-    ...LD3_GRIDS_TEACHER,
+    ...LD3_TEACHER,
     dataDir: teacherRoot,
     totalSamples: samples,
     seed,
