@@ -23,7 +23,7 @@
  * @module
  */
 import { imagescript } from "./deps.ts";
-import { type GridOptions, gridRaster, type Raster } from "./image.ts";
+import { type GridOptions, gridRaster, type Raster, rasterToRgba, upscaleRaster } from "./image.ts";
 import { type PlotScene, rasterizeScene, type Rgb, textWidth } from "./plot.ts";
 
 /** One frame of {@linkcode imagesGif}: a batch of images and an optional caption. */
@@ -155,7 +155,7 @@ export async function imagesGif(
       composite.height * scale,
       gifDelay(last ? lastFrameMs : frameMs),
     );
-    upscaleToRgba(composite, scale, frame.bitmap);
+    rasterToRgba(upscaleRaster(composite, scale), frame.bitmap);
     return frame;
   });
   return await new imagescript.GIF(gifFrames, -1).encode(100);
@@ -201,20 +201,4 @@ function composeFrame(grid: Raster, caption: string, layout: FrameLayout): Raste
     }
   }
   return out;
-}
-
-/** Nearest-neighbour upscaling of an RGB raster into an opaque RGBA bitmap. */
-function upscaleToRgba(raster: Raster, scale: number, rgba: Uint8ClampedArray): void {
-  const outWidth = raster.width * scale;
-  for (let y = 0; y < raster.height * scale; y++) {
-    const srcRow = Math.floor(y / scale) * raster.width;
-    for (let x = 0; x < outWidth; x++) {
-      const src = (srcRow + Math.floor(x / scale)) * 3;
-      const dst = (y * outWidth + x) * 4;
-      rgba[dst] = raster.pixels[src];
-      rgba[dst + 1] = raster.pixels[src + 1];
-      rgba[dst + 2] = raster.pixels[src + 2];
-      rgba[dst + 3] = 255;
-    }
-  }
 }

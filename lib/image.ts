@@ -232,3 +232,51 @@ export function imageShapeOf(shape: readonly number[]): number[] {
   }
   return [...shape];
 }
+
+/**
+ * Enlarges a raster by an integer factor with nearest-neighbour sampling, so that 28×28
+ * digits stay sharp in a notebook or GIF instead of being blurred by the viewer.
+ *
+ * @throws {RangeError} When `factor` is not a positive integer.
+ */
+export function upscaleRaster(raster: Raster, factor: number): Raster {
+  if (!Number.isInteger(factor) || factor < 1) {
+    throw new RangeError(`Upscale factor must be a positive integer: got ${factor}`);
+  }
+  const { width, height, channels, pixels } = raster;
+  const w = width * factor;
+  const h = height * factor;
+  const out = new Uint8Array(w * h * channels);
+  for (let y = 0; y < h; y++) {
+    const src = Math.floor(y / factor) * width;
+    for (let x = 0; x < w; x++) {
+      const from = (src + Math.floor(x / factor)) * channels;
+      const to = (y * w + x) * channels;
+      for (let c = 0; c < channels; c++) out[to + c] = pixels[from + c];
+    }
+  }
+  return { width: w, height: h, channels, pixels: out };
+}
+
+/**
+ * Copies a gray or RGB raster into an opaque RGBA bitmap of the same size (e.g. an imagescript
+ * GIF frame's `bitmap`).
+ *
+ * @throws {RangeError} When the bitmap does not hold `4 · width · height` bytes.
+ */
+export function rasterToRgba(raster: Raster, rgba: Uint8ClampedArray | Uint8Array): void {
+  const n = raster.width * raster.height;
+  if (rgba.length !== 4 * n) {
+    throw new RangeError(
+      `RGBA bitmap has ${rgba.length} bytes: a ${raster.width}×${raster.height} raster needs ${
+        4 * n
+      }`,
+    );
+  }
+  for (let p = 0; p < n; p++) {
+    for (let c = 0; c < 3; c++) {
+      rgba[4 * p + c] = raster.pixels[raster.channels === 3 ? 3 * p + c : p];
+    }
+    rgba[4 * p + 3] = 255;
+  }
+}

@@ -11,7 +11,10 @@
  */
 import { Buffer } from "node:buffer";
 import { imagescript } from "../lib/deps.ts";
-import { encodePng, type GridOptions, gridRaster, type Raster } from "../lib/image.ts";
+import { encodePng, type GridOptions, gridRaster, upscaleRaster } from "../lib/image.ts";
+
+// Kept importable from here: the notebooks and their tests use it beside the other helpers.
+export { upscaleRaster };
 
 /** The symbol the Deno kernel looks up on a cell's result (`Deno.jupyter.$display`). */
 export const DISPLAY: unique symbol = Symbol.for("Jupyter.display") as never;
@@ -32,31 +35,6 @@ function displayable(bundle: MediaBundle): Displayable {
 /** Escapes text for HTML/XML content and attribute values. */
 export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}
-
-/**
- * Enlarges a raster by an integer factor with nearest-neighbour sampling, so that 28×28
- * digits stay sharp in a notebook instead of being blurred by the browser.
- *
- * @throws {RangeError} When `factor` is not a positive integer.
- */
-export function upscaleRaster(raster: Raster, factor: number): Raster {
-  if (!Number.isInteger(factor) || factor < 1) {
-    throw new RangeError(`Upscale factor must be a positive integer: got ${factor}`);
-  }
-  const { width, height, channels, pixels } = raster;
-  const w = width * factor;
-  const h = height * factor;
-  const out = new Uint8Array(w * h * channels);
-  for (let y = 0; y < h; y++) {
-    const src = Math.floor(y / factor) * width;
-    for (let x = 0; x < w; x++) {
-      const from = (src + Math.floor(x / factor)) * channels;
-      const to = (y * w + x) * channels;
-      for (let c = 0; c < channels; c++) out[to + c] = pixels[from + c];
-    }
-  }
-  return { width: w, height: h, channels, pixels: out };
 }
 
 /** Options of {@linkcode png}. */

@@ -6,7 +6,9 @@ import {
   imageShapeOf,
   imagesToPngGrid,
   imageToPng,
+  rasterToRgba,
   toRaster,
+  upscaleRaster,
 } from "../lib/image.ts";
 
 Deno.test("toRaster() maps the data range to 0..255 with clipping", () => {
@@ -81,4 +83,21 @@ Deno.test("imageShapeOf() makes a channel-first shape", () => {
   assert.deepEqual(imageShapeOf([28, 28]), [1, 28, 28]);
   assert.deepEqual(imageShapeOf([3, 32, 32]), [3, 32, 32]);
   assert.deepEqual(imageShapeOf([10]), [10]);
+});
+
+Deno.test("upscaleRaster() repeats pixels; rasterToRgba() makes gray and RGB opaque RGBA", () => {
+  const gray = { width: 2, height: 1, channels: 1 as const, pixels: Uint8Array.of(10, 200) };
+  const big = upscaleRaster(gray, 2);
+  assert.deepEqual([big.width, big.height], [4, 2]);
+  assert.deepEqual([...big.pixels], [10, 10, 200, 200, 10, 10, 200, 200]);
+  assert.throws(() => upscaleRaster(gray, 0), /positive integer: got 0/);
+
+  const rgba = new Uint8ClampedArray(8);
+  rasterToRgba(gray, rgba);
+  assert.deepEqual([...rgba], [10, 10, 10, 255, 200, 200, 200, 255]);
+  const rgb = { width: 1, height: 1, channels: 3 as const, pixels: Uint8Array.of(1, 2, 3) };
+  const one = new Uint8ClampedArray(4);
+  rasterToRgba(rgb, one);
+  assert.deepEqual([...one], [1, 2, 3, 255]);
+  assert.throws(() => rasterToRgba(rgb, new Uint8ClampedArray(3)), /needs 4/);
 });

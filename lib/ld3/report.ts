@@ -12,7 +12,7 @@
  */
 import { imagescript } from "../deps.ts";
 import { edmGrid, logSnrGrid, timeUniformGrid } from "../grid.ts";
-import { encodePng, gridRaster, type Raster } from "../image.ts";
+import { encodePng, gridRaster, rasterToRgba } from "../image.ts";
 import {
   type LambdaGrid,
   lambdaPlot,
@@ -118,19 +118,10 @@ export async function scheduleGif(
       raster.height,
       j === picked.length - 1 ? 4 * frameMs : frameMs,
     );
-    copyRgbToRgba(raster, frame.bitmap);
+    rasterToRgba(raster, frame.bitmap);
     return frame;
   });
   return await new imagescript.GIF(gifFrames, -1).encode(80);
-}
-
-function copyRgbToRgba(raster: Raster, rgba: Uint8ClampedArray): void {
-  for (let p = 0; p < raster.width * raster.height; p++) {
-    for (let c = 0; c < 3; c++) {
-      rgba[4 * p + c] = raster.pixels[raster.channels === 3 ? 3 * p + c : p];
-    }
-    rgba[4 * p + 3] = 255;
-  }
 }
 
 /** One labelled row of {@linkcode samplesPng}. */
