@@ -21,13 +21,10 @@ export const EVAL_CHECKPOINT_FORMAT = "ld3-eval-checkpoint";
 /** Current version of the checkpoint layout. */
 export const EVAL_CHECKPOINT_VERSION = 1;
 
-/** What makes two evaluations the same: any JSON value (compared after canonical encoding). */
-export type EvalFingerprint = Fingerprint;
-
 /** The progress and per-sample arrays of an unfinished evaluation. */
 export interface EvalCheckpoint {
   /** The evaluation the arrays belong to. */
-  fingerprint: EvalFingerprint;
+  fingerprint: Fingerprint;
   /** Samples finished (0 … N − 1 are done); the arrays hold at least this many rows. */
   done: number;
   /** Wall time spent so far, in seconds (a resumed run reports the total). */
@@ -114,7 +111,7 @@ export async function writeEvalCheckpoint(path: string, state: EvalCheckpoint): 
  */
 export async function readEvalCheckpoint(
   path: string,
-  fingerprint: EvalFingerprint,
+  fingerprint: Fingerprint,
 ): Promise<EvalCheckpoint | undefined> {
   let record;
   try {
@@ -136,7 +133,7 @@ export async function readEvalCheckpoint(
       `Checkpoint ${path} has version ${meta.version}: this ld3 reads version ${EVAL_CHECKPOINT_VERSION}`,
     );
   }
-  const stored = meta.fingerprint as EvalFingerprint;
+  const stored = meta.fingerprint as Fingerprint;
   const diff = fingerprintDiff(stored, fingerprint);
   if (diff.length > 0) {
     throw new RangeError(
