@@ -25,6 +25,7 @@
 import { imagescript } from "./deps.ts";
 import { type GridOptions, gridRaster, type Raster, rasterToRgba, upscaleRaster } from "./image.ts";
 import { type PlotScene, rasterizeScene, type Rgb, textWidth } from "./plot.ts";
+import { checkIntegerIn } from "./_check.ts";
 
 /** One frame of {@linkcode imagesGif}: a batch of images and an optional caption. */
 export interface AnimationFrame {
@@ -65,12 +66,6 @@ function checkShape(shape: readonly number[]): void {
     shape.every((d) => Number.isSafeInteger(d) && d >= 1) && (shape[1] === 1 || shape[1] === 3);
   if (!ok) {
     throw new RangeError(`shape must be [B, C, H, W] with C = 1 or 3: got [${shape}]`);
-  }
-}
-
-function checkInteger(name: string, value: number, min: number, max: number): void {
-  if (!(Number.isSafeInteger(value) && value >= min && value <= max)) {
-    throw new RangeError(`${name} must be an integer in [${min}, ${max}]: got ${value}`);
   }
 }
 
@@ -125,13 +120,13 @@ export async function imagesGif(
   checkFrames(frames, shape);
   const [, , height, width] = shape;
   const scale = options.scale ?? defaultGifScale(height, width);
-  checkInteger("scale", scale, 1, 64);
+  checkIntegerIn("scale", scale, 1, 64);
   const frameMs = options.frameMs ?? 200;
-  checkInteger("frameMs", frameMs, 10, 655350);
+  checkIntegerIn("frameMs", frameMs, 10, 655350);
   const lastFrameMs = options.lastFrameMs ?? 1500;
-  checkInteger("lastFrameMs", lastFrameMs, 10, 655350);
+  checkIntegerIn("lastFrameMs", lastFrameMs, 10, 655350);
   const padValue = options.padValue ?? 0;
-  checkInteger("padValue", padValue, 0, 255);
+  checkIntegerIn("padValue", padValue, 0, 255);
 
   const grids = frames.map((f) => gridRaster(f.images, shape, options));
   const gridWidth = grids[0].width;

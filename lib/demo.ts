@@ -50,6 +50,7 @@ import type { Grid } from "./solver.ts";
 import { runPlan } from "./solver.ts";
 import { planSolver, SOLVER_NAMES, type SolverName, solverSteps } from "./solvers/mod.ts";
 import { pathExists } from "./fs.ts";
+import { checkCount } from "./_check.ts";
 
 /** The grids the demo compares, LD3 first. */
 export const DEMO_GRIDS = ["LD3", "EDM", "logSNR", "time_uniform"] as const;
@@ -174,12 +175,6 @@ export interface DemoResult {
 /** Whether `[C, H, W]` can be drawn: gray or RGB images. */
 function isPictureShape(shape: readonly number[]): boolean {
   return shape.length === 3 && (shape[0] === 1 || shape[0] === 3);
-}
-
-function checkCount(name: string, value: number, min: number): void {
-  if (!(Number.isSafeInteger(value) && value >= min)) {
-    throw new RangeError(`${name} must be an integer >= ${min}: got ${value}`);
-  }
 }
 
 /** The repository's `configs/` folder when this module is a local file, else `./configs`. */

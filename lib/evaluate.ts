@@ -45,6 +45,7 @@ import {
 } from "./sampling.ts";
 import { runPlan } from "./solver.ts";
 import { planSolver, type SolverName, solverNfe } from "./solvers/mod.ts";
+import { checkCount } from "./_check.ts";
 
 /** Identifies an evaluation result document. */
 export const EVAL_FORMAT = "ld3-eval";
@@ -297,12 +298,6 @@ export interface EvalResult {
   seconds: number;
   /** ISO time of the run. */
   created: string;
-}
-
-function checkCount(name: string, value: number, min: number): void {
-  if (!(Number.isSafeInteger(value) && value >= min)) {
-    throw new RangeError(`${name} must be an integer >= ${min}: got ${value}`);
-  }
 }
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {

@@ -36,6 +36,7 @@ import type { Grid, SolverPlan } from "./solver.ts";
 import { planSolver, runPlan, SOLVER_NAMES, type SolverName, solverNfe } from "./solvers/mod.ts";
 import { pathExists } from "./fs.ts";
 import type { NoiseSchedule } from "./schedule.ts";
+import { checkCount } from "./_check.ts";
 
 /** A skip type, or `gits` for the published GITS tables. */
 export type GridKind = SkipType | "gits";
@@ -351,12 +352,6 @@ export interface SampledImages {
 async function openModel(model: LoadedModel | string, device?: string) {
   if (typeof model !== "string") return { model, owned: false };
   return { model: await loadModel(model, device ? { device } : {}), owned: true };
-}
-
-function checkCount(name: string, value: number, min: number): void {
-  if (!(Number.isSafeInteger(value) && value >= min)) {
-    throw new RangeError(`${name} must be an integer >= ${min}: got ${value}`);
-  }
 }
 
 /**

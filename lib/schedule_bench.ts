@@ -52,6 +52,7 @@ import { ProgressBar, type ProgressBarOptions } from "./progress.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import { generateDataset, initialNoise, LD3_TEACHER, solverRecord } from "./sampling.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "./solvers/mod.ts";
+import { checkCount } from "./_check.ts";
 
 /** `format` of `schedules.json`. */
 export const SCHEDULE_BENCH_FORMAT = "ld3-bench-schedules";
@@ -463,12 +464,6 @@ export async function measureSecondsPerEval(
   return (performance.now() - start) / 1000 / batchSize;
 }
 
-function checkInteger(name: string, value: number, min: number): void {
-  if (!(Number.isSafeInteger(value) && value >= min)) {
-    throw new RangeError(`${name} must be an integer >= ${min}: got ${value}`);
-  }
-}
-
 function isFeatureModel(f: FeatureModelSpec | FeatureModel): f is FeatureModel {
   return typeof (f as FeatureModel).features === "function";
 }
@@ -528,13 +523,13 @@ export async function runScheduleBench(
 ): Promise<ScheduleBenchResult> {
   checkPlanOptions(options);
   const numSamples = options.numSamples ?? 200;
-  checkInteger("numSamples", numSamples, 2);
+  checkCount("numSamples", numSamples, 2);
   const batchSize = options.batchSize ?? model.config.batch_size;
-  checkInteger("batchSize", batchSize, 1);
+  checkCount("batchSize", batchSize, 1);
   const seed = options.seed ?? 1000;
-  checkInteger("seed", seed, 0);
+  checkCount("seed", seed, 0);
   const exactSteps = options.exactSteps ?? 200;
-  checkInteger("exactSteps", exactSteps, 1);
+  checkCount("exactSteps", exactSteps, 1);
   const exactMode = options.exact ?? "auto";
   if (!["auto", "on", "off"].includes(exactMode)) {
     throw new RangeError(`exact must be auto, on or off: got "${exactMode}"`);

@@ -19,6 +19,7 @@ import type { ProgressBarOptions } from "../progress.ts";
 import { generateDataset, LD3_TEACHER } from "../sampling.ts";
 import { isSolverName, type SolverName, solverSteps } from "../solvers/mod.ts";
 import { CHECKPOINT_FILE, runLd3Training } from "./run.ts";
+import { checkCount } from "../_check.ts";
 
 /** Options of {@linkcode trainLd3Grids}. */
 export interface TrainLd3GridsOptions {
@@ -56,12 +57,6 @@ export interface Ld3GridEntry {
   status: "trained" | "kept" | "n/a";
   /** Training wall-clock of the run (all its sessions), seconds; trained pairs only. */
   trainSeconds?: number;
-}
-
-function checkCount(name: string, value: number, min: number): void {
-  if (!(Number.isSafeInteger(value) && value >= min)) {
-    throw new RangeError(`${name} must be an integer >= ${min}: got ${value}`);
-  }
 }
 
 /** Whether `dir` or a folder directly inside it holds an LD3 run checkpoint. */

@@ -68,6 +68,7 @@ import {
   trainLd3,
 } from "./trainer.ts";
 import { pathExists } from "../fs.ts";
+import { checkCount } from "../_check.ts";
 
 /** Options of {@linkcode runLd3Training}: the reference tool's `main.py` options. */
 export interface RunLd3Options extends Omit<Ld3Options, "priorBound" | "priorGrid"> {
@@ -211,12 +212,6 @@ export function runFolderName(o: {
   const bound = Number(o.priorBound.toPrecision(6));
   return `${o.solverName}-N${o.steps}-b${bound}-${o.lossType}-lr2${o.lrTime2}` +
     `rv1${o.trainingRoundsV1}-rv2${o.trainingRoundsV2}-seed${o.seed}`;
-}
-
-function checkCount(name: string, value: number, min: number): void {
-  if (!(Number.isSafeInteger(value) && value >= min)) {
-    throw new RangeError(`${name} must be an integer >= ${min}: got ${value}`);
-  }
 }
 
 function sameShape(a: readonly number[], b: readonly number[] | undefined): boolean {
