@@ -29,7 +29,6 @@
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { writeFileAtomic, writeJsonAtomic } from "./atomic.ts";
-import { parseYaml } from "./deps.ts";
 import { loadModelConfig } from "./config.ts";
 import { datasetDirName, MANIFEST_FILE, readDataset, readManifest } from "./dataset.ts";
 import { sampleSize } from "./denoiser.ts";
@@ -40,8 +39,7 @@ import { gridSigmas, skipGrid, toGrid } from "./grid.ts";
 import { gridOfFile, loadGridFile } from "./grid_file.ts";
 import { imageShapeOf } from "./image.ts";
 import { samplesPng } from "./ld3/report.ts";
-import { CHECKPOINT_FILE, type Ld3Evaluation, runFolderName, runLd3Training } from "./ld3/run.ts";
-import { resolveLd3Options } from "./ld3/trainer.ts";
+import { type Ld3Evaluation, QUICK_LD3, runLd3Training } from "./ld3/run.ts";
 import { type LoadedModel, loadModel } from "./model.ts";
 import { ProgressBar } from "./progress.ts";
 import { generateDataset, LD3_TEACHER, sampleImages, stackedTrajectoryFrames } from "./sampling.ts";
@@ -332,9 +330,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const fidSamples = features ? options.fidSamples ?? (quick ? 16 : 500) : 0;
   if (features) checkCount("fid_samples", fidSamples, 2);
   const lossType = options.lpipsModel !== undefined ? "LPIPS" : "L2";
-  const matchPrior = options.matchPrior ?? "edm";
-  const roundsV1 = options.trainingRoundsV1 ?? 1;
-  const roundsV2 = options.trainingRoundsV2 ?? (quick ? 1 : 2);
+  const matchPrior = options.matchPrior ?? QUICK_LD3.matchPrior;
+  const roundsV1 = options.trainingRoundsV1 ?? QUICK_LD3.trainingRoundsV1;
+  const roundsV2 = options.trainingRoundsV2 ?? (quick ? 1 : QUICK_LD3.trainingRoundsV2);
   checkCount("training_rounds_v1", roundsV1, 0);
   checkCount("training_rounds_v2", roundsV2, 0);
   if (roundsV1 + roundsV2 === 0) {
@@ -371,37 +369,9 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const generateSeconds = (performance.now() - t0) / 1000;
 
   // ---- 2. LD3 ----------------------------------------------------------------------------------
-  // The run folder is named by the resolved options (as runLd3Training names it); a checkpoint
-  // there means an earlier demo got at least one step in, so it is resumed, not restarted.
+  // A run folder with a checkpoint means an earlier demo got at least one step in: it is
+  // resumed, not restarted (and refused, naming both, if it started from another grid).
   const rounds = { trainingRoundsV1: roundsV1, trainingRoundsV2: roundsV2 };
-  const size = sampleSize(config.shape);
-  const boundCoef = 0.001;
-  const logPath = join(out, "ld3");
-  const runDir = join(
-    logPath,
-    runFolderName({
-      ...resolveLd3Options(
-        { solverName, steps, priorBound: boundCoef * size / (steps * steps), ...rounds },
-        size,
-      ),
-      lossType,
-    }),
-  );
-  // The run folder's name and the trainer's resume check do not cover the start grid: a run
-  // started from another grid must not be resumed as if it were this one.
-  const resume = await pathExists(join(runDir, CHECKPOINT_FILE));
-  if (resume && await pathExists(join(runDir, "config.yml"))) {
-    const saved = parseYaml(await Deno.readTextFile(join(runDir, "config.yml"))) as {
-      match_prior?: string | null;
-    };
-    const savedPrior = saved.match_prior ?? "none";
-    if (savedPrior !== matchPrior) {
-      throw new RangeError(
-        `Demo folder ${out} holds a run started from ${savedPrior}: got match_prior ` +
-          `${matchPrior} (use another out folder, or delete it)`,
-      );
-    }
-  }
   const t1 = performance.now();
   const trained = await runLd3Training({
     config: configPath,
@@ -412,9 +382,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     lpipsModel: options.lpipsModel,
     numTrain,
     numValid,
-    priorBound: boundCoef,
-    logPath,
-    resume,
+    logPath: join(out, "ld3"),
+    resume: "auto",
     device: options.device,
     previewCount,
     progress: progress ? {} : false,

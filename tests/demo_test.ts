@@ -145,7 +145,7 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
     // A run started from another grid is not resumed as this one.
     await assert.rejects(
       () => runDemo({ ...options, matchPrior: "none" }),
-      /holds a run started from edm: got match_prior none \(use another out folder/,
+      /it was started from edm, got match_prior none \(start in another folder/,
     );
 
     // Another sample count in the same folder is refused with a message that says what to do.

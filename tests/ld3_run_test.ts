@@ -86,9 +86,9 @@ Deno.test("a run folder has every artefact and resume after an interruption fini
     () => runLd3Training({ ...bOptions, stopAfterStep: 3 }),
     (e) => e instanceof Ld3Interrupted && e.step === 3,
   );
-  // A fresh start over the interrupted run is refused; resume continues it.
+  // A fresh start over the interrupted run is refused; resume (here "auto") continues it.
   await assert.rejects(() => runLd3Training(bOptions), /already holds a checkpoint/);
-  const resumed = await runLd3Training({ ...bOptions, resume: true });
+  const resumed = await runLd3Training({ ...bOptions, resume: "auto" });
   assert.ok(resumed.resumed);
   const a = await loadGridFile(full.gridPath);
   const b = await loadGridFile(resumed.gridPath);
@@ -140,6 +140,11 @@ Deno.test("bad input fails with a clear error and leaves the run folder untouche
     /prior_bound must be a non-negative number: got -0\.001/,
   );
   await assert.rejects(() => runLd3Training(options), /already holds a checkpoint/);
+  // The folder name does not say where a run started: resuming from another grid names both.
+  await assert.rejects(
+    () => runLd3Training({ ...options, matchPrior: "edm", resume: "auto" }),
+    /Cannot resume .*: it was started from none, got match_prior edm \(start in another folder/,
+  );
   await assert.rejects(
     () => runLd3Training({ ...options, lossType: "LPIPS" }),
     /LPIPS needs an LPIPS ONNX model/,

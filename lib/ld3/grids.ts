@@ -4,7 +4,7 @@
  *
  * One teacher dataset (UniPC, 20 NFE, EDM grid, seed 0 by default — disjoint from the
  * benchmark's seed-1000 evaluation teacher) is generated once; then every pair without a grid
- * file gets its own LD3 run with the demo's settings (1 + 2 rounds, EDM start, L2 loss), and the
+ * file gets its own LD3 run with the demo's recipe (`QUICK_LD3`: 1 + 2 rounds, EDM start; L2), and the
  * learned grid is written to `<ld3Dir>/<solver>-NFE<nfe>.json` with `meta.train_seconds`, the
  * layout `runScheduleBench` reads. Existing grid files are kept; an interrupted run is resumed
  * from its checkpoint (each pair has its own log folder), so the whole call can be repeated
@@ -18,7 +18,7 @@ import { loadGridFile, saveGridFile } from "../grid_file.ts";
 import type { ProgressBarOptions } from "../progress.ts";
 import { generateDataset, LD3_TEACHER } from "../sampling.ts";
 import { isSolverName, type SolverName, solverSteps } from "../solvers/mod.ts";
-import { CHECKPOINT_FILE, runLd3Training } from "./run.ts";
+import { QUICK_LD3, runLd3Training } from "./run.ts";
 import { checkCount } from "../_check.ts";
 
 /** Options of {@linkcode trainLd3Grids}. */
@@ -59,15 +59,6 @@ export interface Ld3GridEntry {
   trainSeconds?: number;
 }
 
-/** Whether `dir` or a folder directly inside it holds an LD3 run checkpoint. */
-async function holdsCheckpoint(dir: string): Promise<boolean> {
-  if (!await pathExists(dir)) return false;
-  for await (const entry of Deno.readDir(dir)) {
-    if (entry.isDirectory && await pathExists(join(dir, entry.name, CHECKPOINT_FILE))) return true;
-  }
-  return false;
-}
-
 /**
  * Trains the LD3 grids of every (solver, NFE) pair that has no grid file in `ld3Dir` yet.
  *
@@ -87,7 +78,8 @@ export async function trainLd3Grids(
   checkCount("samples", samples, 2);
   const seed = options.seed ?? 0;
   checkCount("seed", seed, 0);
-  const rounds = options.rounds ?? { v1: 1, v2: 2 };
+  const rounds = options.rounds ??
+    { v1: QUICK_LD3.trainingRoundsV1, v2: QUICK_LD3.trainingRoundsV2 };
   checkCount("rounds.v1", rounds.v1, 0);
   checkCount("rounds.v2", rounds.v2, 0);
   if (rounds.v1 + rounds.v2 === 0) {
@@ -137,9 +129,9 @@ export async function trainLd3Grids(
       numValid: samples - Math.floor(samples / 2),
       trainingRoundsV1: rounds.v1,
       trainingRoundsV2: rounds.v2,
-      matchPrior: options.matchPrior ?? "edm",
+      matchPrior: options.matchPrior ?? QUICK_LD3.matchPrior,
       logPath,
-      resume: await holdsCheckpoint(logPath),
+      resume: "auto",
       device: options.device,
       progress: options.progress === false ? false : {},
     });

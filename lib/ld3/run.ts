@@ -20,7 +20,7 @@
  *   summary.json       final validation losses of LD3 and the baselines, wall-clock
  * ```
  *
- * A checkpoint is saved after every training step. `resume: true` reloads it, truncates the log
+ * A checkpoint is saved after every training step. `resume: true` (or `"auto"`) reloads it, truncates the log
  * to the lines written up to that checkpoint and finishes exactly as the uninterrupted run
  * (the trainer is deterministic given its state).
  *
@@ -31,7 +31,7 @@ import { writeFileAtomic, writeJsonAtomic, writeTextFileAtomic } from "../atomic
 import { loadModelConfig } from "../config.ts";
 import { firstDifference, readDataset } from "../dataset.ts";
 import { sampleSize } from "../denoiser.ts";
-import { stringifyYaml } from "../deps.ts";
+import { parseYaml, stringifyYaml } from "../deps.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../differentiable.ts";
 import { gitsGrid, SKIP_TYPES, skipGrid, type SkipType, toGrid } from "../grid.ts";
 import {
@@ -98,8 +98,12 @@ export interface RunLd3Options extends Omit<Ld3Options, "priorBound" | "priorGri
    * `logSNR`, `edm`), `gits`, or a grid file. @default {undefined}
    */
   matchPrior?: string;
-  /** Continue the run folder's checkpoint. @default {false} */
-  resume?: boolean;
+  /**
+   * Continue the run folder's checkpoint: `true` requires one, `false` refuses a folder that holds
+   * one, `"auto"` continues one when it is there and starts afresh otherwise (the demo and the
+   * schedule benchmark, which are re-run until done). @default {false}
+   */
+  resume?: boolean | "auto";
   /** Execution device. @default {the config's} */
   device?: string;
   /** A differentiable denoiser to use instead of the config's ONNX model (notebooks). */
@@ -177,6 +181,19 @@ export const RUN_CHECKPOINT_FORMAT = "ld3-run-checkpoint";
 /** The checkpoint file of a run folder. */
 export const CHECKPOINT_FILE = "checkpoint.json";
 
+/**
+ * The short LD3 recipe of the demo and of the schedule benchmark's LD3 column. The spec's 2 + 5
+ * rounds validate 50 samples after each of 175 steps, which alone takes 10–15 minutes on the
+ * bundled UNet with 2 CPU cores; 1 + 2 rounds from the EDM grid (the grid the bundled models and
+ * the teacher are built around) keep a grid to 2–5 minutes and lose little (docs/demo.md).
+ * `deno task train` keeps the spec's defaults.
+ */
+export const QUICK_LD3 = {
+  trainingRoundsV1: 1,
+  trainingRoundsV2: 2,
+  matchPrior: "edm",
+} as const satisfies Partial<RunLd3Options>;
+
 /** The JSON part of a run checkpoint (the latents live in the `.npz` it names). */
 interface RunCheckpoint {
   format: typeof RUN_CHECKPOINT_FORMAT;
@@ -212,6 +229,18 @@ export function runFolderName(o: {
   const bound = Number(o.priorBound.toPrecision(6));
   return `${o.solverName}-N${o.steps}-b${bound}-${o.lossType}-lr2${o.lrTime2}` +
     `rv1${o.trainingRoundsV1}-rv2${o.trainingRoundsV2}-seed${o.seed}`;
+}
+
+/** The start grid a run folder's `config.yml` records (`match_prior`), for error messages. */
+async function savedStart(runDir: string): Promise<string> {
+  try {
+    const saved = parseYaml(await Deno.readTextFile(join(runDir, "config.yml"))) as {
+      match_prior?: string | null;
+    };
+    return saved.match_prior ?? "none";
+  } catch {
+    return "another grid";
+  }
 }
 
 function sameShape(a: readonly number[], b: readonly number[] | undefined): boolean {
@@ -485,7 +514,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     let previous: RunCheckpoint | undefined;
     let previousLatents: Record<string, Float64Array> | undefined;
     if (await pathExists(ckptPath)) {
-      if (!options.resume) {
+      if (options.resume !== true && options.resume !== "auto") {
         throw new RangeError(
           `Run folder ${runDir} already holds a checkpoint: pass resume (--resume) to continue ` +
             `it, or use another log_path`,
@@ -495,6 +524,15 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       if (previous.format !== RUN_CHECKPOINT_FORMAT) {
         throw new RangeError(`${ckptPath} is not an ld3 run checkpoint`);
       }
+      // The folder name does not say which grid a run started from: name both when they differ.
+      if (firstDifference(previous.options.priorGrid, recordedOptions.priorGrid)) {
+        throw new RangeError(
+          `Cannot resume ${runDir}: it was started from ${await savedStart(runDir)}, got ` +
+            `match_prior ${
+              options.matchPrior ?? "none"
+            } (start in another folder, or delete this one)`,
+        );
+      }
       const difference = firstDifference(previous.options, recordedOptions);
       if (difference) {
         throw new RangeError(`Cannot resume ${runDir} with other options (${difference})`);
@@ -503,7 +541,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       previousLatents = Object.fromEntries(
         Object.entries(arrays).map(([k, v]) => [k, v.data as Float64Array]),
       );
-    } else if (options.resume) {
+    } else if (options.resume === true) {
       throw new RangeError(`Nothing to resume: ${runDir} holds no ${CHECKPOINT_FILE}`);
     }
 
