@@ -33,7 +33,13 @@ import { loadModelConfig } from "./config.ts";
 import { datasetDirName, MANIFEST_FILE, readDataset, readManifest } from "./dataset.ts";
 import { sampleSize } from "./denoiser.ts";
 import { l1Distance, l2Distance } from "./distance.ts";
-import { evaluateSchedule, type FeatureModelSpec, type MeanStd, meanStd } from "./evaluate.ts";
+import {
+  evaluateSchedule,
+  type FeatureModelSpec,
+  featureSpecFromConfig,
+  type MeanStd,
+  meanStd,
+} from "./evaluate.ts";
 import { type FeatureModel, loadFeatureModel } from "./features.ts";
 import { gridSigmas, skipGrid, toGrid } from "./grid.ts";
 import { gridOfFile, loadGridFile } from "./grid_file.ts";
@@ -198,37 +204,6 @@ export async function defaultDemoConfig(): Promise<string> {
   return join(configsDir(), "gmm-mnist.yml");
 }
 
-/** The config's proposed `eval` section (`features`, `fid_ref`), when the config carries one. */
-function configEval(
-  config: unknown,
-  configPath: string,
-): { features?: FeatureModelSpec; fidRef?: string } {
-  const section = (config as { eval?: Record<string, unknown> }).eval;
-  if (!section || typeof section !== "object") return {};
-  const features = section.features;
-  // The config spells the input range `input_range` (YAML keys are snake_case).
-  const raw = features && typeof features === "object"
-    ? features as FeatureModelSpec & { input_range?: FeatureModelSpec["inputRange"] }
-    : undefined;
-  const spec: FeatureModelSpec | undefined = typeof features === "string"
-    ? { path: features }
-    : raw && typeof raw.path === "string"
-    ? {
-      path: raw.path,
-      input: raw.input,
-      output: raw.output,
-      inputRange: raw.inputRange ?? raw.input_range,
-    }
-    : undefined;
-  const fidRef = typeof section.fid_ref === "string" ? section.fid_ref : undefined;
-  // Paths in a config are relative to the config file, like `model.path`.
-  const here = (path: string) => resolve(dirname(configPath), path);
-  return {
-    features: spec ? { ...spec, path: here(spec.path) } : undefined,
-    fidRef: fidRef !== undefined ? here(fidRef) : undefined,
-  };
-}
-
 /** The baseline grid `name` with `steps` steps on the model's schedule. */
 function baselineGrid(model: LoadedModel, name: Exclude<DemoGrid, "LD3">, steps: number): Grid {
   const kind = name === "EDM" ? "edm" : name;
@@ -317,9 +292,8 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const out = resolve(options.out ?? "runs/demo");
   const configPath = resolve(options.config ?? await defaultDemoConfig());
   const config = await loadModelConfig(configPath);
-  const fromConfig = configEval(config, configPath);
-  const features = options.features ?? fromConfig.features;
-  const fidRef = options.fidRef ?? fromConfig.fidRef;
+  const features = options.features ?? featureSpecFromConfig(config);
+  const fidRef = options.fidRef ?? config.eval?.fid_ref;
   if ((features === undefined) !== (fidRef === undefined)) {
     throw new RangeError(
       `FID needs both a feature model and reference statistics: got ${
