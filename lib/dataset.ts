@@ -18,6 +18,7 @@
  */
 import { join } from "node:path";
 import { isTempFileName, writeJsonAtomic } from "./atomic.ts";
+import { sameShape } from "./denoiser.ts";
 import type { NpyArray } from "./npy.ts";
 import { decodeNpz, encodeNpz, type NpzEntry } from "./npz.ts";
 import { writeFileAtomic } from "./atomic.ts";
@@ -129,10 +130,6 @@ export async function writeSample(
   shapes: DatasetManifest["shapes"],
 ): Promise<void> {
   await writeFileAtomic(samplePath(dir, sample.index), encodeSample(sample, shapes));
-}
-
-function sameShape(a: readonly number[], b: readonly number[] | undefined): boolean {
-  return b !== undefined && a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 function float32Of(array: NpyArray | undefined, name: string, shape: number[], where: string) {

@@ -34,3 +34,8 @@ export interface Denoiser {
 export function sampleSize(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
 }
+
+/** Whether two sample shapes are the same (`b` may be absent, e.g. an unconditional dataset's `c`). */
+export function sameShape(a: readonly number[], b: readonly number[] | undefined): boolean {
+  return b !== undefined && a.length === b.length && a.every((d, i) => d === b[i]);
+}

@@ -23,7 +23,7 @@ import {
   writeEvalCheckpoint,
 } from "./eval_checkpoint.ts";
 import { type Dataset, type GridRecord, readDataset, type SolverRecord } from "./dataset.ts";
-import { sampleSize } from "./denoiser.ts";
+import { sameShape, sampleSize } from "./denoiser.ts";
 import { l1Distance, l2Distance, rmsDistance } from "./distance.ts";
 import { type FeatureModel, type InputRange, loadFeatureModel } from "./features.ts";
 import { type FeatureStats, featureStats, fidFromStats, readFidRefs, statsDim } from "./fid.ts";
@@ -298,10 +298,6 @@ export interface EvalResult {
   seconds: number;
   /** ISO time of the run. */
   created: string;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((v, i) => v === b[i]);
 }
 
 /** Mean and sample standard deviation of a list. */

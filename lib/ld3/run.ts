@@ -30,7 +30,7 @@ import { join, resolve } from "node:path";
 import { writeFileAtomic, writeJsonAtomic, writeTextFileAtomic } from "../atomic.ts";
 import { loadModelConfig } from "../config.ts";
 import { firstDifference, readDataset } from "../dataset.ts";
-import { sampleSize } from "../denoiser.ts";
+import { sameShape, sampleSize } from "../denoiser.ts";
 import { parseYaml, stringifyYaml } from "../deps.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../differentiable.ts";
 import { gitsGrid, SKIP_TYPES, skipGrid, type SkipType, toGrid } from "../grid.ts";
@@ -241,10 +241,6 @@ async function savedStart(runDir: string): Promise<string> {
   } catch {
     return "another grid";
   }
-}
-
-function sameShape(a: readonly number[], b: readonly number[] | undefined): boolean {
-  return b !== undefined && a.length === b.length && a.every((d, i) => d === b[i]);
 }
 
 /** The step grid `--match_prior` names: a skip type, `gits` or a grid file. */
