@@ -357,7 +357,8 @@ function isLoadedModel(m: ModelInput): m is LoadedModel {
   return typeof m === "object" && "denoiser" in m;
 }
 
-function isFeatureModel(f: FeatureModelSpec | FeatureModel): f is FeatureModel {
+/** Whether `f` is an opened feature model rather than the spec of one to open. */
+export function isFeatureModel(f: FeatureModelSpec | FeatureModel): f is FeatureModel {
   return typeof (f as FeatureModel).features === "function";
 }
 

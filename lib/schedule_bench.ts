@@ -35,6 +35,7 @@ import {
   type EvaluateOptions,
   evaluateSchedule,
   type FeatureModelSpec,
+  isFeatureModel,
   prepareEvalSampler,
   type ReferenceSolver,
 } from "./evaluate.ts";
@@ -462,10 +463,6 @@ export async function measureSecondsPerEval(
   const start = performance.now();
   await model.denoiser.denoise(xT, t);
   return (performance.now() - start) / 1000 / batchSize;
-}
-
-function isFeatureModel(f: FeatureModelSpec | FeatureModel): f is FeatureModel {
-  return typeof (f as FeatureModel).features === "function";
 }
 
 /** The exact reference and the seconds of one sample's solution, or undefined. */
