@@ -458,17 +458,8 @@ function parseFingerprint(text: string): Fingerprint {
   }
 }
 
-function concat(arrays: readonly Float64Array[]): Float64Array {
-  const out = new Float64Array(arrays.reduce((s, a) => s + a.length, 0));
-  let off = 0;
-  for (const a of arrays) {
-    out.set(a, off);
-    off += a.length;
-  }
-  return out;
-}
-
-function concatImages(arrays: readonly ImageArray[]): ImageArray {
+/** The arrays one after another, in float64 (latents, and teacher images of either precision). */
+function concat(arrays: readonly ImageArray[]): Float64Array {
   const out = new Float64Array(arrays.reduce((s, a) => s + a.length, 0));
   let off = 0;
   for (const a of arrays) {
@@ -646,7 +637,7 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
     idx: number[],
   ): Ld3Batch => ({
     latents: concat(idx.map((i) => latents[i])),
-    teacher: concatImages(idx.map((i) => set[i].teacher)),
+    teacher: concat(idx.map((i) => set[i].teacher)),
     batch: idx.length,
     condition: concatConditions(idx.map((i) => set[i])),
   });
