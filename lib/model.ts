@@ -23,9 +23,10 @@ import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
 import { ElemType } from "./onnx_build.ts";
 import {
   createSession,
+  onnxModelHash,
   type OnnxSignature,
   readOnnxSignature,
-  sha256Hex,
+  sessionSource,
   type TensorSignature,
 } from "./onnx_session.ts";
 import type { NoiseSchedule } from "./schedule.ts";
@@ -593,7 +594,7 @@ export async function loadModel(
   const device = options.device ?? config.device;
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
   const bytes = await Deno.readFile(config.model.path);
-  const modelHash = await sha256Hex(bytes);
+  const modelHash = await onnxModelHash(config.model.path, bytes);
   const signature = readOnnxSignature(bytes);
   checkModelSignature(signature, config);
   let decoderSignature: OnnxSignature | undefined;
@@ -606,13 +607,15 @@ export async function loadModel(
 
   const sessions: ort.InferenceSession[] = [];
   try {
-    const session = await createSession(bytes, { device });
+    const session = await createSession(sessionSource(config.model.path, bytes), { device });
     sessions.push(session);
     const denoiser = await onnxDenoiser(session, config, { signature });
     let decoderSession: ort.InferenceSession | undefined;
     let imageShape = [...config.shape];
     if (decoderBytes && decoderSignature) {
-      decoderSession = await createSession(decoderBytes, { device });
+      decoderSession = await createSession(sessionSource(config.decoder!.path, decoderBytes), {
+        device,
+      });
       sessions.push(decoderSession);
       imageShape = await decoderImageShape(decoderSession, decoderSignature, config);
     }

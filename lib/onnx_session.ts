@@ -8,6 +8,8 @@
  *
  * @module
  */
+import { createHash } from "node:crypto";
+import { dirname, join } from "node:path";
 import { onnx, ort } from "./deps.ts";
 import { checkDevice, explainProviderError, parseDevice } from "./device.ts";
 import { type Dim, elemTypeName, type ModelProto, type ValueInfoProto } from "./onnx_build.ts";
@@ -71,6 +73,67 @@ export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
   };
 }
 
+/**
+ * The external-data files an ONNX graph keeps weights in (the `location` of each initializer stored
+ * outside the file, first use first); empty when every weight is inside. Exports over 2 GB (a
+ * Stable Diffusion UNet in float32) must use external data: protobuf cannot hold them.
+ */
+export function externalDataFiles(bytes: Uint8Array): string[] {
+  const model = onnx.ModelProto.decode(bytes);
+  const files = new Set<string>();
+  for (const t of model.graph?.initializer ?? []) {
+    if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+    const location = (t.externalData ?? []).find((e) => e.key === "location")?.value;
+    if (location) files.add(location);
+  }
+  return [...files];
+}
+
+/**
+ * What to open a session on for the ONNX file at `path` whose bytes are `bytes`: the bytes
+ * themselves, or the path when the graph has external data, which ONNX Runtime resolves only
+ * relative to a model file (from bytes it refuses them).
+ */
+export function sessionSource(path: string, bytes: Uint8Array): Uint8Array | string {
+  return externalDataFiles(bytes).length > 0 ? path : bytes;
+}
+
+/**
+ * Lowercase hex SHA-256 identifying the ONNX model at `path` (whose bytes are `bytes`): of the file,
+ * or for a graph with external data, of the file followed by each data file in
+ * {@linkcode externalDataFiles} order, streamed so multi-GB weights are never held twice.
+ *
+ * @throws {Error} naming the file when an external-data file is missing
+ */
+export async function onnxModelHash(path: string, bytes: Uint8Array): Promise<string> {
+  const files = externalDataFiles(bytes);
+  if (files.length === 0) return await sha256Hex(bytes);
+  const hash = createHash("sha256");
+  hash.update(bytes);
+  for (const name of files) {
+    const file = join(dirname(path), name);
+    let handle: Deno.FsFile;
+    try {
+      handle = await Deno.open(file);
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+      throw new Error(
+        `ONNX model ${path} keeps its weights in ${name}, which is missing: ${file} ` +
+          `(copy it beside the model)`,
+      );
+    }
+    try {
+      const chunk = new Uint8Array(1 << 22);
+      for (let n = await handle.read(chunk); n !== null; n = await handle.read(chunk)) {
+        hash.update(chunk.subarray(0, n));
+      }
+    } finally {
+      handle.close();
+    }
+  }
+  return hash.digest("hex");
+}
+
 /** Where ONNX Runtime leaves the outputs of a run. */
 export type OutputLocation = "cpu" | "gpu-buffer";
 
@@ -107,7 +170,8 @@ export function executionProviders(device: string): ort.InferenceSession.Executi
 }
 
 /**
- * Create an ORT inference session from ONNX bytes on a device. A GPU provider whose native
+ * Create an ORT inference session from ONNX bytes (or a model file's path, for graphs with external
+ * data: {@linkcode sessionSource}) on a device. A GPU provider whose native
  * libraries are missing, or which finds no GPU, fails with one
  * {@linkcode DeviceUnavailableError} naming what is missing, never by running on the CPU.
  *
@@ -115,7 +179,7 @@ export function executionProviders(device: string): ort.InferenceSession.Executi
  * @throws {DeviceUnavailableError} when the device's provider cannot start
  */
 export async function createSession(
-  bytes: Uint8Array,
+  source: Uint8Array | string,
   options: CreateSessionOptions = {},
 ): Promise<ort.InferenceSession> {
   const device = options.device ?? "cpu";
@@ -127,12 +191,15 @@ export async function createSession(
     );
   }
   try {
-    return await ort.InferenceSession.create(bytes, {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
       executionProviders: executionProviders(device),
       graphOptimizationLevel: "all",
       ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
       ...(location !== "cpu" ? { preferredOutputLocation: location } : {}),
-    });
+    };
+    return typeof source === "string"
+      ? await ort.InferenceSession.create(source, sessionOptions)
+      : await ort.InferenceSession.create(source, sessionOptions);
   } catch (e) {
     throw explainProviderError(device, e);
   }

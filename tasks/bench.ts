@@ -28,7 +28,7 @@ import { loadModelConfig, type ModelConfig } from "../lib/config.ts";
 import { encodeSample, SAMPLES_DIR, writeSample } from "../lib/dataset.ts";
 import { ort } from "../lib/deps.ts";
 import { loadModel } from "../lib/model.ts";
-import { createSession, readOnnxSignature } from "../lib/onnx_session.ts";
+import { createSession, readOnnxSignature, sessionSource } from "../lib/onnx_session.ts";
 import { generateDataset, initialNoise, prepareSampler } from "../lib/sampling.ts";
 import { runPlan } from "../lib/solver.ts";
 import { intOption, runTask } from "./_data_cli.ts";
@@ -92,7 +92,9 @@ interface BareNetwork {
 async function bareNetworks(config: ModelConfig, batch: number) {
   const bytes = await Deno.readFile(config.model.path);
   const signature = readOnnxSignature(bytes);
-  const session = await createSession(bytes, { device: config.device });
+  const session = await createSession(sessionSource(config.model.path, bytes), {
+    device: config.device,
+  });
   const typeOf = (name: string) =>
     signature.inputs.find((s) => s.name === name)?.elemType ?? ELEM_FLOAT;
   const m = config.model;
@@ -107,7 +109,8 @@ async function bareNetworks(config: ModelConfig, batch: number) {
   const denoiser: BareNetwork = { session, feeds };
   let decoder: BareNetwork | undefined;
   if (config.decoder) {
-    const decSession = await createSession(await Deno.readFile(config.decoder.path), {
+    const decBytes = await Deno.readFile(config.decoder.path);
+    const decSession = await createSession(sessionSource(config.decoder.path, decBytes), {
       device: config.device,
     });
     decoder = {

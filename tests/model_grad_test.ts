@@ -18,6 +18,7 @@ import { flowSchedule, veSchedule, vpLinearSchedule } from "../lib/schedule.ts";
 import { planSolver } from "../lib/solvers/mod.ts";
 import { COMPONENT_STD, gmmMnistMeans } from "../models/gmm-mnist/build.ts";
 import { relativeError, stencil } from "./ld3/_gmm_problem.ts";
+import { externalWeight, externalWeightsModel } from "./fixtures/tiny_models.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Small smooth networks and their configs
@@ -550,4 +551,33 @@ Deno.test({
     await gmmModel.close();
     await Deno.remove(dir, { recursive: true });
   },
+});
+
+Deno.test("differentiableDenoiser() refuses external-data weights with one line, after sampling works", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(join(dir, "model.onnx"), externalWeightsModel());
+    await Deno.writeFile(join(dir, "model.onnx.data"), externalWeight(0.5));
+    await Deno.writeTextFile(
+      join(dir, "c.yml"),
+      [
+        "name: external",
+        "model: { path: model.onnx, inputs: { x: x, t: t }, output: out, prediction: x0, time_input: t }",
+        "schedule: { kind: ve }",
+        "shape: [2, 3]",
+      ].join("\n"),
+    );
+    const model = await loadModel(join(dir, "c.yml"));
+    try {
+      assert.equal((await model.denoiser.denoise(new Float64Array(6).fill(2), 1))[0], 1);
+      await assert.rejects(
+        () => differentiableDenoiser(model),
+        /model\.onnx keeps its weights in external data \(model\.onnx\.data\): ld3 builds gradients \(LD3 training\) only for models whose weights are inside the file/,
+      );
+    } finally {
+      await model.close();
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -23,6 +23,8 @@ import {
   COND_W,
   conditionalModel,
   doublingDecoder,
+  externalWeight,
+  externalWeightsModel,
   nonFiniteModel,
 } from "./fixtures/tiny_models.ts";
 
@@ -364,6 +366,42 @@ Deno.test("loadModel() refuses unknown devices and decodes through a configured 
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("loadModel() opens a graph with external-data weights, and its hash covers them", async () => {
+  const dir = await tempFiles({
+    "model.onnx": externalWeightsModel(),
+    "model.onnx.data": externalWeight(0.5),
+    "c.yml": configYaml({}),
+  });
+  const other = await tempFiles({
+    "model.onnx": externalWeightsModel(),
+    "model.onnx.data": externalWeight(0.25),
+    "c.yml": configYaml({}),
+  });
+  try {
+    const model = await loadModel(join(dir, "c.yml"));
+    const changed = await loadModel(join(other, "c.yml"));
+    try {
+      // x0 prediction: D(x, t) is the network output 0.5·x, read from the data file.
+      assertClose(await model.denoiser.denoise(X, 1), X.map((v) => 0.5 * v), 1e-6, "denoise");
+      // Same graph file, other weights: another model hash (datasets and runs are told apart).
+      assert.notEqual(model.modelHash, changed.modelHash);
+      assert.match(model.modelHash, /^[0-9a-f]{64}$/);
+    } finally {
+      await model.close();
+      await changed.close();
+    }
+    // Without the data file: one line naming it, before ONNX Runtime is asked.
+    await Deno.remove(join(dir, "model.onnx.data"));
+    await assert.rejects(
+      () => loadModel(join(dir, "c.yml")),
+      /keeps its weights in model\.onnx\.data, which is missing: .*model\.onnx\.data \(copy it beside the model\)/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await Deno.remove(other, { recursive: true });
   }
 });
 
