@@ -31,20 +31,18 @@ import { type Gmm, gmmReferenceSolve } from "./gmm.ts";
 import { gmmFromOnnx } from "./gmm_onnx.ts";
 import type { SampleLoss } from "./losses.ts";
 import { loadLpips, type LpipsLoss } from "./lpips.ts";
-import { gridFromSigmas, gridLambdas, toGrid } from "./grid.ts";
+import { gridLambdas } from "./grid.ts";
 import { type LoadedModel, loadModel } from "./model.ts";
 import {
   conditionTable,
   gridRecord,
   initialNoise,
-  type PreparedSampler,
   prepareSampler,
   type SamplerOptions,
   solverRecord,
   validateSamplerOptions,
 } from "./sampling.ts";
 import { runPlan } from "./solver.ts";
-import { planSolver, type SolverName, solverNfe } from "./solvers/mod.ts";
 import { checkCount } from "./_check.ts";
 
 /** Identifies an evaluation result document. */
@@ -165,11 +163,6 @@ export interface EvalBatch {
 
 /** Options of {@linkcode evaluateSchedule}: the grid choice plus samples and metrics. */
 export interface EvaluateOptions extends SamplerOptions {
-  /**
-   * An explicit grid as EDM-equivalent noise levels σ/α, largest first (T … eps); excludes
-   * `skipType` and `loadFrom`. @default {undefined}
-   */
-  sigmas?: ArrayLike<number>;
   /** Number of samples; with a teacher dataset at most its size. @default {1000, or the teacher dataset's size} */
   numSamples?: number;
   /** Noise seed; with a teacher dataset it must equal the dataset's seed. @default {0, or the teacher dataset's seed} */
@@ -312,42 +305,6 @@ export function meanStd(values: ArrayLike<number>): MeanStd {
   return { mean, std: n > 1 ? Math.sqrt(ss / (n - 1)) : 0 };
 }
 
-/**
- * The sampler of an evaluation: {@linkcode prepareSampler}, or an explicit σ list.
- *
- * @throws {RangeError} When `sigmas` is combined with `skipType`/`loadFrom`, or `steps`
- * disagrees with the list.
- */
-export async function prepareEvalSampler(
-  model: LoadedModel,
-  options: EvaluateOptions,
-): Promise<PreparedSampler> {
-  if (options.sigmas === undefined) return await prepareSampler(model, options);
-  if (options.skipType !== undefined || options.loadFrom !== undefined) {
-    throw new RangeError(
-      `Give one grid: sigmas cannot be combined with ${
-        options.loadFrom !== undefined ? "loadFrom" : `skipType "${options.skipType}"`
-      }`,
-    );
-  }
-  validateSamplerOptions({ ...options, skipType: undefined, loadFrom: undefined });
-  const schedule = model.denoiser.schedule;
-  const grid = toGrid(gridFromSigmas(schedule, options.sigmas));
-  const steps = grid.t1.length - 1;
-  if (options.steps !== undefined && options.steps !== steps) {
-    throw new RangeError(
-      `steps ${options.steps} does not match the ${steps} steps of the sigma list`,
-    );
-  }
-  const solverName = (options.solverName ?? "uni_pc") as SolverName;
-  const solverOptions: PreparedSampler["solverOptions"] = {};
-  if (options.order !== undefined) solverOptions.order = options.order;
-  if (solverName === "uni_pc" && options.unipcVariant) solverOptions.variant = options.unipcVariant;
-  const plan = planSolver(solverName, schedule, grid, solverOptions);
-  const nfe = solverNfe(solverName, steps, solverOptions);
-  return { solverName, solverOptions, grid, plan, steps, nfe, gridKind: "sigmas" };
-}
-
 //----------------------------------------------------------------------------
 // Evaluation
 
@@ -405,8 +362,7 @@ export async function evaluateSchedule(
   options: EvaluateOptions = {},
 ): Promise<EvalResult> {
   // Checks that need nothing loaded come first, so bad input fails fast.
-  if (options.sigmas === undefined) validateSamplerOptions(options);
-  else validateSamplerOptions({ ...options, skipType: undefined, loadFrom: undefined });
+  validateSamplerOptions(options);
   // The config (read, not yet loaded) supplies the FID defaults of its `eval` section.
   if (typeof model === "string") model = await loadModelConfig(model);
   const config = isLoadedModel(model) ? model.config : model;
@@ -467,7 +423,7 @@ export async function evaluateSchedule(
   let lpips: SampleLoss | undefined;
   let ownsLpips = false;
   try {
-    const sampler = await prepareEvalSampler(m, options);
+    const sampler = await prepareSampler(m, options);
     const schedule = m.denoiser.schedule;
 
     // Teacher: its z fix the samples (and the seed).

@@ -25,7 +25,15 @@ import {
 } from "./dataset.ts";
 import type { AnimationFrame } from "./animation.ts";
 import { type Denoiser, sampleSize } from "./denoiser.ts";
-import { gitsGrid, gridSigmas, SKIP_TYPES, skipGrid, type SkipType, toGrid } from "./grid.ts";
+import {
+  gitsGrid,
+  gridFromSigmas,
+  gridSigmas,
+  SKIP_TYPES,
+  skipGrid,
+  type SkipType,
+  toGrid,
+} from "./grid.ts";
 import { gridOfFile, loadGridFile } from "./grid_file.ts";
 import { imageShapeOf, imagesToPngGrid, imageToPng } from "./image.ts";
 import { type LoadedModel, loadModel } from "./model.ts";
@@ -59,6 +67,11 @@ export interface SamplerOptions {
   rho?: number;
   /** A grid JSON file (e.g. learned by LD3) to use instead of `skipType`. */
   loadFrom?: string;
+  /**
+   * An explicit grid as EDM-equivalent noise levels σ/α, largest first (T … eps), e.g. from a
+   * paper or another tool; excludes `skipType` and `loadFrom` and fixes the steps.
+   */
+  sigmas?: ArrayLike<number>;
 }
 
 /** A solver unrolled on a grid, ready to run. */
@@ -114,7 +127,14 @@ export function validateSamplerOptions(options: SamplerOptions): void {
       `Unknown solver: "${solverName}" (expected one of ${SOLVER_NAMES.join(", ")})`,
     );
   }
-  if (options.loadFrom === undefined) {
+  if (options.sigmas !== undefined && (options.skipType ?? options.loadFrom) !== undefined) {
+    throw new RangeError(
+      `Give one grid: sigmas cannot be combined with ${
+        options.loadFrom !== undefined ? "loadFrom" : `skipType "${options.skipType}"`
+      }`,
+    );
+  }
+  if (options.loadFrom === undefined && options.sigmas === undefined) {
     const skipType = options.skipType ?? "edm";
     if (!(GRID_KINDS as readonly string[]).includes(skipType)) {
       throw new RangeError(
@@ -147,7 +167,15 @@ export async function prepareSampler(
   let gridKind: string;
   let rho: number | undefined;
   let loadFrom: string | undefined;
-  if (options.loadFrom !== undefined) {
+  if (options.sigmas !== undefined) {
+    grid = toGrid(gridFromSigmas(schedule, options.sigmas));
+    gridKind = "sigmas";
+    if (options.steps !== undefined && options.steps !== grid.t1.length - 1) {
+      throw new RangeError(
+        `steps ${options.steps} does not match the ${grid.t1.length - 1} steps of the sigma list`,
+      );
+    }
+  } else if (options.loadFrom !== undefined) {
     loadFrom = resolve(options.loadFrom);
     grid = gridOfFile(await loadGridFile(options.loadFrom), schedule);
     gridKind = "file";

@@ -36,7 +36,6 @@ import {
   evaluateSchedule,
   type FeatureModelSpec,
   isFeatureModel,
-  prepareEvalSampler,
   type ReferenceSolver,
 } from "./evaluate.ts";
 import { type FeatureModel, loadFeatureModel } from "./features.ts";
@@ -51,7 +50,13 @@ import type { LoadedModel } from "./model.ts";
 import { sha256Hex } from "./onnx_session.ts";
 import { ProgressBar, type ProgressBarOptions } from "./progress.ts";
 import type { NoiseSchedule } from "./schedule.ts";
-import { generateDataset, initialNoise, LD3_TEACHER, solverRecord } from "./sampling.ts";
+import {
+  generateDataset,
+  initialNoise,
+  LD3_TEACHER,
+  prepareSampler,
+  solverRecord,
+} from "./sampling.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "./solvers/mod.ts";
 import { checkCount } from "./_check.ts";
 
@@ -613,7 +618,7 @@ export async function runScheduleBench(
       for (const p of plan.planned) {
         let sampler;
         try {
-          sampler = await prepareEvalSampler(model, cellOptions(p));
+          sampler = await prepareSampler(model, cellOptions(p));
         } catch {
           continue; // the evaluation reports it as the cell's error
         }

@@ -67,6 +67,7 @@ export const GRID_OPTIONS = {
   skip_type: { type: "string" },
   rho: { type: "string" },
   load_from: { type: "string" },
+  sigmas: { type: "string" },
 } as const;
 
 /** The `parseArgs` specs of the noise seed and the execution device (every sampling task). */
@@ -88,6 +89,19 @@ export interface SamplerOptionValues extends SolverOptionValues {
   skip_type?: string;
   rho?: string;
   load_from?: string;
+  sigmas?: string;
+}
+
+/** Parses `--sigmas 80,10,1,0.002` (the library checks the order and the range). */
+export function sigmasOption(value: string | undefined): number[] | undefined {
+  if (value === undefined) return undefined;
+  const parts = value.split(",").map((s) => s.trim());
+  const sigmas = parts.map(Number);
+  const bad = parts.findIndex((p, i) => p === "" || !Number.isFinite(sigmas[i]));
+  if (bad >= 0) {
+    throw new TypeError(`--sigmas must be a comma-separated list of numbers: got "${value}"`);
+  }
+  return sigmas;
 }
 
 /**
@@ -108,14 +122,17 @@ export function solverOptions(values: SolverOptionValues): {
   };
 }
 
-/** `SamplerOptions` (solver and grid) from the raw option values. */
+/** `SamplerOptions` (solver and one grid) from the raw option values. */
 export function samplerOptions(values: SamplerOptionValues): SamplerOptions {
+  const grids = [values.skip_type, values.load_from, values.sigmas].filter((v) => v !== undefined);
+  if (grids.length > 1) throw new TypeError("Give one grid: --skip_type, --load_from or --sigmas");
   // Key order is parse order: with several bad options the first one named here is reported.
   return {
     ...solverOptions(values),
     skipType: values.skip_type,
     rho: numberOption("rho", values.rho),
     loadFrom: values.load_from,
+    sigmas: sigmasOption(values.sigmas),
   };
 }
 
@@ -130,6 +147,7 @@ const SHARED_HELP = {
     "time_uniform | time_quadratic | logSNR | edm | gits (default edm)",
   ],
   rho: ["--rho R", "EDM schedule exponent (default 7)"],
+  sigmas: ["--sigmas LIST", "explicit σ list, largest first, e.g. 80,10,1,0.002"],
   device: ["--device D", "execution device (default: the config's)"],
 } as const;
 

@@ -27,10 +27,10 @@ import {
   type EvaluateOptions,
   evaluateSchedule,
   formatMetrics,
-  prepareEvalSampler,
   writeEvalResult,
 } from "../lib/evaluate.ts";
 import { loadModel } from "../lib/model.ts";
+import { prepareSampler } from "../lib/sampling.ts";
 import { imageShapeOf, imagesToPngGrid } from "../lib/image.ts";
 import { ProgressBar } from "../lib/progress.ts";
 import {
@@ -76,18 +76,6 @@ ${optionHelp("rho", 21)}
                        rerun the same command to continue (default <out>.partial.npz)
 ${optionHelp("device", 21)}`;
 
-/** Parses `--sigmas 80,10,1,0.002`. */
-function sigmaList(value: string | undefined): number[] | undefined {
-  if (value === undefined) return undefined;
-  const parts = value.split(",").map((s) => s.trim());
-  const sigmas = parts.map(Number);
-  const bad = parts.findIndex((p, i) => p === "" || !Number.isFinite(sigmas[i]));
-  if (bad >= 0) {
-    throw new TypeError(`--sigmas must be a comma-separated list of numbers: got "${value}"`);
-  }
-  return sigmas;
-}
-
 function summary(result: EvalResult): string {
   const grid = result.grid.kind === "file" ? `file ${result.grid.load_from}` : result.grid.kind;
   const quality = result.metrics.quality;
@@ -106,7 +94,6 @@ async function main(): Promise<void> {
       ...SOLVER_OPTIONS,
       ...GRID_OPTIONS,
       ...RUN_OPTIONS,
-      sigmas: { type: "string" },
       num_samples: { type: "string" },
       batch_size: { type: "string" },
       data_dir: { type: "string" },
@@ -131,10 +118,6 @@ async function main(): Promise<void> {
     return;
   }
   if (!values.config) throw new TypeError("--config is required (a model YAML file)");
-  const grids = [values.skip_type, values.load_from, values.sigmas].filter((v) => v !== undefined);
-  if (grids.length > 1) {
-    throw new TypeError("Give one grid: --skip_type, --load_from or --sigmas");
-  }
   const config = await loadModelConfig(values.config);
   const configEval = !values.no_fid;
   const fidFromConfig = configEval && config.eval?.features !== undefined &&
@@ -155,7 +138,6 @@ async function main(): Promise<void> {
   const numSamples = intOption("num_samples", values.num_samples);
   const evalOptions: EvaluateOptions = {
     ...samplerOptions(values),
-    sigmas: sigmaList(values.sigmas),
     numSamples,
     seed: intOption("seed", values.seed),
     batchSize: intOption("batch_size", values.batch_size),
@@ -175,7 +157,7 @@ async function main(): Promise<void> {
   const model = await loadModel(config, values.device ? { device: values.device } : {});
   try {
     // The default names need the solver's NFE and the grid kind before the run.
-    const sampler = await prepareEvalSampler(model, evalOptions);
+    const sampler = await prepareSampler(model, evalOptions);
     const out = values.out ??
       `eval_${sampler.solverName}_NFE${sampler.nfe}_${sampler.gridKind}.json`;
     const checkpoint = values.checkpoint ?? `${out}.partial.npz`;

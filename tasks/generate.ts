@@ -35,6 +35,8 @@ ${optionHelp("solver_name", 26)}
 ${optionHelp("skip_type", 26)}
 ${optionHelp("rho", 26)}
   --load_from FILE          grid JSON file instead of --skip_type (dataset folder *_file)
+${optionHelp("sigmas", 26)}
+                            (dataset folder *_sigmas)
   --seed N                  noise seed (default 0)
   --condition FILE          .npy of conditions, cycled over samples (conditional models)
   --save_png                also write png/<i>.png and grid.png

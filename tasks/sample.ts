@@ -30,12 +30,13 @@ import {
 
 const USAGE = `Usage: deno task sample --config <model.yml> [options]
 ${optionHelp("solver_name", 21)}
-  --steps N            solver steps (default 20)
+  --steps N            solver steps (default 20; fixed by --load_from / --sigmas)
   --order N            solver order
   --unipc_variant V    bh1 | bh2
 ${optionHelp("skip_type", 21)}
 ${optionHelp("rho", 21)}
   --load_from FILE     grid JSON file (e.g. learned by LD3) instead of --skip_type
+${optionHelp("sigmas", 21)}
   --num_samples N      images (default 16)
   --batch_size N       samples per solver batch (default: the config's batch_size)
   --seed N             noise seed (default 0)

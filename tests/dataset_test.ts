@@ -201,3 +201,24 @@ Deno.test("sample files are plain npz archives of float32 arrays", async () => {
     await gmm.cleanup();
   }
 });
+
+Deno.test("generateDataset() on an explicit sigma list records it as the grid", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const sigmas = [80, 5, 0.5, 0.002];
+    const r = await generateDataset(
+      gmm.config,
+      options(join(gmm.dir, "data"), { skipType: undefined, steps: undefined, sigmas }),
+    );
+    assert.match(r.dir, /dpm_solver\+\+_NFE3_sigmas$/);
+    assert.equal(r.manifest.grid.skip_type, "sigmas");
+    // VE: the step times are the σ themselves.
+    assert.deepEqual(r.manifest.grid.t1.map((t) => Number(t.toPrecision(12))), sigmas);
+    await assert.rejects(
+      () => generateDataset(gmm.config, options(join(gmm.dir, "other"), { sigmas })),
+      /Give one grid: sigmas cannot be combined with skipType "logSNR"/,
+    );
+  } finally {
+    await gmm.cleanup();
+  }
+});

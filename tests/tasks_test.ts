@@ -6,6 +6,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { GIF, Image } from "imagescript";
 import { readDataset } from "../lib/dataset.ts";
+import { gridFromSigmas, toGrid } from "../lib/grid.ts";
+import { makeGridFile, saveGridFile } from "../lib/grid_file.ts";
+import { veSchedule } from "../lib/schedule.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
 import { ROOT, runTask } from "./_run_task.ts";
 
@@ -79,6 +82,42 @@ Deno.test("sample task writes a PNG grid", async () => {
   }
 });
 
+Deno.test("sample task --sigmas samples the same images as --load_from of that grid", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const sigmas = [80, 9, 1.5, 0.2, 0.002];
+    const grid = makeGridFile(veSchedule(), toGrid(gridFromSigmas(veSchedule(), sigmas)), {
+      solver: "dpm_solver++",
+      source: "manual",
+    });
+    await saveGridFile(join(gmm.dir, "grid.json"), grid);
+    const common = ["--config", gmm.config, "--solver_name", "dpm_solver++", "--num_samples", "4"];
+    const a = await runTask("sample", [
+      ...common,
+      "--sigmas",
+      sigmas.join(","),
+      "--out",
+      join(gmm.dir, "a.png"),
+    ]);
+    assert.equal(a.code, 0, a.stderr);
+    assert.match(a.stdout, /dpm_solver\+\+ sigmas, NFE 4/);
+    const b = await runTask("sample", [
+      ...common,
+      "--load_from",
+      join(gmm.dir, "grid.json"),
+      "--out",
+      join(gmm.dir, "b.png"),
+    ]);
+    assert.equal(b.code, 0, b.stderr);
+    assert.deepEqual(
+      await Deno.readFile(join(gmm.dir, "a.png")),
+      await Deno.readFile(join(gmm.dir, "b.png")),
+    );
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
 Deno.test("sample task --gif writes the trajectory as an animated GIF", async () => {
   const gmm = await makeTinyGmm();
   try {
@@ -139,6 +178,17 @@ Deno.test("generate task: bad input gives one error line, exit 1 and no dataset"
       ["missing grid file", ["--load_from", join(gmm.dir, "grid.json")], /grid\.json/],
       ["non-integer option", ["--steps", "four"], /--steps must be an integer: got "four"/],
       ["unknown option", ["--stpes", "4"], /stpes/],
+      [
+        "two grids",
+        ["--skip_type", "edm", "--sigmas", "80,1,0.002"],
+        /Give one grid: --skip_type, --load_from or --sigmas/,
+      ],
+      ["unordered sigma list", ["--sigmas", "1,80,0.002"], /strictly decreasing/],
+      [
+        "sigma list and steps",
+        ["--sigmas", "80,1,0.002", "--steps", "4"],
+        /steps 4 does not match/,
+      ],
     ];
     for (const [name, extra, message] of cases) {
       await t.step(name, async () => {
