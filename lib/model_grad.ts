@@ -32,7 +32,7 @@ import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
 import { ElemType } from "./onnx_build.ts";
 import {
   executionProviders,
-  externalDataFiles,
+  inlineExternalData,
   readOnnxSignature,
   type TensorSignature,
 } from "./onnx_session.ts";
@@ -215,8 +215,8 @@ export async function differentiableDenoiser(
 ): Promise<OnnxDifferentiableDenoiser> {
   const config = model.config;
   const m = config.model;
-  const bytes = options.modelBytes ?? await Deno.readFile(m.path);
-  refuseExternalData(m.path, bytes);
+  // The gradient graph is built in memory: weights kept in external data are read back in.
+  const bytes = await inlineExternalData(m.path, options.modelBytes ?? await Deno.readFile(m.path));
   const signature = readOnnxSignature(bytes);
   const find = (list: readonly TensorSignature[], name: string, field: string) => {
     const s = list.find((v) => v.name === name);
@@ -467,22 +467,6 @@ export interface OnnxDifferentiableDecoder extends DifferentiableDecoder {
 }
 
 /**
- * Refuses a graph whose weights live in external data. The VJP graph is built in memory from the
- * graph's weights; weights held outside the file would have to be read in and written out again
- * beside the new graph, which is not supported yet.
- */
-function refuseExternalData(path: string, bytes: Uint8Array): void {
-  const external = externalDataFiles(bytes);
-  if (external.length > 0) {
-    throw new TypeError(
-      `ONNX model ${path} keeps its weights in external data (${external.join(", ")}): ` +
-        `ld3 builds gradients (LD3 training) only for models whose weights are inside the file; ` +
-        `sampling, generate and eval work with it`,
-    );
-  }
-}
-
-/**
  * The model's decoder with its VJP: `image = r(decoder(z / scale_factor))`, where
  * `r(y) = 2(y − lo)/(hi − lo) − 1` maps `data_range` to [-1, 1] (the same map as
  * {@linkcode LoadedModel.decode}). A model without a decoder gets the affine map `r` alone,
@@ -502,8 +486,10 @@ export async function differentiableDecoder(
   const dec = config.decoder;
   let session: VjpSession | undefined;
   if (dec) {
-    const bytes = options.decoderBytes ?? await Deno.readFile(dec.path);
-    refuseExternalData(dec.path, bytes);
+    const bytes = await inlineExternalData(
+      dec.path,
+      options.decoderBytes ?? await Deno.readFile(dec.path),
+    );
     const signature = readOnnxSignature(bytes);
     if (!signature.inputs.some((s) => s.name === dec.input)) {
       throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);

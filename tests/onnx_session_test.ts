@@ -7,6 +7,7 @@ import {
   DeviceUnavailableError,
   executionProviders,
   externalDataFiles,
+  inlineExternalData,
   onnxModelHash,
   sessionSource,
   sha256Hex,
@@ -128,6 +129,30 @@ Deno.test("externalDataFiles() and sessionSource(): a graph with external weight
     } finally {
       await session.release();
     }
+    // Read back in, the graph opens from bytes and holds the weight itself.
+    const inlined = await inlineExternalData(path, bytes);
+    assert.deepEqual(externalDataFiles(inlined), []);
+    const fromBytes = await createSession(inlined);
+    try {
+      const x = new ort.Tensor("float32", Float32Array.of(1, 1, 1, 1, 1, 1), [1, 2, 3]);
+      const t = new ort.Tensor("float32", Float32Array.of(0), [1]);
+      assert.equal((await fromBytes.run({ x, t })).out.data[0], 2);
+    } finally {
+      await fromBytes.release();
+    }
+    assert.equal(await inlineExternalData(MODEL, inline), inline);
+    // A data file shorter than the weight it should hold is named.
+    await Deno.writeFile(join(dir, "weights.bin"), new Uint8Array(2));
+    await assert.rejects(
+      () => inlineExternalData(path, bytes),
+      /weights\.bin ends before weight "w"/,
+    );
+    await Deno.writeFile(join(dir, "weights.bin"), externalWeight(2));
+    // Weights past protobuf's 2 GiB cannot be read back into one graph: said before reading.
+    await assert.rejects(
+      () => inlineExternalData(path, externalWeightsModel("weights.bin", 3e9)),
+      /has 2\.8 GiB of weights: one graph holds at most 2 GiB, so ld3 cannot build its gradient graph/,
+    );
     // The hash covers the weights: another data file, another hash.
     const before = await onnxModelHash(path, bytes);
     await Deno.writeFile(join(dir, "weights.bin"), externalWeight(3));
