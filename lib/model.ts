@@ -178,6 +178,28 @@ export function checkModelSignature(signature: OnnxSignature, config: ModelConfi
       { types: FLOAT_TYPES, ranks: [1 + m.condition.shape.length], dims: m.condition.shape },
     );
   }
+  // Inputs that carry the batch must agree on it: a fixed axis beside a dynamic one (an export
+  // that named only some inputs in dynamic_axes) would fail at the first call of another size.
+  const xBatch = input(m.inputs.x)?.dims[0];
+  const batched = [
+    m.time_shape === "batch" ? { name: m.inputs.t, field: "model.inputs.t" } : undefined,
+    m.condition ? { name: m.condition.input, field: "model.condition.input" } : undefined,
+  ];
+  for (const b of batched) {
+    const dim = b ? input(b.name)?.dims[0] : undefined;
+    if (b === undefined || dim === undefined || xBatch === undefined) continue;
+    const fixed = (v: unknown) => typeof v === "number";
+    if ((fixed(dim) || fixed(xBatch)) && dim !== xBatch) {
+      const show = (v: unknown) => fixed(v) ? `fixed at ${v}` : "dynamic";
+      const hint = b.field === "model.inputs.t" && dim === 1
+        ? "; a network that takes one time per call wants model.time_shape: scalar"
+        : "; export both with the same batch axis (dynamic_axes)";
+      problems.push(
+        `input "${b.name}" (${b.field}): batch axis ${show(dim)}, but the batch of ` +
+          `"${m.inputs.x}" is ${show(xBatch)}${hint}`,
+      );
+    }
+  }
   const fed = new Set([m.inputs.x, m.inputs.t, m.condition?.input]);
   for (const s of signature.inputs) {
     if (!fed.has(s.name)) {

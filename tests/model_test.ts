@@ -226,6 +226,13 @@ Deno.test("loadModel() rejects ONNX inputs and outputs that do not match the con
     [affineModel({ timeRank: 0 }), configYaml({}), [
       /input "t" \(model.inputs.t\): expected rank 1, found float \[\]/,
     ]],
+    // An export that made x's batch dynamic but not t's fails here, not at the first call.
+    [affineModel({ timeBatch: 2 }), configYaml({}), [
+      /input "t" \(model.inputs.t\): batch axis fixed at 2, but the batch of "x" is dynamic; export both with the same batch axis/,
+    ]],
+    [affineModel({ timeBatch: 1 }), configYaml({}), [
+      /batch axis fixed at 1, but the batch of "x" is dynamic; a network that takes one time per call wants model.time_shape: scalar/,
+    ]],
     [affineModel({ timeType: ElemType.int32 }), configYaml({}), [
       /input "t" \(model.inputs.t\): expected element type float or double or int64, found int32 \[batch\]/,
     ]],
