@@ -178,15 +178,31 @@ export function checkModelSignature(signature: OnnxSignature, config: ModelConfi
       { types: FLOAT_TYPES, ranks: [1 + m.condition.shape.length], dims: m.condition.shape },
     );
   }
-  // Inputs that carry the batch must agree on it: a fixed axis beside a dynamic one (an export
-  // that named only some inputs in dynamic_axes) would fail at the first call of another size.
+  // Tensors that carry the batch must agree on it: a fixed axis beside a dynamic one (an export
+  // that named only some tensors in dynamic_axes) would fail at the first call of another size.
   const xBatch = input(m.inputs.x)?.dims[0];
+  const output = signature.outputs.find((s) => s.name === m.output);
   const batched = [
-    m.time_shape === "batch" ? { name: m.inputs.t, field: "model.inputs.t" } : undefined,
-    m.condition ? { name: m.condition.input, field: "model.condition.input" } : undefined,
+    m.time_shape === "batch"
+      ? {
+        kind: "input",
+        name: m.inputs.t,
+        field: "model.inputs.t",
+        dim: input(m.inputs.t)?.dims[0],
+      }
+      : undefined,
+    m.condition
+      ? {
+        kind: "input",
+        name: m.condition.input,
+        field: "model.condition.input",
+        dim: input(m.condition.input)?.dims[0],
+      }
+      : undefined,
+    { kind: "output", name: m.output, field: "model.output", dim: output?.dims[0] },
   ];
   for (const b of batched) {
-    const dim = b ? input(b.name)?.dims[0] : undefined;
+    const dim = b?.dim;
     if (b === undefined || dim === undefined || xBatch === undefined) continue;
     const fixed = (v: unknown) => typeof v === "number";
     if ((fixed(dim) || fixed(xBatch)) && dim !== xBatch) {
@@ -195,7 +211,7 @@ export function checkModelSignature(signature: OnnxSignature, config: ModelConfi
         ? "; a network that takes one time per call wants model.time_shape: scalar"
         : "; export both with the same batch axis (dynamic_axes)";
       problems.push(
-        `input "${b.name}" (${b.field}): batch axis ${show(dim)}, but the batch of ` +
+        `${b.kind} "${b.name}" (${b.field}): batch axis ${show(dim)}, but the batch of ` +
           `"${m.inputs.x}" is ${show(xBatch)}${hint}`,
       );
     }
@@ -209,7 +225,7 @@ export function checkModelSignature(signature: OnnxSignature, config: ModelConfi
   checkTensor(
     problems,
     `output "${m.output}" (model.output)`,
-    signature.outputs.find((s) => s.name === m.output),
+    output,
     signature.outputs,
     { types: FLOAT_TYPES, ranks: [rank], dims: config.shape },
   );

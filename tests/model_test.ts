@@ -230,6 +230,9 @@ Deno.test("loadModel() rejects ONNX inputs and outputs that do not match the con
     [affineModel({ timeBatch: 2 }), configYaml({}), [
       /input "t" \(model.inputs.t\): batch axis fixed at 2, but the batch of "x" is dynamic; export both with the same batch axis/,
     ]],
+    [affineModel({ outBatch: 4 }), configYaml({}), [
+      /output "out" \(model.output\): batch axis fixed at 4, but the batch of "x" is dynamic/,
+    ]],
     [affineModel({ timeBatch: 1 }), configYaml({}), [
       /batch axis fixed at 1, but the batch of "x" is dynamic; a network that takes one time per call wants model.time_shape: scalar/,
     ]],
