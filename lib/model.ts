@@ -21,12 +21,11 @@ import {
 } from "./config.ts";
 import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
 import { ElemType } from "./onnx_build.ts";
+import { onnxModelHash, sessionSource } from "./onnx_external.ts";
 import {
   createSession,
-  onnxModelHash,
   type OnnxSignature,
   readOnnxSignature,
-  sessionSource,
   type TensorSignature,
 } from "./onnx_session.ts";
 import type { NoiseSchedule } from "./schedule.ts";

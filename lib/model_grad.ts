@@ -30,12 +30,8 @@ import {
 import { type LoadedModel, networkTime, NonFiniteError } from "./model.ts";
 import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
 import { ElemType } from "./onnx_build.ts";
-import {
-  executionProviders,
-  inlineExternalData,
-  readOnnxSignature,
-  type TensorSignature,
-} from "./onnx_session.ts";
+import { executionProviders, readOnnxSignature, type TensorSignature } from "./onnx_session.ts";
+import { inlineExternalData } from "./onnx_external.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import { VjpSession } from "./vjp/mod.ts";
 
