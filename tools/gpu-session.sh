@@ -25,7 +25,8 @@
 #   bash tools/gpu-session.sh --cpu-dry-run
 #
 # Environment (defaults in brackets): OUT (required unless --cpu-dry-run), DATA [.gpu/mnist.npz],
-# EDM_MINUTES [5], EDM_ARGS [batch 512, lr 3e-4, 200 warm-up steps, decay over the second half],
+# EDM_MINUTES [5], EDM_ARGS [batch 512, lr 3e-4, 200 warm-up steps, decay over the second half,
+# training noise ln σ ~ N(-0.4, 1.4²): models/mnist-edm/README.md, "Where readability is lost"],
 # CHECK_DEADLINE [240] seconds for the GPU check, PYTHON [python3].
 set -uo pipefail
 
@@ -41,12 +42,12 @@ if [ "$DRY" = 1 ]; then
   : "${PYTHON:=/usr/bin/python3}"
   DEVICE=cpu
   # Two steps at batch 8 and a 16-sample check: the stages run, nothing is learned.
-  : "${EDM_ARGS:=--max-steps 2 --batch 8 --warmup 1 --threads 2 --grid-steps 3}"
+  : "${EDM_ARGS:=--max-steps 2 --batch 8 --warmup 1 --threads 2 --grid-steps 3 --p-mean -0.4 --p-std 1.4}"
   CHECK_SAMPLES=16
 else
   : "${OUT:?set OUT to the folder whose files come back}"
   DEVICE=cuda
-  : "${EDM_ARGS:=--batch 512 --lr 3e-4 --warmup 200 --decay-frac 0.5 --threads 8}"
+  : "${EDM_ARGS:=--batch 512 --lr 3e-4 --warmup 200 --decay-frac 0.5 --threads 8 --p-mean -0.4 --p-std 1.4}"
   CHECK_SAMPLES=10000
 fi
 PYTHON=${PYTHON:-python3}

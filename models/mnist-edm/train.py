@@ -6,7 +6,7 @@ self-attention at 7x7, two downsamplings 28 -> 14 -> 7) wrapped in the EDM
 preconditioning of Karras et al. (2022), so the exported ONNX graph maps
 (x [B,1,28,28], sigma [B]) -> denoised [B,1,28,28] directly, in the [-1, 1] data range.
 
-Training follows EDM: log-normal sigma (P_mean -1.2, P_std 1.2), loss weight
+Training follows EDM: log-normal sigma (P_mean -1.2, P_std 1.2 unless --p-mean/--p-std), loss weight
 (sigma^2 + sigma_data^2) / (sigma * sigma_data)^2, Adam, an EMA of the weights
 (the EMA is what gets exported). Training runs until the --minutes budget is
 spent, then the script exports and checks the ONNX file, draws an 8x8 sample
@@ -489,6 +489,9 @@ def parse_args(argv):
     ap.add_argument("--decay-frac", type=float, default=0.25,
                     help="last fraction of the time budget over which the lr decays linearly to 5%%")
     ap.add_argument("--ema", type=float, default=0.999, help="EMA decay per step")
+    ap.add_argument("--p-mean", type=float, default=P_MEAN,
+                    help="mean of log sigma during training (EDM: -1.2); higher trains more at high noise")
+    ap.add_argument("--p-std", type=float, default=P_STD, help="std of log sigma during training (EDM: 1.2)")
     ap.add_argument("--channels", default=",".join(str(c) for c in DEFAULT_CONFIG["channels"]))
     ap.add_argument("--num-res-blocks", default=str(DEFAULT_CONFIG["num_res_blocks"]),
                     help="encoder ResBlocks per level: one int, or one per level like 2,2,1")
@@ -585,7 +588,7 @@ def main(argv=None):
                 g["lr"] = lr
             idx = torch.randint(0, x_all.shape[0], (args.batch,), device=device)
             y = x_all[idx]
-            sigma = torch.exp(torch.randn(args.batch, device=device) * P_STD + P_MEAN)
+            sigma = torch.exp(torch.randn(args.batch, device=device) * args.p_std + args.p_mean)
             xn = y + torch.randn_like(y) * sigma[:, None, None, None]
             if device.type == "cuda":
                 xn = xn.contiguous(memory_format=torch.channels_last)
@@ -695,7 +698,7 @@ def main(argv=None):
         "params": count_params(model),
         "config": config,
         "precond": {"sigma_data": SIGMA_DATA, "c_noise": "ln(sigma)/4", "prediction": "x0 (denoised)"},
-        "training": {"P_mean": P_MEAN, "P_std": P_STD, **info},
+        "training": {"P_mean": args.p_mean, "P_std": args.p_std, **info},
         "device": str(device) + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""),
         "torch": torch.__version__,
         "export": export_info,
