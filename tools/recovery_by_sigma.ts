@@ -52,7 +52,9 @@ const d = test.rows * test.cols;
 const x0 = new Float64Array(num * d);
 for (let i = 0; i < num * d; i++) x0[i] = test.images[i] / 127.5 - 1;
 
-console.log(`| σ_start | top-class prob ≥ 0.9 | class kept | (${num} test digits, heun ${steps}) |`);
+console.log(
+  `| σ_start | top-class prob ≥ 0.9 | class kept | (${num} test digits, heun ${steps}) |`,
+);
 console.log("| ---: | ---: | ---: | --- |");
 for (const sigma of starts) {
   const sigmas = edmSigmas(sigma, 0.002, steps);
