@@ -550,25 +550,35 @@ export async function onnxDenoiser(
 // ---------------------------------------------------------------------------------------------
 // Loading
 
-/** Run a decoder session on `n` latents in batches of `config.batch_size`. */
+/**
+ * Decode `n` latents (already divided by `scale_factor`) in calls of at most `batch_size`, or of
+ * exactly the decoder's fixed batch when it was exported with one (the last call padded, the
+ * padding's images dropped).
+ */
 async function runDecoder(
   session: ort.InferenceSession,
   config: ModelConfig,
   z: Float32Array,
   n: number,
+  fixedBatch: number | undefined,
 ): Promise<{ data: Float32Array; dims: number[] }> {
   const { input, output } = config.decoder as DecoderConfig;
   const d = sampleSize(config.shape);
+  const chunk = fixedBatch ?? config.batch_size;
   const parts: Float32Array[] = [];
   let dims: number[] = [];
-  for (let start = 0; start < n; start += config.batch_size) {
-    const count = Math.min(config.batch_size, n - start);
-    const latent = z.slice(start * d, (start + count) * d);
+  for (let start = 0; start < n; start += chunk) {
+    const count = Math.min(chunk, n - start);
+    const callSize = fixedBatch ?? count;
+    const latent = new Float32Array(callSize * d);
+    latent.set(z.subarray(start * d, (start + count) * d));
     const result = await session.run({
-      [input]: new ort.Tensor("float32", latent, [count, ...config.shape]),
+      [input]: new ort.Tensor("float32", latent, [callSize, ...config.shape]),
     });
-    parts.push(Float32Array.from(result[output].data as Float32Array));
-    dims = [...result[output].dims];
+    const y = result[output];
+    const perImage = y.data.length / callSize;
+    parts.push(Float32Array.from((y.data as Float32Array).subarray(0, count * perImage)));
+    dims = [count, ...y.dims.slice(1)];
     for (const tensor of Object.values(result)) tensor.dispose();
   }
   const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
@@ -578,6 +588,15 @@ async function runDecoder(
     offset += p.length;
   }
   return { data, dims };
+}
+
+/** The batch a decoder was exported with, when its latent input's batch axis is fixed. */
+export function decoderFixedBatch(
+  signature: OnnxSignature,
+  config: ModelConfig,
+): number | undefined {
+  const dim = signature.inputs.find((s) => s.name === config.decoder?.input)?.dims[0];
+  return typeof dim === "number" ? dim : undefined;
 }
 
 /** The image shape a decoder produces: from its declared output dims, else by one probe. */
@@ -591,7 +610,13 @@ async function decoderImageShape(
   const rest = dims.slice(1);
   if (rest.length > 0 && rest.every((v) => typeof v === "number")) return rest as number[];
   // Symbolic image dims: decode one zero latent to learn them.
-  const probe = await runDecoder(session, config, new Float32Array(sampleSize(config.shape)), 1);
+  const probe = await runDecoder(
+    session,
+    config,
+    new Float32Array(sampleSize(config.shape)),
+    1,
+    decoderFixedBatch(signature, config),
+  );
   return probe.dims.slice(1);
 }
 
@@ -657,6 +682,7 @@ export async function loadModel(
       imageShape = await decoderImageShape(decoderSession, decoderSignature, config);
     }
     const d = sampleSize(config.shape);
+    const decoderBatch = decoderSignature ? decoderFixedBatch(decoderSignature, config) : undefined;
     let closed = false;
     return {
       config,
@@ -674,7 +700,7 @@ export async function loadModel(
         }
         const z = new Float32Array(x.length);
         for (let i = 0; i < x.length; i++) z[i] = x[i] / config.decoder.scale_factor;
-        const images = await runDecoder(decoderSession, config, z, x.length / d);
+        const images = await runDecoder(decoderSession, config, z, x.length / d, decoderBatch);
         return toUnitRange(images.data, config.data_range);
       },
       async close() {

@@ -27,7 +27,7 @@ import {
   dLambdaDt,
   dLogAlphaDt,
 } from "./differentiable.ts";
-import { type LoadedModel, networkTime, NonFiniteError } from "./model.ts";
+import { decoderFixedBatch, type LoadedModel, networkTime, NonFiniteError } from "./model.ts";
 import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
 import { ElemType } from "./onnx_build.ts";
 import { executionProviders, readOnnxSignature, type TensorSignature } from "./onnx_session.ts";
@@ -481,6 +481,7 @@ export async function differentiableDecoder(
   const rangeScale = 2 / (hi - lo);
   const dec = config.decoder;
   let session: VjpSession | undefined;
+  let fixedBatch: number | undefined;
   if (dec) {
     const bytes = await inlineExternalData(
       dec.path,
@@ -495,6 +496,7 @@ export async function differentiableDecoder(
         `ONNX decoder ${dec.path} has no output "${dec.output}" (decoder.output)`,
       );
     }
+    fixedBatch = decoderFixedBatch(signature, config);
     session = await VjpSession.create(bytes, {
       wrt: [dec.input],
       of: dec.output,
@@ -528,17 +530,21 @@ export async function differentiableDecoder(
       }
       if (!session || !dec) return Float64Array.from(cotangent, (c) => c * rangeScale);
       const gx = new Float64Array(x.length);
-      for (let start = 0; start < batch; start += config.batch_size) {
-        const count = Math.min(config.batch_size, batch - start);
-        const z = new Float32Array(count * d);
-        for (let i = 0; i < z.length; i++) z[i] = x[start * d + i] / dec.scale_factor;
-        const cot = new Float32Array(count * imageSize);
-        for (let i = 0; i < cot.length; i++) {
+      // Calls of at most batch_size, or of exactly a fixed export batch: padding rows get a zero
+      // cotangent, and their gradients are dropped.
+      const chunk = fixedBatch ?? config.batch_size;
+      for (let start = 0; start < batch; start += chunk) {
+        const count = Math.min(chunk, batch - start);
+        const callSize = fixedBatch ?? count;
+        const z = new Float32Array(callSize * d);
+        for (let i = 0; i < count * d; i++) z[i] = x[start * d + i] / dec.scale_factor;
+        const cot = new Float32Array(callSize * imageSize);
+        for (let i = 0; i < count * imageSize; i++) {
           cot[i] = rangeScale * cotangent[start * imageSize + i];
         }
         const { gradients } = await session.run(
-          { [dec.input]: new ort.Tensor("float32", z, [count, ...config.shape]) },
-          new ort.Tensor("float32", cot, [count, ...model.imageShape]),
+          { [dec.input]: new ort.Tensor("float32", z, [callSize, ...config.shape]) },
+          new ort.Tensor("float32", cot, [callSize, ...model.imageShape]),
         );
         const g = gradients[dec.input].data as Float32Array;
         for (let i = 0; i < count * d; i++) gx[start * d + i] = g[i] / dec.scale_factor;

@@ -374,6 +374,15 @@ Deno.test("loadModel() refuses unknown devices and decodes through a configured 
     } finally {
       await model.close();
     }
+    // A decoder exported for exactly 2 latents decodes 3 (the last call padded) the same way.
+    await Deno.writeFile(join(dir, "dec.onnx"), doublingDecoder(2));
+    const fixed = await loadModel(join(dir, "c.yml"));
+    try {
+      assert.deepEqual(fixed.imageShape, [3, 2]);
+      assertClose(await fixed.decode(X), X.map((v) => 2 * (4 * v) - 1), 1e-6, "fixed decode");
+    } finally {
+      await fixed.close();
+    }
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
