@@ -40,6 +40,7 @@ export * from "./lib/differentiable.ts";
 export * from "./lib/config.ts";
 export * from "./lib/model.ts";
 export * from "./lib/model_grad.ts";
+export * from "./lib/model_check.ts";
 export * from "./lib/gmm.ts";
 export * from "./lib/gmm_grad.ts";
 export * from "./lib/gmm_onnx.ts";
