@@ -57,6 +57,7 @@ export * from "./lib/ld3/trainer.ts";
 export * from "./lib/losses.ts";
 export * from "./lib/lpips.ts";
 export * from "./lib/ld3/run.ts";
+export * from "./lib/ld3/run_checkpoint.ts";
 export * from "./lib/ld3/grids.ts";
 export * from "./lib/ld3/report.ts";
 export * from "./lib/schedule_export.ts";

@@ -41,7 +41,7 @@ Deno.test("checkModel() flags an x0 network described as ε, naming the field to
       range.detail,
       /RMS\(D\(x_t\)\) = [\d.]+ data half-ranges at σ\/α = 10\.0 \(pass ≤ 3\): .*model\.prediction/,
     );
-    assert.match(formatModelCheck(report), /^FAIL  high-noise range/m);
+    assert.match(formatModelCheck(report), /^FAIL {2}high-noise range/m);
   } finally {
     await model.close();
   }
@@ -84,7 +84,7 @@ Deno.test("checkModel() flags a network that mixes the samples of a batch", asyn
     // The task prints the report and exits 1.
     const r = await runTask("check_model", ["--config", join(dir, "c.yml")]);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stdout, /^FAIL  batching/m);
+    assert.match(r.stdout, /^FAIL {2}batching/m);
     assert.match(r.stdout, /see the failed checks above$/m);
   } finally {
     await Deno.remove(dir, { recursive: true });

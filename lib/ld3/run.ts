@@ -20,7 +20,7 @@
  *   summary.json       final validation losses of LD3 and the baselines, wall-clock
  * ```
  *
- * A checkpoint is saved after every training step. `resume: true` (or `"auto"`) reloads it, truncates the log
+ * A checkpoint (`run_checkpoint.ts`) is saved after every training step. `resume: true` (or `"auto"`) reloads it, truncates the log
  * to the lines written up to that checkpoint and finishes exactly as the uninterrupted run
  * (the trainer is deterministic given its state).
  *
@@ -46,7 +46,6 @@ import { LOSS_TYPES, lossByName, type LossType, type SampleLoss } from "../losse
 import { loadLpips } from "../lpips.ts";
 import { type LoadedModel, loadModel } from "../model.ts";
 import { differentiableDecoder, differentiableDenoiser } from "../model_grad.ts";
-import { decodeNpz, encodeNpz, type NpzEntry } from "../npz.ts";
 import { formatProgress } from "../progress.ts";
 import type { NoiseSchedule } from "../schedule.ts";
 import type { Grid } from "../solver.ts";
@@ -68,6 +67,13 @@ import {
   trainLd3,
 } from "./trainer.ts";
 import { pathExists } from "../fs.ts";
+import {
+  CHECKPOINT_FILE,
+  readRunCheckpoint,
+  restoreTrainerState,
+  type RunCheckpoint,
+  saveRunCheckpoint,
+} from "./run_checkpoint.ts";
 import { checkCount } from "../_check.ts";
 
 /** Options of {@linkcode runLd3Training}: the reference tool's `main.py` options. */
@@ -176,11 +182,6 @@ export class Ld3Interrupted extends Error {
   }
 }
 
-/** Identifies a run checkpoint file. */
-export const RUN_CHECKPOINT_FORMAT = "ld3-run-checkpoint";
-/** The checkpoint file of a run folder. */
-export const CHECKPOINT_FILE = "checkpoint.json";
-
 /**
  * The short LD3 recipe of the demo and of the schedule benchmark's LD3 column. The spec's 2 + 5
  * rounds validate 50 samples after each of 175 steps, which alone takes 10–15 minutes on the
@@ -193,26 +194,6 @@ export const QUICK_LD3 = {
   trainingRoundsV2: 2,
   matchPrior: "edm",
 } as const satisfies Partial<RunLd3Options>;
-
-/** The JSON part of a run checkpoint (the latents live in the `.npz` it names). */
-interface RunCheckpoint {
-  format: typeof RUN_CHECKPOINT_FORMAT;
-  version: 1;
-  /** The resolved options the run was started with (a resume must match). */
-  options: Record<string, unknown>;
-  /** Name of the `.npz` with the latents, in the run folder. */
-  latents: string;
-  /** Generation counter of the `.npz` name. */
-  generation: number;
-  /** Lines of log.jsonl written when this checkpoint was taken. */
-  logLines: number;
-  /** Training seconds up to this checkpoint. */
-  elapsedSeconds: number;
-  /** Improvements so far (GIF frames). */
-  frames: ScheduleFrame[];
-  /** The trainer state with empty latent arrays. */
-  trainer: Ld3Checkpoint;
-}
 
 /** `<solver>-N<steps>-b<bound>-<loss>-lr2<lr2>rv1<r1>-rv2<r2>-seed<seed>` of the reference tool. */
 export function runFolderName(o: {
@@ -508,7 +489,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       modelHash: model.modelHash,
     }));
     let previous: RunCheckpoint | undefined;
-    let previousLatents: Record<string, Float64Array> | undefined;
+    let resumeFrom: Ld3Checkpoint | undefined;
     if (await pathExists(ckptPath)) {
       if (options.resume !== true && options.resume !== "auto") {
         throw new RangeError(
@@ -516,10 +497,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
             `it, or use another log_path`,
         );
       }
-      previous = JSON.parse(await Deno.readTextFile(ckptPath)) as RunCheckpoint;
-      if (previous.format !== RUN_CHECKPOINT_FORMAT) {
-        throw new RangeError(`${ckptPath} is not an ld3 run checkpoint`);
-      }
+      previous = await readRunCheckpoint(runDir);
       // The folder name does not say which grid a run started from: name both when they differ.
       if (firstDifference(previous.options.priorGrid, recordedOptions.priorGrid)) {
         throw new RangeError(
@@ -533,10 +511,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       if (difference) {
         throw new RangeError(`Cannot resume ${runDir} with other options (${difference})`);
       }
-      const arrays = decodeNpz(await Deno.readFile(join(runDir, previous.latents)));
-      previousLatents = Object.fromEntries(
-        Object.entries(arrays).map(([k, v]) => [k, v.data as Float64Array]),
-      );
+      resumeFrom = await restoreTrainerState(runDir, previous, { numTrain, numValid, size });
     } else if (options.resume === true) {
       throw new RangeError(`Nothing to resume: ${runDir} holds no ${CHECKPOINT_FILE}`);
     }
@@ -686,70 +661,18 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       }
       if (reason === "round_end") await writeGif();
       generation++;
-      const latentsName = `checkpoint.${generation}.npz`;
-      const entries: Record<string, NpzEntry> = {
-        current_train: { data: flat(c.current.trainLatents), shape: [numTrain, size] },
-        current_valid: { data: flat(c.current.validLatents), shape: [numValid, size] },
-      };
-      if (c.best) {
-        entries.best_train = { data: flat(c.best.trainLatents), shape: [numTrain, size] };
-        entries.best_valid = { data: flat(c.best.validLatents), shape: [numValid, size] };
-      }
-      await writeFileAtomic(join(runDir, latentsName), encodeNpz(entries));
-      const strip = <T extends { trainLatents: number[][]; validLatents: number[][] }>(
-        s: T,
-      ): T => ({
-        ...s,
-        trainLatents: [],
-        validLatents: [],
-      });
-      const record: RunCheckpoint = {
-        format: RUN_CHECKPOINT_FORMAT,
-        version: 1,
-        options: recordedOptions,
-        latents: latentsName,
-        generation,
-        logLines,
-        elapsedSeconds: elapsed(),
-        frames,
-        trainer: { ...c, current: strip(c.current), best: c.best ? strip(c.best) : null },
-      };
-      await writeJsonAtomic(ckptPath, record);
-      // The previous generation is garbage only once the new JSON points elsewhere.
-      await Deno.remove(join(runDir, `checkpoint.${generation - 1}.npz`)).catch(() => {});
+      await saveRunCheckpoint(
+        runDir,
+        c,
+        { options: recordedOptions, generation, logLines, elapsedSeconds: elapsed(), frames },
+        { numTrain, numValid, size },
+      );
       if (options.stopAfterStep !== undefined && c.globalStep >= options.stopAfterStep) {
         throw new Ld3Interrupted(c.globalStep);
       }
     };
 
-    let resumeFrom: Ld3Checkpoint | undefined;
-    if (previous && previousLatents) {
-      const t = previous.trainer;
-      const rows = (name: string, count: number) => {
-        const data = previousLatents![name];
-        if (!data) throw new RangeError(`${previous!.latents} lacks "${name}"`);
-        return Array.from(
-          { length: count },
-          (_, i) => Array.from(data.subarray(i * size, (i + 1) * size)),
-        );
-      };
-      resumeFrom = {
-        ...t,
-        current: {
-          ...t.current,
-          trainLatents: rows("current_train", numTrain),
-          validLatents: rows("current_valid", numValid),
-        },
-        best: t.best
-          ? {
-            ...t.best,
-            trainLatents: rows("best_train", numTrain),
-            validLatents: rows("best_valid", numValid),
-          }
-          : null,
-      };
-      log({ type: "resume", step: t.globalStep, round: t.round });
-    }
+    if (resumeFrom) log({ type: "resume", step: resumeFrom.globalStep, round: resumeFrom.round });
 
     const result = await trainLd3(trainerOptions, {
       denoiser,
@@ -840,11 +763,4 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
   } finally {
     for (const close of closers.reverse()) await close();
   }
-}
-
-function flat(rows: readonly (readonly number[])[]): Float64Array {
-  const size = rows[0]?.length ?? 0;
-  const out = new Float64Array(rows.length * size);
-  rows.forEach((r, i) => out.set(r, i * size));
-  return out;
 }
