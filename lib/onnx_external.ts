@@ -8,12 +8,22 @@
  * @module
  */
 import { createHash } from "node:crypto";
-import { dirname, join } from "node:path";
+import { dirname, isAbsolute, join, normalize } from "node:path";
 import { onnx } from "./deps.ts";
 import { sha256Hex } from "./onnx_session.ts";
 
-/** Opens external-data file `name` of the model at `path`, naming both when it is missing. */
+/**
+ * Opens external-data file `name` of the model at `path`, naming both when it is missing. Like
+ * ONNX Runtime, only files inside the model's folder are read: a location that is absolute or
+ * climbs out (`../`) is refused.
+ */
 async function openDataFile(path: string, name: string): Promise<Deno.FsFile> {
+  if (isAbsolute(name) || normalize(name).split(/[\\/]/)[0] === "..") {
+    throw new Error(
+      `ONNX model ${path} names external data outside its folder: "${name}" (ld3, like ONNX ` +
+        `Runtime, reads only files beside the model)`,
+    );
+  }
   const file = join(dirname(path), name);
   try {
     return await Deno.open(file);

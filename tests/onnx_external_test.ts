@@ -69,3 +69,26 @@ Deno.test("externalDataFiles() and sessionSource(): a graph with external weight
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("external data outside the model's folder is refused before anything is read", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const location of ["../weights.bin", "/etc/hostname", "sub/../../weights.bin"]) {
+      const bytes = externalWeightsModel(location);
+      const path = join(dir, "m.onnx");
+      await assert.rejects(
+        () => onnxModelHash(path, bytes),
+        /names external data outside its folder/,
+        location,
+      );
+      await assert.rejects(() => inlineExternalData(path, bytes), /outside its folder/, location);
+    }
+    // A subfolder of the model's folder is fine.
+    await Deno.mkdir(join(dir, "data"));
+    await Deno.writeFile(join(dir, "data", "w.bin"), externalWeight(1));
+    const bytes = externalWeightsModel("data/w.bin");
+    assert.match(await onnxModelHash(join(dir, "m.onnx"), bytes), /^[0-9a-f]{64}$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
