@@ -27,7 +27,7 @@ import { parseArgs } from "node:util";
 import { loadModelConfig, type ModelConfig } from "../lib/config.ts";
 import { encodeSample, SAMPLES_DIR, writeSample } from "../lib/dataset.ts";
 import { ort } from "../lib/deps.ts";
-import { loadModel } from "../lib/model.ts";
+import { decoderFixedBatch, loadModel } from "../lib/model.ts";
 import { sessionSource } from "../lib/onnx_external.ts";
 import { createSession, readOnnxSignature } from "../lib/onnx_session.ts";
 import { generateDataset, initialNoise, prepareSampler } from "../lib/sampling.ts";
@@ -79,16 +79,25 @@ async function timeRuns(
   return (performance.now() - start) / 1000;
 }
 
-/** A bare ONNX Runtime session of a file and the feeds of one batch. */
+/** A bare ONNX Runtime session of a file, the feeds of one call and the calls of one batch. */
 interface BareNetwork {
   session: ort.InferenceSession;
+  /** The feeds of one call. */
   feeds: Record<string, ort.Tensor>;
+  /** Calls the adapter makes for one batch (more than one for a small or fixed export batch). */
+  calls: number;
+}
+
+/** Times the calls a network makes for `batches` batches. */
+function timeBatches(network: BareNetwork, batches: number): Promise<number> {
+  return timeRuns(network.session, network.feeds, batches * network.calls);
 }
 
 /**
  * Bare sessions of the denoiser and the decoder, fed like the adapter feeds them for one batch
- * of `batch` samples: with classifier-free guidance, one call of `2 × batch` (unconditional
- * and conditional halves), as the adapter makes it.
+ * of `batch` samples: with classifier-free guidance `2 × batch` rows (unconditional and
+ * conditional halves), in calls of at most `batch_size` rows, or of exactly the export's fixed
+ * batch, as the adapter makes them.
  */
 async function bareNetworks(config: ModelConfig, batch: number) {
   const bytes = await Deno.readFile(config.model.path);
@@ -99,7 +108,9 @@ async function bareNetworks(config: ModelConfig, batch: number) {
   const typeOf = (name: string) =>
     signature.inputs.find((s) => s.name === name)?.elemType ?? ELEM_FLOAT;
   const m = config.model;
-  const rows = m.condition && m.condition.guidance_scale !== 1 ? 2 * batch : batch;
+  const wanted = m.condition && m.condition.guidance_scale !== 1 ? 2 * batch : batch;
+  const fixed = signature.inputs.find((s) => s.name === m.inputs.x)?.dims[0];
+  const rows = typeof fixed === "number" ? fixed : Math.min(config.batch_size, wanted);
   const feeds: Record<string, ort.Tensor> = {
     [m.inputs.x]: inputTensor(typeOf(m.inputs.x), [rows, ...config.shape], 0.1),
     [m.inputs.t]: inputTensor(typeOf(m.inputs.t), m.time_shape === "batch" ? [rows] : [], 1),
@@ -107,16 +118,19 @@ async function bareNetworks(config: ModelConfig, batch: number) {
   if (m.condition) {
     feeds[m.condition.input] = inputTensor(ELEM_FLOAT, [rows, ...m.condition.shape], 0);
   }
-  const denoiser: BareNetwork = { session, feeds };
+  const denoiser: BareNetwork = { session, feeds, calls: Math.ceil(wanted / rows) };
   let decoder: BareNetwork | undefined;
   if (config.decoder) {
     const decBytes = await Deno.readFile(config.decoder.path);
     const decSession = await createSession(sessionSource(config.decoder.path, decBytes), {
       device: config.device,
     });
+    const decRows = decoderFixedBatch(readOnnxSignature(decBytes), config) ??
+      Math.min(config.batch_size, batch);
     decoder = {
       session: decSession,
-      feeds: { [config.decoder.input]: inputTensor(ELEM_FLOAT, [batch, ...config.shape], 0.1) },
+      feeds: { [config.decoder.input]: inputTensor(ELEM_FLOAT, [decRows, ...config.shape], 0.1) },
+      calls: Math.ceil(batch / decRows),
     };
   }
   return { denoiser, decoder };
@@ -136,12 +150,6 @@ async function benchConfig(
   },
 ) {
   const config = await loadModelConfig(path);
-  if (config.batch_size < BATCH) {
-    console.warn(
-      `warning: ${config.name} has batch_size ${config.batch_size} < ${BATCH}: the adapter ` +
-        `splits each batch into several calls, the bare time assumes one`,
-    );
-  }
   const model = await loadModel(config);
   const bare = await bareNetworks(config, BATCH);
   const root = await Deno.makeTempDir({ prefix: "ld3-bench-" });
@@ -185,14 +193,14 @@ async function benchConfig(
     };
     // Warm-up: first-call allocations and JIT of every measured path.
     await generateDataset(model, { ...common, totalSamples: BATCH, dataDir: join(root, "warm") });
-    await timeRuns(bare.denoiser.session, bare.denoiser.feeds, 2 * nfe);
+    await timeBatches(bare.denoiser, 2 * nfe);
     await runPlan(sampler.plan, identity, xT);
 
     for (let r = 0; r < options.repeats; r++) {
       // The same number of forward calls as one generate run makes, then that run.
-      let bareSeconds = await timeRuns(bare.denoiser.session, bare.denoiser.feeds, nfe * batches);
+      let bareSeconds = await timeBatches(bare.denoiser, nfe * batches);
       if (bare.decoder) {
-        bareSeconds += await timeRuns(bare.decoder.session, bare.decoder.feeds, batches);
+        bareSeconds += await timeBatches(bare.decoder, batches);
       }
       record("bare", bareSeconds, options.totalSamples);
       const run = await generateDataset(model, {
@@ -211,7 +219,7 @@ async function benchConfig(
       const adapter = await clock(async () => {
         for (let k = 0; k < nfe; k++) await model.denoiser.denoise(xT, t, { step: k });
       });
-      const forward = await timeRuns(bare.denoiser.session, bare.denoiser.feeds, nfe);
+      const forward = await timeBatches(bare.denoiser, nfe);
       record("adapter", adapter - forward, BATCH);
       record("forward", forward, BATCH);
       record("decode", await clock(() => model.decode(xT)), BATCH);

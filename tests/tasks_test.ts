@@ -10,6 +10,7 @@ import { gridFromSigmas, toGrid } from "../lib/grid.ts";
 import { makeGridFile, saveGridFile } from "../lib/grid_file.ts";
 import { veSchedule } from "../lib/schedule.ts";
 import { makeTinyGmm } from "./_tiny_gmm.ts";
+import { affineModel } from "./fixtures/tiny_models.ts";
 import { ROOT, runTask } from "./_run_task.ts";
 
 Deno.test("generate task writes a resumable dataset with PNGs", async () => {
@@ -228,5 +229,31 @@ Deno.test("every task in deno.json that runs a tasks/ script prints its usage fo
     const r = await runTask(script, ["--help"]);
     assert.equal(r.code, 0, `${script}: ${r.stderr}`);
     assert.match(r.stdout, /^Usage: /, `${script} --help`);
+  }
+});
+
+Deno.test("bench task times a fixed-batch export the way the adapter calls it", async () => {
+  // A network exported for exactly 2 samples: 16 samples are 8 calls per evaluation.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(join(dir, "model.onnx"), affineModel({ batch: 2 }));
+    await Deno.writeTextFile(
+      join(dir, "c.yml"),
+      "name: fixed2\nmodel: { path: model.onnx, inputs: { x: x, t: t }, output: out, " +
+        "prediction: x0, time_input: t }\nschedule: { kind: ve }\nshape: [2, 3]\n",
+    );
+    const r = await runTask("bench", [
+      join(dir, "c.yml"),
+      "--total_samples",
+      "16",
+      "--repeats",
+      "1",
+      "--steps",
+      "2",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /^\| fixed2 \| 2 \| [\d.]+ /m);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
