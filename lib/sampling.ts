@@ -202,6 +202,15 @@ export async function prepareSampler(
   return { solverName, solverOptions, grid, plan, steps, nfe, gridKind, rho, loadFrom };
 }
 
+/**
+ * Conditions given to sampling: a table of rows (`data` of `shape` = `[rows, ...condition shape]`,
+ * e.g. text embeddings from a `.npy`), or class `labels` of a class-conditional model (condition
+ * `[K]`), turned into one-hot rows. Sample `i` gets row `i mod rows`.
+ */
+export type ConditionInput =
+  | { data: ArrayLike<number>; shape: readonly number[] }
+  | { labels: readonly number[] };
+
 /** Conditions to cycle through: row `i mod rows` of `data` is sample `i`'s condition. */
 export interface ConditionTable {
   /** `rows × prod(conditionShape)` values. */
@@ -211,14 +220,14 @@ export interface ConditionTable {
 }
 
 /**
- * The conditions of a conditional model: the given table, or, when none is given and the
- * condition is a vector `[K]`, one-hot class `i mod K` (class-conditional models).
+ * The conditions of a conditional model: the given table or class labels (one-hot), or, when
+ * none is given and the condition is a vector `[K]`, one-hot class `i mod K`.
  *
  * @throws {TypeError} When the model needs a condition that cannot be defaulted.
  */
 export function conditionTable(
   model: LoadedModel,
-  given?: { data: ArrayLike<number>; shape: readonly number[] },
+  given?: ConditionInput,
 ): ConditionTable | undefined {
   const shape = model.conditionShape;
   if (!shape) {
@@ -226,6 +235,23 @@ export function conditionTable(
     return undefined;
   }
   const size = sampleSize(shape);
+  if (given && "labels" in given) {
+    if (shape.length !== 1) {
+      throw new TypeError(
+        `Model ${model.config.name} takes conditions of shape [${shape}], not class labels: ` +
+          `pass a condition file`,
+      );
+    }
+    if (given.labels.length === 0) throw new RangeError("labels must name at least one class");
+    const data = new Float32Array(given.labels.length * size);
+    given.labels.forEach((label, row) => {
+      if (!(Number.isSafeInteger(label) && label >= 0 && label < size)) {
+        throw new RangeError(`labels must be classes 0…${size - 1}: got ${label}`);
+      }
+      data[row * size + label] = 1;
+    });
+    return { data, rows: given.labels.length };
+  }
   if (given) {
     if (given.data.length === 0 || given.data.length % size !== 0) {
       throw new RangeError(
@@ -336,8 +362,8 @@ export interface SampleImagesOptions extends SamplerOptions {
   seed?: number;
   /** Samples per solver batch. @default {the model config's batch_size} */
   batchSize?: number;
-  /** Conditions to cycle through (conditional models); one-hot classes by default. */
-  condition?: { data: ArrayLike<number>; shape: readonly number[] };
+  /** Conditions to cycle through (conditional models); one-hot classes 0, 1, … by default. */
+  condition?: ConditionInput;
   /** Execution device when `model` is a config path. @default {the config's} */
   device?: string;
   /**
@@ -558,8 +584,8 @@ export interface GenerateDatasetOptions extends SamplerOptions {
   seed?: number;
   /** Also write `png/<i>.png` and `grid.png` (first 64 samples). @default {false} */
   savePng?: boolean;
-  /** Conditions to cycle through (conditional models); one-hot classes by default. */
-  condition?: { data: ArrayLike<number>; shape: readonly number[] };
+  /** Conditions to cycle through (conditional models); one-hot classes 0, 1, … by default. */
+  condition?: ConditionInput;
   /** Execution device when `model` is a config path. @default {the config's} */
   device?: string;
   /** Progress bar options; `false` for none. @default {{}} */

@@ -5,7 +5,7 @@
  * @module
  */
 import { readNpy } from "../lib/npy.ts";
-import type { SamplerOptions } from "../lib/sampling.ts";
+import type { ConditionInput, SamplerOptions } from "../lib/sampling.ts";
 import type { SolverName } from "../lib/solvers/mod.ts";
 
 /** Parses an optional integer option; `undefined` when absent. */
@@ -28,10 +28,23 @@ export function numberOption(name: string, value: string | undefined): number | 
   return n;
 }
 
-/** Reads a condition table from a `.npy` file (rows of one sample's condition). */
+/**
+ * The conditions of `--condition FILE` (a `.npy` of rows, one sample's condition each) or
+ * `--labels 3,1,4` (classes of a class-conditional model, one-hot); at most one of them.
+ */
 export async function conditionOption(
   path: string | undefined,
-): Promise<{ data: Float32Array; shape: number[] } | undefined> {
+  labels?: string,
+): Promise<ConditionInput | undefined> {
+  if (labels !== undefined) {
+    if (path !== undefined) throw new TypeError("Give --condition or --labels, not both");
+    const parts = labels.split(",").map((p) => p.trim());
+    const values = parts.map(Number);
+    if (parts.some((p, i) => p === "" || !Number.isSafeInteger(values[i]))) {
+      throw new TypeError(`--labels must be a comma-separated list of integers: got "${labels}"`);
+    }
+    return { labels: values };
+  }
   if (path === undefined) return undefined;
   const array = await readNpy(path);
   if (array.data instanceof BigInt64Array) {

@@ -39,6 +39,7 @@ ${optionHelp("sigmas", 26)}
                             (dataset folder *_sigmas)
   --seed N                  noise seed (default 0)
   --condition FILE          .npy of conditions, cycled over samples (conditional models)
+  --labels LIST             class labels, e.g. 3,1,4 (class-conditional models; default 0, 1, …)
   --save_png                also write png/<i>.png and grid.png
   --data_dir DIR            root folder (default train_data)
 ${optionHelp("device", 26)}`;
@@ -56,6 +57,7 @@ async function main(): Promise<void> {
       ...GRID_OPTIONS,
       ...RUN_OPTIONS,
       condition: { type: "string" },
+      labels: { type: "string" },
       save_png: { type: "boolean" },
       data_dir: { type: "string" },
       help: { type: "boolean", short: "h" },
@@ -71,7 +73,7 @@ async function main(): Promise<void> {
     samplingBatchSize: intOption("sampling_batch_size", values.sampling_batch_size),
     ...samplerOptions(values),
     seed: intOption("seed", values.seed),
-    condition: await conditionOption(values.condition),
+    condition: await conditionOption(values.condition, values.labels),
     savePng: values.save_png ?? false,
     dataDir: values.data_dir,
     device: values.device,

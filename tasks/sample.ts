@@ -41,6 +41,7 @@ ${optionHelp("sigmas", 21)}
   --batch_size N       samples per solver batch (default: the config's batch_size)
   --seed N             noise seed (default 0)
   --condition FILE     .npy of conditions, cycled over samples (conditional models)
+  --labels LIST        class labels, e.g. 3,1,4 (class-conditional models; default 0, 1, …)
   --nrow N             images per grid row (default 8)
   --out FILE           output PNG (default samples.png)
   --gif FILE           also write an animated GIF of the trajectory: the x0-prediction
@@ -60,6 +61,7 @@ async function main(): Promise<void> {
       num_samples: { type: "string" },
       batch_size: { type: "string" },
       condition: { type: "string" },
+      labels: { type: "string" },
       nrow: { type: "string" },
       out: { type: "string" },
       gif: { type: "string" },
@@ -79,7 +81,7 @@ async function main(): Promise<void> {
     numSamples: intOption("num_samples", values.num_samples),
     batchSize: intOption("batch_size", values.batch_size),
     seed: intOption("seed", values.seed),
-    condition: await conditionOption(values.condition),
+    condition: await conditionOption(values.condition, values.labels),
     device: values.device,
     trajectory: values.gif !== undefined,
   });
