@@ -19,6 +19,7 @@ const USAGE = `Usage: deno task check-model --config <model.yml> [options]
   Checks in seconds that the config's prediction, time_input and schedule fit the network:
   batching, finite outputs, D ≈ x at the lowest noise, D near the data at the highest.
   --seed N             noise seed (default 0)
+  --json               print the report as JSON ({ model, checks, ok, msPerCall, batch })
 ${optionHelp("device", 21)}`;
 
 async function main(): Promise<void> {
@@ -30,6 +31,7 @@ async function main(): Promise<void> {
       config: { type: "string" },
       seed: { type: "string" },
       device: { type: "string" },
+      json: { type: "boolean" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -41,7 +43,7 @@ async function main(): Promise<void> {
   const model = await loadModel(values.config, values.device ? { device: values.device } : {});
   try {
     const report = await checkModel(model, { seed: intOption("seed", values.seed) });
-    console.log(formatModelCheck(report));
+    console.log(values.json ? JSON.stringify(report, null, 2) : formatModelCheck(report));
     if (!report.ok) Deno.exitCode = 1;
   } finally {
     await model.close();

@@ -96,4 +96,11 @@ Deno.test("deno task check-model passes the bundled UNet", async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /^ok {4}low-noise identity/m);
   assert.match(r.stdout, /the config describes the network plausibly$/m);
+  // --json: the same report for scripts.
+  const j = await runTask("check_model", ["--config", "configs/mnist-edm.yml", "--json"]);
+  assert.equal(j.code, 0, j.stderr);
+  const report = JSON.parse(j.stdout);
+  assert.equal(report.model, "mnist-edm");
+  assert.equal(report.ok, true);
+  assert.equal(report.checks.length, 4);
 });
