@@ -24,6 +24,7 @@ import { ElemType } from "./onnx_build.ts";
 import { onnxModelHash, sessionSource } from "./onnx_external.ts";
 import {
   createSession,
+  fixedBatch,
   type OnnxSignature,
   readOnnxSignature,
   type TensorSignature,
@@ -378,8 +379,8 @@ export async function onnxDenoiser(
   const xSig = signature.inputs.find((s) => s.name === m.inputs.x) as TensorSignature;
   const tSig = signature.inputs.find((s) => s.name === m.inputs.t) as TensorSignature;
   // A network exported with a fixed batch size gets exactly that many samples per call.
-  const fixedBatch = typeof xSig.dims[0] === "number" ? xSig.dims[0] : undefined;
-  const maxBatch = fixedBatch ?? config.batch_size;
+  const exportBatch = fixedBatch(signature, m.inputs.x);
+  const maxBatch = exportBatch ?? config.batch_size;
 
   const condSize = m.condition ? sampleSize(m.condition.shape) : 0;
   const uncond = await readUncond(m.condition, condSize);
@@ -394,7 +395,7 @@ export async function onnxDenoiser(
     tValue: number,
     cond: Float32Array | undefined,
   ): Promise<Float32Array> {
-    if (n <= maxBatch && (fixedBatch === undefined || fixedBatch === n)) {
+    if (n <= maxBatch && (exportBatch === undefined || exportBatch === n)) {
       // The common case, one call of exactly n samples: hand back ONNX Runtime's own output
       // array (a fresh JS array per run, still valid after `dispose`, which only drops the
       // tensor's reference on CPU) instead of copying it.
@@ -421,7 +422,7 @@ export async function onnxDenoiser(
     const out = new Float32Array(n * d);
     for (let start = 0; start < n; start += maxBatch) {
       const count = Math.min(maxBatch, n - start);
-      const callSize = fixedBatch ?? count;
+      const callSize = exportBatch ?? count;
       let xs = x.subarray(start * d, (start + count) * d);
       let cs = cond?.subarray(start * condSize, (start + count) * condSize);
       if (callSize !== count) {
@@ -566,16 +567,16 @@ async function runDecoder(
   config: ModelConfig,
   z: Float32Array,
   n: number,
-  fixedBatch: number | undefined,
+  exportBatch: number | undefined,
 ): Promise<{ data: Float32Array; dims: number[] }> {
   const { input, output } = config.decoder as DecoderConfig;
   const d = sampleSize(config.shape);
-  const chunk = fixedBatch ?? config.batch_size;
+  const chunk = exportBatch ?? config.batch_size;
   const parts: Float32Array[] = [];
   let dims: number[] = [];
   for (let start = 0; start < n; start += chunk) {
     const count = Math.min(chunk, n - start);
-    const callSize = fixedBatch ?? count;
+    const callSize = exportBatch ?? count;
     const latent = new Float32Array(callSize * d);
     latent.set(z.subarray(start * d, (start + count) * d));
     const result = await session.run({
@@ -596,15 +597,6 @@ async function runDecoder(
   return { data, dims };
 }
 
-/** The batch a decoder was exported with, when its latent input's batch axis is fixed. */
-export function decoderFixedBatch(
-  signature: OnnxSignature,
-  config: ModelConfig,
-): number | undefined {
-  const dim = signature.inputs.find((s) => s.name === config.decoder?.input)?.dims[0];
-  return typeof dim === "number" ? dim : undefined;
-}
-
 /** The image shape a decoder produces: from its declared output dims, else by one probe. */
 async function decoderImageShape(
   session: ort.InferenceSession,
@@ -621,7 +613,7 @@ async function decoderImageShape(
     config,
     new Float32Array(sampleSize(config.shape)),
     1,
-    decoderFixedBatch(signature, config),
+    fixedBatch(signature, config.decoder!.input),
   );
   return probe.dims.slice(1);
 }
@@ -688,7 +680,9 @@ export async function loadModel(
       imageShape = await decoderImageShape(decoderSession, decoderSignature, config);
     }
     const d = sampleSize(config.shape);
-    const decoderBatch = decoderSignature ? decoderFixedBatch(decoderSignature, config) : undefined;
+    const decoderBatch = decoderSignature
+      ? fixedBatch(decoderSignature, config.decoder!.input)
+      : undefined;
     let closed = false;
     return {
       config,

@@ -27,10 +27,15 @@ import {
   dLambdaDt,
   dLogAlphaDt,
 } from "./differentiable.ts";
-import { decoderFixedBatch, type LoadedModel, networkTime, NonFiniteError } from "./model.ts";
+import { type LoadedModel, networkTime, NonFiniteError } from "./model.ts";
 import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
 import { ElemType } from "./onnx_build.ts";
-import { executionProviders, readOnnxSignature, type TensorSignature } from "./onnx_session.ts";
+import {
+  executionProviders,
+  fixedBatch,
+  readOnnxSignature,
+  type TensorSignature,
+} from "./onnx_session.ts";
 import { inlineExternalData } from "./onnx_external.ts";
 import type { NoiseSchedule } from "./schedule.ts";
 import { VjpSession } from "./vjp/mod.ts";
@@ -226,8 +231,8 @@ export async function differentiableDenoiser(
   find(signature.outputs, m.output, "model.output");
   const schedule = model.denoiser.schedule;
   const d = sampleSize(config.shape);
-  const fixedBatch = typeof xSig.dims[0] === "number" ? xSig.dims[0] : undefined;
-  const maxBatch = fixedBatch ?? config.batch_size;
+  const exportBatch = fixedBatch(signature, m.inputs.x);
+  const maxBatch = exportBatch ?? config.batch_size;
   const timeIsInteger = tSig.elemType === ElemType.int64;
   const device = options.device ?? config.device;
   const vjpSession = await VjpSession.create(bytes, {
@@ -261,7 +266,7 @@ export async function differentiableDenoiser(
     let gTau = 0;
     for (let start = 0; start < n; start += maxBatch) {
       const count = Math.min(maxBatch, n - start);
-      const callSize = fixedBatch ?? count;
+      const callSize = exportBatch ?? count;
       const pad = (src: Float32Array, size: number) => {
         const part = src.subarray(start * size, (start + count) * size);
         if (callSize === count) return part;
@@ -481,7 +486,7 @@ export async function differentiableDecoder(
   const rangeScale = 2 / (hi - lo);
   const dec = config.decoder;
   let session: VjpSession | undefined;
-  let fixedBatch: number | undefined;
+  let decoderBatch: number | undefined;
   if (dec) {
     const bytes = await inlineExternalData(
       dec.path,
@@ -496,7 +501,7 @@ export async function differentiableDecoder(
         `ONNX decoder ${dec.path} has no output "${dec.output}" (decoder.output)`,
       );
     }
-    fixedBatch = decoderFixedBatch(signature, config);
+    decoderBatch = fixedBatch(signature, dec.input);
     session = await VjpSession.create(bytes, {
       wrt: [dec.input],
       of: dec.output,
@@ -532,10 +537,10 @@ export async function differentiableDecoder(
       const gx = new Float64Array(x.length);
       // Calls of at most batch_size, or of exactly a fixed export batch: padding rows get a zero
       // cotangent, and their gradients are dropped.
-      const chunk = fixedBatch ?? config.batch_size;
+      const chunk = decoderBatch ?? config.batch_size;
       for (let start = 0; start < batch; start += chunk) {
         const count = Math.min(chunk, batch - start);
-        const callSize = fixedBatch ?? count;
+        const callSize = decoderBatch ?? count;
         const z = new Float32Array(callSize * d);
         for (let i = 0; i < count * d; i++) z[i] = x[start * d + i] / dec.scale_factor;
         const cot = new Float32Array(callSize * imageSize);

@@ -71,6 +71,15 @@ export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
   };
 }
 
+/**
+ * The batch a graph was exported with, when input `name`'s first axis is fixed: such a network
+ * must be called with exactly that many samples (ld3 pads the last call).
+ */
+export function fixedBatch(signature: OnnxSignature, name: string): number | undefined {
+  const dim = signature.inputs.find((s) => s.name === name)?.dims[0];
+  return typeof dim === "number" ? dim : undefined;
+}
+
 /** Where ONNX Runtime leaves the outputs of a run. */
 export type OutputLocation = "cpu" | "gpu-buffer";
 

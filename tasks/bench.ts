@@ -27,9 +27,9 @@ import { parseArgs } from "node:util";
 import { loadModelConfig, type ModelConfig } from "../lib/config.ts";
 import { encodeSample, SAMPLES_DIR, writeSample } from "../lib/dataset.ts";
 import { ort } from "../lib/deps.ts";
-import { decoderFixedBatch, loadModel } from "../lib/model.ts";
+import { loadModel } from "../lib/model.ts";
 import { sessionSource } from "../lib/onnx_external.ts";
-import { createSession, readOnnxSignature } from "../lib/onnx_session.ts";
+import { createSession, fixedBatch, readOnnxSignature } from "../lib/onnx_session.ts";
 import { generateDataset, initialNoise, prepareSampler } from "../lib/sampling.ts";
 import { runPlan } from "../lib/solver.ts";
 import { intOption, runTask } from "./_data_cli.ts";
@@ -109,8 +109,7 @@ async function bareNetworks(config: ModelConfig, batch: number) {
     signature.inputs.find((s) => s.name === name)?.elemType ?? ELEM_FLOAT;
   const m = config.model;
   const wanted = m.condition && m.condition.guidance_scale !== 1 ? 2 * batch : batch;
-  const fixed = signature.inputs.find((s) => s.name === m.inputs.x)?.dims[0];
-  const rows = typeof fixed === "number" ? fixed : Math.min(config.batch_size, wanted);
+  const rows = fixedBatch(signature, m.inputs.x) ?? Math.min(config.batch_size, wanted);
   const feeds: Record<string, ort.Tensor> = {
     [m.inputs.x]: inputTensor(typeOf(m.inputs.x), [rows, ...config.shape], 0.1),
     [m.inputs.t]: inputTensor(typeOf(m.inputs.t), m.time_shape === "batch" ? [rows] : [], 1),
@@ -125,7 +124,7 @@ async function bareNetworks(config: ModelConfig, batch: number) {
     const decSession = await createSession(sessionSource(config.decoder.path, decBytes), {
       device: config.device,
     });
-    const decRows = decoderFixedBatch(readOnnxSignature(decBytes), config) ??
+    const decRows = fixedBatch(readOnnxSignature(decBytes), config.decoder.input) ??
       Math.min(config.batch_size, batch);
     decoder = {
       session: decSession,
