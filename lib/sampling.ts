@@ -235,24 +235,7 @@ export function conditionTable(
     return undefined;
   }
   const size = sampleSize(shape);
-  if (given && "labels" in given) {
-    if (shape.length !== 1) {
-      throw new TypeError(
-        `Model ${model.config.name} takes conditions of shape [${shape}], not class labels: ` +
-          `pass a condition file`,
-      );
-    }
-    if (given.labels.length === 0) throw new RangeError("labels must name at least one class");
-    const data = new Float32Array(given.labels.length * size);
-    given.labels.forEach((label, row) => {
-      if (!(Number.isSafeInteger(label) && label >= 0 && label < size)) {
-        throw new RangeError(`labels must be classes 0…${size - 1}: got ${label}`);
-      }
-      data[row * size + label] = 1;
-    });
-    return { data, rows: given.labels.length };
-  }
-  if (given) {
+  if (given && !("labels" in given)) {
     if (given.data.length === 0 || given.data.length % size !== 0) {
       throw new RangeError(
         `Condition array [${given.shape}] is not a list of [${shape}] conditions`,
@@ -260,14 +243,25 @@ export function conditionTable(
     }
     return { data: Float32Array.from(given.data), rows: given.data.length / size };
   }
+  // Class labels, given or 0, 1, …, K − 1 by default: one-hot rows of a vector condition [K].
   if (shape.length !== 1) {
     throw new TypeError(
-      `Model ${model.config.name} needs conditions of shape [${shape}]: pass a condition file`,
+      given
+        ? `Model ${model.config.name} takes conditions of shape [${shape}], not class labels: ` +
+          `pass a condition file`
+        : `Model ${model.config.name} needs conditions of shape [${shape}]: pass a condition file`,
     );
   }
-  const data = new Float32Array(size * size);
-  for (let k = 0; k < size; k++) data[k * size + k] = 1;
-  return { data, rows: size };
+  const labels = given ? given.labels : Array.from({ length: size }, (_, k) => k);
+  if (labels.length === 0) throw new RangeError("labels must name at least one class");
+  const data = new Float32Array(labels.length * size);
+  labels.forEach((label, row) => {
+    if (!(Number.isSafeInteger(label) && label >= 0 && label < size)) {
+      throw new RangeError(`labels must be classes 0…${size - 1}: got ${label}`);
+    }
+    data[row * size + label] = 1;
+  });
+  return { data, rows: labels.length };
 }
 
 /**
