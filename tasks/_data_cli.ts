@@ -38,12 +38,7 @@ export async function conditionOption(
 ): Promise<ConditionInput | undefined> {
   if (labels !== undefined) {
     if (path !== undefined) throw new TypeError("Give --condition or --labels, not both");
-    const parts = labels.split(",").map((p) => p.trim());
-    const values = parts.map(Number);
-    if (parts.some((p, i) => p === "" || !Number.isSafeInteger(values[i]))) {
-      throw new TypeError(`--labels must be a comma-separated list of integers: got "${labels}"`);
-    }
-    return { labels: values };
+    return { labels: numberList("labels", labels, true) };
   }
   if (path === undefined) return undefined;
   const array = await readNpy(path);
@@ -107,14 +102,22 @@ export interface SamplerOptionValues extends SolverOptionValues {
 
 /** Parses `--sigmas 80,10,1,0.002` (the library checks the order and the range). */
 export function sigmasOption(value: string | undefined): number[] | undefined {
-  if (value === undefined) return undefined;
-  const parts = value.split(",").map((s) => s.trim());
-  const sigmas = parts.map(Number);
-  const bad = parts.findIndex((p, i) => p === "" || !Number.isFinite(sigmas[i]));
-  if (bad >= 0) {
-    throw new TypeError(`--sigmas must be a comma-separated list of numbers: got "${value}"`);
+  return value === undefined ? undefined : numberList("sigmas", value, false);
+}
+
+/** `--flag 1,2,3`: finite numbers (or safe integers), every item present. */
+function numberList(flag: string, value: string, integers: boolean): number[] {
+  const parts = value.split(",").map((p) => p.trim());
+  const values = parts.map(Number);
+  const valid = (p: string, v: number) =>
+    p !== "" && (integers ? Number.isSafeInteger(v) : Number.isFinite(v));
+  if (!parts.every((p, i) => valid(p, values[i]))) {
+    throw new TypeError(
+      `--${flag} must be a comma-separated list of ${integers ? "integers" : "numbers"}: ` +
+        `got "${value}"`,
+    );
   }
-  return sigmas;
+  return values;
 }
 
 /**
