@@ -13,6 +13,7 @@ import { writeFileAtomic, writeJsonAtomic } from "../atomic.ts";
 import { decodeNpz, encodeNpz, type NpzEntry } from "../npz.ts";
 import type { ScheduleFrame } from "./report.ts";
 import type { Ld3Checkpoint } from "./trainer.ts";
+import { concatFloat64 } from "../_arrays.ts";
 
 /** Identifies a run checkpoint file. */
 export const RUN_CHECKPOINT_FORMAT = "ld3-run-checkpoint";
@@ -52,16 +53,6 @@ export interface LatentSizes {
   size: number;
 }
 
-function flat(rows: readonly (readonly number[])[]): Float64Array {
-  const out = new Float64Array(rows.reduce((n, r) => n + r.length, 0));
-  let o = 0;
-  for (const r of rows) {
-    out.set(r, o);
-    o += r.length;
-  }
-  return out;
-}
-
 function withoutLatents<T extends { trainLatents: number[][]; validLatents: number[][] }>(
   s: T,
 ): T {
@@ -80,12 +71,12 @@ export async function saveRunCheckpoint(
   const { numTrain, numValid, size } = sizes;
   const latents = `checkpoint.${meta.generation}.npz`;
   const entries: Record<string, NpzEntry> = {
-    current_train: { data: flat(state.current.trainLatents), shape: [numTrain, size] },
-    current_valid: { data: flat(state.current.validLatents), shape: [numValid, size] },
+    current_train: { data: concatFloat64(state.current.trainLatents), shape: [numTrain, size] },
+    current_valid: { data: concatFloat64(state.current.validLatents), shape: [numValid, size] },
   };
   if (state.best) {
-    entries.best_train = { data: flat(state.best.trainLatents), shape: [numTrain, size] };
-    entries.best_valid = { data: flat(state.best.validLatents), shape: [numValid, size] };
+    entries.best_train = { data: concatFloat64(state.best.trainLatents), shape: [numTrain, size] };
+    entries.best_valid = { data: concatFloat64(state.best.validLatents), shape: [numValid, size] };
   }
   await writeFileAtomic(join(runDir, latents), encodeNpz(entries));
   const record: RunCheckpoint = {

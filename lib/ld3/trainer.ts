@@ -22,6 +22,7 @@
 import { backwardPlan, forwardPlan, type Planner, type PlanTape, solveVjp } from "../backprop.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../differentiable.ts";
 import type { ImageArray, SampleLoss } from "../losses.ts";
+import { concatFloat64 } from "../_arrays.ts";
 import type { Grid } from "../solver.ts";
 import { planSolver, runPlan, type SolverName, type SolverOptions } from "../solvers/mod.ts";
 import { acceptIfBetter, defaultPriorBound, defaultShiftLr, relaxedStep } from "./ball.ts";
@@ -458,17 +459,6 @@ function parseFingerprint(text: string): Fingerprint {
   }
 }
 
-/** The arrays one after another, in float64 (latents, and teacher images of either precision). */
-function concat(arrays: readonly ImageArray[]): Float64Array {
-  const out = new Float64Array(arrays.reduce((s, a) => s + a.length, 0));
-  let off = 0;
-  for (const a of arrays) {
-    out.set(a, off);
-    off += a.length;
-  }
-  return out;
-}
-
 function concatConditions(samples: readonly Ld3Sample[]): Float32Array | undefined {
   if (!samples.every((s) => s.condition)) return undefined;
   const parts = samples.map((s) => s.condition!);
@@ -636,8 +626,8 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
     latents: Float64Array[],
     idx: number[],
   ): Ld3Batch => ({
-    latents: concat(idx.map((i) => latents[i])),
-    teacher: concat(idx.map((i) => set[i].teacher)),
+    latents: concatFloat64(idx.map((i) => latents[i])),
+    teacher: concatFloat64(idx.map((i) => set[i].teacher)),
     batch: idx.length,
     condition: concatConditions(idx.map((i) => set[i])),
   });
@@ -719,7 +709,7 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
     data: Ld3Batch,
     grad: { losses: Float64Array; latents: Float64Array },
   ): Promise<number> => {
-    const z = concat(idx.map((i) => set[i].z));
+    const z = concatFloat64(idx.map((i) => set[i].z));
     const candidate = relaxedStep(data.latents, grad.latents, z, {
       lr: shiftLr,
       radius: o.priorBound,
