@@ -654,9 +654,9 @@ export async function loadModel(
   const device = options.device ?? config.device;
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
   const bytes = await Deno.readFile(config.model.path);
-  const modelHash = await onnxModelHash(config.model.path, bytes);
   const signature = readOnnxSignature(bytes);
   checkModelSignature(signature, config);
+  const modelHash = await onnxModelHash(config.model.path, bytes, signature.externalData);
   let decoderSignature: OnnxSignature | undefined;
   let decoderBytes: Uint8Array | undefined;
   if (config.decoder) {
@@ -667,15 +667,21 @@ export async function loadModel(
 
   const sessions: ort.InferenceSession[] = [];
   try {
-    const session = await createSession(sessionSource(config.model.path, bytes), { device });
+    const session = await createSession(
+      sessionSource(config.model.path, bytes, signature.externalData),
+      { device },
+    );
     sessions.push(session);
     const denoiser = await onnxDenoiser(session, config, { signature });
     let decoderSession: ort.InferenceSession | undefined;
     let imageShape = [...config.shape];
     if (decoderBytes && decoderSignature) {
-      decoderSession = await createSession(sessionSource(config.decoder!.path, decoderBytes), {
-        device,
-      });
+      const decoderSource = sessionSource(
+        config.decoder!.path,
+        decoderBytes,
+        decoderSignature.externalData,
+      );
+      decoderSession = await createSession(decoderSource, { device });
       sessions.push(decoderSession);
       imageShape = await decoderImageShape(decoderSession, decoderSignature, config);
     }

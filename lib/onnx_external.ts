@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import { onnx } from "./deps.ts";
-import { sha256Hex } from "./onnx_session.ts";
+import { readOnnxSignature, sha256Hex } from "./onnx_session.ts";
 
 /**
  * Opens external-data file `name` of the model at `path`, naming both when it is missing. Like
@@ -42,14 +42,7 @@ async function openDataFile(path: string, name: string): Promise<Deno.FsFile> {
  * Stable Diffusion UNet in float32) must use external data: protobuf cannot hold them.
  */
 export function externalDataFiles(bytes: Uint8Array): string[] {
-  const model = onnx.ModelProto.decode(bytes);
-  const files = new Set<string>();
-  for (const t of model.graph?.initializer ?? []) {
-    if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
-    const location = (t.externalData ?? []).find((e) => e.key === "location")?.value;
-    if (location) files.add(location);
-  }
-  return [...files];
+  return [...readOnnxSignature(bytes).externalData];
 }
 
 /** Bytes per element of the ONNX element types a weight can have (`TensorProto.DataType`). */
@@ -142,8 +135,12 @@ export async function inlineExternalData(path: string, bytes: Uint8Array): Promi
  * themselves, or the path when the graph has external data, which ONNX Runtime resolves only
  * relative to a model file (from bytes it refuses them).
  */
-export function sessionSource(path: string, bytes: Uint8Array): Uint8Array | string {
-  return externalDataFiles(bytes).length > 0 ? path : bytes;
+export function sessionSource(
+  path: string,
+  bytes: Uint8Array,
+  external: readonly string[] = externalDataFiles(bytes),
+): Uint8Array | string {
+  return external.length > 0 ? path : bytes;
 }
 
 /**
@@ -153,8 +150,11 @@ export function sessionSource(path: string, bytes: Uint8Array): Uint8Array | str
  *
  * @throws {Error} naming the file when an external-data file is missing
  */
-export async function onnxModelHash(path: string, bytes: Uint8Array): Promise<string> {
-  const files = externalDataFiles(bytes);
+export async function onnxModelHash(
+  path: string,
+  bytes: Uint8Array,
+  files: readonly string[] = externalDataFiles(bytes),
+): Promise<string> {
   if (files.length === 0) return await sha256Hex(bytes);
   const hash = createHash("sha256");
   hash.update(bytes);

@@ -31,6 +31,11 @@ export interface TensorSignature {
 export interface OnnxSignature {
   readonly inputs: readonly TensorSignature[];
   readonly outputs: readonly TensorSignature[];
+  /**
+   * The external-data files the graph keeps weights in (each initializer's `location`, first use
+   * first); empty when every weight is inside the file (`onnx_external.ts`).
+   */
+  readonly externalData: readonly string[];
 }
 
 function toNumber(v: number | { toNumber(): number }): number {
@@ -65,9 +70,16 @@ export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
   if (!graph) throw new TypeError("Not an ONNX model: no graph");
   // Before IR 4 initializers were also listed as inputs; those are weights, not feeds.
   const weights = new Set((graph.initializer ?? []).map((t) => t.name));
+  const externalData = new Set<string>();
+  for (const t of graph.initializer ?? []) {
+    if (t.dataLocation !== onnx.TensorProto.DataLocation.EXTERNAL) continue;
+    const location = (t.externalData ?? []).find((e) => e.key === "location")?.value;
+    if (location) externalData.add(location);
+  }
   return {
     inputs: (graph.input ?? []).filter((i) => !weights.has(i.name)).map(signatureOf),
     outputs: (graph.output ?? []).map(signatureOf),
+    externalData: [...externalData],
   };
 }
 

@@ -102,9 +102,12 @@ function timeBatches(network: BareNetwork, batches: number): Promise<number> {
 async function bareNetworks(config: ModelConfig, batch: number) {
   const bytes = await Deno.readFile(config.model.path);
   const signature = readOnnxSignature(bytes);
-  const session = await createSession(sessionSource(config.model.path, bytes), {
-    device: config.device,
-  });
+  const session = await createSession(
+    sessionSource(config.model.path, bytes, signature.externalData),
+    {
+      device: config.device,
+    },
+  );
   const typeOf = (name: string) =>
     signature.inputs.find((s) => s.name === name)?.elemType ?? ELEM_FLOAT;
   const m = config.model;
@@ -121,10 +124,12 @@ async function bareNetworks(config: ModelConfig, batch: number) {
   let decoder: BareNetwork | undefined;
   if (config.decoder) {
     const decBytes = await Deno.readFile(config.decoder.path);
-    const decSession = await createSession(sessionSource(config.decoder.path, decBytes), {
-      device: config.device,
-    });
-    const decRows = fixedBatch(readOnnxSignature(decBytes), config.decoder.input) ??
+    const decSignature = readOnnxSignature(decBytes);
+    const decSession = await createSession(
+      sessionSource(config.decoder.path, decBytes, decSignature.externalData),
+      { device: config.device },
+    );
+    const decRows = fixedBatch(decSignature, config.decoder.input) ??
       Math.min(config.batch_size, batch);
     decoder = {
       session: decSession,
