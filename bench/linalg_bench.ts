@@ -22,7 +22,7 @@ import {
   symmetricEigen,
   symmetricEigenvalues,
   traceSqrtProduct,
-} from "../lib/linalg.ts";
+} from "../lib/metrics/linalg.ts";
 import { normalNoise } from "../lib/rng.ts";
 
 function covarianceOf(n: number, seed: number): Float64Array {

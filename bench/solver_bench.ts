@@ -11,11 +11,11 @@
  * @module
  */
 import { ort } from "../lib/deps.ts";
-import { createSession } from "../lib/onnx_session.ts";
-import { veSchedule } from "../lib/schedule.ts";
+import { createSession } from "../lib/onnx/session.ts";
+import { veSchedule } from "../lib/noise_schedule.ts";
 import { planSolver, SOLVER_NAMES } from "../lib/solvers/mod.ts";
-import { runPlan } from "../lib/solver.ts";
-import { skipGrid, toGrid } from "../lib/grid.ts";
+import { runPlan } from "../lib/solvers/plan.ts";
+import { skipGrid, toGrid } from "../lib/step_grid.ts";
 import { normalNoise } from "../lib/rng.ts";
 
 const BATCH = 16;

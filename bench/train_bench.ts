@@ -17,10 +17,10 @@
  */
 import { parseArgs } from "node:util";
 import { ld3Loss, ld3LossAndGradient, type Ld3Problem } from "../lib/ld3/trainer.ts";
-import { runLd3Training } from "../lib/ld3/run.ts";
-import { l2Loss } from "../lib/losses.ts";
-import { loadModel } from "../lib/model.ts";
-import { differentiableDenoiser } from "../lib/model_grad.ts";
+import { runLd3Training } from "../lib/pipelines/train/run.ts";
+import { l2Loss } from "../lib/metrics/losses.ts";
+import { loadModel } from "../lib/onnx/model.ts";
+import { differentiableDenoiser } from "../lib/grad/model_grad.ts";
 import { normalNoise } from "../lib/rng.ts";
 import { planSolver, runPlan, type SolverName } from "../lib/solvers/mod.ts";
 import { thetaToGrid } from "../lib/ld3/parameterization.ts";

@@ -7,7 +7,7 @@
  *
  * @module
  */
-import type { NoiseSchedule } from "./schedule.ts";
+import type { NoiseSchedule } from "./noise_schedule.ts";
 
 /** What a solver tells the denoiser about one call (for error messages and conditioning). */
 export interface DenoiseInfo {

@@ -10,7 +10,7 @@
  * @module
  */
 import type { DenoiseInfo, Denoiser } from "./denoiser.ts";
-import type { NoiseSchedule } from "./schedule.ts";
+import type { NoiseSchedule } from "./noise_schedule.ts";
 
 /** The result of {@linkcode DifferentiableDenoiser.vjp}. */
 export interface DenoiserVjp {

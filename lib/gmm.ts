@@ -10,7 +10,7 @@
  * @module
  */
 import type { Denoiser } from "./denoiser.ts";
-import { type NoiseSchedule, veSchedule } from "./schedule.ts";
+import { type NoiseSchedule, veSchedule } from "./noise_schedule.ts";
 
 /** A d-dimensional isotropic Gaussian mixture. */
 export interface Gmm {

@@ -12,7 +12,7 @@
 import type { DenoiseInfo } from "./denoiser.ts";
 import { type DenoiserVjp, dLambdaDt, dLogAlphaDt } from "./differentiable.ts";
 import type { DifferentiableDenoiser } from "./differentiable.ts";
-import type { NoiseSchedule } from "./schedule.ts";
+import type { NoiseSchedule } from "./noise_schedule.ts";
 
 /** The mixture: K components in d dimensions. */
 export interface GmmParams {
@@ -40,7 +40,7 @@ interface Posterior {
  *
  * @example
  * ```ts
- * import { veSchedule } from "./schedule.ts";
+ * import { veSchedule } from "./noise_schedule.ts";
  * const gmm = new GmmDenoiser(veSchedule(), [2], {
  *   means: Float64Array.from([1, 1, -1, -1]),
  *   components: 2,

@@ -11,7 +11,7 @@
  */
 import { Buffer } from "node:buffer";
 import { imagescript } from "../lib/deps.ts";
-import { encodePng, type GridOptions, gridRaster, upscaleRaster } from "../lib/image.ts";
+import { encodePng, type GridOptions, gridRaster, upscaleRaster } from "../lib/io/image.ts";
 
 // Kept importable from here: the notebooks and their tests use it beside the other helpers.
 export { upscaleRaster };

@@ -4,8 +4,8 @@
  *
  * @module
  */
-import { readNpy } from "../lib/npy.ts";
-import type { ConditionInput, SamplerOptions } from "../lib/sampling.ts";
+import { readNpy } from "../lib/io/npy.ts";
+import type { ConditionInput, SamplerOptions } from "../lib/pipelines/sampling.ts";
 import type { SolverName } from "../lib/solvers/mod.ts";
 
 /** Parses an optional integer option; `undefined` when absent. */

@@ -24,14 +24,14 @@
  */
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadModelConfig, type ModelConfig } from "../lib/config.ts";
-import { encodeSample, SAMPLES_DIR, writeSample } from "../lib/dataset.ts";
+import { loadModelConfig, type ModelConfig } from "../lib/onnx/config.ts";
+import { encodeSample, SAMPLES_DIR, writeSample } from "../lib/io/dataset.ts";
 import { ort } from "../lib/deps.ts";
-import { loadModel } from "../lib/model.ts";
-import { sessionSource } from "../lib/onnx_external.ts";
-import { createSession, fixedBatch, readOnnxSignature } from "../lib/onnx_session.ts";
-import { generateDataset, initialNoise, prepareSampler } from "../lib/sampling.ts";
-import { runPlan } from "../lib/solver.ts";
+import { loadModel } from "../lib/onnx/model.ts";
+import { sessionSource } from "../lib/onnx/external.ts";
+import { createSession, fixedBatch, readOnnxSignature } from "../lib/onnx/session.ts";
+import { generateDataset, initialNoise, prepareSampler } from "../lib/pipelines/sampling.ts";
+import { runPlan } from "../lib/solvers/plan.ts";
 import { intOption, runTask } from "./_data_cli.ts";
 
 const BATCH = 16;

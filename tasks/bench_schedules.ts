@@ -16,34 +16,34 @@
  *   [--features models/mnist-features/model.onnx --fid_ref ref.npz] [--out_dir bench]
  * ```
  *
- * LD3 cells read `<ld3_dir>/<solver>-NFE<nfe>.json` (a grid file, `lib/grid_file.ts`); its
+ * LD3 cells read `<ld3_dir>/<solver>-NFE<nfe>.json` (a grid file, `lib/io/grid_file.ts`); its
  * `solverOptions.order` is used, and `meta.train_seconds` (when present) fills the LD3
  * training-time table. A missing file shows "—". GITS cells exist where `GITS_SIGMAS` has a
  * table. The teacher uses seed 1000 by default so that its noise is disjoint from the seed-0
  * data LD3 grids are usually trained on.
  *
  * A thin CLI: it parses and checks the options, resolves the FID defaults from the config and
- * calls `runScheduleBench` (`lib/schedule_bench.ts`) and `writeScheduleBench`
- * (`lib/schedule_bench_report.ts`), which notebooks and `mod.ts` users call directly.
+ * calls `runScheduleBench` (`lib/pipelines/grid_bench.ts`) and `writeScheduleBench`
+ * (`lib/pipelines/grid_bench_report.ts`), which notebooks and `mod.ts` users call directly.
  *
  * @module
  */
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { type FeatureModelSpec, featureSpecFromConfig } from "../lib/evaluate.ts";
-import { trainLd3Grids } from "../lib/ld3/grids.ts";
-import { loadModel } from "../lib/model.ts";
-import { formatDuration } from "../lib/progress.ts";
+import { type FeatureModelSpec, featureSpecFromConfig } from "../lib/pipelines/evaluate.ts";
+import { trainLd3Grids } from "../lib/pipelines/train/grid_set.ts";
+import { loadModel } from "../lib/onnx/model.ts";
+import { formatDuration } from "../lib/io/progress.ts";
 import {
   runScheduleBench,
   SCHEDULE_BENCH_SCHEDULES as SCHEDULES,
   type ScheduleBenchEstimate,
   type ScheduleBenchSchedule,
-} from "../lib/schedule_bench.ts";
-import { writeScheduleBench } from "../lib/schedule_bench_report.ts";
+} from "../lib/pipelines/grid_bench.ts";
+import { writeScheduleBench } from "../lib/pipelines/grid_bench_report.ts";
 import { isSolverName, type SolverName } from "../lib/solvers/mod.ts";
 import { intOption, optionHelp, RUN_OPTIONS, runTask } from "./_data_cli.ts";
-import { pathExists } from "../lib/fs.ts";
+import { pathExists } from "../lib/io/fs.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const REAL_CONFIG = join(ROOT, "configs/mnist-edm.yml");

@@ -1,6 +1,6 @@
 /**
  * `deno task check-model`: does a config describe its network? Loads the model (which checks the
- * ONNX signature against the config) and runs the checks of `lib/model_check.ts`: one batched
+ * ONNX signature against the config) and runs the checks of `lib/onnx/model_check.ts`: one batched
  * call equals single calls, outputs are finite, D is near the image at the lowest noise and near
  * the data at the highest. Exit code 1 when a check fails, with the usual causes.
  *
@@ -11,8 +11,8 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadModel } from "../lib/model.ts";
-import { checkModel, formatModelCheck } from "../lib/model_check.ts";
+import { loadModel } from "../lib/onnx/model.ts";
+import { checkModel, formatModelCheck } from "../lib/onnx/model_check.ts";
 import { intOption, optionHelp, runTask } from "./_data_cli.ts";
 
 const USAGE = `Usage: deno task check-model --config <model.yml> [options]

@@ -1,6 +1,6 @@
 /**
  * `deno task demo`: the main job on the bundled model, end to end — teacher samples, LD3 for one
- * solver at one NFE, and the learned grid against the EDM and logSNR grids (lib/demo.ts).
+ * solver at one NFE, and the learned grid against the EDM and logSNR grids (lib/pipelines/demo.ts).
  *
  * ```sh
  * deno task demo                                   # bundled model, iPNDM at NFE 6, runs/demo
@@ -16,7 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { formatDemoReport, runDemo } from "../lib/demo.ts";
+import { formatDemoReport, runDemo } from "../lib/pipelines/demo.ts";
 import type { SolverName } from "../lib/solvers/mod.ts";
 import { intOption, runTask } from "./_data_cli.ts";
 

@@ -13,26 +13,26 @@
  * bundled MNIST test statistics (`--no_fid` turns that off).
  *
  * The grid is one of `--skip_type`, `--load_from grid.json` or `--sigmas 80,10,1,0.002`.
- * Prints one summary line and writes the JSON result (`lib/evaluate.ts`, {@linkcode EvalResult}).
+ * Prints one summary line and writes the JSON result (`lib/pipelines/evaluate.ts`, {@linkcode EvalResult}).
  * Partial results are saved to `<out>.partial.npz` every 30 s: an interrupted run continues
- * where it stopped when the same command is run again (`lib/eval_checkpoint.ts`).
+ * where it stopped when the same command is run again (`lib/pipelines/eval_checkpoint.ts`).
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadModelConfig } from "../lib/config.ts";
-import { writeFileAtomic } from "../lib/atomic.ts";
+import { loadModelConfig } from "../lib/onnx/config.ts";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
 import {
   type EvalResult,
   type EvaluateOptions,
   evaluateSchedule,
   formatMetrics,
   writeEvalResult,
-} from "../lib/evaluate.ts";
-import { loadModel } from "../lib/model.ts";
-import { prepareSampler } from "../lib/sampling.ts";
-import { imageShapeOf, imagesToPngGrid } from "../lib/image.ts";
-import { ProgressBar } from "../lib/progress.ts";
+} from "../lib/pipelines/evaluate.ts";
+import { loadModel } from "../lib/onnx/model.ts";
+import { prepareSampler } from "../lib/pipelines/sampling.ts";
+import { imageShapeOf, imagesToPngGrid } from "../lib/io/image.ts";
+import { ProgressBar } from "../lib/io/progress.ts";
 import {
   GRID_OPTIONS,
   intOption,
@@ -62,7 +62,7 @@ ${optionHelp("rho", 21)}
   --features_output S  its feature output name (default features)
   --fid_ref FILE       reference statistics .npz (mu, sigma)
                        (features and fid_ref default to the config's eval section)
-  --lpips_model FILE   LPIPS ONNX model (lib/lpips.ts): LPIPS distance to the teacher of
+  --lpips_model FILE   LPIPS ONNX model (lib/metrics/lpips.ts): LPIPS distance to the teacher of
                        --data_dir as well (default: the config's eval.lpips)
   --no_fid             ignore the config's eval section (no FID or LPIPS unless given above)
   --quality            classifier check: share of samples with top-class probability >=

@@ -15,9 +15,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadModelConfig, scheduleFromConfig } from "../lib/config.ts";
-import { gridOfFile, loadGridFile } from "../lib/grid_file.ts";
-import { EXPORT_FORMATS, type ExportFormat, exportSchedule } from "../lib/schedule_export.ts";
+import { loadModelConfig, scheduleFromConfig } from "../lib/onnx/config.ts";
+import { gridOfFile, loadGridFile } from "../lib/io/grid_file.ts";
+import { EXPORT_FORMATS, type ExportFormat, exportSchedule } from "../lib/pipelines/grid_export.ts";
 import { runTask } from "./_data_cli.ts";
 
 const USAGE = `Usage: deno task export-schedule <grid.json> --format <format> [--config <model.yml>]

@@ -13,7 +13,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { generateDataset } from "../lib/sampling.ts";
+import { generateDataset } from "../lib/pipelines/sampling.ts";
 import {
   conditionOption,
   GRID_OPTIONS,

@@ -13,10 +13,10 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { writeFileAtomic } from "../lib/atomic.ts";
-import { imagesGif } from "../lib/animation.ts";
-import { imagesToPngGrid } from "../lib/image.ts";
-import { sampleImages, trajectoryFrames } from "../lib/sampling.ts";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
+import { imagesGif } from "../lib/io/animation.ts";
+import { imagesToPngGrid } from "../lib/io/image.ts";
+import { sampleImages, trajectoryFrames } from "../lib/pipelines/sampling.ts";
 import {
   conditionOption,
   GRID_OPTIONS,

@@ -8,14 +8,14 @@
  *
  * The run folder `<log_path>/<solver>-N<steps>-b<bound>-<loss>-lr2<lr2>rv1<r1>-rv2<r2>-seed<seed>/`
  * gets grid.json (for `--load_from`), config.yml, log.jsonl, checkpoint.json, schedule.png,
- * schedule.gif, samples.png and summary.json (see lib/ld3/run.ts). `--resume` continues it.
+ * schedule.gif, samples.png and summary.json (see lib/pipelines/train/run.ts). `--resume` continues it.
  *
  * @module
  */
 import { parseArgs } from "node:util";
-import { type RunLd3Options, runLd3Training } from "../lib/ld3/run.ts";
+import { type RunLd3Options, runLd3Training } from "../lib/pipelines/train/run.ts";
 import type { TimeMode } from "../lib/ld3/parameterization.ts";
-import type { LossType } from "../lib/losses.ts";
+import type { LossType } from "../lib/metrics/losses.ts";
 import {
   intOption,
   numberOption,

@@ -2,7 +2,7 @@
  * Test helper: a tiny Gaussian-mixture ONNX model (3 components on 1×4×4 "images") and its
  * YAML config in a fresh temporary folder, so data tests run in milliseconds per sample.
  */
-import { buildGmmOnnx } from "../lib/gmm_onnx.ts";
+import { buildGmmOnnx } from "../lib/onnx/gmm_onnx.ts";
 
 /** A temporary folder holding `model.onnx` and `model.yml`. */
 export interface TinyGmm {

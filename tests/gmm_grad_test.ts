@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { GmmDenoiser } from "../lib/gmm_grad.ts";
-import { flowSchedule, veSchedule, vpLinearSchedule } from "../lib/schedule.ts";
+import { flowSchedule, veSchedule, vpLinearSchedule } from "../lib/noise_schedule.ts";
 import { normalNoise } from "../lib/rng.ts";
 import { relativeError, smallGmm, stencil } from "./ld3/_gmm_problem.ts";
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createGmm, gmmDenoiser, gmmDenoiseVe, gmmReferenceSolve } from "../lib/gmm.ts";
-import { flowSchedule, veSchedule, vpLinearSchedule } from "../lib/schedule.ts";
+import { flowSchedule, veSchedule, vpLinearSchedule } from "../lib/noise_schedule.ts";
 
 const gmm = createGmm([[1, 0, -1], [-1, 2, 0], [0, 0, 3]], [0.2, 0.5, 1], { weights: [2, 1, 1] });
 

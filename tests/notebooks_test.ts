@@ -25,7 +25,7 @@ import {
   table,
   upscaleRaster,
 } from "../notebooks/_display.ts";
-import type { Raster } from "../lib/image.ts";
+import type { Raster } from "../lib/io/image.ts";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const NOTEBOOK_DIR = join(ROOT, "notebooks");
@@ -270,7 +270,7 @@ for (const path of NOTEBOOKS) {
 // ---------------------------------------------------------------------------------------------
 // Display helpers
 
-/** Decodes an 8-bit grayscale, non-interlaced PNG written by lib/image.ts (filter 0 rows). */
+/** Decodes an 8-bit grayscale, non-interlaced PNG written by lib/io/image.ts (filter 0 rows). */
 function decodeGrayPng(bytes: Uint8Array): Raster {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let offset = 8;

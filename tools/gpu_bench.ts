@@ -19,10 +19,10 @@
  */
 import { parseArgs } from "node:util";
 import { ort } from "../lib/deps.ts";
-import { loadModelConfig } from "../lib/config.ts";
-import { loadModel } from "../lib/model.ts";
-import { createSession } from "../lib/onnx_session.ts";
-import { sampleImages } from "../lib/sampling.ts";
+import { loadModelConfig } from "../lib/onnx/config.ts";
+import { loadModel } from "../lib/onnx/model.ts";
+import { createSession } from "../lib/onnx/session.ts";
+import { sampleImages } from "../lib/pipelines/sampling.ts";
 import { buildVjpModel } from "../lib/vjp/mod.ts";
 
 function median(values: number[]): number {

@@ -1,8 +1,8 @@
 /**
  * Reference statistics for FID on the bundled MNIST model: the mean and covariance of the
  * bundled classifier's features over the 10,000 MNIST test digits, written as an EDM-style
- * fid-refs `.npz` (`mu`, `sigma`) by the project's own eval code (`lib/mnist.ts`,
- * `lib/features.ts`, `lib/fid.ts`).
+ * fid-refs `.npz` (`mu`, `sigma`) by the project's own eval code (`lib/io/mnist.ts`,
+ * `lib/metrics/features.ts`, `lib/metrics/fid.ts`).
  *
  * ```sh
  * deno run -A tools/make_fid_ref.ts \
@@ -16,9 +16,9 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { loadFeatureModel } from "../lib/features.ts";
-import { featureStats, writeFidRefs } from "../lib/fid.ts";
-import { type MnistSplit, readMnist } from "../lib/mnist.ts";
+import { loadFeatureModel } from "../lib/metrics/features.ts";
+import { featureStats, writeFidRefs } from "../lib/metrics/fid.ts";
+import { type MnistSplit, readMnist } from "../lib/io/mnist.ts";
 
 /** MNIST bytes 0–255 to the project's data range [-1, 1] (x / 127.5 − 1, as in training). */
 function toDataRange(pixels: Uint8Array): Float32Array {

@@ -14,13 +14,13 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { classifierQuality } from "../lib/evaluate.ts";
-import { loadFeatureModel } from "../lib/features.ts";
-import { gridFromSigmas, toGrid } from "../lib/grid.ts";
-import { readMnist } from "../lib/mnist.ts";
-import { loadModel } from "../lib/model.ts";
+import { classifierQuality } from "../lib/pipelines/evaluate.ts";
+import { loadFeatureModel } from "../lib/metrics/features.ts";
+import { gridFromSigmas, toGrid } from "../lib/step_grid.ts";
+import { readMnist } from "../lib/io/mnist.ts";
+import { loadModel } from "../lib/onnx/model.ts";
 import { normalNoise } from "../lib/rng.ts";
-import { runPlan } from "../lib/solver.ts";
+import { runPlan } from "../lib/solvers/plan.ts";
 import { planSolver } from "../lib/solvers/mod.ts";
 
 const { values } = parseArgs({

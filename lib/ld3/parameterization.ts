@@ -15,8 +15,8 @@
  * @module
  */
 import { dLambdaDt } from "../differentiable.ts";
-import type { NoiseSchedule } from "../schedule.ts";
-import type { Grid } from "../solver.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import type { Grid } from "../solvers/plan.ts";
 
 /** The variable the steps are affine in. */
 export type TimeMode = "time" | "lambda";
@@ -120,7 +120,7 @@ function unitSteps(theta1: ArrayLike<number>): { u: Float64Array; p: Float64Arra
  *
  * @example
  * ```ts
- * import { veSchedule } from "../schedule.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
  * const g = thetaToGrid(veSchedule(), new Float64Array(5).fill(1), new Float64Array(5));
  * console.log(g.t1[0], g.t1[4]); // 80 0.002
  * ```

@@ -19,11 +19,17 @@
  *
  * @module
  */
-import { backwardPlan, forwardPlan, type Planner, type PlanTape, solveVjp } from "../backprop.ts";
+import {
+  backwardPlan,
+  forwardPlan,
+  type Planner,
+  type PlanTape,
+  solveVjp,
+} from "../grad/backprop.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../differentiable.ts";
-import type { ImageArray, SampleLoss } from "../losses.ts";
+import type { ImageArray, SampleLoss } from "../metrics/losses.ts";
 import { concatFloat64 } from "../_arrays.ts";
-import type { Grid } from "../solver.ts";
+import type { Grid } from "../solvers/plan.ts";
 import { planSolver, runPlan, type SolverName, type SolverOptions } from "../solvers/mod.ts";
 import { acceptIfBetter, defaultPriorBound, defaultShiftLr, relaxedStep } from "./ball.ts";
 import { clipGradNorm, Rmsprop, type RmspropState, Sgd, type SgdState } from "./optim.ts";

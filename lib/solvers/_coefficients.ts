@@ -4,8 +4,8 @@
  *
  * @module
  */
-import type { Grid } from "../solver.ts";
-import type { NoiseSchedule } from "../schedule.ts";
+import type { Grid } from "./plan.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
 
 /** α, σ and λ at every point of the step grid `t1`. */
 export interface GridValues {

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import type { Grid, PlanOp, SolverPlan } from "../solver.ts";
+import type { Grid, PlanOp, SolverPlan } from "./plan.ts";
 
 /** One term of a linear combination. */
 export interface Term {

@@ -20,8 +20,8 @@
  * @module
  */
 import type { Denoiser } from "../denoiser.ts";
-import type { NoiseSchedule } from "../schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "../solver.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import { checkGrid, checkIntOption, type GridValues, gridValues, phi } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 
@@ -121,7 +121,7 @@ export function dpmSolver3SCoefficients(values: GridValues, s: number): StageCoe
  * @throws {RangeError} For an order outside 1–3 or a malformed grid.
  * @example
  * ```ts
- * import { veSchedule } from "../schedule.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
  * const t1 = Float64Array.from([80, 20, 5, 1, 0.3, 0.002]);
  * console.log(dpmSolverPlan(veSchedule(), { t1, t2: t1.slice() }).nfe); // 5
  * ```

@@ -12,8 +12,8 @@
  * @module
  */
 import type { Denoiser } from "../denoiser.ts";
-import type { NoiseSchedule } from "../schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "../solver.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import {
   checkBoolOption,
   checkGrid,
@@ -100,7 +100,7 @@ function resolve(options: DpmSolverPPOptions): Required<DpmSolverPPOptions> {
  * @throws {RangeError} For an order outside 1–3 or a malformed grid.
  * @example
  * ```ts
- * import { veSchedule } from "../schedule.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
  * const t1 = Float64Array.from([80, 10, 1, 0.1, 0.002]);
  * console.log(dpmSolverPPPlan(veSchedule(), { t1, t2: t1.slice() }).nfe); // 4
  * ```

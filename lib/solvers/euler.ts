@@ -7,8 +7,8 @@
  * @module
  */
 import type { Denoiser } from "../denoiser.ts";
-import type { NoiseSchedule } from "../schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "../solver.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import { checkGrid, type GridValues, gridValues, phi } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 
@@ -31,7 +31,7 @@ export function ddimCoefficients(values: GridValues, i: number): DdimCoefficient
  *
  * @example
  * ```ts
- * import { veSchedule } from "../schedule.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
  * const t1 = Float64Array.from([80, 1, 0.002]);
  * const plan = eulerPlan(veSchedule(), { t1, t2: t1.slice() });
  * console.log(plan.nfe); // 2

@@ -10,8 +10,8 @@
  * @module
  */
 import type { Denoiser } from "../denoiser.ts";
-import type { NoiseSchedule } from "../schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "../solver.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import { checkGrid, type GridValues, gridValues } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 import { ddimCoefficients } from "./euler.ts";
@@ -52,7 +52,7 @@ export function heunNfe(steps: number): number {
  *
  * @example
  * ```ts
- * import { veSchedule } from "../schedule.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
  * const t1 = Float64Array.from([80, 1, 0.002]);
  * console.log(heunPlan(veSchedule(), { t1, t2: t1.slice() }).nfe); // 3
  * ```

@@ -13,8 +13,8 @@
  * @module
  */
 import type { Denoiser } from "../denoiser.ts";
-import type { NoiseSchedule } from "../schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "../solver.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import { checkGrid, checkIntOption, type GridValues, gridValues } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 
@@ -63,7 +63,7 @@ export function ipndmCoefficients(
  * @throws {RangeError} For an order outside 1–4 or a malformed grid.
  * @example
  * ```ts
- * import { veSchedule } from "../schedule.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
  * const t1 = Float64Array.from([80, 10, 1, 0.1, 0.002]);
  * console.log(ipndmPlan(veSchedule(), { t1, t2: t1.slice() }).nfe); // 4
  * ```

@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { veSchedule } from "../schedule.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
  * const t1 = Float64Array.from([80, 10, 1, 0.1, 0.002]);
  * const plan = planSolver("uni_pc", veSchedule(), { t1, t2: t1.slice() }, { order: 2 });
  * console.log(plan.nfe, solverNfe("heun", 4)); // 4 7
@@ -17,8 +17,8 @@
  * @module
  */
 import type { Denoiser } from "../denoiser.ts";
-import type { NoiseSchedule } from "../schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "../solver.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import { checkIntOption } from "./_coefficients.ts";
 import { dpmSolverPlan } from "./dpm_solver.ts";
 import { dpmSolverPPPlan } from "./dpm_solver_pp.ts";

@@ -14,8 +14,8 @@
  * @module
  */
 import type { Denoiser } from "../denoiser.ts";
-import type { NoiseSchedule } from "../schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "../solver.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import {
   checkBoolOption,
   checkGrid,
@@ -137,7 +137,7 @@ function resolve(options: UniPcOptions): Required<UniPcOptions> {
  * @throws {RangeError} For an order outside 1–3, an unknown variant or a malformed grid.
  * @example
  * ```ts
- * import { veSchedule } from "../schedule.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
  * const t1 = Float64Array.from([80, 10, 1, 0.1, 0.002]);
  * console.log(uniPcPlan(veSchedule(), { t1, t2: t1.slice() }).nfe); // 4
  * ```

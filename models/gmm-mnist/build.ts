@@ -12,8 +12,8 @@
  */
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildGmmOnnx } from "../../lib/gmm_onnx.ts";
-import { readMnist } from "../../lib/mnist.ts";
+import { buildGmmOnnx } from "../../lib/onnx/gmm_onnx.ts";
+import { readMnist } from "../../lib/io/mnist.ts";
 
 /** Digits per class used as component means. */
 export const PER_CLASS = 10;

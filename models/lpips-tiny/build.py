@@ -9,7 +9,7 @@ normalisation of features, non-negative 1x1 "lin" weights, spatial mean, sum ove
 Run with Debian's python3-torch (deterministic):
     /usr/bin/python3 models/lpips-tiny/build.py
 Writes models/lpips-tiny/lpips-tiny.onnx (opset 17, dynamic batch, height and width) and
-tests/fixtures/lpips_tiny.json (PyTorch autograd gradients of it, for tests/lpips_test.ts).
+tests/fixtures/lpips_tiny.json (PyTorch autograd gradients of it, for tests/metrics/lpips_test.ts).
 """
 import json
 import os
@@ -105,7 +105,7 @@ def grad_case(net, in0, in1, channels):
 
 
 def write_fixture(net):
-    """PyTorch's gradients of the exported network, for tests/lpips_test.ts."""
+    """PyTorch's gradients of the exported network, for tests/metrics/lpips_test.ts."""
     g = torch.Generator().manual_seed(7)
     cases = []
     for shape in ([2, 1, 16, 16], [2, 3, 12, 12]):

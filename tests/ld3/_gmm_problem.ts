@@ -6,7 +6,7 @@
  */
 import { GmmDenoiser } from "../../lib/gmm_grad.ts";
 import { normalNoise } from "../../lib/rng.ts";
-import type { NoiseSchedule } from "../../lib/schedule.ts";
+import type { NoiseSchedule } from "../../lib/noise_schedule.ts";
 
 /** A K-component isotropic mixture in `dim` dimensions with seeded means and variances. */
 export function smallGmm(

@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
-import type { Planner } from "../../lib/backprop.ts";
-import { l2Loss } from "../../lib/losses.ts";
+import type { Planner } from "../../lib/grad/backprop.ts";
+import { l2Loss } from "../../lib/metrics/losses.ts";
 import { thetaToGrid, type TimeMode } from "../../lib/ld3/parameterization.ts";
 import { ld3Loss, ld3LossAndGradient, type Ld3Problem } from "../../lib/ld3/trainer.ts";
 import { normalNoise } from "../../lib/rng.ts";
-import { type NoiseSchedule, veSchedule, vpLinearSchedule } from "../../lib/schedule.ts";
+import { type NoiseSchedule, veSchedule, vpLinearSchedule } from "../../lib/noise_schedule.ts";
 import {
   planSolver,
   SOLVER_NAMES,

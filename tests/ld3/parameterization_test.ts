@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { edmGrid, logSnrGrid, timeUniformGrid } from "../../lib/grid.ts";
+import { edmGrid, logSnrGrid, timeUniformGrid } from "../../lib/step_grid.ts";
 import { thetaFromGrid, thetaToGrid } from "../../lib/ld3/parameterization.ts";
-import { veSchedule, vpLinearSchedule } from "../../lib/schedule.ts";
+import { veSchedule, vpLinearSchedule } from "../../lib/noise_schedule.ts";
 
 function close(a: ArrayLike<number>, b: ArrayLike<number>, rel = 1e-12) {
   for (let k = 0; k < b.length; k++) {

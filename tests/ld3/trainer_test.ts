@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { edmGrid, logSnrGrid, toGrid } from "../../lib/grid.ts";
-import { l2Loss } from "../../lib/losses.ts";
+import { edmGrid, logSnrGrid, toGrid } from "../../lib/step_grid.ts";
+import { l2Loss } from "../../lib/metrics/losses.ts";
 import { distance } from "../../lib/ld3/ball.ts";
 import {
   type Ld3Checkpoint,
@@ -10,8 +10,8 @@ import {
   roundOrder,
   trainLd3,
 } from "../../lib/ld3/trainer.ts";
-import { veSchedule } from "../../lib/schedule.ts";
-import type { Grid } from "../../lib/solver.ts";
+import { veSchedule } from "../../lib/noise_schedule.ts";
+import type { Grid } from "../../lib/solvers/plan.ts";
 import { sample, type SolverName } from "../../lib/solvers/mod.ts";
 import { latents, smallGmm } from "./_gmm_problem.ts";
 

@@ -1,7 +1,7 @@
 /** Shared test fixture: a small Gaussian mixture with a deterministic batch of x_T. */
 import { createGmm, type Gmm } from "../../lib/gmm.ts";
 import { normalNoise } from "../../lib/rng.ts";
-import type { NoiseSchedule } from "../../lib/schedule.ts";
+import type { NoiseSchedule } from "../../lib/noise_schedule.ts";
 
 /** Dimension of the test mixture. */
 export const DIM = 8;

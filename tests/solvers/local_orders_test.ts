@@ -15,7 +15,7 @@ import {
   dpmSolverPP3MCoefficients,
   uniPcCoefficients,
 } from "../../lib/solvers/mod.ts";
-import { veSchedule } from "../../lib/schedule.ts";
+import { veSchedule } from "../../lib/noise_schedule.ts";
 import { convergenceOrder } from "./_fixture.ts";
 
 const schedule = veSchedule();

@@ -18,8 +18,8 @@
  */
 import assert from "node:assert/strict";
 import { gmmDenoiser, gmmReferenceSolve } from "../../lib/gmm.ts";
-import { logSnrGrid, toGrid } from "../../lib/grid.ts";
-import { veSchedule } from "../../lib/schedule.ts";
+import { logSnrGrid, toGrid } from "../../lib/step_grid.ts";
+import { veSchedule } from "../../lib/noise_schedule.ts";
 import { sample, type SolverName, type SolverOptions } from "../../lib/solvers/mod.ts";
 import { convergenceOrder, rmsError, testGmm, testXT } from "./_fixture.ts";
 

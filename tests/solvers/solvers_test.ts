@@ -2,15 +2,15 @@
 import assert from "node:assert/strict";
 import type { Denoiser } from "../../lib/denoiser.ts";
 import { gmmDenoiser, gmmReferenceSolve } from "../../lib/gmm.ts";
-import { edmGrid, logSnrGrid, timeUniformGrid, toGrid } from "../../lib/grid.ts";
+import { edmGrid, logSnrGrid, timeUniformGrid, toGrid } from "../../lib/step_grid.ts";
 import {
   flowSchedule,
   type NoiseSchedule,
   veSchedule,
   vpCosineSchedule,
   vpLinearSchedule,
-} from "../../lib/schedule.ts";
-import type { SolverPlan } from "../../lib/solver.ts";
+} from "../../lib/noise_schedule.ts";
+import type { SolverPlan } from "../../lib/solvers/plan.ts";
 import {
   planSolver,
   sample,

@@ -10,7 +10,7 @@
  */
 import assert from "node:assert/strict";
 import { ort } from "../../lib/deps.ts";
-import { buildGmmOnnx } from "../../lib/gmm_onnx.ts";
+import { buildGmmOnnx } from "../../lib/onnx/gmm_onnx.ts";
 import { VjpSession } from "../../lib/vjp/mod.ts";
 import { randn } from "./_harness.ts";
 

@@ -1,0 +1,564 @@
+/**
+ * Reverse mode through ONNX models: any model loaded by {@linkcode loadModel} becomes a
+ * {@linkcode DifferentiableDenoiser} (and its decoder a {@linkcode DifferentiableDecoder}) for
+ * LD3 training.
+ *
+ * The network's own vector–Jacobian product comes from a VJP graph built by `lib/vjp`
+ * ({@linkcode VjpSession}), seeded at the configured output and taken with respect to the
+ * sample input and the time input. Around it, the adapter applies the chain rule of every
+ * step `model.ts` takes between solver and network, each a small float64 function here:
+ *
+ * - the time input `τ(t)` ({@linkcode networkTimeDerivative}, exact per `time_input`),
+ * - the data prediction, which is linear in `x` and the network output:
+ *   `D = a(t)·x + b(t)·out` ({@linkcode dataPredictionCoefficients}),
+ * - classifier-free guidance `out = u + w·(c − u)`, linear in the two network outputs,
+ * - the same batching, padding and float32 casts as the forward pass.
+ *
+ * @module
+ */
+import type { DenoiseInfo } from "../denoiser.ts";
+import { sampleSize } from "../denoiser.ts";
+import { ort } from "../deps.ts";
+import type { PredictionType, TimeInput } from "../onnx/config.ts";
+import {
+  type DenoiserVjp,
+  type DifferentiableDecoder,
+  type DifferentiableDenoiser,
+  dLambdaDt,
+  dLogAlphaDt,
+} from "../differentiable.ts";
+import { type LoadedModel, networkTime, NonFiniteError } from "../onnx/model.ts";
+import { readUncond, timeTensorMaker } from "../onnx/_model_inputs.ts";
+import { ElemType } from "../onnx/build.ts";
+import {
+  executionProviders,
+  fixedBatch,
+  readOnnxSignature,
+  type TensorSignature,
+} from "../onnx/session.ts";
+import { inlineExternalData } from "../onnx/external.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import { VjpSession } from "../vjp/mod.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Pure float64 derivatives of the adapter's scalar maps
+
+/**
+ * `dτ/dt` of the network time input `τ(t)` of `model.ts`'s `networkTime`, exact for each kind:
+ * `t` → 1; `sigma` → 1 for VE, else `d(σ/α)/dt = −(σ/α)·dλ/dt`; `log_sigma_quarter` →
+ * `−¼·dλ/dt`; `lambda` → `dλ/dt`; `discrete` → `Nd = round(1/tMin)`. The λ derivative is
+ * closed-form for VE and flow and a 4-point stencil otherwise ({@linkcode dLambdaDt}).
+ *
+ * @example
+ * ```ts
+ * import { veSchedule } from "../noise_schedule.ts";
+ * console.log(networkTimeDerivative("log_sigma_quarter", veSchedule(), 2)); // 0.125
+ * ```
+ */
+export function networkTimeDerivative(
+  timeInput: TimeInput,
+  schedule: NoiseSchedule,
+  t: number,
+): number {
+  switch (timeInput) {
+    case "t":
+      return 1;
+    case "sigma":
+      return schedule.kind === "ve"
+        ? 1
+        : -(schedule.sigma(t) / schedule.alpha(t)) * dLambdaDt(schedule, t);
+    case "log_sigma_quarter":
+      return -0.25 * dLambdaDt(schedule, t);
+    case "lambda":
+      return dLambdaDt(schedule, t);
+    case "discrete":
+      return Math.round(1 / schedule.tMin);
+  }
+}
+
+/**
+ * The data prediction is linear in the input and the network output, `D = a·x + b·out`:
+ * its coefficients at time t and their time derivatives.
+ */
+export interface PredictionCoefficients {
+  /** `∂D/∂x`, a multiple of the identity. */
+  readonly a: number;
+  /** `∂D/∂out`, a multiple of the identity. */
+  readonly b: number;
+  /** `da/dt`. */
+  readonly da: number;
+  /** `db/dt`. */
+  readonly db: number;
+}
+
+/**
+ * Coefficients of `D = a·x + b·out` for each prediction type (those of `toDataPrediction`):
+ * x0: `a = 0, b = 1`; ε: `a = 1/α, b = −σ/α`; v: `a = α, b = −σ`; flow: `a = 1, b = −σ`.
+ * Derivatives use `α' = α·dlogα/dt` and `σ' = σ·(dlogα/dt − dλ/dt)`.
+ *
+ * @example
+ * ```ts
+ * import { veSchedule } from "../noise_schedule.ts";
+ * const c = dataPredictionCoefficients("eps", veSchedule(), 3);
+ * console.log(c.a, c.b, c.db); // 1 -3 -1
+ * ```
+ */
+export function dataPredictionCoefficients(
+  prediction: PredictionType,
+  schedule: NoiseSchedule,
+  t: number,
+): PredictionCoefficients {
+  if (prediction === "x0") return { a: 0, b: 1, da: 0, db: 0 };
+  const alpha = schedule.alpha(t);
+  const sigma = schedule.sigma(t);
+  const dLogAlpha = dLogAlphaDt(schedule, t);
+  const dSigma = sigma * (dLogAlpha - dLambdaDt(schedule, t));
+  switch (prediction) {
+    case "eps":
+      // d(σ/α)/dt = (σ/α)(dlogσ − dlogα) = −(σ/α)·dλ/dt.
+      return {
+        a: 1 / alpha,
+        b: -sigma / alpha,
+        da: -dLogAlpha / alpha,
+        db: (sigma / alpha) * dLambdaDt(schedule, t),
+      };
+    case "v":
+      return { a: alpha, b: -sigma, da: alpha * dLogAlpha, db: -dSigma };
+    case "flow":
+      return { a: 1, b: -sigma, da: 0, db: -dSigma };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The denoiser
+
+/** Options of {@linkcode differentiableDenoiser}. */
+export interface DifferentiableDenoiserOptions {
+  /** The ONNX bytes of the network; read from `config.model.path` when absent. */
+  modelBytes?: Uint8Array;
+  /**
+   * Execution device of the VJP models.
+   *
+   * @default {model.config.device}
+   */
+  device?: string;
+  /**
+   * ONNX Runtime options of the VJP models; replaces the device's defaults.
+   *
+   * @default {{executionProviders: executionProviders(device), graphOptimizationLevel: "all"}}
+   */
+  sessionOptions?: ort.InferenceSession.SessionOptions;
+  /**
+   * Receives the one-time warning that an integer time input has no gradient.
+   *
+   * @default {console.warn}
+   */
+  onWarning?: (message: string) => void;
+}
+
+/** An ONNX-backed {@linkcode DifferentiableDenoiser} that owns VJP sessions. */
+export interface OnnxDifferentiableDenoiser extends DifferentiableDenoiser {
+  /**
+   * False when the network takes an integer time input (discrete timesteps): `vjp` then
+   * returns `t = 0`, so LD3's decoupled times θ2 receive no gradient through the network.
+   */
+  readonly hasTimeGradient: boolean;
+  /** Release the VJP sessions (the forward session belongs to the {@linkcode LoadedModel}). */
+  close(): Promise<void>;
+}
+
+/** The network-level VJP of one batch. */
+interface NetworkVjp {
+  /** Network output (float32, as the forward pass sees it). */
+  raw: Float32Array;
+  /** `⟨cot, ∂out/∂x⟩` per sample. */
+  gx: Float64Array;
+  /** `Σ_batch ⟨cot, ∂out/∂τ⟩`. */
+  gTau: number;
+}
+
+function firstNonFinite(values: ArrayLike<number>): number {
+  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
+  return -1;
+}
+
+function sumPrefix(data: ArrayLike<number>, count: number): number {
+  let s = 0;
+  for (let i = 0; i < count; i++) s += data[i];
+  return s;
+}
+
+/**
+ * Make a loaded ONNX model differentiable: `denoise` is the model's own forward pass, and
+ * `vjp(x, t, cot)` returns `⟨cot, ∂D/∂x⟩` per sample and `Σ_batch ⟨cot, ∂D/∂t⟩` through the
+ * network, its time input, the prediction-type conversion and classifier-free guidance.
+ *
+ * One `vjp` call costs one run of the VJP graph per chunk, which also returns the network
+ * output (no separate forward run). Float32 networks get float32 inputs and cotangents and
+ * give float32 gradients; the surrounding chain rule runs in float64. A network whose time
+ * input is int64 (discrete DDPM steps) has no time gradient: `vjp` returns `t = 0` and warns
+ * once.
+ *
+ * @example
+ * ```ts ignore
+ * const model = await loadModel("configs/gmm-mnist.yml");
+ * const denoiser = await differentiableDenoiser(model);
+ * const g = await denoiser.vjp(x, 1.0, cotangent);
+ * await denoiser.close();
+ * await model.close();
+ * ```
+ * @throws {TypeError} when the ONNX file lacks the configured inputs or output, or the
+ * unconditional `.npy` does not fit the condition shape
+ */
+export async function differentiableDenoiser(
+  model: LoadedModel,
+  options: DifferentiableDenoiserOptions = {},
+): Promise<OnnxDifferentiableDenoiser> {
+  const config = model.config;
+  const m = config.model;
+  // The gradient graph is built in memory: weights kept in external data are read back in.
+  const bytes = await inlineExternalData(m.path, options.modelBytes ?? await Deno.readFile(m.path));
+  const signature = readOnnxSignature(bytes);
+  const find = (list: readonly TensorSignature[], name: string, field: string) => {
+    const s = list.find((v) => v.name === name);
+    if (!s) {
+      throw new TypeError(`ONNX model ${m.path} has no "${name}" (${field}): cannot build its VJP`);
+    }
+    return s;
+  };
+  find(signature.inputs, m.inputs.x, "model.inputs.x");
+  const tSig = find(signature.inputs, m.inputs.t, "model.inputs.t");
+  find(signature.outputs, m.output, "model.output");
+  const schedule = model.denoiser.schedule;
+  const d = sampleSize(config.shape);
+  const exportBatch = fixedBatch(signature, m.inputs.x);
+  const maxBatch = exportBatch ?? config.batch_size;
+  const timeIsInteger = tSig.elemType === ElemType.int64;
+  const device = options.device ?? config.device;
+  const vjpSession = await VjpSession.create(bytes, {
+    wrt: timeIsInteger ? [m.inputs.x] : [m.inputs.x, m.inputs.t],
+    of: m.output,
+    returnOutput: true,
+    sessionOptions: options.sessionOptions ?? {
+      executionProviders: executionProviders(device),
+      graphOptimizationLevel: "all",
+    },
+  });
+
+  const condSize = m.condition ? sampleSize(m.condition.shape) : 0;
+  const uncond = await readUncond(m.condition, condSize);
+  const guidance = m.condition?.guidance_scale ?? 1;
+  const warn = options.onWarning ?? ((message: string) => console.warn(message));
+  let warned = false;
+
+  const timeTensor = timeTensorMaker(m.time_shape, tSig);
+
+  /** VJP of the raw network for `n` samples, in chunks of at most `maxBatch` like `denoise`. */
+  async function networkVjp(
+    x: Float32Array,
+    n: number,
+    tau: number,
+    cond: Float32Array | undefined,
+    cot: Float32Array,
+  ): Promise<NetworkVjp> {
+    const raw = new Float32Array(n * d);
+    const gx = new Float64Array(n * d);
+    let gTau = 0;
+    for (let start = 0; start < n; start += maxBatch) {
+      const count = Math.min(maxBatch, n - start);
+      const callSize = exportBatch ?? count;
+      const pad = (src: Float32Array, size: number) => {
+        const part = src.subarray(start * size, (start + count) * size);
+        if (callSize === count) return part;
+        // Padding samples get a zero cotangent, so they add nothing to any gradient.
+        const padded = new Float32Array(callSize * size);
+        padded.set(part);
+        return padded;
+      };
+      const feeds: Record<string, ort.Tensor> = {
+        [m.inputs.x]: new ort.Tensor("float32", pad(x, d), [callSize, ...config.shape]),
+        [m.inputs.t]: timeTensor(tau, callSize),
+      };
+      if (m.condition && cond) {
+        feeds[m.condition.input] = new ort.Tensor("float32", pad(cond, condSize), [
+          callSize,
+          ...m.condition.shape,
+        ]);
+      }
+      const seed = new ort.Tensor("float32", pad(cot, d), [callSize, ...config.shape]);
+      const { gradients, output } = await vjpSession.run(feeds, seed);
+      try {
+        raw.set((output!.data as Float32Array).subarray(0, count * d), start * d);
+        const g = gradients[m.inputs.x].data as Float32Array;
+        for (let i = 0; i < count * d; i++) gx[start * d + i] = g[i];
+        if (!timeIsInteger) {
+          const gt = gradients[m.inputs.t].data as Float32Array | Float64Array;
+          // A [B] time input has one gradient per sample; a scalar one already sums the batch.
+          gTau += m.time_shape === "batch" ? sumPrefix(gt, count) : gt[0];
+        }
+      } finally {
+        output?.dispose();
+        for (const tensor of Object.values(gradients)) tensor.dispose();
+      }
+    }
+    return { raw, gx, gTau };
+  }
+
+  function conditionOf(n: number, info: DenoiseInfo): Float32Array | undefined {
+    if (!m.condition) {
+      if (info.condition) {
+        throw new TypeError(
+          `vjp: model "${config.name}" has no condition input (model.condition)`,
+        );
+      }
+      return undefined;
+    }
+    if (info.condition) {
+      if (info.condition.length !== n * condSize) {
+        throw new RangeError(
+          `vjp: condition must hold ${n}×${condSize} values: got ${info.condition.length}`,
+        );
+      }
+      return info.condition;
+    }
+    const cond = new Float32Array(n * condSize);
+    for (let b = 0; b < n; b++) cond.set(uncond, b * condSize);
+    return cond;
+  }
+
+  function checkFinite(values: ArrayLike<number>, what: string, t: number, step?: number): void {
+    const bad = firstNonFinite(values);
+    if (bad < 0) return;
+    throw new NonFiniteError(
+      config.name,
+      t,
+      step,
+      `${what} of ${m.path} holds ${values[bad]} at sample ${Math.floor(bad / d)}, element ${
+        bad % d
+      }`,
+    );
+  }
+
+  async function vjp(
+    x: Float64Array,
+    t: number,
+    cotangent: Float64Array,
+    info: DenoiseInfo = {},
+  ): Promise<DenoiserVjp> {
+    if (x.length === 0 || x.length % d !== 0) {
+      throw new RangeError(`vjp: x must hold a multiple of ${d} values: got ${x.length}`);
+    }
+    if (cotangent.length !== x.length) {
+      throw new RangeError(
+        `vjp: cotangent must have the length of x (${x.length}): got ${cotangent.length}`,
+      );
+    }
+    if (timeIsInteger && !warned) {
+      warned = true;
+      warn(
+        `Model "${config.name}" takes an integer time input "${m.inputs.t}": the denoiser has ` +
+          `no time gradient, so LD3's decoupled times (θ2) are not trained through the network`,
+      );
+    }
+    const n = x.length / d;
+    const cond = conditionOf(n, info);
+    const x32 = Float32Array.from(x);
+    const tau = networkTime(config, schedule, t);
+    const { a, b, da, db } = dataPredictionCoefficients(m.prediction, schedule, t);
+    // D = a·x + b·out, so the network output's cotangent is b·cot.
+    const cotOut = new Float32Array(x.length);
+    for (let i = 0; i < x.length; i++) cotOut[i] = b * cotangent[i];
+    let raw: Float32Array;
+    let gxNet: Float64Array;
+    let gTau = 0;
+    if (m.condition && cond && guidance !== 1) {
+      // out = (1 − w)·u + w·c: one network batch [uncond; cond] per chunk, as in `denoise`.
+      raw = new Float32Array(n * d);
+      gxNet = new Float64Array(n * d);
+      const chunk = Math.max(1, Math.floor(config.batch_size / 2));
+      for (let start = 0; start < n; start += chunk) {
+        const count = Math.min(chunk, n - start);
+        const span = count * d;
+        const xs = new Float32Array(2 * span);
+        xs.set(x32.subarray(start * d, start * d + span));
+        xs.set(x32.subarray(start * d, start * d + span), span);
+        const cs = new Float32Array(2 * count * condSize);
+        for (let k = 0; k < count; k++) cs.set(uncond, k * condSize);
+        cs.set(cond.subarray(start * condSize, (start + count) * condSize), count * condSize);
+        const cots = new Float32Array(2 * span);
+        for (let i = 0; i < span; i++) {
+          const c = cotOut[start * d + i];
+          cots[i] = (1 - guidance) * c;
+          cots[span + i] = guidance * c;
+        }
+        const both = await networkVjp(xs, 2 * count, tau, cs, cots);
+        checkFinite(both.raw, `output "${m.output}"`, t, info.step);
+        for (let i = 0; i < span; i++) {
+          const u = both.raw[i];
+          raw[start * d + i] = u + guidance * (both.raw[span + i] - u);
+          gxNet[start * d + i] = both.gx[i] + both.gx[span + i];
+        }
+        gTau += both.gTau;
+      }
+    } else {
+      const r = await networkVjp(x32, n, tau, cond, cotOut);
+      raw = r.raw;
+      gxNet = r.gx;
+      gTau = r.gTau;
+    }
+    checkFinite(raw, `output "${m.output}"`, t, info.step);
+    checkFinite(gxNet, `VJP of input "${m.inputs.x}"`, t, info.step);
+    const gx = new Float64Array(x.length);
+    // ∂D/∂t at a fixed network output is da·x + db·out; the network adds τ'(t)·∂/∂τ.
+    let gt = 0;
+    for (let i = 0; i < x.length; i++) {
+      gx[i] = a * cotangent[i] + gxNet[i];
+      gt += cotangent[i] * (da * x[i] + db * raw[i]);
+    }
+    if (!timeIsInteger) {
+      if (!Number.isFinite(gTau)) {
+        throw new NonFiniteError(
+          config.name,
+          t,
+          info.step,
+          `VJP of time input "${m.inputs.t}" of ${m.path} is ${gTau}`,
+        );
+      }
+      gt += networkTimeDerivative(m.time_input, schedule, t) * gTau;
+    }
+    return { x: gx, t: gt };
+  }
+
+  const forward = model.denoiser;
+  return {
+    schedule,
+    sampleShape: [...config.shape],
+    hasTimeGradient: !timeIsInteger,
+    denoise: (x, t, info) => forward.denoise(x, t, info),
+    vjp,
+    close: () => vjpSession.release(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The decoder
+
+/** Options of {@linkcode differentiableDecoder}. */
+export interface DifferentiableDecoderOptions {
+  /** The ONNX bytes of the decoder; read from `config.decoder.path` when absent. */
+  decoderBytes?: Uint8Array;
+  /**
+   * Execution device of the VJP model.
+   *
+   * @default {model.config.device}
+   */
+  device?: string;
+  /**
+   * ONNX Runtime options of the VJP model; replaces the device's defaults.
+   *
+   * @default {{executionProviders: executionProviders(device), graphOptimizationLevel: "all"}}
+   */
+  sessionOptions?: ort.InferenceSession.SessionOptions;
+}
+
+/** An ONNX-backed {@linkcode DifferentiableDecoder} that owns a VJP session. */
+export interface OnnxDifferentiableDecoder extends DifferentiableDecoder {
+  /** Release the VJP sessions (the forward session belongs to the {@linkcode LoadedModel}). */
+  close(): Promise<void>;
+}
+
+/**
+ * The model's decoder with its VJP: `image = r(decoder(z / scale_factor))`, where
+ * `r(y) = 2(y − lo)/(hi − lo) − 1` maps `data_range` to [-1, 1] (the same map as
+ * {@linkcode LoadedModel.decode}). A model without a decoder gets the affine map `r` alone,
+ * so pixel models whose data range is not [-1, 1] compare images on the same scale.
+ *
+ * @throws {TypeError} when the decoder ONNX file lacks the configured input or output
+ */
+export async function differentiableDecoder(
+  model: LoadedModel,
+  options: DifferentiableDecoderOptions = {},
+): Promise<OnnxDifferentiableDecoder> {
+  const config = model.config;
+  const d = sampleSize(config.shape);
+  const imageSize = sampleSize(model.imageShape);
+  const [lo, hi] = config.data_range;
+  const rangeScale = 2 / (hi - lo);
+  const dec = config.decoder;
+  let session: VjpSession | undefined;
+  let decoderBatch: number | undefined;
+  if (dec) {
+    const bytes = await inlineExternalData(
+      dec.path,
+      options.decoderBytes ?? await Deno.readFile(dec.path),
+    );
+    const signature = readOnnxSignature(bytes);
+    if (!signature.inputs.some((s) => s.name === dec.input)) {
+      throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);
+    }
+    if (!signature.outputs.some((s) => s.name === dec.output)) {
+      throw new TypeError(
+        `ONNX decoder ${dec.path} has no output "${dec.output}" (decoder.output)`,
+      );
+    }
+    decoderBatch = fixedBatch(signature, dec.input);
+    session = await VjpSession.create(bytes, {
+      wrt: [dec.input],
+      of: dec.output,
+      sessionOptions: options.sessionOptions ?? {
+        executionProviders: executionProviders(options.device ?? config.device),
+        graphOptimizationLevel: "all",
+      },
+    });
+  }
+
+  function check(x: Float64Array, batch: number, what: string): void {
+    if (!Number.isInteger(batch) || batch < 1 || x.length !== batch * d) {
+      throw new RangeError(
+        `${what}: x must hold batch × ${d} values for batch ${batch}: got ${x.length}`,
+      );
+    }
+  }
+
+  return {
+    imageSize,
+    async decode(x, batch) {
+      check(x, batch, "decode");
+      return Float64Array.from(await model.decode(x));
+    },
+    async vjp(x, cotangent, batch) {
+      check(x, batch, "vjp");
+      if (cotangent.length !== batch * imageSize) {
+        throw new RangeError(
+          `vjp: cotangent must hold batch × ${imageSize} values: got ${cotangent.length}`,
+        );
+      }
+      if (!session || !dec) return Float64Array.from(cotangent, (c) => c * rangeScale);
+      const gx = new Float64Array(x.length);
+      // Calls of at most batch_size, or of exactly a fixed export batch: padding rows get a zero
+      // cotangent, and their gradients are dropped.
+      const chunk = decoderBatch ?? config.batch_size;
+      for (let start = 0; start < batch; start += chunk) {
+        const count = Math.min(chunk, batch - start);
+        const callSize = decoderBatch ?? count;
+        const z = new Float32Array(callSize * d);
+        for (let i = 0; i < count * d; i++) z[i] = x[start * d + i] / dec.scale_factor;
+        const cot = new Float32Array(callSize * imageSize);
+        for (let i = 0; i < count * imageSize; i++) {
+          cot[i] = rangeScale * cotangent[start * imageSize + i];
+        }
+        const { gradients } = await session.run(
+          { [dec.input]: new ort.Tensor("float32", z, [callSize, ...config.shape]) },
+          new ort.Tensor("float32", cot, [callSize, ...model.imageShape]),
+        );
+        const g = gradients[dec.input].data as Float32Array;
+        for (let i = 0; i < count * d; i++) gx[start * d + i] = g[i] / dec.scale_factor;
+        gradients[dec.input].dispose();
+      }
+      return gx;
+    },
+    close: async () => {
+      await session?.release();
+    },
+  };
+}

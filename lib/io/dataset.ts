@@ -1,0 +1,393 @@
+/**
+ * The LD3 teacher dataset on disk: layout, manifest, per-sample files, resume checks and the
+ * reader the trainer uses. No model code lives here.
+ *
+ * ```text
+ * <data_dir>/<solver>_NFE<nfe>_<skip_type>/
+ *   manifest.json          run parameters (written first), see DatasetManifest
+ *   samples/000000.npz     z (float32, standard-normal latent), x (float32, teacher output),
+ *   samples/000001.npz     c (float32, condition; conditional models only)
+ *   png/000000.png         with --save_png: one image per sample
+ *   grid.png               with --save_png: the first 64 samples
+ * ```
+ *
+ * Every file is written atomically (temporary sibling + rename), so a sample file that exists
+ * is complete; an interrupted run is resumed by re-running it with the same parameters.
+ *
+ * @module
+ */
+import { join } from "node:path";
+import { isTempFileName, writeJsonAtomic } from "./atomic.ts";
+import { sameShape } from "../denoiser.ts";
+import type { NpyArray } from "./npy.ts";
+import { decodeNpz, encodeNpz, type NpzEntry } from "./npz.ts";
+import { writeFileAtomic } from "./atomic.ts";
+
+/** Identifies a manifest. */
+export const DATASET_FORMAT = "ld3-dataset";
+/** Current manifest version. */
+export const DATASET_VERSION = 1;
+/** Name of the manifest file in a dataset folder. */
+export const MANIFEST_FILE = "manifest.json";
+/** Subfolder of the per-sample `.npz` files. */
+export const SAMPLES_DIR = "samples";
+/** Subfolder of the per-sample PNGs. */
+export const PNG_DIR = "png";
+
+/** How result files (dataset manifests, eval results) record a sampler's solver. */
+export interface SolverRecord {
+  name: string;
+  order?: number;
+  /** UniPC's variant (`bh1` or `bh2`). */
+  variant?: string;
+  steps: number;
+  nfe: number;
+}
+
+/** How result files record a sampler's grid: its times, their σ/α, and where they came from. */
+export interface GridRecord {
+  /** EDM ρ (edm skip type only). */
+  rho?: number;
+  /** Grid file the times came from (load_from only). */
+  load_from?: string;
+  t1: number[];
+  t2: number[];
+  sigma1: number[];
+  sigma2: number[];
+}
+
+/** Everything that determines a dataset's content, as stored in `manifest.json`. */
+export interface DatasetManifest {
+  /** Always {@linkcode DATASET_FORMAT}. */
+  format: typeof DATASET_FORMAT;
+  /** Manifest version. */
+  version: number;
+  /** The model config (the validated YAML, paths resolved). */
+  config: Record<string, unknown>;
+  /** SHA-256 (hex) of the model's ONNX file(s). */
+  model: { name: string; sha256: string };
+  /** The teacher solver. */
+  solver: SolverRecord;
+  /** The step grid `t1`, evaluation grid `t2` and their σ/α, and how they were chosen. */
+  grid: GridRecord & {
+    /** Skip type, `gits`, or `file` when loaded with `--load_from`. */
+    skip_type: string;
+  };
+  /** Noise: sample i uses `z_i = normalNoise(seed, i)`, `x_T = prior_scale · z_i`. */
+  noise: { generator: "philox4x32-10"; seed: number; prior_scale: number };
+  /** Shapes of one sample's arrays, without a batch axis. */
+  shapes: { z: number[]; x: number[]; c?: number[] };
+  /** Number of samples. */
+  count: number;
+  /** ISO time the dataset was first created; not part of the run's identity. */
+  created: string;
+}
+
+/** One sample of a dataset. */
+export interface DatasetSample {
+  /** Sample index. */
+  index: number;
+  /** Standard-normal latent, `shapes.z`. */
+  z: Float32Array;
+  /** Teacher output (decoded image for latent models), `shapes.x`. */
+  x: Float32Array;
+  /** Condition, `shapes.c` (conditional models only). */
+  c?: Float32Array;
+}
+
+/** Dataset folder name of the reference tool: `<solver>_NFE<nfe>_<skip_type>`. */
+export function datasetDirName(solver: string, nfe: number, skipType: string): string {
+  return `${solver}_NFE${nfe}_${skipType}`;
+}
+
+/** Path of sample `index`'s `.npz` file in dataset folder `dir`. */
+export function samplePath(dir: string, index: number): string {
+  return join(dir, SAMPLES_DIR, `${String(index).padStart(6, "0")}.npz`);
+}
+
+/** Path of sample `index`'s PNG in dataset folder `dir`. */
+export function samplePngPath(dir: string, index: number): string {
+  return join(dir, PNG_DIR, `${String(index).padStart(6, "0")}.png`);
+}
+
+/** Encodes one sample as `.npz` bytes (arrays stored without a batch axis). */
+export function encodeSample(sample: DatasetSample, shapes: DatasetManifest["shapes"]): Uint8Array {
+  const record: Record<string, NpzEntry> = {
+    z: { data: sample.z, shape: shapes.z },
+    x: { data: sample.x, shape: shapes.x },
+  };
+  if (shapes.c) {
+    if (!sample.c) throw new TypeError(`Sample ${sample.index} lacks its condition c`);
+    record.c = { data: sample.c, shape: shapes.c };
+  }
+  return encodeNpz(record);
+}
+
+/** Writes sample files atomically. */
+export async function writeSample(
+  dir: string,
+  sample: DatasetSample,
+  shapes: DatasetManifest["shapes"],
+): Promise<void> {
+  await writeFileAtomic(samplePath(dir, sample.index), encodeSample(sample, shapes));
+}
+
+function float32Of(array: NpyArray | undefined, name: string, shape: number[], where: string) {
+  if (!array) throw new TypeError(`${where}: missing array "${name}"`);
+  if (array.dtype !== "float32" || !sameShape(shape, array.shape)) {
+    throw new TypeError(
+      `${where}: array "${name}" must be float32 [${shape}]: got ${array.dtype} [${array.shape}]`,
+    );
+  }
+  return array.data as Float32Array;
+}
+
+/** Decodes and checks one sample file against the manifest's shapes. */
+export function decodeSample(
+  bytes: Uint8Array,
+  index: number,
+  shapes: DatasetManifest["shapes"],
+): DatasetSample {
+  const where = `Sample ${index}`;
+  let arrays: Record<string, NpyArray>;
+  try {
+    arrays = decodeNpz(bytes);
+  } catch (e) {
+    throw new TypeError(`${where}: ${(e as Error).message}`);
+  }
+  const sample: DatasetSample = {
+    index,
+    z: float32Of(arrays.z, "z", shapes.z, where),
+    x: float32Of(arrays.x, "x", shapes.x, where),
+  };
+  if (shapes.c) sample.c = float32Of(arrays.c, "c", shapes.c, where);
+  return sample;
+}
+
+/** Whether sample `index` exists and decodes with the expected shapes. */
+export async function isSampleComplete(
+  dir: string,
+  index: number,
+  shapes: DatasetManifest["shapes"],
+): Promise<boolean> {
+  try {
+    decodeSample(await Deno.readFile(samplePath(dir, index)), index, shapes);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Removes temporary files an interrupted run left in `dir/samples` and `dir/png`. */
+export async function removeStrayTempFiles(dir: string): Promise<void> {
+  for (const sub of [dir, join(dir, SAMPLES_DIR), join(dir, PNG_DIR)]) {
+    try {
+      for await (const entry of Deno.readDir(sub)) {
+        if (entry.isFile && isTempFileName(entry.name)) await Deno.remove(join(sub, entry.name));
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+}
+
+/** Config fields that do not change a dataset's content (locations and execution only). */
+const NON_IDENTITY_CONFIG_KEYS = new Set(["source", "path", "device", "batch_size"]);
+
+function withoutKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(withoutKeys);
+  if (value !== null && typeof value === "object") {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      if (!NON_IDENTITY_CONFIG_KEYS.has(k)) out[k] = withoutKeys(v);
+    }
+    return out;
+  }
+  return value;
+}
+
+/**
+ * The parts of a manifest that define the dataset's content: everything but the creation
+ * time, the grid file's location and the config's file locations and execution settings
+ * (model files are identified by their hash, grids by their times).
+ */
+export function manifestIdentity(manifest: DatasetManifest): Record<string, unknown> {
+  const { created: _created, config, grid, ...rest } = manifest;
+  const { load_from: _loadFrom, ...gridValues } = grid;
+  return { ...rest, grid: gridValues, config: withoutKeys(config) };
+}
+
+/** The first differing leaf of two JSON values, as `path: a vs b`; undefined when equal. */
+export function firstDifference(a: unknown, b: unknown, path = ""): string | undefined {
+  if (
+    a !== null && b !== null && typeof a === "object" && typeof b === "object" &&
+    Array.isArray(a) === Array.isArray(b)
+  ) {
+    const ao = a as Record<string, unknown>;
+    const bo = b as Record<string, unknown>;
+    if (Array.isArray(a) && a.length !== (b as unknown[]).length) {
+      return `${path || "value"}: ${a.length} entries vs ${(b as unknown[]).length}`;
+    }
+    const keys = [...new Set([...Object.keys(ao), ...Object.keys(bo)])];
+    for (const k of keys) {
+      const d = firstDifference(ao[k], bo[k], path ? `${path}.${k}` : k);
+      if (d) return d;
+    }
+    return undefined;
+  }
+  return Object.is(a, b)
+    ? undefined
+    : `${path || "value"}: ${JSON.stringify(a)} vs ${JSON.stringify(b)}`;
+}
+
+/** Checks a parsed JSON value is a dataset manifest; the message names the bad field. */
+export function parseManifest(value: unknown, source = "manifest"): DatasetManifest {
+  const fail = (msg: string): never => {
+    throw new TypeError(`Invalid ${source}: ${msg}`);
+  };
+  if (value === null || typeof value !== "object" || Array.isArray(value)) fail("not an object");
+  const m = value as Record<string, unknown>;
+  if (m.format !== DATASET_FORMAT) {
+    fail(`field "format" must be "${DATASET_FORMAT}": got ${JSON.stringify(m.format)}`);
+  }
+  if (m.version !== DATASET_VERSION) {
+    fail(`field "version" must be ${DATASET_VERSION}: got ${JSON.stringify(m.version)}`);
+  }
+  if (!Number.isInteger(m.count) || (m.count as number) < 0) {
+    fail(`field "count" must be a non-negative integer: got ${JSON.stringify(m.count)}`);
+  }
+  const shapes = m.shapes as Record<string, unknown> | undefined;
+  const isShape = (s: unknown) => Array.isArray(s) && s.every((d) => Number.isInteger(d) && d >= 0);
+  if (!shapes || !isShape(shapes.z) || !isShape(shapes.x)) {
+    fail(`field "shapes" must give integer lists z and x`);
+  }
+  if (shapes!.c !== undefined && !isShape(shapes!.c)) {
+    fail(`field "shapes.c" must be an integer list`);
+  }
+  for (const key of ["config", "model", "solver", "grid", "noise"]) {
+    if (m[key] === null || typeof m[key] !== "object") fail(`field "${key}" must be an object`);
+  }
+  return m as unknown as DatasetManifest;
+}
+
+/** Reads and validates `dir/manifest.json`. */
+export async function readManifest(dir: string): Promise<DatasetManifest> {
+  const path = join(dir, MANIFEST_FILE);
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Deno.errors.NotFound(`Not an ld3 dataset (no ${MANIFEST_FILE}): ${dir}`);
+    }
+    throw e;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new SyntaxError(`Invalid manifest ${path}: ${(e as Error).message}`);
+  }
+  return parseManifest(json, `manifest ${path}`);
+}
+
+/**
+ * Opens a dataset folder for a run with `manifest`: creates it and writes the manifest when
+ * new; when it exists, refuses a manifest with different parameters and keeps the original
+ * creation time. Returns the manifest in force.
+ *
+ * @throws {Error} When the folder holds a dataset made with different parameters.
+ */
+export async function openDatasetForWriting(
+  dir: string,
+  manifest: DatasetManifest,
+): Promise<DatasetManifest> {
+  let existing: DatasetManifest | undefined;
+  try {
+    existing = await readManifest(dir);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+  if (existing) {
+    const difference = firstDifference(manifestIdentity(existing), manifestIdentity(manifest));
+    if (difference) {
+      throw new Error(
+        `Dataset folder ${dir} holds a dataset made with different parameters (${difference}): ` +
+          `use another --data_dir or delete the folder`,
+      );
+    }
+    await removeStrayTempFiles(dir);
+    return existing;
+  }
+  await Deno.mkdir(join(dir, SAMPLES_DIR), { recursive: true });
+  // The manifest is the one file whose loss would orphan the samples: flush it to disk.
+  await writeJsonAtomic(join(dir, MANIFEST_FILE), manifest, { sync: true });
+  return manifest;
+}
+
+/** Options of {@linkcode readDataset}. */
+export interface ReadDatasetOptions {
+  /** Fail unless every sample file exists. @default {true} */
+  requireComplete?: boolean;
+}
+
+/** An opened dataset: its manifest and random access to the samples. */
+export interface Dataset {
+  /** The dataset folder. */
+  readonly dir: string;
+  /** The validated manifest. */
+  readonly manifest: DatasetManifest;
+  /** Indices of the samples present, ascending. */
+  readonly indices: readonly number[];
+  /** Reads and checks sample `index`. */
+  read(index: number): Promise<DatasetSample>;
+  /** Iterates the present samples in index order. */
+  [Symbol.asyncIterator](): AsyncIterator<DatasetSample>;
+}
+
+/**
+ * Opens a dataset folder written by `deno task generate`.
+ *
+ * @param dir The dataset folder (the one holding `manifest.json`).
+ * @throws {TypeError} For a malformed manifest or, with `requireComplete`, missing samples.
+ *
+ * @example
+ * ```ts ignore
+ * const data = await readDataset("train_data/uni_pc_NFE20_edm");
+ * for await (const { index, z, x } of data) console.log(index, z.length, x.length);
+ * ```
+ */
+export async function readDataset(dir: string, options: ReadDatasetOptions = {}): Promise<Dataset> {
+  const manifest = await readManifest(dir);
+  const indices: number[] = [];
+  const missing: number[] = [];
+  for (let i = 0; i < manifest.count; i++) {
+    try {
+      await Deno.stat(samplePath(dir, i));
+      indices.push(i);
+    } catch {
+      missing.push(i);
+    }
+  }
+  if ((options.requireComplete ?? true) && missing.length > 0) {
+    throw new TypeError(
+      `Dataset ${dir} is incomplete: ${missing.length} of ${manifest.count} samples missing ` +
+        `(first: ${missing[0]}); re-run generate with the same parameters to finish it`,
+    );
+  }
+  async function read(index: number): Promise<DatasetSample> {
+    if (!Number.isInteger(index) || index < 0 || index >= manifest.count) {
+      throw new RangeError(`Sample index out of range [0, ${manifest.count}): got ${index}`);
+    }
+    return decodeSample(await Deno.readFile(samplePath(dir, index)), index, manifest.shapes);
+  }
+  return {
+    dir,
+    manifest,
+    indices,
+    read,
+    async *[Symbol.asyncIterator]() {
+      for (const i of indices) yield await read(i);
+    },
+  };
+}

@@ -1,0 +1,173 @@
+/**
+ * ONNX external data: graphs over 2 GB (a float32 Stable Diffusion UNet) keep their weights in
+ * files beside the `.onnx` file, which protobuf cannot hold. ONNX Runtime finds those only for a
+ * model opened from its path ({@linkcode sessionSource}); ld3 also hashes them with the graph
+ * ({@linkcode onnxModelHash}) and reads them back in where it builds new graphs in memory
+ * ({@linkcode inlineExternalData}, LD3's gradient graphs).
+ *
+ * @module
+ */
+import { createHash } from "node:crypto";
+import { dirname, isAbsolute, join, normalize } from "node:path";
+import { onnx } from "../deps.ts";
+import { readOnnxSignature, sha256Hex } from "./session.ts";
+
+/**
+ * Opens external-data file `name` of the model at `path`, naming both when it is missing. Like
+ * ONNX Runtime, only files inside the model's folder are read: a location that is absolute or
+ * climbs out (`../`) is refused.
+ */
+async function openDataFile(path: string, name: string): Promise<Deno.FsFile> {
+  if (isAbsolute(name) || normalize(name).split(/[\\/]/)[0] === "..") {
+    throw new Error(
+      `ONNX model ${path} names external data outside its folder: "${name}" (ld3, like ONNX ` +
+        `Runtime, reads only files beside the model)`,
+    );
+  }
+  const file = join(dirname(path), name);
+  try {
+    return await Deno.open(file);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound)) throw e;
+    throw new Error(
+      `ONNX model ${path} keeps its weights in ${name}, which is missing: ${file} ` +
+        `(copy it beside the model)`,
+    );
+  }
+}
+
+/**
+ * The external-data files an ONNX graph keeps weights in (the `location` of each initializer stored
+ * outside the file, first use first); empty when every weight is inside. Exports over 2 GB (a
+ * Stable Diffusion UNet in float32) must use external data: protobuf cannot hold them.
+ */
+export function externalDataFiles(bytes: Uint8Array): string[] {
+  return [...readOnnxSignature(bytes).externalData];
+}
+
+/** Bytes per element of the ONNX element types a weight can have (`TensorProto.DataType`). */
+const ELEMENT_BYTES: Record<number, number> = {
+  1: 4, // float
+  2: 1, // uint8
+  3: 1, // int8
+  4: 2, // uint16
+  5: 2, // int16
+  6: 4, // int32
+  7: 8, // int64
+  9: 1, // bool
+  10: 2, // float16
+  11: 8, // double
+  12: 4, // uint32
+  13: 8, // uint64
+  16: 2, // bfloat16
+};
+
+/** Protobuf cannot encode a message of 2 GiB or more. */
+const PROTOBUF_LIMIT = 2 ** 31 - 1;
+
+/**
+ * The ONNX file at `path` (whose bytes are `bytes`) with every external-data weight read back
+ * into the graph, for code that builds new graphs from it in memory (LD3's gradient graphs);
+ * the bytes themselves when nothing is external.
+ *
+ * @throws {RangeError} naming the model when the weights do not fit one protobuf message (2 GB)
+ * @throws {Error} naming the file when an external-data file is missing or too short
+ */
+export async function inlineExternalData(path: string, bytes: Uint8Array): Promise<Uint8Array> {
+  const model = onnx.ModelProto.decode(bytes);
+  const external = (model.graph?.initializer ?? []).filter((t) =>
+    t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL
+  );
+  if (external.length === 0) return bytes;
+  let total = bytes.length;
+  const reads = external.map((t) => {
+    const entry = (key: string) => t.externalData?.find((e) => e.key === key)?.value;
+    const count = (t.dims ?? []).reduce<number>((a, d) => a * Number(d), 1);
+    const length = entry("length") !== undefined
+      ? Number(entry("length"))
+      : count * (ELEMENT_BYTES[t.dataType ?? 0] ?? NaN);
+    if (!Number.isSafeInteger(length)) {
+      throw new TypeError(`ONNX model ${path}: weight "${t.name}" has an unreadable external size`);
+    }
+    total += length;
+    return {
+      tensor: t,
+      file: entry("location") ?? "",
+      offset: Number(entry("offset") ?? 0),
+      length,
+    };
+  });
+  if (total >= PROTOBUF_LIMIT) {
+    throw new RangeError(
+      `ONNX model ${path} has ${(total / 2 ** 30).toFixed(1)} GiB of weights: one graph holds at ` +
+        `most 2 GiB, so ld3 cannot build its gradient graph (LD3 training); sampling, generate and ` +
+        `eval work with it`,
+    );
+  }
+  for (const r of reads) {
+    const handle = await openDataFile(path, r.file);
+    try {
+      await handle.seek(r.offset, Deno.SeekMode.Start);
+      const data = new Uint8Array(r.length);
+      let filled = 0;
+      while (filled < r.length) {
+        const n = await handle.read(data.subarray(filled));
+        if (n === null) {
+          throw new Error(
+            `ONNX model ${path}: ${r.file} ends before weight "${r.tensor.name}" ` +
+              `(${r.offset} + ${r.length} bytes)`,
+          );
+        }
+        filled += n;
+      }
+      r.tensor.rawData = data;
+      r.tensor.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+      r.tensor.externalData = [];
+    } finally {
+      handle.close();
+    }
+  }
+  return onnx.ModelProto.encode(model).finish();
+}
+
+/**
+ * What to open a session on for the ONNX file at `path` whose bytes are `bytes`: the bytes
+ * themselves, or the path when the graph has external data, which ONNX Runtime resolves only
+ * relative to a model file (from bytes it refuses them).
+ */
+export function sessionSource(
+  path: string,
+  bytes: Uint8Array,
+  external: readonly string[] = externalDataFiles(bytes),
+): Uint8Array | string {
+  return external.length > 0 ? path : bytes;
+}
+
+/**
+ * Lowercase hex SHA-256 identifying the ONNX model at `path` (whose bytes are `bytes`): of the file,
+ * or for a graph with external data, of the file followed by each data file in
+ * {@linkcode externalDataFiles} order, streamed so multi-GB weights are never held twice.
+ *
+ * @throws {Error} naming the file when an external-data file is missing
+ */
+export async function onnxModelHash(
+  path: string,
+  bytes: Uint8Array,
+  files: readonly string[] = externalDataFiles(bytes),
+): Promise<string> {
+  if (files.length === 0) return await sha256Hex(bytes);
+  const hash = createHash("sha256");
+  hash.update(bytes);
+  for (const name of files) {
+    const handle = await openDataFile(path, name);
+    try {
+      const chunk = new Uint8Array(1 << 22);
+      for (let n = await handle.read(chunk); n !== null; n = await handle.read(chunk)) {
+        hash.update(chunk.subarray(0, n));
+      }
+    } finally {
+      handle.close();
+    }
+  }
+  return hash.digest("hex");
+}

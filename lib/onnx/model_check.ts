@@ -1,0 +1,253 @@
+/**
+ * A quick check of a model config against its network (`deno task check-model`): the checks that
+ * catch a config that loads but describes the network wrongly, in seconds, before a teacher
+ * dataset or an LD3 run is spent on it.
+ *
+ * The signature (names, types, ranks, batch axes) is already checked by `loadModel`. What it cannot
+ * see is whether `prediction`, `time_input` and `schedule` match how the network was trained; a
+ * mismatch gives finite but meaningless images. Every working denoiser shares two properties that
+ * expose most mismatches:
+ *
+ * - **Near identity at the lowest noise.** At t_min a noisy image is almost clean, so D(x_t) must
+ *   be close to the image. Reading an ε-network as x0 (D = ε̂), or feeding the time on the wrong
+ *   scale, breaks it.
+ * - **Bounded at high noise.** At σ/α = 10 the best guess is close to the data mean, inside the
+ *   data range. Reading an x0-network as ε (D = (x − σ·x̂0)/α) or v, or the wrong schedule, gives
+ *   values of the order of σ/α.
+ *
+ * Two more are structural: one call on a batch equals one call per sample (a network that mixes
+ * samples, e.g. batch statistics exported in training mode, fails), and outputs are finite at
+ * both ends of the schedule. The thresholds are loose on purpose: a weak but correctly described
+ * model passes, a misdescribed one misses by orders of magnitude.
+ *
+ * @module
+ */
+import { sampleSize } from "../denoiser.ts";
+import type { LoadedModel } from "./model.ts";
+import { normalNoise } from "../rng.ts";
+
+/** One check of {@linkcode checkModel}. */
+export interface ModelCheck {
+  /** Short name: `batching`, `low-noise identity`, `high-noise range`, `finite`. */
+  name: string;
+  /** Whether the model passed. */
+  ok: boolean;
+  /** What was measured, and on failure the usual causes. */
+  detail: string;
+}
+
+/** What {@linkcode checkModel} found. */
+export interface ModelCheckReport {
+  /** The config's model name. */
+  model: string;
+  /** The checks, in the order they ran. */
+  checks: ModelCheck[];
+  /** Whether every check passed. */
+  ok: boolean;
+  /** Median milliseconds of one denoiser call on `batch` samples (float64 in, float64 out). */
+  msPerCall: number;
+  /** The batch of the timing (the config's `batch_size`, at most 16). */
+  batch: number;
+}
+
+/** Options of {@linkcode checkModel}. */
+export interface CheckModelOptions {
+  /** Noise seed. @default {0} */
+  seed?: number;
+  /** Largest relative RMS distance to the clean image at t_min that passes. @default {0.25} */
+  identityTolerance?: number;
+  /** Largest RMS of D at t_max, in units of the data range's half-width, that passes. @default {3} */
+  rangeTolerance?: number;
+}
+
+function rms(values: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < values.length; i++) s += values[i] * values[i];
+  return Math.sqrt(s / values.length);
+}
+
+/**
+ * A smooth test pattern per sample, amplitude 0.8 in the [-1, 1] units of the data: a clean image
+ * stand-in that needs no dataset (only its being near the data matters little at t_min).
+ */
+function pattern(shape: readonly number[], count: number): Float64Array {
+  const d = sampleSize(shape);
+  const w = shape[shape.length - 1] ?? 1;
+  const out = new Float64Array(count * d);
+  for (let b = 0; b < count; b++) {
+    for (let i = 0; i < d; i++) {
+      const col = i % w;
+      const row = Math.floor(i / w);
+      out[b * d + i] = 0.8 * Math.sin(0.4 * col + 0.3 * row + b);
+    }
+  }
+  return out;
+}
+
+/**
+ * Runs the checks of the module doc on a loaded model.
+ *
+ * @example
+ * ```ts ignore
+ * const model = await loadModel("configs/mnist-edm.yml");
+ * const report = await checkModel(model);
+ * console.log(formatModelCheck(report));
+ * await model.close();
+ * ```
+ */
+export async function checkModel(
+  model: LoadedModel,
+  options: CheckModelOptions = {},
+): Promise<ModelCheckReport> {
+  const seed = options.seed ?? 0;
+  const identityTolerance = options.identityTolerance ?? 0.25;
+  const rangeTolerance = options.rangeTolerance ?? 3;
+  const { denoiser, config } = model;
+  const schedule = denoiser.schedule;
+  const shape = model.sampleShape;
+  const d = sampleSize(shape);
+  const checks: ModelCheck[] = [];
+  const [lo, hi] = config.data_range;
+  // Data-range units: latents (decoder models) are taken as [-1, 1]-scaled, as scale_factor means.
+  const half = config.decoder ? 1 : (hi - lo) / 2;
+  const mid = config.decoder ? 0 : (hi + lo) / 2;
+
+  // 1. Batching: 3 samples in one call = 3 single calls.
+  const tMid = Math.sqrt(schedule.tMax * schedule.tMin);
+  const image3 = pattern(shape, 3);
+  const x3 = Float64Array.from(
+    normalNoise(seed, 0, 3 * d),
+    (z, i) => schedule.alpha(tMid) * (mid + half * image3[i]) + schedule.sigma(tMid) * z,
+  );
+  try {
+    const together = await denoiser.denoise(x3, tMid);
+    let worst = 0;
+    let scale = 0;
+    for (let b = 0; b < 3; b++) {
+      const alone = await denoiser.denoise(x3.slice(b * d, (b + 1) * d), tMid);
+      for (let i = 0; i < d; i++) {
+        worst = Math.max(worst, Math.abs(alone[i] - together[b * d + i]));
+        scale = Math.max(scale, Math.abs(alone[i]));
+      }
+    }
+    const ok = worst <= 1e-3 * Math.max(1, scale);
+    checks.push({
+      name: "batching",
+      ok,
+      detail:
+        `max |one call of 3 − 3 calls of 1| = ${worst.toPrecision(3)} at t = ${
+          tMid.toPrecision(4)
+        }` + (ok ? "" : ": the network mixes samples of a batch (e.g. batch statistics exported " +
+          "in training mode: export after model.eval())"),
+    });
+  } catch (e) {
+    checks.push({ name: "batching", ok: false, detail: (e as Error).message });
+  }
+
+  // 2–3. Low noise: near identity (and finite).
+  const clean = pattern(shape, 2).map((v) => mid + half * v);
+  const tMin = schedule.tMin;
+  const low = Float64Array.from(
+    normalNoise(seed, 1, 2 * d),
+    (z, i) => schedule.alpha(tMin) * clean[i] + schedule.sigma(tMin) * z,
+  );
+  let finite = true;
+  let finiteDetail = "";
+  try {
+    const dLow = await denoiser.denoise(low, tMin);
+    const err = rms(dLow.map((v, i) => v - clean[i])) / rms(clean.map((v) => v - mid));
+    const ok = err <= identityTolerance;
+    checks.push({
+      name: "low-noise identity",
+      ok,
+      detail:
+        `RMS(D(x_t) − x) / RMS(x) = ${
+          err.toPrecision(3)
+        } at t_min = ${tMin} (pass ≤ ${identityTolerance})` +
+        (ok ? "" : ": D is not close to the image at the lowest noise; check " +
+          "model.prediction (an ε-network read as x0?) and model.time_input (the time on another " +
+          "scale, e.g. t against t·1000 or the step index)"),
+    });
+  } catch (e) {
+    finite = false;
+    finiteDetail = `at t_min = ${tMin}: ${(e as Error).message}`;
+  }
+
+  // 4. High noise: bounded near the data, at σ/α = 10 (or t_max, if that is less noisy). Not at
+  // t_max itself: there α is tiny for VP schedules, and an ε-network's small errors, divided by α,
+  // push even a good model's D out of range (why DDPM samplers clip x0).
+  const tHigh = Math.min(schedule.tMax, schedule.inverseLambda(-Math.log(10)));
+  const ratio = schedule.sigma(tHigh) / schedule.alpha(tHigh);
+  const xHigh = Float64Array.from(
+    normalNoise(seed, 2, 2 * d),
+    (z, i) => schedule.alpha(tHigh) * clean[i] + schedule.sigma(tHigh) * z,
+  );
+  try {
+    const dHigh = await denoiser.denoise(xHigh, tHigh);
+    const size = rms(dHigh.map((v) => v - mid)) / half;
+    const ok = size <= rangeTolerance;
+    const measured = `RMS(D(x_t)) = ${size.toPrecision(3)} data half-ranges at σ/α = ` +
+      `${ratio.toPrecision(3)} (pass ≤ ${rangeTolerance})`;
+    checks.push({
+      name: "high-noise range",
+      ok,
+      detail: measured + (ok ? "" : ": D is far outside the data at high noise; check " +
+        "model.prediction (an x0- or v-network read as ε?), the schedule and data_range"),
+    });
+  } catch (e) {
+    finite = false;
+    finiteDetail += `${finiteDetail ? "; " : ""}at t = ${tHigh}: ${(e as Error).message}`;
+  }
+  // Finite at t_max too: where every sampler starts.
+  const tMax = schedule.tMax;
+  const xT = Float64Array.from(normalNoise(seed, 4, 2 * d), (z) => schedule.priorScale * z);
+  try {
+    await denoiser.denoise(xT, tMax);
+  } catch (e) {
+    finite = false;
+    finiteDetail += `${finiteDetail ? "; " : ""}at t_max = ${tMax}: ${(e as Error).message}`;
+  }
+  checks.push({
+    name: "finite",
+    ok: finite,
+    detail: finite ? "outputs finite at t_min and t_max" : finiteDetail,
+  });
+
+  // Timing: the median of three calls on one batch.
+  const batch = Math.min(config.batch_size, 16);
+  const xb = Float64Array.from(normalNoise(seed, 3, batch * d), (z) => schedule.priorScale * z);
+  const times: number[] = [];
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    try {
+      await denoiser.denoise(xb, tMid);
+    } catch {
+      break;
+    }
+    times.push(performance.now() - t0);
+  }
+  times.sort((a, b) => a - b);
+  return {
+    model: config.name,
+    checks,
+    ok: checks.every((c) => c.ok),
+    msPerCall: times.length ? times[Math.floor(times.length / 2)] : NaN,
+    batch,
+  };
+}
+
+/** The report as lines: one per check (`ok` / `FAIL`), then the timing. */
+export function formatModelCheck(report: ModelCheckReport): string {
+  const width = Math.max(...report.checks.map((c) => c.name.length));
+  const lines = report.checks.map((c) =>
+    `${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(width)}  ${c.detail}`
+  );
+  lines.push(
+    `${report.model}: ${
+      Number.isFinite(report.msPerCall) ? report.msPerCall.toFixed(1) : "—"
+    } ms ` +
+      `per denoiser call on ${report.batch} samples; ` +
+      (report.ok ? "the config describes the network plausibly" : "see the failed checks above"),
+  );
+  return lines.join("\n");
+}

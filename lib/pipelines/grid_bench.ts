@@ -1,0 +1,793 @@
+/**
+ * The schedule benchmark: every step schedule against every solver and NFE on one model. The
+ * library behind `deno task bench:schedules`, usable from notebooks and `mod.ts` without the CLI.
+ *
+ * Solvers × NFE × schedules ({@linkcode SCHEDULE_BENCH_SCHEDULES}: the four hand-made skip types,
+ * GITS and LD3), each cell scored with {@linkcode evaluateSchedule} by the distance to a teacher
+ * dataset ({@linkcode LD3_TEACHER}, the LD3 default teacher), by FID when a feature
+ * model and reference statistics are given, and by the exact-solution error on a Gaussian-mixture
+ * model.
+ *
+ * 1. {@linkcode planScheduleBench} lays out the cells: GITS is "n/a" where `GITS_SIGMAS` has no
+ *    table, LD3 reads `<ld3Dir>/<solver>-NFE<nfe>.json` ("n/a" without one), an NFE the solver
+ *    cannot spend is an "error" cell.
+ * 2. {@linkcode runScheduleBench} generates the teacher dataset when needed (resumable, via
+ *    `generateDataset`), reports an estimate of the work, and evaluates every planned cell; with
+ *    `resumeDir` each finished cell is saved and a rerun evaluates only what is missing.
+ * 3. `schedule_bench_report.ts` turns the result into tables and plots
+ *    (`scheduleBenchMarkdown`, `scheduleBenchMetricScene`, `scheduleBenchLambdaScene`) and
+ *    `writeScheduleBench` writes them all:
+ *
+ * ```text
+ * <out_dir>/schedules.md                    tables, best value per row in bold
+ * <out_dir>/schedules.json                  every cell (format "ld3-bench-schedules", version 1)
+ * <out_dir>/schedules.png, .svg             metric vs NFE, one panel per solver
+ * <out_dir>/schedules_lambda.png, .svg      λ of each grid point vs step index, at the largest NFE
+ * ```
+ *
+ * @module
+ */
+import { basename, dirname, join, resolve } from "node:path";
+import { writeJsonAtomic } from "../io/atomic.ts";
+import { datasetDirName, isSampleComplete, MANIFEST_FILE, readManifest } from "../io/dataset.ts";
+import {
+  type EvalMetrics,
+  type EvaluateOptions,
+  evaluateSchedule,
+  type FeatureModelSpec,
+  isFeatureModel,
+  type ReferenceSolver,
+} from "./evaluate.ts";
+import { type FeatureModel, loadFeatureModel } from "../metrics/features.ts";
+import { type FeatureStats, readFidRefs } from "../metrics/fid.ts";
+import { canonicalJson, type Fingerprint } from "../fingerprint.ts";
+import { pathExists, removeIfExists } from "../io/fs.ts";
+import { type Gmm, gmmReferenceSolve } from "../gmm.ts";
+import { gmmFromOnnx } from "../onnx/gmm_onnx.ts";
+import { GITS_SIGMAS, SKIP_TYPES } from "../step_grid.ts";
+import { loadGridFile } from "../io/grid_file.ts";
+import type { LoadedModel } from "../onnx/model.ts";
+import { sha256Hex } from "../onnx/session.ts";
+import { ProgressBar, type ProgressBarOptions } from "../io/progress.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
+import {
+  generateDataset,
+  initialNoise,
+  LD3_TEACHER,
+  prepareSampler,
+  solverRecord,
+} from "./sampling.ts";
+import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
+import { checkCount } from "../_check.ts";
+
+/** `format` of `schedules.json`. */
+export const SCHEDULE_BENCH_FORMAT = "ld3-bench-schedules";
+/** `version` of `schedules.json`. */
+export const SCHEDULE_BENCH_VERSION = 1;
+
+/** The schedule columns, in table order: the four skip types, then GITS and LD3. */
+export const SCHEDULE_BENCH_SCHEDULES = [...SKIP_TYPES, "gits", "ld3"] as const;
+/** One of {@linkcode SCHEDULE_BENCH_SCHEDULES}. */
+export type ScheduleBenchSchedule = typeof SCHEDULE_BENCH_SCHEDULES[number];
+
+/** The solvers benchmarked by default. */
+export const SCHEDULE_BENCH_SOLVERS: readonly SolverName[] = ["ipndm", "uni_pc", "dpm_solver++"];
+/** The NFEs benchmarked by default. */
+export const SCHEDULE_BENCH_NFES: readonly number[] = [4, 6, 8, 10];
+
+/**
+ * One cell of the matrix, as written to `schedules.json` (the snake_case field names are part
+ * of the file format).
+ */
+export interface ScheduleBenchCell {
+  /** Solver name. */
+  solver: string;
+  /** The row's NFE budget. */
+  nfe: number;
+  /** The column. */
+  schedule: ScheduleBenchSchedule;
+  /** `ok`, `n/a` (no GITS table / no LD3 file) or `error`. */
+  status: "ok" | "n/a" | "error";
+  /** The evaluation's metrics (`ok` cells once run). */
+  metrics?: EvalMetrics;
+  /** Why the cell failed (`error` cells). */
+  error?: string;
+  /** Wall-clock seconds of the cell's evaluation. */
+  seconds?: number;
+  /** λ at each point of the cell's grid, T first. */
+  lambda1?: number[];
+  /** The LD3 grid file (absolute path). */
+  load_from?: string;
+  /** `meta.train_seconds` of the LD3 grid file, when present. */
+  ld3_train_seconds?: number;
+  /** The NFE the cell's grid really spends, when it differs from the column's (GITS tables). */
+  actual_nfe?: number;
+}
+
+/** A cell that {@linkcode runScheduleBench} evaluates, with how to build its grid. */
+export interface ScheduleBenchPlannedCell {
+  /** The cell (also in {@linkcode ScheduleBenchPlan.cells}); filled in when evaluated. */
+  cell: ScheduleBenchCell;
+  /** The LD3 grid file, for `ld3` cells. */
+  loadFrom?: string;
+  /** The grid file's `solverOptions.order`, when it names one. */
+  order?: number;
+}
+
+/** The matrix laid out by {@linkcode planScheduleBench}. */
+export interface ScheduleBenchPlan {
+  /** Rows: solvers. */
+  solvers: SolverName[];
+  /** Rows: NFEs within each solver. */
+  nfes: number[];
+  /** Columns. */
+  schedules: ScheduleBenchSchedule[];
+  /** Every cell, solver-major, then NFE, then schedule. */
+  cells: ScheduleBenchCell[];
+  /** The cells to evaluate (neither `n/a` nor refused), in the order of `cells`. */
+  planned: ScheduleBenchPlannedCell[];
+}
+
+/** Options of {@linkcode planScheduleBench}. */
+export interface ScheduleBenchPlanOptions {
+  /** Solvers (rows). @default {SCHEDULE_BENCH_SOLVERS} */
+  solvers?: readonly string[];
+  /** NFE budgets (rows within a solver). @default {SCHEDULE_BENCH_NFES} */
+  nfes?: readonly number[];
+  /** Schedules (columns), a subset of {@linkcode SCHEDULE_BENCH_SCHEDULES}. @default {all} */
+  schedules?: readonly string[];
+  /** Folder of the learned grids `<solver>-NFE<nfe>.json` (`lib/io/grid_file.ts`). @default {"ld3_grids"} */
+  ld3Dir?: string;
+}
+
+/** What {@linkcode runScheduleBench} expects to do, measured before it starts. */
+export interface ScheduleBenchEstimate {
+  /** Cells to evaluate (reused ones not counted). */
+  cells: number;
+  /** Finished cells reused from `resumeDir`. */
+  reused: number;
+  /** Samples per cell. */
+  numSamples: number;
+  /** Network evaluations of one sample each: every planned cell's NFE, plus the teacher's. */
+  evaluations: number;
+  /** Seconds per sample of one network evaluation (one batch, after a warm-up). */
+  secondsPerEvaluation: number;
+  /** Whether the exact-solution error is computed (a Gaussian-mixture reference). */
+  exact: boolean;
+  /** Seconds of the exact reference solutions (solved once per sample). */
+  exactSeconds: number;
+  /** Whether the teacher dataset is generated. */
+  teacher: boolean;
+  /** The estimated wall-clock seconds in all. */
+  seconds: number;
+}
+
+/** Options of {@linkcode runScheduleBench}. */
+export interface ScheduleBenchOptions extends ScheduleBenchPlanOptions {
+  /** Samples per cell (the teacher dataset's first `numSamples`). @default {200} */
+  numSamples?: number;
+  /** Samples per solver batch. @default {the model config's batch_size} */
+  batchSize?: number;
+  /**
+   * Noise seed of a generated teacher. 1000 keeps its noise disjoint from the seed-0 data LD3
+   * grids are usually trained on. @default {1000}
+   */
+  seed?: number;
+  /** An existing teacher dataset folder (with `manifest.json`). @default {generated under `teacherRoot`} */
+  dataDir?: string;
+  /**
+   * Root under which the teacher dataset is generated (`<teacherRoot>/uni_pc_NFE20_edm`) when
+   * `dataDir` is not given; an existing one there is reused. @default {"bench/teacher"}
+   */
+  teacherRoot?: string;
+  /**
+   * Feature model for FID (needs `fidRef`): a spec to load (closed at the end) or a loaded model
+   * (left open). Without both, no FID. @default {undefined}
+   */
+  features?: FeatureModelSpec | FeatureModel;
+  /** FID reference statistics: an `.npz` path or the statistics (needs `features`). @default {undefined} */
+  fidRef?: string | FeatureStats;
+  /**
+   * Exact-solution error: `auto` when the model's ONNX graph is a Gaussian mixture built by
+   * `buildGmmOnnx`, `on` (an error otherwise) or `off`. @default {"auto"}
+   */
+  exact?: "auto" | "on" | "off";
+  /** RK4 steps of the exact solution (`gmmReferenceSolve`). @default {200} */
+  exactSteps?: number;
+  /**
+   * A folder that makes the run resumable: every finished cell is saved there as
+   * `<solver>-NFE<nfe>-<schedule>.json` with the fingerprint of its evaluation (model, grid,
+   * samples, teacher, metrics); a rerun reuses each cell whose fingerprint still matches, and a
+   * cell interrupted midway continues from its evaluation checkpoint (`.partial.npz`).
+   * @default {undefined (nothing saved)}
+   */
+  resumeDir?: string;
+  /** Progress bar over the cells (and the teacher's, if generated); `false` for none. @default {{}} */
+  progress?: ProgressBarOptions | false;
+  /** Called once with the estimate, after the checks and before the teacher and the cells run. */
+  onEstimate?: (estimate: ScheduleBenchEstimate) => void;
+  /** Called after each planned cell with the cell, cells done and cells planned. */
+  onCell?: (cell: ScheduleBenchCell, done: number, total: number) => void;
+}
+
+/** The `schedules.json` document. */
+export interface ScheduleBenchDocument {
+  /** Always {@linkcode SCHEDULE_BENCH_FORMAT}. */
+  format: typeof SCHEDULE_BENCH_FORMAT;
+  /** {@linkcode SCHEDULE_BENCH_VERSION}. */
+  version: number;
+  /** The model config's name and file. */
+  config: { name: string; source: string };
+  /** The model's name and the SHA-256 of its ONNX file. */
+  model: { name: string; sha256: string };
+  /** Samples per cell. */
+  num_samples: number;
+  /** Noise seed of the teacher dataset (and so of every cell). */
+  seed: number;
+  /** The teacher (`dir` absolute). */
+  teacher: { solverName: string; steps: number; skipType: string; dir: string };
+  /** Rows: solvers. */
+  solvers: string[];
+  /** Rows: NFEs within each solver. */
+  nfes: number[];
+  /** Columns. */
+  schedules: ScheduleBenchSchedule[];
+  /** Every cell, solver-major. */
+  cells: ScheduleBenchCell[];
+  /** Wall-clock seconds of the cell evaluations. */
+  seconds: number;
+  /** ISO creation time. */
+  created: string;
+}
+
+/** What {@linkcode runScheduleBench} returns: the `schedules.json` document plus run facts. */
+export interface ScheduleBenchResult extends ScheduleBenchDocument {
+  /** Cells evaluated (neither `n/a` nor refused when planned). */
+  evaluated: number;
+  /** The teacher folder as given or derived (relative paths stay relative), for the report. */
+  teacherDir: string;
+  /** The estimate made before the run. */
+  estimate: ScheduleBenchEstimate;
+}
+
+//----------------------------------------------------------------------------
+// Plan
+
+/** Samples `0 … n − 1` of a dataset folder that are not complete yet (all of them without a manifest). */
+async function missingSamples(dir: string, hasManifest: boolean, n: number): Promise<number> {
+  if (!hasManifest) return n;
+  const { shapes } = await readManifest(dir);
+  let missing = 0;
+  for (let i = 0; i < n; i++) if (!await isSampleComplete(dir, i, shapes)) missing++;
+  return missing;
+}
+
+function checkPlanOptions(options: ScheduleBenchPlanOptions): {
+  solvers: SolverName[];
+  nfes: number[];
+  schedules: ScheduleBenchSchedule[];
+} {
+  const solvers = [...(options.solvers ?? SCHEDULE_BENCH_SOLVERS)];
+  const nfes = [...(options.nfes ?? SCHEDULE_BENCH_NFES)];
+  const schedules = [...(options.schedules ?? SCHEDULE_BENCH_SCHEDULES)];
+  for (const [name, list] of [["solvers", solvers], ["nfes", nfes], ["schedules", schedules]]) {
+    if (list.length === 0) throw new RangeError(`${name} must not be empty: got []`);
+  }
+  for (const s of solvers) {
+    if (!(SOLVER_NAMES as readonly string[]).includes(s)) {
+      throw new RangeError(
+        `Unknown solver in solvers: "${s}" (expected one of ${SOLVER_NAMES.join(", ")})`,
+      );
+    }
+  }
+  for (const n of nfes) {
+    if (!(Number.isSafeInteger(n) && n >= 1)) {
+      throw new RangeError(`nfes must hold positive integers: got ${n}`);
+    }
+  }
+  for (const s of schedules) {
+    if (!(SCHEDULE_BENCH_SCHEDULES as readonly string[]).includes(s)) {
+      throw new RangeError(
+        `Unknown schedule in schedules: "${s}" (expected one of ${
+          SCHEDULE_BENCH_SCHEDULES.join(", ")
+        })`,
+      );
+    }
+  }
+  return {
+    solvers: solvers as SolverName[],
+    nfes,
+    schedules: schedules as ScheduleBenchSchedule[],
+  };
+}
+
+/**
+ * Lays out the matrix: one cell per solver × NFE × schedule. A `gits` cell is `n/a` where
+ * `GITS_SIGMAS` has no table for the solver and NFE; an `ld3` cell reads
+ * `<ld3Dir>/<solver>-NFE<nfe>.json` (its `solverOptions.order` and `meta.train_seconds`) and is
+ * `n/a` without one; a hand-made or GITS cell whose NFE the solver cannot spend (Heun needs an
+ * odd NFE) is an `error` cell. Everything else is planned for evaluation.
+ *
+ * @throws {RangeError} For an unknown solver or schedule, an empty list or a bad NFE.
+ * @throws {TypeError} For an LD3 grid file that is not one.
+ *
+ * @example
+ * ```ts ignore
+ * const plan = await planScheduleBench({ solvers: ["uni_pc"], nfes: [4], ld3Dir: "ld3_grids" });
+ * console.log(plan.cells.map((c) => `${c.schedule}: ${c.status}`));
+ * ```
+ */
+export async function planScheduleBench(
+  options: ScheduleBenchPlanOptions = {},
+): Promise<ScheduleBenchPlan> {
+  const { solvers, nfes, schedules } = checkPlanOptions(options);
+  const ld3Dir = options.ld3Dir ?? "ld3_grids";
+  const cells: ScheduleBenchCell[] = [];
+  const planned: ScheduleBenchPlannedCell[] = [];
+  for (const solver of solvers) {
+    for (const nfe of nfes) {
+      for (const schedule of schedules) {
+        const cell: ScheduleBenchCell = { solver, nfe, schedule, status: "ok" };
+        cells.push(cell);
+        if (schedule === "gits" && !GITS_SIGMAS[solver]?.[nfe]) {
+          cell.status = "n/a";
+          continue;
+        }
+        if (schedule === "ld3") {
+          const path = join(ld3Dir, `${solver}-NFE${nfe}.json`);
+          if (!await pathExists(path)) {
+            cell.status = "n/a";
+            continue;
+          }
+          const file = await loadGridFile(path);
+          const order = file.solverOptions?.order;
+          const train = file.meta?.train_seconds;
+          if (typeof train === "number") cell.ld3_train_seconds = train;
+          cell.load_from = resolve(path);
+          planned.push({
+            cell,
+            loadFrom: path,
+            order: typeof order === "number" ? order : undefined,
+          });
+          continue;
+        }
+        try {
+          solverSteps(solver, nfe);
+        } catch (e) {
+          cell.status = "error";
+          cell.error = (e as Error).message;
+          continue;
+        }
+        planned.push({ cell });
+      }
+    }
+  }
+  return { solvers, nfes, schedules, cells, planned };
+}
+
+//----------------------------------------------------------------------------
+// Exact reference
+
+/**
+ * Caches a reference solver per sample index: each index is solved once, on the first batch
+ * that holds it, and later calls (every cell of the benchmark starts from the same teacher
+ * noise) reuse the solution. Only the indices not yet cached are passed to `reference`.
+ *
+ * @param reference The solver to cache; its answer for index `i` must depend on `i` only.
+ * @returns A reference solver with the same answers.
+ */
+export function cacheReference(reference: ReferenceSolver): ReferenceSolver {
+  const cache = new Map<number, Float64Array>();
+  return async (xT, indices) => {
+    if (indices.length === 0 || xT.length % indices.length !== 0) {
+      throw new RangeError(
+        `Reference batch must hold one sample per index: got ${xT.length} values for ${indices.length} indices`,
+      );
+    }
+    const d = xT.length / indices.length;
+    const todo: [index: number, slot: number][] = [];
+    indices.forEach((i, b) => {
+      if (!cache.has(i) && !todo.some(([j]) => j === i)) todo.push([i, b]);
+    });
+    if (todo.length > 0) {
+      const x = new Float64Array(todo.length * d);
+      todo.forEach(([, b], k) => x.set(xT.subarray(b * d, (b + 1) * d), k * d));
+      const solved = await reference(x, todo.map(([i]) => i));
+      if (solved.length !== x.length) {
+        throw new RangeError(
+          `Reference solver returned ${solved.length} values: expected ${x.length}`,
+        );
+      }
+      todo.forEach(([i], k) => cache.set(i, solved.slice(k * d, (k + 1) * d)));
+    }
+    const out = new Float64Array(xT.length);
+    indices.forEach((i, b) => out.set(cache.get(i)!, b * d));
+    return out;
+  };
+}
+
+/** Options of {@linkcode cachedGmmReference}. */
+export interface GmmReferenceCacheOptions {
+  /** RK4 steps of `gmmReferenceSolve`; 200 are within 1e-6 of 4000 on gmm-mnist. @default {200} */
+  steps?: number;
+}
+
+/**
+ * The exact solution of a Gaussian-mixture model's probability-flow ODE from the schedule's
+ * `tMax` to `tMin` (`gmmReferenceSolve`), cached per sample index with
+ * {@linkcode cacheReference}.
+ *
+ * @param gmm The mixture the model evaluates (e.g. from `gmmFromOnnx`).
+ * @param schedule The model's schedule.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { createGmm } from "../gmm.ts";
+ * import { veSchedule } from "../noise_schedule.ts";
+ *
+ * const gmm = createGmm([[0, 0], [1, 1]], [0.1, 0.2]);
+ * const reference = cachedGmmReference(gmm, veSchedule(), { steps: 20 });
+ * const first = await reference(new Float64Array([80, -80]), [0]);
+ * // Index 0 is solved once: the same answer whatever noise a later batch brings for it.
+ * assert.deepEqual(await reference(new Float64Array([1, 2]), [0]), first);
+ * ```
+ */
+export function cachedGmmReference(
+  gmm: Gmm,
+  schedule: NoiseSchedule,
+  options: GmmReferenceCacheOptions = {},
+): ReferenceSolver {
+  const steps = options.steps ?? 200;
+  return cacheReference((xT) =>
+    gmmReferenceSolve(gmm, xT, schedule.tMax, schedule.tMin, { schedule, steps })
+  );
+}
+
+//----------------------------------------------------------------------------
+// Run
+
+/**
+ * Seconds per sample of one network evaluation of `model`, measured on one batch of `batchSize`
+ * samples at half the schedule's `tMax`, after one warm-up evaluation.
+ */
+export async function measureSecondsPerEval(
+  model: LoadedModel,
+  batchSize: number,
+): Promise<number> {
+  if (!(Number.isSafeInteger(batchSize) && batchSize >= 1)) {
+    throw new RangeError(`batchSize must be a positive integer: got ${batchSize}`);
+  }
+  const indices = Array.from({ length: batchSize }, (_, i) => i);
+  const { xT } = initialNoise(0, indices, {
+    shape: model.sampleShape,
+    priorScale: model.denoiser.schedule.priorScale,
+  });
+  const t = model.denoiser.schedule.tMax / 2;
+  await model.denoiser.denoise(xT, t);
+  const start = performance.now();
+  await model.denoiser.denoise(xT, t);
+  return (performance.now() - start) / 1000 / batchSize;
+}
+
+/** The exact reference and the seconds of one sample's solution, or undefined. */
+async function exactReference(
+  model: LoadedModel,
+  mode: "auto" | "on" | "off",
+  steps: number,
+): Promise<{ reference: ReferenceSolver; secondsPerSample: number } | undefined> {
+  if (mode === "off") return undefined;
+  try {
+    const gmm = gmmFromOnnx(await Deno.readFile(model.config.model.path));
+    const schedule = model.denoiser.schedule;
+    // One sample's solution, timed for the estimate (the RK4 cost does not depend on x).
+    const probe = initialNoise(0, [0], {
+      shape: model.sampleShape,
+      priorScale: schedule.priorScale,
+    });
+    const start = performance.now();
+    gmmReferenceSolve(gmm, probe.xT, schedule.tMax, schedule.tMin, { schedule, steps });
+    const secondsPerSample = (performance.now() - start) / 1000;
+    return { reference: cachedGmmReference(gmm, schedule, { steps }), secondsPerSample };
+  } catch (e) {
+    if (mode === "on") throw e;
+    return undefined;
+  }
+}
+
+/**
+ * Runs the schedule benchmark on a loaded model (left open): plans the cells
+ * ({@linkcode planScheduleBench}), generates the teacher dataset unless one exists (resumable,
+ * `generateDataset`), hands the estimate to `onEstimate`, and evaluates every planned cell with
+ * {@linkcode evaluateSchedule} on the same `numSamples` teacher latents. A cell whose evaluation
+ * fails becomes an `error` cell; the run goes on.
+ *
+ * @param model The loaded model.
+ * @param options Cells, samples, teacher, metrics and progress.
+ * @returns The `schedules.json` document plus the estimate and the teacher folder as given.
+ * @throws {RangeError} For bad options or a `dataDir` that is not a dataset.
+ * @throws {TypeError} For only one of `features` and `fidRef`, or `exact: "on"` on a model
+ * that is not a Gaussian mixture.
+ *
+ * @example
+ * ```ts ignore
+ * const model = await loadModel("configs/gmm-mnist.yml");
+ * const result = await runScheduleBench(model, {
+ *   solvers: ["uni_pc"], nfes: [4, 6], numSamples: 50, teacherRoot: "bench/teacher",
+ * });
+ * await writeScheduleBench("bench", result, { schedule: model.denoiser.schedule });
+ * await model.close();
+ * ```
+ */
+export async function runScheduleBench(
+  model: LoadedModel,
+  options: ScheduleBenchOptions = {},
+): Promise<ScheduleBenchResult> {
+  checkPlanOptions(options);
+  const numSamples = options.numSamples ?? 200;
+  checkCount("numSamples", numSamples, 2);
+  const batchSize = options.batchSize ?? model.config.batch_size;
+  checkCount("batchSize", batchSize, 1);
+  const seed = options.seed ?? 1000;
+  checkCount("seed", seed, 0);
+  const exactSteps = options.exactSteps ?? 200;
+  checkCount("exactSteps", exactSteps, 1);
+  const exactMode = options.exact ?? "auto";
+  if (!["auto", "on", "off"].includes(exactMode)) {
+    throw new RangeError(`exact must be auto, on or off: got "${exactMode}"`);
+  }
+  if ((options.features === undefined) !== (options.fidRef === undefined)) {
+    throw new TypeError(
+      `FID needs both features and fidRef: got ${
+        options.features === undefined ? "no features" : "no fidRef"
+      }`,
+    );
+  }
+  const teacherRoot = options.teacherRoot ?? join("bench", "teacher");
+  const teacherNfe = solverNfe(LD3_TEACHER.solverName, LD3_TEACHER.steps);
+  const teacherDir = options.dataDir ?? join(
+    teacherRoot,
+    datasetDirName(LD3_TEACHER.solverName, teacherNfe, LD3_TEACHER.skipType),
+  );
+  const hasManifest = await pathExists(join(teacherDir, MANIFEST_FILE));
+  if (options.dataDir !== undefined && !hasManifest) {
+    throw new RangeError(`Not an ld3 dataset (no ${MANIFEST_FILE}): ${options.dataDir}`);
+  }
+  // A teacher of our own is (re)generated until complete: an interrupted one resumes.
+  const teacherMissing = options.dataDir !== undefined
+    ? 0
+    : await missingSamples(teacherDir, hasManifest, numSamples);
+  const needTeacher = teacherMissing > 0;
+
+  // FID: loaded once for every cell; a feature model loaded here is closed here.
+  let ownFeatures: FeatureModel | undefined;
+  try {
+    let features: FeatureModel | undefined;
+    let fidRef: FeatureStats | undefined;
+    if (options.features !== undefined && options.fidRef !== undefined) {
+      fidRef = typeof options.fidRef === "string"
+        ? await readFidRefs(options.fidRef)
+        : options.fidRef;
+      if (isFeatureModel(options.features)) {
+        features = options.features;
+      } else {
+        const spec = options.features;
+        features = ownFeatures = await loadFeatureModel(spec.path, {
+          inputName: spec.input,
+          outputName: spec.output,
+          inputRange: spec.inputRange,
+          sampleShape: model.imageShape,
+        });
+      }
+    }
+    const exact = await exactReference(model, exactMode, exactSteps);
+    const plan = await planScheduleBench(options);
+
+    // Every cell starts from the teacher's latents, so the teacher's seed is the run's: an
+    // existing teacher's own, or the seed a new one is generated with (a teacher being completed
+    // keeps its manifest's seed; generateDataset refuses another).
+    const teacherSeed = hasManifest ? (await readManifest(teacherDir)).noise.seed : seed;
+
+    // Resume: what each cell's evaluation depends on, and the finished cells that still match.
+    const cellOptions = (p: ScheduleBenchPlannedCell): EvaluateOptions => ({
+      solverName: p.cell.solver,
+      ...(p.loadFrom !== undefined ? { loadFrom: p.loadFrom, order: p.order } : {
+        skipType: p.cell.schedule,
+        steps: solverSteps(p.cell.solver as SolverName, p.cell.nfe),
+      }),
+    });
+    const resume = new Map<ScheduleBenchPlannedCell, { path: string; fingerprint: Fingerprint }>();
+    let reused = 0;
+    if (options.resumeDir !== undefined) {
+      await Deno.mkdir(options.resumeDir, { recursive: true });
+      const common = {
+        model: model.modelHash,
+        num_samples: numSamples,
+        batch_size: batchSize,
+        teacher: { dir: resolve(teacherDir), seed: teacherSeed },
+        fid: features && fidRef
+          ? {
+            features: isFeatureModel(options.features!)
+              ? `(loaded) ${features.outputName}`
+              : `${resolve(options.features!.path)} ${features.outputName}`,
+            ref: await statsDigest(fidRef),
+          }
+          : null,
+        exact: exact ? `gmm_rk4_${exactSteps}` : null,
+      };
+      for (const p of plan.planned) {
+        let sampler;
+        try {
+          sampler = await prepareSampler(model, cellOptions(p));
+        } catch {
+          continue; // the evaluation reports it as the cell's error
+        }
+        const fingerprint = {
+          ...common,
+          solver: solverRecord(sampler),
+          grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
+        };
+        const path = join(options.resumeDir, cellFileName(p.cell));
+        resume.set(p, { path, fingerprint });
+        const saved = await readSavedCell(path, fingerprint);
+        if (saved) {
+          Object.assign(p.cell, saved);
+          reused++;
+        }
+      }
+    }
+    const todo = plan.planned.filter((p) => p.cell.metrics === undefined);
+
+    const secondsPerEvaluation = await measureSecondsPerEval(
+      model,
+      Math.min(batchSize, numSamples),
+    );
+    const evaluations = todo.reduce((n, p) => n + p.cell.nfe, 0) * numSamples +
+      teacherMissing * teacherNfe;
+    const exactSeconds = exact ? exact.secondsPerSample * numSamples : 0;
+    const estimate: ScheduleBenchEstimate = {
+      cells: todo.length,
+      reused,
+      numSamples,
+      evaluations,
+      secondsPerEvaluation,
+      exact: exact !== undefined,
+      exactSeconds,
+      teacher: needTeacher,
+      seconds: evaluations * secondsPerEvaluation + exactSeconds,
+    };
+    options.onEstimate?.(estimate);
+
+    if (needTeacher) {
+      await generateDataset(model, {
+        ...LD3_TEACHER,
+        dataDir: teacherRoot,
+        totalSamples: numSamples,
+        samplingBatchSize: batchSize,
+        seed,
+        progress: options.progress === false
+          ? false
+          : { label: "teacher", unit: "samples", ...options.progress },
+      });
+    }
+
+    const started = performance.now();
+    const bar = options.progress === false ? undefined : new ProgressBar(todo.length, {
+      label: "cells",
+      unit: "cells",
+      ...options.progress,
+    });
+    let done = 0;
+    for (const p of todo) {
+      const { cell } = p;
+      const saving = resume.get(p);
+      try {
+        const result = await evaluateSchedule(model, {
+          ...cellOptions(p),
+          numSamples,
+          batchSize,
+          teacherDir,
+          ...(features && fidRef ? { features, fidRef } : { configEval: false }),
+          ...(exact ? { reference: exact.reference } : {}),
+          ...(saving ? { checkpoint: await cellCheckpoint(saving.path, saving.fingerprint) } : {}),
+        });
+        cell.metrics = result.metrics;
+        cell.seconds = result.seconds;
+        cell.lambda1 = result.grid.lambda1;
+        if (result.nfe !== cell.nfe) cell.actual_nfe = result.nfe;
+        if (saving) {
+          await writeJsonAtomic(saving.path, {
+            format: BENCH_CELL_FORMAT,
+            version: SCHEDULE_BENCH_VERSION,
+            fingerprint: saving.fingerprint,
+            cell,
+          });
+        }
+      } catch (e) {
+        cell.status = "error";
+        cell.error = (e as Error).message;
+      }
+      bar?.increment();
+      options.onCell?.(cell, ++done, todo.length);
+    }
+    bar?.finish();
+    const seconds = (performance.now() - started) / 1000;
+
+    return {
+      format: SCHEDULE_BENCH_FORMAT,
+      version: SCHEDULE_BENCH_VERSION,
+      config: { name: model.config.name, source: model.config.source },
+      model: { name: model.config.name, sha256: model.modelHash },
+      num_samples: numSamples,
+      seed: teacherSeed,
+      teacher: { ...LD3_TEACHER, dir: resolve(teacherDir) },
+      solvers: plan.solvers,
+      nfes: plan.nfes,
+      schedules: plan.schedules,
+      cells: plan.cells,
+      seconds,
+      created: new Date().toISOString(),
+      evaluated: plan.planned.length,
+      teacherDir,
+      estimate,
+    };
+  } finally {
+    await ownFeatures?.close();
+  }
+}
+
+/** `format` of a saved cell in `resumeDir`. */
+const BENCH_CELL_FORMAT = "ld3-bench-cell";
+
+/** `<solver>-NFE<nfe>-<schedule>.json`. */
+function cellFileName(cell: ScheduleBenchCell): string {
+  return `${cell.solver}-NFE${cell.nfe}-${cell.schedule}.json`;
+}
+
+/** SHA-256 of reference statistics, so that a cell is tied to the statistics it was scored on. */
+async function statsDigest(stats: FeatureStats): Promise<string> {
+  const bytes = new Uint8Array(8 * (stats.mu.length + stats.sigma.length));
+  const view = new Float64Array(bytes.buffer);
+  view.set(stats.mu);
+  view.set(stats.sigma, stats.mu.length);
+  return await sha256Hex(bytes);
+}
+
+/** A saved cell's results, when the file exists and belongs to `fingerprint`. */
+async function readSavedCell(
+  path: string,
+  fingerprint: Fingerprint,
+): Promise<Partial<ScheduleBenchCell> | undefined> {
+  let saved;
+  try {
+    saved = JSON.parse(await Deno.readTextFile(path));
+  } catch {
+    return undefined; // missing or unreadable: evaluate the cell again
+  }
+  if (
+    saved?.format !== BENCH_CELL_FORMAT || saved.cell?.status !== "ok" ||
+    saved.cell.metrics === undefined ||
+    canonicalJson(saved.fingerprint) !== canonicalJson(fingerprint)
+  ) return undefined;
+  const { metrics, seconds, lambda1, actual_nfe } = saved.cell as ScheduleBenchCell;
+  return { metrics, seconds, lambda1, ...(actual_nfe !== undefined ? { actual_nfe } : {}) };
+}
+
+/**
+ * The evaluation checkpoint of a cell: named by its fingerprint, so a cell whose inputs changed
+ * starts afresh instead of meeting another evaluation's checkpoint; stale ones are removed.
+ */
+async function cellCheckpoint(cellPath: string, fingerprint: Fingerprint): Promise<string> {
+  const stem = cellPath.replace(/\.json$/, "");
+  const id = (await sha256Hex(new TextEncoder().encode(canonicalJson(fingerprint)))).slice(0, 12);
+  const keep = `${stem}.${id}.partial.npz`;
+  const dir = dirname(cellPath);
+  const prefix = `${basename(stem)}.`;
+  for await (const entry of Deno.readDir(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.name.startsWith(prefix) && entry.name.endsWith(".partial.npz") && path !== keep) {
+      await removeIfExists(path);
+    }
+  }
+  return keep;
+}

@@ -1,0 +1,121 @@
+import { deepEqual, equal, ok, throws } from "node:assert/strict";
+import {
+  edmGrid,
+  gitsGrid,
+  gridFromSigmas,
+  gridSigmas,
+  logSnrGrid,
+  SKIP_TYPES,
+  skipGrid,
+  timeQuadraticGrid,
+  timeUniformGrid,
+  toGrid,
+} from "../lib/step_grid.ts";
+import {
+  discreteBetas,
+  flowSchedule,
+  veSchedule,
+  vpCosineSchedule,
+  vpDiscreteSchedule,
+  vpLinearSchedule,
+} from "../lib/noise_schedule.ts";
+import { gridOfFile, loadGridFile, makeGridFile, saveGridFile } from "../lib/io/grid_file.ts";
+
+const SCHEDULES = {
+  ve: veSchedule(),
+  vp_linear: vpLinearSchedule(),
+  vp_discrete: vpDiscreteSchedule({ betas: discreteBetas("scaled_linear") }),
+  vp_cosine: vpCosineSchedule(),
+  flow: flowSchedule(),
+};
+
+for (const [name, s] of Object.entries(SCHEDULES)) {
+  for (const skip of SKIP_TYPES) {
+    Deno.test(`skipGrid("${skip}") on ${name}: N+1 strictly decreasing points from T to eps`, () => {
+      for (const n of [1, 2, 4, 6, 10, 50]) {
+        const g = skipGrid(skip, s, n);
+        equal(g.length, n + 1);
+        equal(g[0], s.tMax);
+        equal(g[n], s.tMin);
+        for (let k = 1; k <= n; k++) ok(g[k] < g[k - 1], `${skip} N=${n}: index ${k}`);
+      }
+    });
+  }
+}
+
+Deno.test("logSnrGrid() is uniform in lambda", () => {
+  const s = vpLinearSchedule();
+  const g = logSnrGrid(s, 8);
+  const l = Array.from(g, (t) => s.lambda(t));
+  const h = l[1] - l[0];
+  for (let k = 1; k < 8; k++) ok(Math.abs(l[k + 1] - l[k] - h) < 1e-9);
+});
+
+Deno.test("edmGrid() on VE reproduces Karras et al. sigmas", () => {
+  const s = veSchedule();
+  const g = edmGrid(s, 4);
+  const a = 80 ** (1 / 7);
+  const b = 0.002 ** (1 / 7);
+  for (let k = 0; k <= 4; k++) {
+    const expected = (a + (k / 4) * (b - a)) ** 7;
+    ok(Math.abs(g[k] - expected) < 1e-12 * expected, `k=${k}: ${g[k]} vs ${expected}`);
+  }
+  ok(edmGrid(s, 4, { rho: 1 })[1] > g[1], "rho changes the spacing");
+});
+
+Deno.test("timeUniformGrid() and timeQuadraticGrid() have their shapes", () => {
+  const s = vpLinearSchedule();
+  const u = timeUniformGrid(s, 4);
+  ok(Math.abs(u[2] - (1 + 1e-3) / 2) < 1e-15);
+  const q = timeQuadraticGrid(s, 4);
+  ok(Math.abs(Math.sqrt(q[2]) - (1 + Math.sqrt(1e-3)) / 2) < 1e-15);
+});
+
+Deno.test("skipGrid() names the valid choices on an unknown skip type", () => {
+  // deno-lint-ignore no-explicit-any
+  throws(() => skipGrid("cosine" as any, veSchedule(), 4), /Unknown skip type: "cosine".*logSNR/);
+  throws(() => skipGrid("edm", veSchedule(), 0), /positive integer/);
+});
+
+Deno.test("gitsGrid() starts at sigma_max and follows the published table", () => {
+  const s = veSchedule();
+  const g = gitsGrid(s, "ipndm", 10);
+  equal(g.length, 12);
+  equal(g[0], 80);
+  ok(Math.abs(gridSigmas(s, g)[2] - 5.9489) < 1e-12);
+  throws(() => gitsGrid(s, "euler", 10), /No GITS table/);
+});
+
+Deno.test("gridFromSigmas() rejects non-decreasing and out-of-range lists", () => {
+  const s = veSchedule();
+  throws(() => gridFromSigmas(s, [80, 10, 10, 1]), /strictly decreasing/);
+  throws(() => gridFromSigmas(s, [100, 10, 1]), /must lie in/);
+});
+
+Deno.test("toGrid() copies t1 into t2 by default and checks lengths", () => {
+  const g = toGrid([3, 2, 1]);
+  deepEqual(Array.from(g.t2), [3, 2, 1]);
+  throws(() => toGrid([3, 2, 1], [3, 1]), /as many points/);
+});
+
+Deno.test("grid files round-trip and are checked against the schedule", async () => {
+  const s = veSchedule();
+  const t1 = edmGrid(s, 6);
+  const t2 = Float64Array.from(t1);
+  t2[3] *= 1.05;
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/grid.json`;
+  await saveGridFile(path, makeGridFile(s, { t1, t2 }, { solver: "ipndm", nfe: 6 }));
+  const file = await loadGridFile(path);
+  equal(file.steps, 6);
+  const g = gridOfFile(file, s);
+  deepEqual(Array.from(g.t1), Array.from(t1));
+  deepEqual(Array.from(g.t2), Array.from(t2));
+  throws(() => gridOfFile(file, vpLinearSchedule()), /made for a "ve" schedule/);
+  await Deno.writeTextFile(path, JSON.stringify({ ...file, t1: [1, 2, 3] }));
+  await loadGridFile(path).then(
+    () => ok(false, "should reject"),
+    (e) => ok(/strictly decreasing/.test(e.message), e.message),
+  );
+  await Deno.remove(dir, { recursive: true });
+});
