@@ -115,7 +115,8 @@ export function solverSteps(name: SolverName, nfe: number): number {
 }
 
 /**
- * Samples with solver `name`: `runPlan(planSolver(name, denoiser.schedule, grid, options), …)`.
+ * Solves the probability-flow ODE from `xT` with solver `name` on `grid`:
+ * `runPlan(planSolver(name, denoiser.schedule, grid, options), …)`.
  *
  * @param name Solver name.
  * @param denoiser Data-prediction model; its schedule supplies α, σ, λ.
@@ -124,7 +125,7 @@ export function solverSteps(name: SolverName, nfe: number): number {
  * @param options Solver options plus conditioning and progress callback.
  * @returns The sample `x_eps`.
  */
-export function sample(
+export function solve(
   name: SolverName,
   denoiser: Denoiser,
   xT: Float64Array,
@@ -134,5 +135,12 @@ export function sample(
   return runPlan(planSolver(name, denoiser.schedule, grid, options), denoiser, xT, options);
 }
 
-export { runPlan };
-export type { RunPlanOptions };
+/**
+ * The former name of {@linkcode solve}.
+ *
+ * @deprecated Use {@linkcode solve}; `sample` was easy to confuse with `sampleImages`, the
+ * pipeline that loads a model, draws noise and writes pictures. Kept for one release.
+ */
+export const sample: typeof solve = solve;
+
+export * from "./plan.ts";

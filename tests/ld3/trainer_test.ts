@@ -12,7 +12,7 @@ import {
 } from "../../lib/ld3/trainer.ts";
 import { veSchedule } from "../../lib/noise_schedule.ts";
 import type { Grid } from "../../lib/solvers/plan.ts";
-import { sample, type SolverName } from "../../lib/solvers/mod.ts";
+import { solve, type SolverName } from "../../lib/solvers/mod.ts";
 import { latents, smallGmm } from "./_gmm_problem.ts";
 
 const schedule = veSchedule();
@@ -22,7 +22,7 @@ const gmm = smallGmm(schedule, { dim, components: 4 });
 const teacherGrid = toGrid(edmGrid(schedule, 20));
 
 async function teach(z: Float64Array): Promise<Ld3Sample> {
-  const teacher = await sample("uni_pc", gmm, z.map((v) => v * schedule.priorScale), teacherGrid);
+  const teacher = await solve("uni_pc", gmm, z.map((v) => v * schedule.priorScale), teacherGrid);
   return { z, teacher };
 }
 const train = await Promise.all(latents(1, 0, 8, dim).map(teach));
@@ -32,7 +32,7 @@ const valid = await Promise.all(latents(1, 100, 8, dim).map(teach));
 async function validL2(name: SolverName, grid: Grid): Promise<number> {
   let s = 0;
   for (const v of valid) {
-    const out = await sample(name, gmm, v.z.map((x) => x * schedule.priorScale), grid);
+    const out = await solve(name, gmm, v.z.map((x) => x * schedule.priorScale), grid);
     s += (await l2Loss.value(out, v.teacher, 1))[0];
   }
   return s / valid.length;

@@ -20,7 +20,7 @@ import assert from "node:assert/strict";
 import { gmmDenoiser, gmmReferenceSolve } from "../../lib/gmm.ts";
 import { logSnrGrid, toGrid } from "../../lib/step_grid.ts";
 import { veSchedule } from "../../lib/noise_schedule.ts";
-import { sample, type SolverName, type SolverOptions } from "../../lib/solvers/mod.ts";
+import { solve, type SolverName, type SolverOptions } from "../../lib/solvers/mod.ts";
 import { convergenceOrder, rmsError, testGmm, testXT } from "./_fixture.ts";
 
 interface OrderCase {
@@ -81,7 +81,7 @@ Deno.test("every solver converges at its theoretical order on the Gaussian mixtu
   for (const c of CASES) {
     const errors: number[] = [];
     for (const grid of grids) {
-      errors.push(rmsError(await sample(c.name, denoiser, xT, grid, c.options), reference));
+      errors.push(rmsError(await solve(c.name, denoiser, xT, grid, c.options), reference));
     }
     const measured = convergenceOrder(STEPS, errors);
     rows.push(

@@ -13,7 +13,7 @@ import {
 import type { SolverPlan } from "../../lib/solvers/plan.ts";
 import {
   planSolver,
-  sample,
+  solve,
   SOLVER_NAMES,
   type SolverName,
   solverNfe,
@@ -86,7 +86,7 @@ Deno.test("DDIM equals DPM-Solver, DPM-Solver++ and uncorrected UniPC at order 1
   const denoiser = gmmDenoiser(gmm, ve);
   const xT = testXT(ve);
   const grid = toGrid(edmGrid(ve, 10));
-  const ddim = await sample("euler", denoiser, xT, grid);
+  const ddim = await solve("euler", denoiser, xT, grid);
   for (
     const [name, options] of [
       ["dpm_solver", { order: 1 }],
@@ -96,7 +96,7 @@ Deno.test("DDIM equals DPM-Solver, DPM-Solver++ and uncorrected UniPC at order 1
       ["ipndm", { order: 1 }],
     ] as [SolverName, SolverOptions][]
   ) {
-    const x = await sample(name, denoiser, xT, grid, options);
+    const x = await solve(name, denoiser, xT, grid, options);
     const diff = Math.max(...x.map((v, i) => Math.abs(v - ddim[i])));
     assert.ok(diff < 1e-12, `${name}: ${diff}`);
   }
@@ -110,7 +110,7 @@ Deno.test("every solver matches the exact ODE solution at large NFE on every sch
     const reference = gmmReferenceSolve(gmm, xT, schedule.tMax, schedule.tMin, { schedule });
     const grid = toGrid(logSnrGrid(schedule, 240));
     for (const config of CONFIGS) {
-      const x = await sample(config[0], denoiser, xT, grid, config[1]);
+      const x = await solve(config[0], denoiser, xT, grid, config[1]);
       const tolerance = [1e-2, 1e-3, 3e-5][globalOrder(config) - 1];
       const err = rmsError(x, reference);
       assert.ok(err < tolerance, `${schedule.kind} ${label(config)}: ${err}`);
@@ -123,8 +123,8 @@ Deno.test("with t2 = t1 the two-grid path equals the one-grid result bitwise", a
   const xT = testXT(ve);
   const t1 = edmGrid(ve, 9);
   for (const config of CONFIGS) {
-    const a = await sample(config[0], denoiser, xT, { t1, t2: t1 }, config[1]);
-    const b = await sample(config[0], denoiser, xT, toGrid(t1, t1.slice()), config[1]);
+    const a = await solve(config[0], denoiser, xT, { t1, t2: t1 }, config[1]);
+    const b = await solve(config[0], denoiser, xT, toGrid(t1, t1.slice()), config[1]);
     assert.deepEqual(a, b, label(config));
   }
 });
@@ -150,7 +150,7 @@ Deno.test("moving t2[k] changes only the times of evaluations with evalIndex k",
       });
       // The network really sees the moved time, exactly for the evals at index k.
       const rec = recording(denoiser);
-      await sample(config[0], rec, xT, toGrid(t1, t2), config[1]);
+      await solve(config[0], rec, xT, toGrid(t1, t2), config[1]);
       const expected = moved.ops.flatMap((op) => op.kind === "eval" ? [op.t] : []);
       assert.deepEqual(rec.calls.map((c) => c.t), expected, label(config));
       assert.deepEqual(rec.calls.map((c) => c.step), expected.map((_, i) => i));
@@ -187,7 +187,7 @@ Deno.test("sample() full-loop regression values", async () => {
   const grid = toGrid(edmGrid(ve, 10));
   const got: Record<string, number> = {};
   for (const config of CONFIGS) {
-    const x = await sample(config[0], denoiser, xT, grid, config[1]);
+    const x = await solve(config[0], denoiser, xT, grid, config[1]);
     got[label(config)] = x.reduce((a, b) => a + b, 0) / x.length;
   }
   if (Deno.env.get("LD3_UPDATE_FIXTURES") === "1") {
@@ -251,8 +251,8 @@ Deno.test("lowerOrderFinal lowers the last steps only below 15 steps", async () 
   for (const name of ["dpm_solver++", "uni_pc"] as const) {
     for (const [steps, differs] of [[10, true], [15, false]] as const) {
       const grid = toGrid(edmGrid(ve, steps));
-      const a = await sample(name, denoiser, xT, grid, { lowerOrderFinal: true });
-      const b = await sample(name, denoiser, xT, grid, { lowerOrderFinal: false });
+      const a = await solve(name, denoiser, xT, grid, { lowerOrderFinal: true });
+      const b = await solve(name, denoiser, xT, grid, { lowerOrderFinal: false });
       assert.equal(rmsError(a, b) > 0, differs, `${name} N=${steps}`);
     }
   }

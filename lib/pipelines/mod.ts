@@ -1,0 +1,16 @@
+/**
+ * The pipelines behind the tasks: sampling and teacher datasets (`generate`, `sample`),
+ * evaluation and its checkpoints (`eval`), the schedule matrix and its report
+ * (`bench:schedules`), schedule export (`export-schedule`), LD3 runs (`train`, in `train/`)
+ * and the demo.
+ *
+ * @module
+ */
+export * from "./sampling.ts";
+export * from "./evaluate.ts";
+export * from "./eval_checkpoint.ts";
+export * from "./grid_bench.ts";
+export * from "./grid_bench_report.ts";
+export * from "./grid_export.ts";
+export * from "./train/mod.ts";
+export * from "./demo.ts";
