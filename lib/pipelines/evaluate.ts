@@ -13,7 +13,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.ts";
-import { type InputRange, loadModelConfig, type ModelConfig } from "../onnx/config.ts";
+import { loadModelConfig, type ModelConfig } from "../onnx/config.ts";
 import {
   columnArrays,
   type EvalColumn,
@@ -22,18 +22,20 @@ import {
   restoreColumns,
   writeEvalCheckpoint,
 } from "./eval_checkpoint.ts";
+import {
+  type FeatureModelSpec,
+  fidReference,
+  gmmExactSolver,
+  gmmReferenceName,
+  isFeatureModel,
+  openFeatureModel,
+} from "./_eval_inputs.ts";
 import { type Dataset, type GridRecord, readDataset, type SolverRecord } from "../io/dataset.ts";
 import { sameShape, sampleSize } from "../denoiser.ts";
 import { l1Distance, l2Distance, rmsDistance } from "../metrics/distance.ts";
-import { type FeatureModel, loadFeatureModel } from "../metrics/features.ts";
-import {
-  type FeatureStats,
-  featureStats,
-  fidFromStats,
-  readFidRefs,
-  statsDim,
-} from "../metrics/fid.ts";
-import { type Gmm, gmmReferenceSolve } from "../gmm.ts";
+import type { FeatureModel } from "../metrics/features.ts";
+import { type FeatureStats, featureStats, fidFromStats, statsDim } from "../metrics/fid.ts";
+import type { Gmm } from "../gmm.ts";
 import { gmmFromOnnx } from "../onnx/gmm_onnx.ts";
 import type { SampleLoss } from "../metrics/losses.ts";
 import { loadLpips, type LpipsLoss } from "../metrics/lpips.ts";
@@ -56,17 +58,8 @@ export const EVAL_FORMAT = "ld3-eval";
 /** Current version of {@linkcode EvalResult}. */
 export const EVAL_VERSION = 1;
 
-/** A feature-extractor ONNX model for FID (the config section `eval.features`, camel-cased). */
-export interface FeatureModelSpec {
-  /** Path of the ONNX file. */
-  path: string;
-  /** Image input name. @default {"image"} */
-  input?: string;
-  /** Feature output name. @default {"features"} */
-  output?: string;
-  /** Value range the model expects. @default {"[-1,1]"} */
-  inputRange?: InputRange;
-}
+// The feature-model spec lives with the helpers the schedule benchmark shares.
+export { type FeatureModelSpec, isFeatureModel };
 
 /**
  * The feature model of a config's `eval.features` section as a {@linkcode FeatureModelSpec}
@@ -320,11 +313,6 @@ function isLoadedModel(m: ModelInput): m is LoadedModel {
   return typeof m === "object" && "denoiser" in m;
 }
 
-/** Whether `f` is an opened feature model rather than the spec of one to open. */
-export function isFeatureModel(f: FeatureModelSpec | FeatureModel): f is FeatureModel {
-  return typeof (f as FeatureModel).features === "function";
-}
-
 /** The teacher dataset, checked against the model before anything runs. */
 async function openTeacher(dir: string, model: LoadedModel): Promise<Dataset> {
   const data = await readDataset(dir);
@@ -464,20 +452,10 @@ export async function evaluateSchedule(
       if (wantFid && numSamples < 2) {
         throw new RangeError(`FID needs num_samples >= 2: got ${numSamples}`);
       }
-      if (wantFid) {
-        ref = typeof fidRefOption === "string" ? await readFidRefs(fidRefOption) : fidRefOption!;
-      }
-      const spec = featureSpec!;
-      if (isFeatureModel(spec)) featureModel = spec;
-      else {
-        featureModel = await loadFeatureModel(spec.path, {
-          inputName: spec.input,
-          outputName: spec.output,
-          inputRange: spec.inputRange,
-          sampleShape: m.imageShape,
-        });
-        ownsFeatures = true;
-      }
+      if (wantFid) ref = await fidReference(fidRefOption!);
+      const opened = await openFeatureModel(featureSpec!, m.imageShape);
+      featureModel = opened.model;
+      ownsFeatures = opened.owned;
       if (!sameShape(featureModel.sampleShape, m.imageShape)) {
         throw new RangeError(
           `Feature model takes images [${featureModel.sampleShape}]: the model makes [${m.imageShape}]`,
@@ -526,9 +504,8 @@ export async function evaluateSchedule(
           }`,
         );
       }
-      reference = (xT) =>
-        gmmReferenceSolve(gmm, xT, schedule.tMax, schedule.tMin, { schedule, steps: exactSteps });
-      referenceName = `gmm_rk4_${exactSteps}`;
+      reference = gmmExactSolver(gmm, schedule, exactSteps);
+      referenceName = gmmReferenceName(exactSteps);
     }
 
     const conditions = teacher ? undefined : conditionTable(m);

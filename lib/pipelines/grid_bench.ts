@@ -38,11 +38,17 @@ import {
   isFeatureModel,
   type ReferenceSolver,
 } from "./evaluate.ts";
-import { type FeatureModel, loadFeatureModel } from "../metrics/features.ts";
-import { type FeatureStats, readFidRefs } from "../metrics/fid.ts";
+import {
+  fidReference,
+  gmmExactSolver,
+  gmmReferenceName,
+  openFeatureModel,
+} from "./_eval_inputs.ts";
+import type { FeatureModel } from "../metrics/features.ts";
+import type { FeatureStats } from "../metrics/fid.ts";
 import { canonicalJson, type Fingerprint } from "../fingerprint.ts";
 import { pathExists, removeIfExists } from "../io/fs.ts";
-import { type Gmm, gmmReferenceSolve } from "../gmm.ts";
+import type { Gmm } from "../gmm.ts";
 import { gmmFromOnnx } from "../onnx/gmm_onnx.ts";
 import { GITS_SIGMAS, SKIP_TYPES } from "../step_grid.ts";
 import { loadGridFile } from "../io/grid_file.ts";
@@ -438,10 +444,7 @@ export function cachedGmmReference(
   schedule: NoiseSchedule,
   options: GmmReferenceCacheOptions = {},
 ): ReferenceSolver {
-  const steps = options.steps ?? 200;
-  return cacheReference((xT) =>
-    gmmReferenceSolve(gmm, xT, schedule.tMax, schedule.tMin, { schedule, steps })
-  );
+  return cacheReference(gmmExactSolver(gmm, schedule, options.steps ?? 200));
 }
 
 //----------------------------------------------------------------------------
@@ -486,7 +489,7 @@ async function exactReference(
       priorScale: schedule.priorScale,
     });
     const start = performance.now();
-    gmmReferenceSolve(gmm, probe.xT, schedule.tMax, schedule.tMin, { schedule, steps });
+    gmmExactSolver(gmm, schedule, steps)(probe.xT);
     const secondsPerSample = (performance.now() - start) / 1000;
     return { reference: cachedGmmReference(gmm, schedule, { steps }), secondsPerSample };
   } catch (e) {
@@ -565,20 +568,10 @@ export async function runScheduleBench(
     let features: FeatureModel | undefined;
     let fidRef: FeatureStats | undefined;
     if (options.features !== undefined && options.fidRef !== undefined) {
-      fidRef = typeof options.fidRef === "string"
-        ? await readFidRefs(options.fidRef)
-        : options.fidRef;
-      if (isFeatureModel(options.features)) {
-        features = options.features;
-      } else {
-        const spec = options.features;
-        features = ownFeatures = await loadFeatureModel(spec.path, {
-          inputName: spec.input,
-          outputName: spec.output,
-          inputRange: spec.inputRange,
-          sampleShape: model.imageShape,
-        });
-      }
+      fidRef = await fidReference(options.fidRef);
+      const opened = await openFeatureModel(options.features, model.imageShape);
+      features = opened.model;
+      if (opened.owned) ownFeatures = opened.model;
     }
     const exact = await exactReference(model, exactMode, exactSteps);
     const plan = await planScheduleBench(options);
@@ -613,7 +606,7 @@ export async function runScheduleBench(
             ref: await statsDigest(fidRef),
           }
           : null,
-        exact: exact ? `gmm_rk4_${exactSteps}` : null,
+        exact: exact ? gmmReferenceName(exactSteps) : null,
       };
       for (const p of plan.planned) {
         let sampler;
