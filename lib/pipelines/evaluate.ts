@@ -30,6 +30,7 @@ import {
   isFeatureModel,
   openFeatureModel,
 } from "./_eval_inputs.ts";
+import { type ModelIdentity, modelIdentity } from "./_model_identity.ts";
 import { type Dataset, type GridRecord, readDataset, type SolverRecord } from "../io/dataset.ts";
 import { sameShape, sampleSize } from "../denoiser.ts";
 import { l1Distance, l2Distance, rmsDistance } from "../metrics/distance.ts";
@@ -265,13 +266,9 @@ export interface EvalMetrics {
 }
 
 /** The JSON document of one evaluation. */
-export interface EvalResult {
+export interface EvalResult extends ModelIdentity {
   format: typeof EVAL_FORMAT;
   version: number;
-  /** Model config name and file. */
-  config: { name: string; source: string };
-  /** Model name and SHA-256 of its ONNX file. */
-  model: { name: string; sha256: string };
   /** Solver and its options. */
   solver: SolverRecord;
   /** Network evaluations per sample. */
@@ -683,8 +680,7 @@ export async function evaluateSchedule(
     return {
       format: EVAL_FORMAT,
       version: EVAL_VERSION,
-      config: { name: m.config.name, source: m.config.source },
-      model: { name: m.config.name, sha256: m.modelHash },
+      ...modelIdentity(m),
       solver: solverRecord(sampler),
       nfe: sampler.nfe,
       grid: {

@@ -44,6 +44,7 @@ import {
   gmmReferenceName,
   openFeatureModel,
 } from "./_eval_inputs.ts";
+import { type ModelIdentity, modelIdentity } from "./_model_identity.ts";
 import type { FeatureModel } from "../metrics/features.ts";
 import type { FeatureStats } from "../metrics/fid.ts";
 import { canonicalJson, type Fingerprint } from "../fingerprint.ts";
@@ -217,15 +218,11 @@ export interface ScheduleBenchOptions extends ScheduleBenchPlanOptions {
 }
 
 /** The `schedules.json` document. */
-export interface ScheduleBenchDocument {
+export interface ScheduleBenchDocument extends ModelIdentity {
   /** Always {@linkcode SCHEDULE_BENCH_FORMAT}. */
   format: typeof SCHEDULE_BENCH_FORMAT;
   /** {@linkcode SCHEDULE_BENCH_VERSION}. */
   version: number;
-  /** The model config's name and file. */
-  config: { name: string; source: string };
-  /** The model's name and the SHA-256 of its ONNX file. */
-  model: { name: string; sha256: string };
   /** Samples per cell. */
   num_samples: number;
   /** Noise seed of the teacher dataset (and so of every cell). */
@@ -709,8 +706,7 @@ export async function runScheduleBench(
     return {
       format: SCHEDULE_BENCH_FORMAT,
       version: SCHEDULE_BENCH_VERSION,
-      config: { name: model.config.name, source: model.config.source },
-      model: { name: model.config.name, sha256: model.modelHash },
+      ...modelIdentity(model),
       num_samples: numSamples,
       seed: teacherSeed,
       teacher: { ...LD3_TEACHER, dir: resolve(teacherDir) },
