@@ -33,6 +33,7 @@ import {
 import { type ModelIdentity, modelIdentity } from "./_model_identity.ts";
 import { type Dataset, type GridRecord, readDataset, type SolverRecord } from "../io/dataset.ts";
 import { sameShape, sampleSize } from "../denoiser.ts";
+import type { Fingerprint } from "../fingerprint.ts";
 import { l1Distance, l2Distance, rmsDistance } from "../metrics/distance.ts";
 import type { FeatureModel } from "../metrics/features.ts";
 import { type FeatureStats, featureStats, fidFromStats, statsDim } from "../metrics/fid.ts";
@@ -43,9 +44,11 @@ import { loadLpips, type LpipsLoss } from "../metrics/lpips.ts";
 import { gridLambdas } from "../step_grid.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
 import {
+  type ConditionTable,
   conditionTable,
   gridRecord,
   initialNoise,
+  type PreparedSampler,
   prepareSampler,
   type SamplerOptions,
   solverRecord,
@@ -303,11 +306,106 @@ export function meanStd(values: ArrayLike<number>): MeanStd {
 
 //----------------------------------------------------------------------------
 // Evaluation
+//
+// `evaluateSchedule` in steps: the request (what to measure, checked before anything loads),
+// the inputs (model, sampler, samples, feature model, LPIPS, exact reference, per-sample
+// columns), an optional resume from a checkpoint, the sampling loop that fills the columns, and
+// the metrics and result document computed from them.
 
 type ModelInput = LoadedModel | ModelConfig | string;
 
 function isLoadedModel(m: ModelInput): m is LoadedModel {
   return typeof m === "object" && "denoiser" in m;
+}
+
+/**
+ * What the options ask to measure, with the defaults of the config's `eval` section filled in
+ * and every check that needs nothing loaded done.
+ */
+interface EvalRequest {
+  /** Feature model for FID and the classifier check, given or from the config. */
+  featureSpec?: FeatureModelSpec | FeatureModel;
+  /** FID reference statistics, given or from the config. */
+  fidRef?: string | FeatureStats;
+  /** Whether FID is computed (then `featureSpec` and `fidRef` are both set). */
+  wantFid: boolean;
+  /** The classifier check's options, when it is asked for. */
+  quality?: QualityOptions;
+  /** Top-class probability the classifier check counts as confident. */
+  threshold: number;
+  /** The LPIPS model for the distance to the teacher, given or from the config. */
+  lpips?: string | SampleLoss | false;
+  /** Whether the exact-solution error is computed (a Gaussian mixture or a custom reference). */
+  wantExact: boolean;
+  /** RK4 steps of the exact Gaussian-mixture solution. */
+  exactSteps: number;
+  /** Decoded images kept for `onPreview`. */
+  previewImages: number;
+  /** Seconds between checkpoint writes. */
+  checkpointSeconds: number;
+}
+
+/** The metrics of an {@linkcode EvalRequest}, resolved against the config and checked. */
+function requestedMetrics(
+  config: ModelConfig,
+  options: EvaluateOptions,
+): Pick<EvalRequest, "featureSpec" | "fidRef" | "wantFid" | "quality" | "threshold" | "lpips"> {
+  const fromConfig = options.configEval ?? true;
+  const featureSpec = options.features ?? (fromConfig ? featureSpecFromConfig(config) : undefined);
+  const fidRef = options.fidRef ?? (fromConfig ? config.eval?.fid_ref : undefined);
+  const quality = options.quality === true ? {} : options.quality || undefined;
+  const lpips = options.lpips ??
+    (fromConfig && options.teacherDir !== undefined ? config.eval?.lpips : undefined);
+  if (lpips && options.teacherDir === undefined) {
+    throw new RangeError("The LPIPS distance is to a teacher: give teacherDir with lpips");
+  }
+  const threshold = quality?.threshold ?? 0.9;
+  if (quality && !(threshold > 0 && threshold <= 1)) {
+    throw new RangeError(`quality.threshold must be in (0, 1]: got ${threshold}`);
+  }
+  // Explicit features alone ask for FID; the config's features alone serve the quality check.
+  const wantFid = fidRef !== undefined || (options.features !== undefined && quality === undefined);
+  if (wantFid && (featureSpec === undefined || fidRef === undefined)) {
+    throw new RangeError(
+      `FID needs both a feature model and reference statistics: got ${
+        featureSpec === undefined ? "no features" : "no fidRef"
+      }`,
+    );
+  }
+  if (quality && featureSpec === undefined) {
+    throw new RangeError(
+      "The classifier check needs a feature model with a logits output: got no features",
+    );
+  }
+  return { featureSpec, fidRef, wantFid, quality, threshold, lpips };
+}
+
+/**
+ * The whole {@linkcode EvalRequest}: the metrics, then the counts. At least one metric is
+ * required, since an evaluation that measures nothing would only burn time.
+ */
+function evalRequest(config: ModelConfig, options: EvaluateOptions): EvalRequest {
+  const metrics = requestedMetrics(config, options);
+  const wantExact = (options.exactGmm !== undefined && options.exactGmm !== false) ||
+    options.reference !== undefined;
+  if (!metrics.wantFid && !metrics.quality && options.teacherDir === undefined && !wantExact) {
+    throw new RangeError(
+      "Nothing to measure: give a teacher dataset, a feature model with reference statistics, " +
+        "or an exact reference",
+    );
+  }
+  if (options.numSamples !== undefined) checkCount("num_samples", options.numSamples, 1);
+  if (options.seed !== undefined) checkCount("seed", options.seed, 0);
+  if (options.batchSize !== undefined) checkCount("batch_size", options.batchSize, 1);
+  const exactSteps = options.exactSteps ?? 200;
+  checkCount("exact_steps", exactSteps, 1);
+  const previewImages = options.previewImages ?? 0;
+  checkCount("preview_images", previewImages, 0);
+  const checkpointSeconds = options.checkpointSeconds ?? 30;
+  if (!(checkpointSeconds >= 0)) {
+    throw new RangeError(`checkpoint_seconds must be >= 0: got ${checkpointSeconds}`);
+  }
+  return { ...metrics, wantExact, exactSteps, previewImages, checkpointSeconds };
 }
 
 /** The teacher dataset, checked against the model before anything runs. */
@@ -328,6 +426,513 @@ async function openTeacher(dir: string, model: LoadedModel): Promise<Dataset> {
     );
   }
   return data;
+}
+
+/** Which samples are evaluated: seeded noise, or a teacher dataset's stored noise. */
+interface EvalSamples {
+  /** The teacher dataset, whose z fix the samples and the seed. */
+  teacher?: Dataset;
+  /** Noise seed (the teacher's own with a teacher). */
+  seed: number;
+  numSamples: number;
+}
+
+/** The samples of an evaluation; a teacher's seed and size win over the defaults. */
+async function chooseSamples(m: LoadedModel, options: EvaluateOptions): Promise<EvalSamples> {
+  const seed = options.seed ?? 0;
+  const numSamples = options.numSamples ?? 1000;
+  if (options.teacherDir === undefined) return { seed, numSamples };
+  const teacher = await openTeacher(options.teacherDir, m);
+  const { count, noise } = teacher.manifest;
+  if (options.seed !== undefined && options.seed !== noise.seed) {
+    throw new RangeError(
+      `seed ${options.seed} differs from the teacher dataset's seed ${noise.seed}: ` +
+        `omit the seed to use the dataset's noise`,
+    );
+  }
+  const teacherSamples = options.numSamples ?? count;
+  if (teacherSamples > count) {
+    throw new RangeError(
+      `num_samples ${teacherSamples} exceeds the ${count} samples of the ` +
+        `teacher dataset ${options.teacherDir}`,
+    );
+  }
+  return { teacher, seed: noise.seed, numSamples: teacherSamples };
+}
+
+/** The models an evaluation opened itself: it closes them at the end (a caller's stay open). */
+interface Opened {
+  features?: FeatureModel;
+  lpips?: LpipsLoss;
+}
+
+/** The feature model of FID and the classifier check, with the sizes of its outputs. */
+interface FeatureSetup {
+  /** The opened model; undefined when neither FID nor the classifier check is asked for. */
+  model?: FeatureModel;
+  /** FID reference statistics, when FID is computed. */
+  ref?: FeatureStats;
+  /** Feature dimension (0 without a feature model). */
+  dim: number;
+  /** Classes of the logits output (0 without the classifier check). */
+  classes: number;
+  /** Name of the logits output. */
+  logitsName: string;
+  /** Whether each batch's features are kept (for FID) and its logits (for the classifier check). */
+  fid: boolean;
+  quality: boolean;
+}
+
+/**
+ * Opens the feature model and the FID reference and checks them against each other and the
+ * model up front: a mismatch found after sampling would waste the whole run.
+ */
+async function openFeatureSetup(
+  m: LoadedModel,
+  request: EvalRequest,
+  numSamples: number,
+  opened: Opened,
+): Promise<FeatureSetup> {
+  const { wantFid, quality } = request;
+  const logitsName = quality?.logits ?? "logits";
+  const wanted = { logitsName, fid: wantFid, quality: quality !== undefined };
+  if (!wantFid && !quality) return { dim: 0, classes: 0, ...wanted };
+  if (wantFid && numSamples < 2) {
+    throw new RangeError(`FID needs num_samples >= 2: got ${numSamples}`);
+  }
+  const ref = wantFid ? await fidReference(request.fidRef!) : undefined;
+  const features = await openFeatureModel(request.featureSpec!, m.imageShape);
+  const model = features.model;
+  if (features.owned) opened.features = model;
+  if (!sameShape(model.sampleShape, m.imageShape)) {
+    throw new RangeError(
+      `Feature model takes images [${model.sampleShape}]: the model makes [${m.imageShape}]`,
+    );
+  }
+  // One blank image tells the output sizes, before any sample is spent.
+  const probe = await model.run(
+    new Float32Array(sampleSize(m.imageShape)),
+    1,
+    quality ? [model.outputName, logitsName] : [model.outputName],
+  );
+  const dim = probe[model.outputName].dim;
+  const classes = quality ? probe[logitsName].dim : 0;
+  const refDim = ref ? statsDim(ref, "fidRef") : dim;
+  if (dim !== refDim) {
+    throw new RangeError(
+      `Reference statistics have dimension ${refDim} but the feature model outputs ${dim}`,
+    );
+  }
+  if (quality && classes < 2) {
+    throw new RangeError(
+      `The classifier check needs at least 2 classes: output "${logitsName}" has ${classes}`,
+    );
+  }
+  return { model, ref, dim, classes, ...wanted };
+}
+
+/** An LPIPS model and how the result names it. */
+interface LpipsSetup {
+  loss: SampleLoss;
+  name: string;
+}
+
+/** The LPIPS model: a path is loaded here (for the model's image shape) and closed at the end. */
+async function openLpips(
+  m: LoadedModel,
+  lpips: EvalRequest["lpips"],
+  device: string | undefined,
+  opened: Opened,
+): Promise<LpipsSetup | undefined> {
+  if (typeof lpips === "string") {
+    const loss = await loadLpips(lpips, {
+      imageShape: m.imageShape,
+      device: device ?? m.config.device,
+    });
+    opened.lpips = loss;
+    return { loss, name: resultPath(lpips) };
+  }
+  return lpips ? { loss: lpips, name: "(loaded)" } : undefined;
+}
+
+/** The reference solution of the exact-solution error, and how the result names it. */
+interface ExactReference {
+  solve: ReferenceSolver;
+  name: string;
+}
+
+/** A custom reference solver, or the exact solution of the model's Gaussian mixture. */
+async function exactReference(
+  m: LoadedModel,
+  options: EvaluateOptions,
+  request: EvalRequest,
+): Promise<ExactReference | undefined> {
+  if (options.reference !== undefined) return { solve: options.reference, name: "custom" };
+  if (!request.wantExact) return undefined;
+  const gmm = options.exactGmm === true
+    ? gmmFromOnnx(await Deno.readFile(m.config.model.path), m.config.model.path)
+    : options.exactGmm as Gmm;
+  if (gmm.dim !== sampleSize(m.sampleShape)) {
+    throw new RangeError(
+      `Gaussian mixture has dimension ${gmm.dim}: the model's samples have ${
+        sampleSize(m.sampleShape)
+      }`,
+    );
+  }
+  const steps = request.exactSteps;
+  return {
+    solve: gmmExactSolver(gmm, m.denoiser.schedule, steps),
+    name: gmmReferenceName(steps),
+  };
+}
+
+/** Everything an evaluation runs with, opened and checked against the model. */
+interface EvalInputs {
+  m: LoadedModel;
+  sampler: PreparedSampler;
+  samples: EvalSamples;
+  batchSize: number;
+  features: FeatureSetup;
+  lpips?: LpipsSetup;
+  reference?: ExactReference;
+  /** Conditions of seeded samples (a teacher's samples carry their own). */
+  conditions?: ConditionTable;
+}
+
+/**
+ * The per-sample results, one array per metric, filled batch by batch so that a checkpoint can
+ * save them and the metrics come out the same whatever the batches; the array of a metric not
+ * computed is empty.
+ */
+interface SampleColumns {
+  /** Squared, absolute and LPIPS distance of each sample to the teacher's. */
+  l2: Float64Array;
+  l1: Float64Array;
+  lpips: Float64Array;
+  /** RMS error of each sample against the exact solution. */
+  exact: Float64Array;
+  /** `dim` features, and `classes` logits, per sample. */
+  features: Float64Array;
+  logits: Float64Array;
+  /** The first `previewCount` decoded images. */
+  preview: Float32Array;
+  previewCount: number;
+  /** The same arrays with their row sizes: what a checkpoint saves and restores. */
+  table: Record<string, EvalColumn>;
+}
+
+/** An evaluation's inputs and the columns it fills. */
+interface EvalSetup extends EvalInputs {
+  columns: SampleColumns;
+}
+
+/**
+ * Opens every input and checks it against the model. The order decides which error a run with
+ * several bad inputs reports, so the `eval` task's messages depend on it.
+ */
+async function openInputs(
+  m: LoadedModel,
+  request: EvalRequest,
+  options: EvaluateOptions,
+  opened: Opened,
+): Promise<EvalInputs> {
+  const sampler = await prepareSampler(m, options);
+  const samples = await chooseSamples(m, options);
+  const features = await openFeatureSetup(m, request, samples.numSamples, opened);
+  const lpips = await openLpips(m, request.lpips, options.device, opened);
+  const reference = await exactReference(m, options, request);
+  const conditions = samples.teacher ? undefined : conditionTable(m);
+  const batchSize = options.batchSize ?? m.config.batch_size ?? 16;
+  return { m, sampler, samples, batchSize, features, lpips, reference, conditions };
+}
+
+/** The columns of the metrics `inputs` and `request` compute, all zero. */
+function sampleColumns(inputs: EvalInputs, request: EvalRequest): SampleColumns {
+  const n = inputs.samples.numSamples;
+  const teacher = inputs.samples.teacher !== undefined;
+  const { dim, classes } = inputs.features;
+  const imageSize = sampleSize(inputs.m.imageShape);
+  const previewCount = Math.min(request.previewImages, n);
+  const columns = {
+    l2: new Float64Array(teacher ? n : 0),
+    l1: new Float64Array(teacher ? n : 0),
+    lpips: new Float64Array(teacher && inputs.lpips ? n : 0),
+    exact: new Float64Array(inputs.reference ? n : 0),
+    features: new Float64Array(request.wantFid ? n * dim : 0),
+    logits: new Float64Array(request.quality ? n * classes : 0),
+    preview: new Float32Array(previewCount * imageSize),
+  };
+  const table: Record<string, EvalColumn> = {
+    l2: { data: columns.l2, row: 1 },
+    l1: { data: columns.l1, row: 1 },
+    lpips: { data: columns.lpips, row: 1 },
+    exact: { data: columns.exact, row: 1 },
+    features: { data: columns.features, row: dim },
+    logits: { data: columns.logits, row: classes },
+    preview: { data: columns.preview, row: imageSize, maxRows: previewCount },
+  };
+  return { ...columns, previewCount, table };
+}
+
+/**
+ * What a checkpoint belongs to: everything the per-sample results depend on, so that a resumed
+ * run can only continue the very same evaluation.
+ */
+function evalFingerprint(setup: EvalSetup, request: EvalRequest): Fingerprint {
+  const { m, sampler, samples, features } = setup;
+  const { teacher, seed } = samples;
+  return {
+    model: m.modelHash,
+    solver: solverRecord(sampler),
+    grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
+    num_samples: samples.numSamples,
+    seed,
+    batch_size: setup.batchSize,
+    noise: teacher
+      ? { teacher: resolve(teacher.dir), count: teacher.manifest.count }
+      : { seed, prior_scale: m.denoiser.schedule.priorScale },
+    features: features.model
+      ? {
+        model: isFeatureModel(request.featureSpec!)
+          ? "(loaded)"
+          : resolve(request.featureSpec!.path),
+        output: features.model.outputName,
+        dim: request.wantFid ? features.dim : 0,
+        logits: request.quality ? { name: features.logitsName, classes: features.classes } : null,
+      }
+      : null,
+    exact: setup.reference ? setup.reference.name : null,
+    lpips: setup.lpips ? setup.lpips.name : null,
+    preview: setup.columns.previewCount,
+  };
+}
+
+/** Where the sampling loop starts: after a checkpoint's samples, with its seconds so far. */
+interface Resumed {
+  done: number;
+  priorSeconds: number;
+}
+
+/** Restores the columns from the checkpoint at `path`, if there is one of this evaluation. */
+async function resumeFromCheckpoint(
+  path: string,
+  fingerprint: Fingerprint,
+  setup: EvalSetup,
+): Promise<Resumed> {
+  const saved = await readEvalCheckpoint(path, fingerprint);
+  if (!saved) return { done: 0, priorSeconds: 0 };
+  const { numSamples } = setup.samples;
+  // Batches are the unit of work: a checkpoint between batch boundaries is not one of ours.
+  if (
+    saved.done > numSamples || (saved.done % setup.batchSize !== 0 && saved.done !== numSamples)
+  ) {
+    throw new RangeError(
+      `Checkpoint ${path} has ${saved.done} samples done: not a batch boundary of ${numSamples}`,
+    );
+  }
+  restoreColumns(saved, setup.columns.table, path);
+  return { done: saved.done, priorSeconds: saved.seconds };
+}
+
+/** A batch's starting latents x_T, and its conditions and teacher outputs where there are some. */
+interface BatchInput {
+  xT: Float64Array;
+  condition?: Float32Array;
+  teacherX?: Float32Array;
+}
+
+/** Samples `indices` of the teacher: its stored z (times the prior scale), outputs, conditions. */
+async function teacherBatch(
+  m: LoadedModel,
+  teacher: Dataset,
+  indices: readonly number[],
+): Promise<BatchInput> {
+  const zSize = sampleSize(m.sampleShape);
+  const imageSize = sampleSize(m.imageShape);
+  const priorScale = m.denoiser.schedule.priorScale;
+  const samples = await Promise.all(indices.map((i) => teacher.read(i)));
+  const xT = new Float64Array(indices.length * zSize);
+  const teacherX = new Float32Array(indices.length * imageSize);
+  samples.forEach((s, b) => {
+    for (let j = 0; j < zSize; j++) xT[b * zSize + j] = priorScale * s.z[j];
+    teacherX.set(s.x, b * imageSize);
+  });
+  if (!samples[0].c) return { xT, teacherX };
+  const csize = samples[0].c.length;
+  const condition = new Float32Array(indices.length * csize);
+  samples.forEach((s, b) => condition.set(s.c!, b * csize));
+  return { xT, teacherX, condition };
+}
+
+/** Samples `indices` from seeded noise, as `generate` makes them; sample i gets row i mod rows. */
+function seededBatch(
+  m: LoadedModel,
+  seed: number,
+  indices: readonly number[],
+  conditions: ConditionTable | undefined,
+): BatchInput {
+  const { xT } = initialNoise(seed, indices, {
+    shape: m.sampleShape,
+    priorScale: m.denoiser.schedule.priorScale,
+  });
+  if (!conditions) return { xT };
+  const csize = conditions.data.length / conditions.rows;
+  const condition = new Float32Array(indices.length * csize);
+  indices.forEach((i, b) => {
+    const row = i % conditions.rows;
+    condition.set(conditions.data.subarray(row * csize, (row + 1) * csize), b * csize);
+  });
+  return { xT, condition };
+}
+
+/**
+ * Scores one batch into the columns at row `start`: the distances to the teacher, the error
+ * against the exact solution (of the raw solver output `out`), the features and logits of the
+ * decoded `images`, and the preview images.
+ */
+async function scoreBatch(
+  setup: EvalSetup,
+  start: number,
+  indices: readonly number[],
+  batch: { input: BatchInput; out: Float64Array; images: Float32Array },
+): Promise<void> {
+  const { columns, features, lpips, reference } = setup;
+  const { input, out, images } = batch;
+  const count = indices.length;
+  if (input.teacherX) {
+    columns.l2.set(l2Distance(images, input.teacherX, count), start);
+    columns.l1.set(l1Distance(images, input.teacherX, count), start);
+    if (lpips) {
+      const values = await lpips.loss.value(Float64Array.from(images), input.teacherX, count);
+      columns.lpips.set(values, start);
+    }
+  }
+  if (reference) {
+    const exactX = await reference.solve(input.xT, indices);
+    columns.exact.set(rmsDistance(exactX, out, count), start);
+  }
+  if (features.model) {
+    const { model, fid, quality, logitsName } = features;
+    const names = [...(fid ? [model.outputName] : []), ...(quality ? [logitsName] : [])];
+    const outs = await model.run(images, count, names);
+    if (fid) columns.features.set(outs[model.outputName].data, start * features.dim);
+    if (quality) columns.logits.set(outs[logitsName].data, start * features.classes);
+  }
+  if (start < columns.previewCount) {
+    const imageSize = sampleSize(setup.m.imageShape);
+    const take = Math.min(columns.previewCount - start, count);
+    columns.preview.set(images.subarray(0, take * imageSize), start * imageSize);
+  }
+}
+
+/** Where the sampling loop starts and what its checkpoint writes record. */
+interface LoopStart extends Resumed {
+  /** `performance.now()` when this run's part of the work began. */
+  started: number;
+  fingerprint: Fingerprint;
+}
+
+/**
+ * Samples and scores every batch from `from.done` on, reporting progress after each and saving
+ * a checkpoint every `checkpointSeconds` (never after the last batch: the result follows).
+ */
+async function sampleAndScore(
+  setup: EvalSetup,
+  options: EvaluateOptions,
+  checkpointSeconds: number,
+  from: LoopStart,
+): Promise<void> {
+  const { m, sampler, samples, batchSize } = setup;
+  const { numSamples, teacher } = samples;
+  let lastSave = from.started;
+  options.onProgress?.(from.done, numSamples);
+  for (let start = from.done; start < numSamples; start += batchSize) {
+    const count = Math.min(batchSize, numSamples - start);
+    const indices = Array.from({ length: count }, (_, k) => start + k);
+    const input = teacher
+      ? await teacherBatch(m, teacher, indices)
+      : seededBatch(m, samples.seed, indices, setup.conditions);
+    const condition = input.condition;
+    const out = await runPlan(sampler.plan, m.denoiser, input.xT, condition ? { condition } : {});
+    const images = await m.decode(out);
+    await scoreBatch(setup, start, indices, { input, out, images });
+    options.onBatch?.({ indices, images, imageShape: m.imageShape });
+    const done = start + count;
+    options.onProgress?.(done, numSamples);
+    if (
+      options.checkpoint !== undefined && done < numSamples &&
+      performance.now() - lastSave >= checkpointSeconds * 1000
+    ) {
+      await writeEvalCheckpoint(options.checkpoint, {
+        fingerprint: from.fingerprint,
+        done,
+        seconds: from.priorSeconds + (performance.now() - from.started) / 1000,
+        arrays: columnArrays(setup.columns.table, done),
+      });
+      lastSave = performance.now();
+    }
+  }
+}
+
+/** The metrics of the filled columns: FID, the classifier check, teacher and exact errors. */
+function collectMetrics(setup: EvalSetup, request: EvalRequest): EvalMetrics {
+  const { columns, features, samples, lpips, reference } = setup;
+  const n = samples.numSamples;
+  const metrics: EvalMetrics = {};
+  if (features.ref && features.model) {
+    const spec = request.featureSpec!;
+    metrics.fid = fidFromStats(featureStats(columns.features, n, features.dim), features.ref);
+    metrics.fidInfo = {
+      dim: features.dim,
+      features: isFeatureModel(spec) ? "(loaded)" : resultPath(spec.path),
+      ref: typeof request.fidRef === "string" ? resultPath(request.fidRef) : "(given)",
+    };
+  }
+  if (request.quality) {
+    metrics.quality = {
+      ...classifierQuality(columns.logits, n, features.classes, request.threshold),
+      logits: features.logitsName,
+    };
+  }
+  if (samples.teacher) {
+    metrics.teacher = {
+      l2: meanStd(columns.l2),
+      l1: meanStd(columns.l1),
+      ...(lpips ? { lpips: meanStd(columns.lpips), lpips_model: lpips.name } : {}),
+      dir: resultPath(samples.teacher.dir),
+      solver: samples.teacher.manifest.solver.name,
+      nfe: samples.teacher.manifest.solver.nfe,
+    };
+  }
+  if (reference) metrics.exact = { rms: meanStd(columns.exact), reference: reference.name };
+  return metrics;
+}
+
+/** The result document of a finished evaluation. */
+function evalResult(setup: EvalSetup, metrics: EvalMetrics, seconds: number): EvalResult {
+  const { m, sampler, samples } = setup;
+  const schedule = m.denoiser.schedule;
+  return {
+    format: EVAL_FORMAT,
+    version: EVAL_VERSION,
+    ...modelIdentity(m),
+    solver: solverRecord(sampler),
+    nfe: sampler.nfe,
+    grid: {
+      kind: sampler.gridKind,
+      ...gridRecord(sampler, schedule),
+      lambda1: Array.from(gridLambdas(schedule, sampler.grid.t1)),
+    },
+    options: {
+      num_samples: samples.numSamples,
+      seed: samples.seed,
+      batch_size: setup.batchSize,
+      noise: samples.teacher ? "teacher" : "seed",
+    },
+    metrics,
+    seconds,
+    created: new Date().toISOString(),
+  };
 }
 
 /**
@@ -356,351 +961,36 @@ export async function evaluateSchedule(
   validateSamplerOptions(options);
   // The config (read, not yet loaded) supplies the FID defaults of its `eval` section.
   if (typeof model === "string") model = await loadModelConfig(model);
-  const config = isLoadedModel(model) ? model.config : model;
-  const fromConfig = options.configEval ?? true;
-  const featureSpec = options.features ?? (fromConfig ? featureSpecFromConfig(config) : undefined);
-  const fidRefOption = options.fidRef ?? (fromConfig ? config.eval?.fid_ref : undefined);
-  const quality = options.quality === true ? {} : options.quality || undefined;
-  const lpipsOption = options.lpips ??
-    (fromConfig && options.teacherDir !== undefined ? config.eval?.lpips : undefined);
-  if (lpipsOption && options.teacherDir === undefined) {
-    throw new RangeError("The LPIPS distance is to a teacher: give teacherDir with lpips");
-  }
-  const threshold = quality?.threshold ?? 0.9;
-  if (quality && !(threshold > 0 && threshold <= 1)) {
-    throw new RangeError(`quality.threshold must be in (0, 1]: got ${threshold}`);
-  }
-  // Explicit features alone ask for FID; the config's features alone serve the quality check.
-  const wantFid = fidRefOption !== undefined ||
-    (options.features !== undefined && quality === undefined);
-  if (wantFid && (featureSpec === undefined || fidRefOption === undefined)) {
-    throw new RangeError(
-      `FID needs both a feature model and reference statistics: got ${
-        featureSpec === undefined ? "no features" : "no fidRef"
-      }`,
-    );
-  }
-  if (quality && featureSpec === undefined) {
-    throw new RangeError(
-      "The classifier check needs a feature model with a logits output: got no features",
-    );
-  }
-  const wantExact = (options.exactGmm !== undefined && options.exactGmm !== false) ||
-    options.reference !== undefined;
-  if (!wantFid && !quality && options.teacherDir === undefined && !wantExact) {
-    throw new RangeError(
-      "Nothing to measure: give a teacher dataset, a feature model with reference statistics, " +
-        "or an exact reference",
-    );
-  }
-  if (options.numSamples !== undefined) checkCount("num_samples", options.numSamples, 1);
-  if (options.seed !== undefined) checkCount("seed", options.seed, 0);
-  if (options.batchSize !== undefined) checkCount("batch_size", options.batchSize, 1);
-  const exactSteps = options.exactSteps ?? 200;
-  checkCount("exact_steps", exactSteps, 1);
-  const previewImages = options.previewImages ?? 0;
-  checkCount("preview_images", previewImages, 0);
-  const checkpointSeconds = options.checkpointSeconds ?? 30;
-  if (!(checkpointSeconds >= 0)) {
-    throw new RangeError(`checkpoint_seconds must be >= 0: got ${checkpointSeconds}`);
-  }
-
+  const request = evalRequest(isLoadedModel(model) ? model.config : model, options);
   const owned = !isLoadedModel(model);
   const m = isLoadedModel(model)
     ? model
     : await loadModel(model, options.device ? { device: options.device } : {});
-  let featureModel: FeatureModel | undefined;
-  let ownsFeatures = false;
-  let lpips: SampleLoss | undefined;
-  let ownsLpips = false;
+  const opened: Opened = {};
   try {
-    const sampler = await prepareSampler(m, options);
-    const schedule = m.denoiser.schedule;
-
-    // Teacher: its z fix the samples (and the seed).
-    let teacher: Dataset | undefined;
-    let seed = options.seed ?? 0;
-    let numSamples = options.numSamples ?? 1000;
-    if (options.teacherDir !== undefined) {
-      teacher = await openTeacher(options.teacherDir, m);
-      const tSeed = teacher.manifest.noise.seed;
-      if (options.seed !== undefined && options.seed !== tSeed) {
-        throw new RangeError(
-          `seed ${options.seed} differs from the teacher dataset's seed ${tSeed}: ` +
-            `omit the seed to use the dataset's noise`,
-        );
-      }
-      seed = tSeed;
-      numSamples = options.numSamples ?? teacher.manifest.count;
-      if (numSamples > teacher.manifest.count) {
-        throw new RangeError(
-          `num_samples ${numSamples} exceeds the ${teacher.manifest.count} samples of the ` +
-            `teacher dataset ${options.teacherDir}`,
-        );
-      }
-    }
-
-    // FID: reference statistics and feature model, checked against each other up front.
-    let ref: FeatureStats | undefined;
-    let featureDim = 0;
-    let classes = 0;
-    const logitsName = quality?.logits ?? "logits";
-    if (wantFid || quality) {
-      if (wantFid && numSamples < 2) {
-        throw new RangeError(`FID needs num_samples >= 2: got ${numSamples}`);
-      }
-      if (wantFid) ref = await fidReference(fidRefOption!);
-      const opened = await openFeatureModel(featureSpec!, m.imageShape);
-      featureModel = opened.model;
-      ownsFeatures = opened.owned;
-      if (!sameShape(featureModel.sampleShape, m.imageShape)) {
-        throw new RangeError(
-          `Feature model takes images [${featureModel.sampleShape}]: the model makes [${m.imageShape}]`,
-        );
-      }
-      const probeImage = new Float32Array(sampleSize(m.imageShape));
-      const probe = await featureModel.run(
-        probeImage,
-        1,
-        quality ? [featureModel.outputName, logitsName] : [featureModel.outputName],
-      );
-      featureDim = probe[featureModel.outputName].dim;
-      classes = quality ? probe[logitsName].dim : 0;
-      const refDim = ref ? statsDim(ref, "fidRef") : featureDim;
-      if (featureDim !== refDim) {
-        throw new RangeError(
-          `Reference statistics have dimension ${refDim} but the feature model outputs ${featureDim}`,
-        );
-      }
-      if (quality && classes < 2) {
-        throw new RangeError(
-          `The classifier check needs at least 2 classes: output "${logitsName}" has ${classes}`,
-        );
-      }
-    }
-
-    // LPIPS: a path is loaded here (for the model's image shape) and closed at the end.
-    if (typeof lpipsOption === "string") {
-      lpips = await loadLpips(lpipsOption, {
-        imageShape: m.imageShape,
-        device: options.device ?? m.config.device,
-      });
-      ownsLpips = true;
-    } else if (lpipsOption) lpips = lpipsOption;
-
-    let reference: ReferenceSolver | undefined = options.reference;
-    let referenceName = "custom";
-    if (reference === undefined && wantExact) {
-      const gmm = options.exactGmm === true
-        ? gmmFromOnnx(await Deno.readFile(m.config.model.path), m.config.model.path)
-        : options.exactGmm as Gmm;
-      if (gmm.dim !== sampleSize(m.sampleShape)) {
-        throw new RangeError(
-          `Gaussian mixture has dimension ${gmm.dim}: the model's samples have ${
-            sampleSize(m.sampleShape)
-          }`,
-        );
-      }
-      reference = gmmExactSolver(gmm, schedule, exactSteps);
-      referenceName = gmmReferenceName(exactSteps);
-    }
-
-    const conditions = teacher ? undefined : conditionTable(m);
-    const batchSize = options.batchSize ?? m.config.batch_size ?? 16;
-    const zSize = sampleSize(m.sampleShape);
-    const imageSize = sampleSize(m.imageShape);
-    const l2 = new Float64Array(teacher ? numSamples : 0);
-    const l1 = new Float64Array(teacher ? numSamples : 0);
-    const lpipsValues = new Float64Array(teacher && lpips ? numSamples : 0);
-    const exact = new Float64Array(reference ? numSamples : 0);
-    const features = new Float64Array(wantFid ? numSamples * featureDim : 0);
-    const logits = new Float64Array(quality ? numSamples * classes : 0);
-    const previewCount = Math.min(previewImages, numSamples);
-    const preview = new Float32Array(previewCount * imageSize);
-    // Per-sample arrays and their row sizes: what a checkpoint saves and restores.
-    const columns: Record<string, EvalColumn> = {
-      l2: { data: l2, row: 1 },
-      l1: { data: l1, row: 1 },
-      lpips: { data: lpipsValues, row: 1 },
-      exact: { data: exact, row: 1 },
-      features: { data: features, row: featureDim },
-      logits: { data: logits, row: classes },
-      preview: { data: preview, row: imageSize, maxRows: previewCount },
-    };
-
-    const lpipsName = typeof lpipsOption === "string" ? resultPath(lpipsOption) : "(loaded)";
-    let first = 0;
-    let priorSeconds = 0;
-    const fingerprint = options.checkpoint === undefined ? {} : {
-      model: m.modelHash,
-      solver: solverRecord(sampler),
-      grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
-      num_samples: numSamples,
-      seed,
-      batch_size: batchSize,
-      noise: teacher
-        ? { teacher: resolve(teacher.dir), count: teacher.manifest.count }
-        : { seed, prior_scale: schedule.priorScale },
-      features: featureModel
-        ? {
-          model: isFeatureModel(featureSpec!) ? "(loaded)" : resolve(featureSpec!.path),
-          output: featureModel.outputName,
-          dim: wantFid ? featureDim : 0,
-          logits: quality ? { name: logitsName, classes } : null,
-        }
-        : null,
-      exact: reference ? referenceName : null,
-      lpips: lpips ? lpipsName : null,
-      preview: previewCount,
-    };
-    if (options.checkpoint !== undefined) {
-      const saved = await readEvalCheckpoint(options.checkpoint, fingerprint);
-      if (saved) {
-        if (
-          saved.done > numSamples || (saved.done % batchSize !== 0 && saved.done !== numSamples)
-        ) {
-          throw new RangeError(
-            `Checkpoint ${options.checkpoint} has ${saved.done} samples done: not a batch boundary of ${numSamples}`,
-          );
-        }
-        restoreColumns(saved, columns, options.checkpoint);
-        first = saved.done;
-        priorSeconds = saved.seconds;
-      }
-    }
+    const inputs = await openInputs(m, request, options, opened);
+    const setup: EvalSetup = { ...inputs, columns: sampleColumns(inputs, request) };
+    const checkpoint = options.checkpoint;
+    const fingerprint = checkpoint === undefined ? {} : evalFingerprint(setup, request);
+    const resumed = checkpoint === undefined
+      ? { done: 0, priorSeconds: 0 }
+      : await resumeFromCheckpoint(checkpoint, fingerprint, setup);
     const started = performance.now();
-    let lastSave = started;
-    options.onProgress?.(first, numSamples);
-    for (let start = first; start < numSamples; start += batchSize) {
-      const count = Math.min(batchSize, numSamples - start);
-      const indices = Array.from({ length: count }, (_, k) => start + k);
-      let xT: Float64Array;
-      let teacherX: Float32Array | undefined;
-      let condition: Float32Array | undefined;
-      if (teacher) {
-        const samples = await Promise.all(indices.map((i) => teacher!.read(i)));
-        xT = new Float64Array(count * zSize);
-        teacherX = new Float32Array(count * imageSize);
-        samples.forEach((s, b) => {
-          for (let j = 0; j < zSize; j++) xT[b * zSize + j] = schedule.priorScale * s.z[j];
-          teacherX!.set(s.x, b * imageSize);
-        });
-        if (samples[0].c) {
-          const csize = samples[0].c.length;
-          condition = new Float32Array(count * csize);
-          samples.forEach((s, b) => condition!.set(s.c!, b * csize));
-        }
-      } else {
-        xT = initialNoise(seed, indices, {
-          shape: m.sampleShape,
-          priorScale: schedule.priorScale,
-        }).xT;
-        if (conditions) {
-          const csize = conditions.data.length / conditions.rows;
-          condition = new Float32Array(count * csize);
-          indices.forEach((i, b) => {
-            const row = i % conditions.rows;
-            condition!.set(conditions.data.subarray(row * csize, (row + 1) * csize), b * csize);
-          });
-        }
-      }
-      const out = await runPlan(sampler.plan, m.denoiser, xT, condition ? { condition } : {});
-      const images = await m.decode(out);
-      if (teacherX) {
-        l2.set(l2Distance(images, teacherX, count), start);
-        l1.set(l1Distance(images, teacherX, count), start);
-        if (lpips) {
-          lpipsValues.set(await lpips.value(Float64Array.from(images), teacherX, count), start);
-        }
-      }
-      if (reference) {
-        const exactX = await reference(xT, indices);
-        exact.set(rmsDistance(exactX, out, count), start);
-      }
-      if (featureModel) {
-        const names = [
-          ...(wantFid ? [featureModel.outputName] : []),
-          ...(quality ? [logitsName] : []),
-        ];
-        const outs = await featureModel.run(images, count, names);
-        if (wantFid) features.set(outs[featureModel.outputName].data, start * featureDim);
-        if (quality) logits.set(outs[logitsName].data, start * classes);
-      }
-      if (start < previewCount) {
-        const take = Math.min(previewCount - start, count);
-        preview.set(images.subarray(0, take * imageSize), start * imageSize);
-      }
-      options.onBatch?.({ indices, images, imageShape: m.imageShape });
-      options.onProgress?.(start + count, numSamples);
-      if (
-        options.checkpoint !== undefined && start + count < numSamples &&
-        performance.now() - lastSave >= checkpointSeconds * 1000
-      ) {
-        await writeEvalCheckpoint(options.checkpoint, {
-          fingerprint,
-          done: start + count,
-          seconds: priorSeconds + (performance.now() - started) / 1000,
-          arrays: columnArrays(columns, start + count),
-        });
-        lastSave = performance.now();
-      }
-    }
+    await sampleAndScore(setup, options, request.checkpointSeconds, {
+      ...resumed,
+      started,
+      fingerprint,
+    });
+    const { preview, previewCount } = setup.columns;
     if (previewCount > 0) options.onPreview?.(preview, previewCount, m.imageShape);
-
-    const metrics: EvalMetrics = {};
-    if (ref && featureModel) {
-      metrics.fid = fidFromStats(featureStats(features, numSamples, featureDim), ref);
-      metrics.fidInfo = {
-        dim: featureDim,
-        features: isFeatureModel(featureSpec!) ? "(loaded)" : resultPath(featureSpec!.path),
-        ref: typeof fidRefOption === "string" ? resultPath(fidRefOption) : "(given)",
-      };
-    }
-    if (quality) {
-      metrics.quality = {
-        ...classifierQuality(logits, numSamples, classes, threshold),
-        logits: logitsName,
-      };
-    }
-    if (teacher) {
-      metrics.teacher = {
-        l2: meanStd(l2),
-        l1: meanStd(l1),
-        ...(lpips ? { lpips: meanStd(lpipsValues), lpips_model: lpipsName } : {}),
-        dir: resultPath(teacher.dir),
-        solver: teacher.manifest.solver.name,
-        nfe: teacher.manifest.solver.nfe,
-      };
-    }
-    if (reference) metrics.exact = { rms: meanStd(exact), reference: referenceName };
-    const seconds = priorSeconds + (performance.now() - started) / 1000;
+    const metrics = collectMetrics(setup, request);
+    const seconds = resumed.priorSeconds + (performance.now() - started) / 1000;
     // The result is complete: the caller writes it, the partial state has done its job.
-    if (options.checkpoint !== undefined) await removeEvalCheckpoint(options.checkpoint);
-
-    return {
-      format: EVAL_FORMAT,
-      version: EVAL_VERSION,
-      ...modelIdentity(m),
-      solver: solverRecord(sampler),
-      nfe: sampler.nfe,
-      grid: {
-        kind: sampler.gridKind,
-        ...gridRecord(sampler, schedule),
-        lambda1: Array.from(gridLambdas(schedule, sampler.grid.t1)),
-      },
-      options: {
-        num_samples: numSamples,
-        seed,
-        batch_size: batchSize,
-        noise: teacher ? "teacher" : "seed",
-      },
-      metrics,
-      seconds,
-      created: new Date().toISOString(),
-    };
+    if (checkpoint !== undefined) await removeEvalCheckpoint(checkpoint);
+    return evalResult(setup, metrics, seconds);
   } finally {
-    if (ownsFeatures) await featureModel?.close();
-    if (ownsLpips) await (lpips as LpipsLoss).close();
+    await opened.features?.close();
+    await opened.lpips?.close();
     if (owned) await m.close();
   }
 }
