@@ -470,12 +470,18 @@ export async function measureSecondsPerEval(
   return (performance.now() - start) / 1000 / batchSize;
 }
 
+/** The exact reference every cell shares, and what one sample's solution costs. */
+interface ExactBenchReference {
+  reference: ReferenceSolver;
+  secondsPerSample: number;
+}
+
 /** The exact reference and the seconds of one sample's solution, or undefined. */
 async function exactReference(
   model: LoadedModel,
   mode: "auto" | "on" | "off",
   steps: number,
-): Promise<{ reference: ReferenceSolver; secondsPerSample: number } | undefined> {
+): Promise<ExactBenchReference | undefined> {
   if (mode === "off") return undefined;
   try {
     const gmm = gmmFromOnnx(await Deno.readFile(model.config.model.path));
@@ -493,6 +499,304 @@ async function exactReference(
     if (mode === "on") throw e;
     return undefined;
   }
+}
+
+/** The numbers of {@linkcode ScheduleBenchOptions}, with their defaults, checked. */
+interface BenchSettings {
+  numSamples: number;
+  batchSize: number;
+  /** Seed of a generated teacher. */
+  seed: number;
+  exactSteps: number;
+  exactMode: "auto" | "on" | "off";
+}
+
+/** Checks the options that need nothing opened, so bad input fails before any work. */
+function benchSettings(model: LoadedModel, options: ScheduleBenchOptions): BenchSettings {
+  checkPlanOptions(options);
+  const numSamples = options.numSamples ?? 200;
+  checkCount("numSamples", numSamples, 2);
+  const batchSize = options.batchSize ?? model.config.batch_size;
+  checkCount("batchSize", batchSize, 1);
+  const seed = options.seed ?? 1000;
+  checkCount("seed", seed, 0);
+  const exactSteps = options.exactSteps ?? 200;
+  checkCount("exactSteps", exactSteps, 1);
+  const exactMode = options.exact ?? "auto";
+  if (!["auto", "on", "off"].includes(exactMode)) {
+    throw new RangeError(`exact must be auto, on or off: got "${exactMode}"`);
+  }
+  if ((options.features === undefined) !== (options.fidRef === undefined)) {
+    throw new TypeError(
+      `FID needs both features and fidRef: got ${
+        options.features === undefined ? "no features" : "no fidRef"
+      }`,
+    );
+  }
+  return { numSamples, batchSize, seed, exactSteps, exactMode };
+}
+
+/** Where the teacher dataset is, and how much of it is still to generate. */
+interface BenchTeacher {
+  /** Root a teacher of our own is generated under. */
+  root: string;
+  /** The dataset folder, as given or derived (relative paths stay relative). */
+  dir: string;
+  /** NFE of one teacher sample. */
+  nfe: number;
+  /** Whether the folder holds a manifest already. */
+  hasManifest: boolean;
+  /** Samples still to generate (0 for a given `dataDir`). */
+  missing: number;
+}
+
+/** Finds the teacher dataset: the given `dataDir`, or the LD3 teacher under `teacherRoot`. */
+async function locateTeacher(
+  options: ScheduleBenchOptions,
+  numSamples: number,
+): Promise<BenchTeacher> {
+  const root = options.teacherRoot ?? join("bench", "teacher");
+  const nfe = solverNfe(LD3_TEACHER.solverName, LD3_TEACHER.steps);
+  const dir = options.dataDir ??
+    join(root, datasetDirName(LD3_TEACHER.solverName, nfe, LD3_TEACHER.skipType));
+  const hasManifest = await pathExists(join(dir, MANIFEST_FILE));
+  if (options.dataDir !== undefined && !hasManifest) {
+    throw new RangeError(`Not an ld3 dataset (no ${MANIFEST_FILE}): ${options.dataDir}`);
+  }
+  // A teacher of our own is (re)generated until complete: an interrupted one resumes.
+  const missing = options.dataDir !== undefined
+    ? 0
+    : await missingSamples(dir, hasManifest, numSamples);
+  return { root, dir, nfe, hasManifest, missing };
+}
+
+/** The FID inputs every cell shares, opened once for the whole matrix. */
+interface BenchFid {
+  features: FeatureModel;
+  fidRef: FeatureStats;
+  /** Whether the feature model was loaded here (then the run closes it). */
+  owned: boolean;
+}
+
+/** The feature model and reference statistics, when both are given. */
+async function openBenchFid(
+  model: LoadedModel,
+  options: ScheduleBenchOptions,
+): Promise<BenchFid | undefined> {
+  if (options.features === undefined || options.fidRef === undefined) return undefined;
+  const fidRef = await fidReference(options.fidRef);
+  const opened = await openFeatureModel(options.features, model.imageShape);
+  return { features: opened.model, fidRef, owned: opened.owned };
+}
+
+/**
+ * Generates (or completes) the LD3 teacher under `teacher.root`: `generateDataset` skips the
+ * samples already there, so an interrupted teacher resumes.
+ */
+async function generateTeacher(
+  model: LoadedModel,
+  teacher: BenchTeacher,
+  settings: BenchSettings,
+  progress: ScheduleBenchOptions["progress"],
+): Promise<void> {
+  await generateDataset(model, {
+    ...LD3_TEACHER,
+    dataDir: teacher.root,
+    totalSamples: settings.numSamples,
+    samplingBatchSize: settings.batchSize,
+    seed: settings.seed,
+    progress: progress === false ? false : { label: "teacher", unit: "samples", ...progress },
+  });
+}
+
+/** What the evaluation of every cell shares: samples, teacher, FID and the exact reference. */
+interface CellContext {
+  numSamples: number;
+  batchSize: number;
+  teacherDir: string;
+  fid?: BenchFid;
+  exact?: ExactBenchReference;
+}
+
+/** The grid part of a cell's evaluation: its LD3 grid file, or its skip type at the cell's NFE. */
+function cellOptions(p: ScheduleBenchPlannedCell): EvaluateOptions {
+  return {
+    solverName: p.cell.solver,
+    ...(p.loadFrom !== undefined ? { loadFrom: p.loadFrom, order: p.order } : {
+      skipType: p.cell.schedule,
+      steps: solverSteps(p.cell.solver as SolverName, p.cell.nfe),
+    }),
+  };
+}
+
+/** Where a cell is saved in `resumeDir`, and the fingerprint of its evaluation. */
+interface CellSave {
+  path: string;
+  fingerprint: Fingerprint;
+}
+
+/**
+ * The fingerprint fields every cell shares: what its metrics depend on besides its own solver
+ * and grid (the model, the samples, the teacher, the FID inputs and the exact reference).
+ */
+async function commonCellFingerprint(
+  model: LoadedModel,
+  context: CellContext,
+  options: ScheduleBenchOptions,
+  teacherSeed: number,
+  exactSteps: number,
+): Promise<Fingerprint> {
+  const { fid } = context;
+  return {
+    model: model.modelHash,
+    num_samples: context.numSamples,
+    batch_size: context.batchSize,
+    teacher: { dir: resolve(context.teacherDir), seed: teacherSeed },
+    fid: fid
+      ? {
+        features: isFeatureModel(options.features!)
+          ? `(loaded) ${fid.features.outputName}`
+          : `${resolve(options.features!.path)} ${fid.features.outputName}`,
+        ref: await statsDigest(fid.fidRef),
+      }
+      : null,
+    exact: context.exact ? gmmReferenceName(exactSteps) : null,
+  };
+}
+
+/**
+ * Gives each planned cell its save file in `resumeDir` and fills in the finished cells whose
+ * fingerprint still matches. A cell whose sampler cannot be prepared is left to its evaluation,
+ * which reports the error in the cell.
+ *
+ * @returns The save file of each cell that has one, and how many cells were reused.
+ */
+async function resumeCells(
+  model: LoadedModel,
+  planned: readonly ScheduleBenchPlannedCell[],
+  resumeDir: string,
+  common: Fingerprint,
+): Promise<{ saves: Map<ScheduleBenchPlannedCell, CellSave>; reused: number }> {
+  const saves = new Map<ScheduleBenchPlannedCell, CellSave>();
+  let reused = 0;
+  for (const p of planned) {
+    let sampler;
+    try {
+      sampler = await prepareSampler(model, cellOptions(p));
+    } catch {
+      continue; // the evaluation reports it as the cell's error
+    }
+    const fingerprint = {
+      ...common,
+      solver: solverRecord(sampler),
+      grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
+    };
+    const path = join(resumeDir, cellFileName(p.cell));
+    saves.set(p, { path, fingerprint });
+    const saved = await readSavedCell(path, fingerprint);
+    if (saved) {
+      Object.assign(p.cell, saved);
+      reused++;
+    }
+  }
+  return { saves, reused };
+}
+
+/**
+ * The estimate of the work left: the network evaluations of the cells to run and of the teacher
+ * samples to generate, timed on one batch, plus the exact solutions.
+ */
+async function estimateBench(
+  model: LoadedModel,
+  todo: readonly ScheduleBenchPlannedCell[],
+  context: CellContext,
+  teacher: BenchTeacher,
+  reused: number,
+): Promise<ScheduleBenchEstimate> {
+  const { numSamples, batchSize, exact } = context;
+  const secondsPerEvaluation = await measureSecondsPerEval(
+    model,
+    Math.min(batchSize, numSamples),
+  );
+  const evaluations = todo.reduce((n, p) => n + p.cell.nfe, 0) * numSamples +
+    teacher.missing * teacher.nfe;
+  const exactSeconds = exact ? exact.secondsPerSample * numSamples : 0;
+  return {
+    cells: todo.length,
+    reused,
+    numSamples,
+    evaluations,
+    secondsPerEvaluation,
+    exact: exact !== undefined,
+    exactSeconds,
+    teacher: teacher.missing > 0,
+    seconds: evaluations * secondsPerEvaluation + exactSeconds,
+  };
+}
+
+/** Evaluates one cell into `cell` (an `error` cell when it fails) and saves it when it can. */
+async function evaluateCell(
+  model: LoadedModel,
+  p: ScheduleBenchPlannedCell,
+  context: CellContext,
+  save: CellSave | undefined,
+): Promise<void> {
+  const { cell } = p;
+  const { fid, exact } = context;
+  try {
+    const result = await evaluateSchedule(model, {
+      ...cellOptions(p),
+      numSamples: context.numSamples,
+      batchSize: context.batchSize,
+      teacherDir: context.teacherDir,
+      ...(fid ? { features: fid.features, fidRef: fid.fidRef } : { configEval: false }),
+      ...(exact ? { reference: exact.reference } : {}),
+      ...(save ? { checkpoint: await cellCheckpoint(save.path, save.fingerprint) } : {}),
+    });
+    cell.metrics = result.metrics;
+    cell.seconds = result.seconds;
+    cell.lambda1 = result.grid.lambda1;
+    if (result.nfe !== cell.nfe) cell.actual_nfe = result.nfe;
+    if (save) {
+      await writeJsonAtomic(save.path, {
+        format: BENCH_CELL_FORMAT,
+        version: SCHEDULE_BENCH_VERSION,
+        fingerprint: save.fingerprint,
+        cell,
+      });
+    }
+  } catch (e) {
+    cell.status = "error";
+    cell.error = (e as Error).message;
+  }
+}
+
+/**
+ * Evaluates the cells `todo` one after the other, with a progress bar and `onCell` after each.
+ *
+ * @returns The wall-clock seconds of the cells.
+ */
+async function evaluateCells(
+  model: LoadedModel,
+  todo: readonly ScheduleBenchPlannedCell[],
+  context: CellContext,
+  saves: Map<ScheduleBenchPlannedCell, CellSave>,
+  options: ScheduleBenchOptions,
+): Promise<number> {
+  const started = performance.now();
+  const bar = options.progress === false ? undefined : new ProgressBar(todo.length, {
+    label: "cells",
+    unit: "cells",
+    ...options.progress,
+  });
+  let done = 0;
+  for (const p of todo) {
+    await evaluateCell(model, p, context, saves.get(p));
+    bar?.increment();
+    options.onCell?.(p.cell, ++done, todo.length);
+  }
+  bar?.finish();
+  return (performance.now() - started) / 1000;
 }
 
 /**
@@ -523,193 +827,49 @@ export async function runScheduleBench(
   model: LoadedModel,
   options: ScheduleBenchOptions = {},
 ): Promise<ScheduleBenchResult> {
-  checkPlanOptions(options);
-  const numSamples = options.numSamples ?? 200;
-  checkCount("numSamples", numSamples, 2);
-  const batchSize = options.batchSize ?? model.config.batch_size;
-  checkCount("batchSize", batchSize, 1);
-  const seed = options.seed ?? 1000;
-  checkCount("seed", seed, 0);
-  const exactSteps = options.exactSteps ?? 200;
-  checkCount("exactSteps", exactSteps, 1);
-  const exactMode = options.exact ?? "auto";
-  if (!["auto", "on", "off"].includes(exactMode)) {
-    throw new RangeError(`exact must be auto, on or off: got "${exactMode}"`);
-  }
-  if ((options.features === undefined) !== (options.fidRef === undefined)) {
-    throw new TypeError(
-      `FID needs both features and fidRef: got ${
-        options.features === undefined ? "no features" : "no fidRef"
-      }`,
-    );
-  }
-  const teacherRoot = options.teacherRoot ?? join("bench", "teacher");
-  const teacherNfe = solverNfe(LD3_TEACHER.solverName, LD3_TEACHER.steps);
-  const teacherDir = options.dataDir ?? join(
-    teacherRoot,
-    datasetDirName(LD3_TEACHER.solverName, teacherNfe, LD3_TEACHER.skipType),
-  );
-  const hasManifest = await pathExists(join(teacherDir, MANIFEST_FILE));
-  if (options.dataDir !== undefined && !hasManifest) {
-    throw new RangeError(`Not an ld3 dataset (no ${MANIFEST_FILE}): ${options.dataDir}`);
-  }
-  // A teacher of our own is (re)generated until complete: an interrupted one resumes.
-  const teacherMissing = options.dataDir !== undefined
-    ? 0
-    : await missingSamples(teacherDir, hasManifest, numSamples);
-  const needTeacher = teacherMissing > 0;
-
+  const settings = benchSettings(model, options);
+  const { numSamples, batchSize, seed } = settings;
+  const teacher = await locateTeacher(options, numSamples);
   // FID: loaded once for every cell; a feature model loaded here is closed here.
-  let ownFeatures: FeatureModel | undefined;
+  let fid: BenchFid | undefined;
   try {
-    let features: FeatureModel | undefined;
-    let fidRef: FeatureStats | undefined;
-    if (options.features !== undefined && options.fidRef !== undefined) {
-      fidRef = await fidReference(options.fidRef);
-      const opened = await openFeatureModel(options.features, model.imageShape);
-      features = opened.model;
-      if (opened.owned) ownFeatures = opened.model;
-    }
-    const exact = await exactReference(model, exactMode, exactSteps);
+    fid = await openBenchFid(model, options);
+    const exact = await exactReference(model, settings.exactMode, settings.exactSteps);
     const plan = await planScheduleBench(options);
+    const context: CellContext = { numSamples, batchSize, teacherDir: teacher.dir, fid, exact };
 
     // Every cell starts from the teacher's latents, so the teacher's seed is the run's: an
     // existing teacher's own, or the seed a new one is generated with (a teacher being completed
     // keeps its manifest's seed; generateDataset refuses another).
-    const teacherSeed = hasManifest ? (await readManifest(teacherDir)).noise.seed : seed;
+    const teacherSeed = teacher.hasManifest ? (await readManifest(teacher.dir)).noise.seed : seed;
 
     // Resume: what each cell's evaluation depends on, and the finished cells that still match.
-    const cellOptions = (p: ScheduleBenchPlannedCell): EvaluateOptions => ({
-      solverName: p.cell.solver,
-      ...(p.loadFrom !== undefined ? { loadFrom: p.loadFrom, order: p.order } : {
-        skipType: p.cell.schedule,
-        steps: solverSteps(p.cell.solver as SolverName, p.cell.nfe),
-      }),
-    });
-    const resume = new Map<ScheduleBenchPlannedCell, { path: string; fingerprint: Fingerprint }>();
+    let saves = new Map<ScheduleBenchPlannedCell, CellSave>();
     let reused = 0;
     if (options.resumeDir !== undefined) {
       await Deno.mkdir(options.resumeDir, { recursive: true });
-      const common = {
-        model: model.modelHash,
-        num_samples: numSamples,
-        batch_size: batchSize,
-        teacher: { dir: resolve(teacherDir), seed: teacherSeed },
-        fid: features && fidRef
-          ? {
-            features: isFeatureModel(options.features!)
-              ? `(loaded) ${features.outputName}`
-              : `${resolve(options.features!.path)} ${features.outputName}`,
-            ref: await statsDigest(fidRef),
-          }
-          : null,
-        exact: exact ? gmmReferenceName(exactSteps) : null,
-      };
-      for (const p of plan.planned) {
-        let sampler;
-        try {
-          sampler = await prepareSampler(model, cellOptions(p));
-        } catch {
-          continue; // the evaluation reports it as the cell's error
-        }
-        const fingerprint = {
-          ...common,
-          solver: solverRecord(sampler),
-          grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
-        };
-        const path = join(options.resumeDir, cellFileName(p.cell));
-        resume.set(p, { path, fingerprint });
-        const saved = await readSavedCell(path, fingerprint);
-        if (saved) {
-          Object.assign(p.cell, saved);
-          reused++;
-        }
-      }
+      const common = await commonCellFingerprint(
+        model,
+        context,
+        options,
+        teacherSeed,
+        settings.exactSteps,
+      );
+      ({ saves, reused } = await resumeCells(model, plan.planned, options.resumeDir, common));
     }
     const todo = plan.planned.filter((p) => p.cell.metrics === undefined);
-
-    const secondsPerEvaluation = await measureSecondsPerEval(
-      model,
-      Math.min(batchSize, numSamples),
-    );
-    const evaluations = todo.reduce((n, p) => n + p.cell.nfe, 0) * numSamples +
-      teacherMissing * teacherNfe;
-    const exactSeconds = exact ? exact.secondsPerSample * numSamples : 0;
-    const estimate: ScheduleBenchEstimate = {
-      cells: todo.length,
-      reused,
-      numSamples,
-      evaluations,
-      secondsPerEvaluation,
-      exact: exact !== undefined,
-      exactSeconds,
-      teacher: needTeacher,
-      seconds: evaluations * secondsPerEvaluation + exactSeconds,
-    };
+    const estimate = await estimateBench(model, todo, context, teacher, reused);
     options.onEstimate?.(estimate);
 
-    if (needTeacher) {
-      await generateDataset(model, {
-        ...LD3_TEACHER,
-        dataDir: teacherRoot,
-        totalSamples: numSamples,
-        samplingBatchSize: batchSize,
-        seed,
-        progress: options.progress === false
-          ? false
-          : { label: "teacher", unit: "samples", ...options.progress },
-      });
-    }
-
-    const started = performance.now();
-    const bar = options.progress === false ? undefined : new ProgressBar(todo.length, {
-      label: "cells",
-      unit: "cells",
-      ...options.progress,
-    });
-    let done = 0;
-    for (const p of todo) {
-      const { cell } = p;
-      const saving = resume.get(p);
-      try {
-        const result = await evaluateSchedule(model, {
-          ...cellOptions(p),
-          numSamples,
-          batchSize,
-          teacherDir,
-          ...(features && fidRef ? { features, fidRef } : { configEval: false }),
-          ...(exact ? { reference: exact.reference } : {}),
-          ...(saving ? { checkpoint: await cellCheckpoint(saving.path, saving.fingerprint) } : {}),
-        });
-        cell.metrics = result.metrics;
-        cell.seconds = result.seconds;
-        cell.lambda1 = result.grid.lambda1;
-        if (result.nfe !== cell.nfe) cell.actual_nfe = result.nfe;
-        if (saving) {
-          await writeJsonAtomic(saving.path, {
-            format: BENCH_CELL_FORMAT,
-            version: SCHEDULE_BENCH_VERSION,
-            fingerprint: saving.fingerprint,
-            cell,
-          });
-        }
-      } catch (e) {
-        cell.status = "error";
-        cell.error = (e as Error).message;
-      }
-      bar?.increment();
-      options.onCell?.(cell, ++done, todo.length);
-    }
-    bar?.finish();
-    const seconds = (performance.now() - started) / 1000;
-
+    if (teacher.missing > 0) await generateTeacher(model, teacher, settings, options.progress);
+    const seconds = await evaluateCells(model, todo, context, saves, options);
     return {
       format: SCHEDULE_BENCH_FORMAT,
       version: SCHEDULE_BENCH_VERSION,
       ...modelIdentity(model),
       num_samples: numSamples,
       seed: teacherSeed,
-      teacher: { ...LD3_TEACHER, dir: resolve(teacherDir) },
+      teacher: { ...LD3_TEACHER, dir: resolve(teacher.dir) },
       solvers: plan.solvers,
       nfes: plan.nfes,
       schedules: plan.schedules,
@@ -717,11 +877,11 @@ export async function runScheduleBench(
       seconds,
       created: new Date().toISOString(),
       evaluated: plan.planned.length,
-      teacherDir,
+      teacherDir: teacher.dir,
       estimate,
     };
   } finally {
-    await ownFeatures?.close();
+    if (fid?.owned) await fid.features.close();
   }
 }
 
