@@ -7,7 +7,8 @@
  * - the denoiser contract solvers call, and its differentiable extension: `denoiser.ts`,
  *   `differentiable.ts`;
  * - the per-sample counter RNG: `rng.ts`; the exact Gaussian-mixture model: `gmm.ts`,
- *   `gmm_grad.ts`; canonical fingerprints of options: `fingerprint.ts`.
+ *   `gmm_grad.ts`; canonical fingerprints of options: `fingerprint.ts`; option declarations
+ *   (defaults, checks, command lines, docs): `options.ts`.
  *
  * Every other layer of `lib/` (`io/`, `onnx/`, `grad/` and `vjp/`, `metrics/`, `ld3/`,
  * `pipelines/`) builds on this one; nothing here imports from them.
@@ -17,9 +18,11 @@
 export * from "./noise_schedule.ts";
 export * from "./step_grid.ts";
 export * from "./solvers/mod.ts";
+export * from "./solvers/options.ts";
 export * from "./denoiser.ts";
 export * from "./differentiable.ts";
 export * from "./rng.ts";
 export * from "./gmm.ts";
 export * from "./gmm_grad.ts";
 export * from "./fingerprint.ts";
+export * from "./options.ts";

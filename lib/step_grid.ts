@@ -16,6 +16,11 @@ export type SkipType = "time_uniform" | "time_quadratic" | "logSNR" | "edm";
 /** Every {@linkcode SkipType}, for CLIs and validation. */
 export const SKIP_TYPES: readonly SkipType[] = ["time_uniform", "time_quadratic", "logSNR", "edm"];
 
+/** A skip type, or `gits` for the published GITS tables ({@linkcode gitsGrid}). */
+export type GridKind = SkipType | "gits";
+/** Every grid kind `--skip_type` accepts. */
+export const GRID_KINDS: readonly GridKind[] = [...SKIP_TYPES, "gits"];
+
 function checkSteps(steps: number): void {
   if (!Number.isInteger(steps) || steps < 1) {
     throw new RangeError(`Steps must be a positive integer: got ${steps}`);

@@ -5,7 +5,8 @@
  * @module
  */
 import { readNpy } from "../lib/io/npy.ts";
-import type { ConditionInput, SamplerOptions } from "../lib/pipelines/sampling.ts";
+import type { ConditionInput } from "../lib/pipelines/sampling.ts";
+import type { SamplerOptions } from "../lib/pipelines/sampler.ts";
 import type { SolverName } from "../lib/solvers/mod.ts";
 
 /** Parses an optional integer option; `undefined` when absent. */

@@ -14,55 +14,47 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
-import { loadModelConfig, scheduleFromConfig } from "../lib/onnx/config.ts";
 import { gridOfFile, loadGridFile } from "../lib/io/grid_file.ts";
-import { EXPORT_FORMATS, type ExportFormat, exportSchedule } from "../lib/pipelines/grid_export.ts";
-import { runTask } from "./_data_cli.ts";
+import { loadModelConfig, scheduleFromConfig } from "../lib/onnx/config.ts";
+import { declareOptions } from "../lib/options.ts";
+import { EXPORT_OPTIONS, type ExportFormat, exportSchedule } from "../lib/pipelines/grid_export.ts";
+import { defineTask, runCli } from "./_cli.ts";
 
-const USAGE = `Usage: deno task export-schedule <grid.json> --format <format> [--config <model.yml>]
-  --format F      ${EXPORT_FORMATS.join(" | ")}
-  --config FILE   model config: recompute sigmas from its schedule (and check the grid fits it)
-  --json          print {"format", "values", "warning"} as JSON instead of the text form`;
-
-async function main(): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      format: { type: "string" },
-      config: { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
+/** The `export-schedule` task. */
+export const EXPORT_SCHEDULE = defineTask({
+  name: "export-schedule",
+  summary: "Print a grid file's schedule for ComfyUI, diffusers or k-diffusion",
+  positionals: { usage: "<grid.json>", min: 1, max: 1 },
+  options: EXPORT_OPTIONS,
+  taskOptions: declareOptions({
+    config: {
+      flag: "config",
+      kind: "string",
+      arg: "FILE",
+      help: "model config: recompute σ from its schedule (and check the grid fits it)",
     },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (positionals.length !== 1) {
-    throw new TypeError(`Expected one grid file argument: got ${positionals.length}`);
-  }
-  const format = values.format;
-  if (!format || !(EXPORT_FORMATS as readonly string[]).includes(format)) {
-    throw new RangeError(
-      `--format must be one of ${EXPORT_FORMATS.join(", ")}: got ${JSON.stringify(format ?? null)}`,
+    json: {
+      flag: "json",
+      kind: "boolean",
+      default: false,
+      help: `print {"format", "values", "warning"} as JSON instead of the text form`,
+    },
+  }),
+  async run(v, [gridPath]) {
+    const file = await loadGridFile(gridPath);
+    let schedule;
+    if (v.config !== undefined) {
+      schedule = await scheduleFromConfig(await loadModelConfig(v.config));
+      gridOfFile(file, schedule);
+    }
+    const out = exportSchedule(file, v.format as ExportFormat, { schedule });
+    if (out.warning) console.error(`warning: ${out.warning}`);
+    console.log(
+      v.json
+        ? JSON.stringify({ format: out.format, values: out.values, warning: out.warning ?? null })
+        : out.text,
     );
-  }
-  const file = await loadGridFile(positionals[0]);
-  let schedule;
-  if (values.config) {
-    schedule = await scheduleFromConfig(await loadModelConfig(values.config));
-    gridOfFile(file, schedule);
-  }
-  const out = exportSchedule(file, format as ExportFormat, { schedule });
-  if (out.warning) console.error(`warning: ${out.warning}`);
-  console.log(
-    values.json
-      ? JSON.stringify({ format: out.format, values: out.values, warning: out.warning ?? null })
-      : out.text,
-  );
-}
+  },
+});
 
-if (import.meta.main) await runTask(main);
+if (import.meta.main) await runCli(EXPORT_SCHEDULE);

@@ -1,5 +1,5 @@
 /**
- * Build the vector–Jacobian-product model of an ONNX model.
+ * `deno task grad-model`: build the vector–Jacobian-product model of an ONNX model.
  *
  * ```sh
  * deno task grad-model model.onnx --wrt x,sigma [--of denoised] [--shape x=2,1,16,16]
@@ -11,59 +11,70 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
+import { writeFileAtomic } from "../lib/io/atomic.ts";
+import { declareOptions } from "../lib/options.ts";
 import { buildVjpModel } from "../lib/vjp/mod.ts";
-
-const USAGE =
-  "Usage: deno task grad-model <in.onnx> --wrt x[,sigma] [--of <output>] [--shape name=d0,d1,...] [--return-output] --out <out.onnx>";
+import { defineTask, runCli } from "./_cli.ts";
 
 /** Parses `name=d0,d1,…` into a shape entry. */
 function parseShape(text: string): [string, number[]] {
   const [name, dims] = text.split("=");
   const shape = (dims ?? "").split(",").filter((s) => s !== "").map(Number);
   if (!name || !shape.every((n) => Number.isInteger(n) && n > 0)) {
-    throw new RangeError(`Invalid --shape (expected name=d0,d1,...): ${text}`);
+    throw new RangeError(`--shape must be name=d0,d1,… with positive dimensions: got "${text}"`);
   }
   return [name, shape];
 }
 
-async function main(args: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args,
-    strict: true,
-    allowPositionals: true,
-    options: {
-      wrt: { type: "string" },
-      of: { type: "string" },
-      out: { type: "string" },
-      shape: { type: "string", multiple: true },
-      "return-output": { type: "boolean", default: false },
-      help: { type: "boolean", short: "h", default: false },
+/** The `grad-model` task. */
+export const GRAD_MODEL = defineTask({
+  name: "grad-model",
+  summary: "Build the vector–Jacobian-product ONNX model of any ONNX model",
+  details: [
+    "The VJP model takes the original inputs plus grad_<of> and outputs grad_<x> for each --wrt",
+    "input; ONNX Runtime runs it like any model. Inputs with dynamic dimensions need --shape.",
+  ],
+  positionals: { usage: "<in.onnx>", min: 1, max: 1 },
+  options: declareOptions({
+    wrt: {
+      flag: "wrt",
+      kind: "strings",
+      arg: "LIST",
+      required: true,
+      help: "inputs to differentiate with respect to, e.g. x,sigma",
     },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (positionals.length !== 1) throw new RangeError(`Expected one input model: ${USAGE}`);
-  if (!values.wrt) throw new RangeError(`Missing --wrt: ${USAGE}`);
-  if (!values.out) throw new RangeError(`Missing --out: ${USAGE}`);
-  const model = await Deno.readFile(positionals[0]);
-  const vjp = await buildVjpModel(model, {
-    wrt: values.wrt.split(",").map((s) => s.trim()).filter((s) => s !== ""),
-    of: values.of,
-    returnOutput: values["return-output"],
-    inputShapes: values.shape ? Object.fromEntries(values.shape.map(parseShape)) : undefined,
-  });
-  await Deno.writeFile(values.out, vjp);
-  console.log(`wrote ${values.out} (${vjp.length} bytes)`);
-}
+    of: {
+      flag: "of",
+      kind: "string",
+      arg: "NAME",
+      defaultText: "the model's only output",
+      help: "the output whose cotangent is fed",
+    },
+    shape: {
+      flag: "shape",
+      kind: "strings",
+      arg: "NAME=D0,D1,…",
+      repeatable: true,
+      help: "fixed shape of an input with dynamic dimensions (repeat per input)",
+    },
+    returnOutput: {
+      flag: "return-output",
+      kind: "boolean",
+      default: false,
+      help: "also output the forward value",
+    },
+    out: { flag: "out", kind: "string", arg: "FILE", required: true, help: "the VJP model" },
+  }),
+  async run(v, [input]) {
+    const vjp = await buildVjpModel(await Deno.readFile(input), {
+      wrt: v.wrt,
+      of: v.of,
+      returnOutput: v.returnOutput ?? false,
+      inputShapes: v.shape ? Object.fromEntries(v.shape.map(parseShape)) : undefined,
+    });
+    await writeFileAtomic(v.out, vjp);
+    console.log(`wrote ${v.out} (${vjp.length} bytes)`);
+  },
+});
 
-if (import.meta.main) {
-  try {
-    await main(Deno.args);
-  } catch (e) {
-    console.error(`error: ${e instanceof Error ? e.message : e}`);
-    Deno.exit(1);
-  }
-}
+if (import.meta.main) await runCli(GRAD_MODEL);

@@ -9,3 +9,4 @@ export * from "./parameterization.ts";
 export * from "./optim.ts";
 export * from "./ball.ts";
 export * from "./trainer.ts";
+export * from "./options.ts";

@@ -45,74 +45,141 @@ import { gridSigmas, skipGrid, toGrid } from "../step_grid.ts";
 import { gridOfFile, loadGridFile } from "../io/grid_file.ts";
 import { imageShapeOf } from "../io/image.ts";
 import { samplesPng } from "./train/report.ts";
-import { type Ld3Evaluation, QUICK_LD3, runLd3Training } from "./train/run.ts";
+import { type Ld3Evaluation, QUICK_LD3, type RunLd3Result, runLd3Training } from "./train/run.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
 import { ProgressBar } from "../io/progress.ts";
-import { generateDataset, LD3_TEACHER, sampleImages, stackedTrajectoryFrames } from "./sampling.ts";
+import { generateDataset, type GenerateDatasetResult } from "./generate.ts";
+import { LD3_TEACHER } from "./sampler.ts";
+import { sampleImages, stackedTrajectoryFrames } from "./sampling.ts";
 import { imagesGif } from "../io/animation.ts";
 import type { Grid } from "../solvers/plan.ts";
 import { runPlan } from "../solvers/plan.ts";
-import { planSolver, SOLVER_NAMES, type SolverName, solverSteps } from "../solvers/mod.ts";
+import { planSolver, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
+import { SOLVER_OPTIONS } from "../solvers/options.ts";
+import { LD3_OPTIONS } from "../ld3/options.ts";
+import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { MODEL_OPTIONS } from "./options.ts";
 import { pathExists } from "../io/fs.ts";
-import { checkCount } from "../_check.ts";
 
 /** The grids the demo compares, LD3 first. */
 export const DEMO_GRIDS = ["LD3", "EDM", "logSNR", "time_uniform"] as const;
 /** One of {@linkcode DEMO_GRIDS}. */
 export type DemoGrid = typeof DEMO_GRIDS[number];
 
-/** Options of {@linkcode runDemo}. */
-export interface DemoOptions {
-  /** Model config. @default {configs/mnist-edm.yml when its model file exists, else configs/gmm-mnist.yml} */
-  config?: string;
-  /** Output folder. @default {"runs/demo"} */
-  out?: string;
-  /**
-   * Student solver. iPNDM at NFE 6 shows LD3's clearest win over both logSNR and EDM on
-   * gmm-mnist (docs/training.md). @default {"ipndm"}
-   */
-  solverName?: SolverName;
-  /** Student NFE. @default {6} */
-  nfe?: number;
-  /** Teacher samples: the first half trains LD3, the second half validates. @default {100, 8 with quick} */
-  samples?: number;
-  /** Tiny sizes (8 samples, one round per phase, 16 FID samples) for tests and CI. @default {false} */
-  quick?: boolean;
-  /**
-   * Start LD3 from this grid (`--match_prior` of `deno task train`): a skip type, `gits` or a grid
-   * file; `"none"` starts from the spec's logSNR grid (θ1 = ones). EDM is the grid the bundled
-   * models and the teacher are built around and the better start for them (docs/training.md).
-   * @default {"edm"}
-   */
-  matchPrior?: string;
-  /**
-   * Phase-1 rounds (θ1 only). The spec's 2 + 5 rounds validate 50 samples after each of 175
-   * steps, which alone takes 10–15 minutes on the bundled UNet with 2 CPU cores; the demo's
-   * 1 + 2 rounds keep the whole run under 15 minutes (docs/demo.md). `deno task train` keeps the
-   * spec's defaults. @default {1}
-   */
-  trainingRoundsV1?: number;
-  /** Phase-2 rounds (θ1 and θ2). @default {2, 1 with quick} */
-  trainingRoundsV2?: number;
-  /** Execution device. @default {the config's} */
-  device?: string;
-  /** LPIPS ONNX model: train with the LPIPS loss instead of L2. @default {undefined} */
-  lpipsModel?: string;
+/**
+ * The options of {@linkcode runDemo} (`deno task demo`). The names are those of the other tasks;
+ * the demo's older spellings (`--solver`, `--samples`, `--rounds_v1`, `--rounds_v2`) still work
+ * for one release.
+ */
+export const DEMO_OPTIONS = declareOptions({
+  config: {
+    flag: "config",
+    kind: "string",
+    arg: "FILE",
+    defaultText: "configs/mnist-edm.yml when its model exists, else configs/gmm-mnist.yml",
+    help: "the model's YAML config",
+  },
+  out: { flag: "out", kind: "string", arg: "DIR", default: "runs/demo", help: "output folder" },
+  // iPNDM at NFE 6 shows LD3's clearest win over both logSNR and EDM on gmm-mnist
+  // (docs/training.md).
+  solverName: { ...SOLVER_OPTIONS.solverName, default: "ipndm", aliases: ["solver"] },
+  steps: {
+    ...SOLVER_OPTIONS.steps,
+    default: 6,
+    help: "student solver steps (the NFE for every solver but heun, 2·steps − 1)",
+  },
+  nfe: {
+    flag: "nfe",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    help: "student NFE",
+    deprecated: "use --steps (the NFE for every solver but heun)",
+  },
+  numSamples: {
+    flag: "num_samples",
+    kind: "integer",
+    arg: "N",
+    min: 2,
+    default: 100,
+    defaultText: "100; 8 with --quick",
+    help: "teacher samples: the first half trains LD3, the second half validates",
+    aliases: ["samples"],
+  },
+  quick: {
+    flag: "quick",
+    kind: "boolean",
+    default: false,
+    help: "tiny sizes for tests and CI: 8 samples, one round per phase, 16 FID samples",
+  },
+  // EDM is the grid the bundled models and the teacher are built around, and the better start
+  // for them (docs/training.md).
+  matchPrior: {
+    flag: "match_prior",
+    kind: "string",
+    arg: "GRID",
+    default: QUICK_LD3.matchPrior,
+    help: "LD3's start grid: a skip type, gits, a grid file, or none for logSNR (θ1 = ones)",
+  },
+  // The spec's 2 + 5 rounds validate 50 samples after each of 175 steps, which alone takes
+  // 10–15 minutes on the bundled UNet with 2 CPU cores; 1 + 2 rounds keep the whole demo under
+  // 15 minutes (docs/demo.md). `deno task train` keeps the spec's defaults.
+  trainingRoundsV1: {
+    ...LD3_OPTIONS.trainingRoundsV1,
+    default: QUICK_LD3.trainingRoundsV1,
+    aliases: ["rounds_v1"],
+  },
+  trainingRoundsV2: {
+    ...LD3_OPTIONS.trainingRoundsV2,
+    default: QUICK_LD3.trainingRoundsV2,
+    defaultText: `${QUICK_LD3.trainingRoundsV2}; 1 with --quick`,
+    aliases: ["rounds_v2"],
+  },
+  lpipsModel: {
+    flag: "lpips_model",
+    kind: "string",
+    arg: "FILE",
+    defaultText: "none: the L2 loss",
+    help: "LPIPS ONNX model: train with the LPIPS loss",
+  },
+  fidRef: {
+    flag: "fid_ref",
+    kind: "string",
+    arg: "FILE",
+    defaultText: "the config's eval.fid_ref",
+    help: "FID reference statistics .npz (mu, sigma)",
+  },
+  // 500 keep the five FID runs (the teacher at 20 NFE costs as much as the four grids together)
+  // to about four minutes on the UNet; FID from 500 samples is biased upwards but compares the
+  // grids on equal terms.
+  fidSamples: {
+    flag: "fid_samples",
+    kind: "integer",
+    arg: "N",
+    min: 2,
+    default: 500,
+    defaultText: "500; 16 with --quick",
+    help: "seeded samples per grid (and for the teacher) for FID",
+  },
+  previewCount: {
+    flag: "preview_count",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    default: 8,
+    help: "validation samples shown in comparison.png and trajectory.gif",
+  },
+  device: MODEL_OPTIONS.device,
+});
+
+/** Options of {@linkcode runDemo}: {@linkcode DEMO_OPTIONS} and these. */
+export interface DemoOptions extends OptionValues<typeof DEMO_OPTIONS> {
   /** Feature model for FID (needs `fidRef`). @default {the config's `eval.features`, if any} */
   features?: FeatureModelSpec;
-  /** FID reference statistics `.npz` (needs `features`). @default {the config's `eval.fid_ref`, if any} */
-  fidRef?: string;
-  /**
-   * Seeded samples per grid (and for the teacher) for FID. 500 keeps the five FID runs (the
-   * teacher at 20 NFE costs as much as the four grids together) to about four minutes on the UNet;
-   * FID from 500 samples is biased upwards but compares the grids on equal terms.
-   * @default {500, 16 with quick}
-   */
-  fidSamples?: number;
-  /** Validation samples shown in comparison.png. @default {8} */
-  previewCount?: number;
   /** Progress bars on stderr. @default {true} */
   progress?: boolean;
+  /** The former name of `numSamples`. @deprecated Use `numSamples`. */
+  samples?: number;
 }
 
 /** One row of the comparison: a grid for the student solver. */
@@ -256,6 +323,287 @@ async function scoreGrid(
   return { l2, l1, preview };
 }
 
+/** The demo's options checked and resolved, with the quick-mode sizes, before any work. */
+async function demoSetup(options: DemoOptions) {
+  const { samples, nfe, ...rest } = options;
+  const quick = options.quick ?? false;
+  const o = resolveOptions(DEMO_OPTIONS, {
+    ...rest,
+    numSamples: options.numSamples ?? samples ?? (quick ? 8 : undefined),
+    trainingRoundsV2: options.trainingRoundsV2 ?? (quick ? 1 : undefined),
+  });
+  if (nfe !== undefined && options.steps !== undefined) {
+    throw new TypeError("Give steps or the deprecated nfe, not both");
+  }
+  const steps = nfe !== undefined ? solverSteps(o.solverName, nfe) : o.steps;
+  if (o.trainingRoundsV1 + o.trainingRoundsV2 === 0) {
+    throw new RangeError("trainingRoundsV1 + trainingRoundsV2 must be >= 1: got 0");
+  }
+  const configPath = resolve(o.config ?? await defaultDemoConfig());
+  const config = await loadModelConfig(configPath);
+  const features = options.features ?? featureSpecFromConfig(config);
+  const fidRef = o.fidRef ?? config.eval?.fid_ref;
+  if ((features === undefined) !== (fidRef === undefined)) {
+    throw new RangeError(
+      `FID needs both a feature model and reference statistics: got ${
+        features === undefined ? "no features" : "no fid_ref"
+      }`,
+    );
+  }
+  const fidSamples = !features ? 0 : options.fidSamples ?? (quick ? 16 : o.fidSamples);
+  const numTrain = Math.floor(o.numSamples / 2);
+  return {
+    ...o,
+    steps,
+    nfe: solverNfe(o.solverName, steps),
+    out: resolve(o.out),
+    configPath,
+    config,
+    features,
+    fidRef,
+    fidSamples,
+    numTrain,
+    numValid: o.numSamples - numTrain,
+    lossType: o.lpipsModel !== undefined ? "LPIPS" as const : "L2" as const,
+    progress: options.progress ?? true,
+  };
+}
+
+/** The demo's resolved setup. */
+type DemoSetup = Awaited<ReturnType<typeof demoSetup>>;
+
+/**
+ * Step 1: the teacher dataset (UniPC, 20 NFE, EDM), reused when complete. The teacher and run
+ * folders do not name the sample count, so another count needs another `out`.
+ */
+async function demoTeacher(s: DemoSetup): Promise<GenerateDatasetResult> {
+  const teacherRoot = join(s.out, "teacher");
+  const teacherDir = join(
+    teacherRoot,
+    datasetDirName(LD3_TEACHER.solverName, LD3_TEACHER.steps, LD3_TEACHER.skipType),
+  );
+  if (await pathExists(join(teacherDir, MANIFEST_FILE))) {
+    const count = (await readManifest(teacherDir)).count;
+    if (count !== s.numSamples) {
+      throw new RangeError(
+        `Demo folder ${s.out} holds a run with ${count} samples: got numSamples ` +
+          `${s.numSamples} (use another out folder, or delete it)`,
+      );
+    }
+  }
+  return await generateDataset(s.configPath, {
+    ...LD3_TEACHER,
+    dataDir: teacherRoot,
+    totalSamples: s.numSamples,
+    samplingBatchSize: Math.min(s.numSamples, s.config.batch_size),
+    seed: 0,
+    savePng: true,
+    device: s.device,
+    progress: s.progress ? { label: "teacher" } : false,
+  });
+}
+
+/**
+ * Step 2: LD3. A run folder with a checkpoint means an earlier demo got at least one step in: it
+ * is resumed, not restarted (and refused, naming both, if it started from another grid).
+ */
+function demoTraining(s: DemoSetup, teacher: GenerateDatasetResult): Promise<RunLd3Result> {
+  return runLd3Training({
+    config: s.configPath,
+    dataDir: teacher.dir,
+    solverName: s.solverName,
+    steps: s.steps,
+    lossType: s.lossType,
+    lpipsModel: s.lpipsModel,
+    numTrain: s.numTrain,
+    numValid: s.numValid,
+    logPath: join(s.out, "ld3"),
+    resume: "auto",
+    device: s.device,
+    previewCount: s.previewCount,
+    progress: s.progress ? {} : false,
+    ...(s.matchPrior !== "none" ? { matchPrior: s.matchPrior } : {}),
+    trainingRoundsV1: s.trainingRoundsV1,
+    trainingRoundsV2: s.trainingRoundsV2,
+  });
+}
+
+/** The sampler options of a demo grid: the learned grid file, or a hand-made skip type. */
+function demoSampler(s: DemoSetup, name: DemoGrid, gridPath: string) {
+  return name === "LD3"
+    ? { solverName: s.solverName, loadFrom: gridPath }
+    : { solverName: s.solverName, steps: s.steps, skipType: name === "EDM" ? "edm" : name };
+}
+
+/** What step 3 measured. */
+interface DemoEvaluation {
+  rows: DemoRow[];
+  /** The first validation images of each grid, in {@linkcode DEMO_GRIDS} order. */
+  previews: Float32Array[];
+  teacherFid?: number;
+  trajectoryGif?: string;
+}
+
+/**
+ * Step 3: every grid scored by its distance to the teacher on the validation latents, and by FID
+ * on seeded samples when a feature model is known; then the trajectory GIF.
+ */
+async function demoEvaluation(
+  s: DemoSetup,
+  teacher: GenerateDatasetResult,
+  trained: RunLd3Result,
+): Promise<DemoEvaluation> {
+  const model = await loadModel(s.configPath, s.device ? { device: s.device } : {});
+  let featureModel: FeatureModel | undefined;
+  try {
+    const dataset = await readDataset(teacher.dir);
+    const valid = [];
+    for (let i = s.numTrain; i < s.numTrain + s.numValid; i++) valid.push(await dataset.read(i));
+    const grids = new Map<DemoGrid, Grid>([
+      ["LD3", gridOfFile(await loadGridFile(trained.gridPath), model.denoiser.schedule)],
+      ["EDM", baselineGrid(model, "EDM", s.steps)],
+      ["logSNR", baselineGrid(model, "logSNR", s.steps)],
+      ["time_uniform", baselineGrid(model, "time_uniform", s.steps)],
+    ]);
+    const fidTotal = s.features ? (grids.size + 1) * s.fidSamples : 0;
+    const bar = s.progress
+      ? new ProgressBar(grids.size * s.numValid + fidTotal, { label: "evaluate", unit: "samples" })
+      : undefined;
+    if (s.features) {
+      featureModel = await loadFeatureModel(s.features.path, {
+        inputName: s.features.input,
+        outputName: s.features.output,
+        inputRange: s.features.inputRange,
+        sampleShape: model.imageShape,
+      });
+    }
+    const fidOf = featureModel && fidMeasure(model, featureModel, s, bar);
+    const rows: DemoRow[] = [];
+    const previews: Float32Array[] = [];
+    for (const [name, grid] of grids) {
+      const scored = await scoreGrid(
+        model,
+        s.solverName,
+        grid,
+        valid,
+        s.previewCount,
+        (n) => bar?.increment(n),
+      );
+      previews.push(scored.preview);
+      rows.push({
+        grid: name,
+        sigmas: Array.from(gridSigmas(model.denoiser.schedule, grid.t1)),
+        l2: meanStd(scored.l2),
+        l1: meanStd(scored.l1),
+        ...(fidOf ? { fid: await fidOf(demoSampler(s, name, trained.gridPath)) } : {}),
+      });
+    }
+    const teacherFid = fidOf ? await fidOf({ ...LD3_TEACHER }) : undefined;
+    bar?.finish();
+    const trajectoryGif = await demoTrajectoryGif(s, model, trained.gridPath);
+    return { rows, previews, teacherFid, trajectoryGif };
+  } finally {
+    await featureModel?.close();
+    await model.close();
+  }
+}
+
+/** FID of a sampler on the demo's seeded samples, advancing `bar` as it goes. */
+function fidMeasure(
+  model: LoadedModel,
+  featureModel: FeatureModel,
+  s: DemoSetup,
+  bar: ProgressBar | undefined,
+) {
+  return async (sampler: Parameters<typeof evaluateSchedule>[1]) => {
+    let done = 0;
+    const r = await evaluateSchedule(model, {
+      ...sampler,
+      numSamples: s.fidSamples,
+      seed: 0,
+      features: featureModel,
+      fidRef: s.fidRef,
+      onProgress: (d) => {
+        bar?.increment(d - done);
+        done = d;
+      },
+    });
+    return r.metrics.fid;
+  };
+}
+
+/**
+ * `trajectory.gif`: LD3, EDM and logSNR from the same noise, one row each — where each grid
+ * forms the digits. Undefined for images that cannot be drawn.
+ */
+async function demoTrajectoryGif(
+  s: DemoSetup,
+  model: LoadedModel,
+  gridPath: string,
+): Promise<string | undefined> {
+  if (!isPictureShape(imageShapeOf(model.imageShape))) return undefined;
+  const runs = [];
+  for (const name of ["LD3", "EDM", "logSNR"] as const) {
+    const sampled = await sampleImages(model, {
+      ...demoSampler(s, name, gridPath),
+      numSamples: s.previewCount,
+      seed: 0,
+      trajectory: true,
+    });
+    runs.push({ label: name, sampled });
+  }
+  const shape = [3 * s.previewCount, ...runs[0].sampled.shape.slice(1)];
+  const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, { nrow: s.previewCount });
+  const path = join(s.out, "trajectory.gif");
+  await writeFileAtomic(path, gif);
+  return path;
+}
+
+/**
+ * Step 4: the files of the demo: the run folder's pictures that exist, the trajectory GIF and
+ * `comparison.png` (teacher, LD3, EDM and logSNR rows from the same validation latents).
+ */
+async function demoFiles(
+  s: DemoSetup,
+  teacher: GenerateDatasetResult,
+  trained: RunLd3Result,
+  evaluation: DemoEvaluation,
+): Promise<DemoResult["files"]> {
+  const files: DemoResult["files"] = {
+    gridJson: trained.gridPath,
+    demoJson: join(s.out, "demo.json"),
+  };
+  const runFiles = [
+    ["schedulePng", "schedule.png"],
+    ["scheduleGif", "schedule.gif"],
+    ["samplesPng", "samples.png"],
+  ] as const;
+  for (const [key, name] of runFiles) {
+    if (await pathExists(join(trained.runDir, name))) files[key] = join(trained.runDir, name);
+  }
+  if (evaluation.trajectoryGif) files.trajectoryGif = evaluation.trajectoryGif;
+  const imageShape = imageShapeOf(teacher.manifest.shapes.x);
+  if (!isPictureShape(imageShape)) return files;
+  const previews = evaluation.previews;
+  const size = sampleSize(imageShape);
+  const dataset = await readDataset(teacher.dir);
+  const teacherImages = new Float32Array(previews[0].length);
+  for (let k = 0; k < previews[0].length / size; k++) {
+    teacherImages.set((await dataset.read(s.numTrain + k)).x, k * size);
+  }
+  // Rows in the order of the brief's picture: teacher, LD3, EDM, logSNR.
+  const pictureRows = [
+    { label: "teacher", images: teacherImages },
+    ...(["LD3", "EDM", "logSNR"] as const).map((g) => ({
+      label: g,
+      images: previews[DEMO_GRIDS.indexOf(g)],
+    })),
+  ];
+  files.comparisonPng = join(s.out, "comparison.png");
+  await writeFileAtomic(files.comparisonPng, samplesPng(pictureRows, imageShape));
+  return files;
+}
+
 /**
  * Runs the demo: teacher dataset, LD3 training, evaluation against the hand-made grids and the
  * comparison picture (see the module doc). Re-running with the same options reuses the teacher
@@ -272,252 +620,32 @@ async function scoreGrid(
  */
 export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
   const started = performance.now();
-  const quick = options.quick ?? false;
-  const solverName = options.solverName ?? "ipndm";
-  if (!(SOLVER_NAMES as readonly string[]).includes(solverName)) {
-    throw new RangeError(
-      `Unknown solver: "${solverName}" (expected one of ${SOLVER_NAMES.join(", ")})`,
-    );
-  }
-  const nfe = options.nfe ?? 6;
-  checkCount("nfe", nfe, 1);
-  const steps = solverSteps(solverName, nfe);
-  const samples = options.samples ?? (quick ? 8 : 100);
-  checkCount("samples", samples, 2);
-  const numTrain = Math.floor(samples / 2);
-  const numValid = samples - numTrain;
-  const previewCount = options.previewCount ?? 8;
-  checkCount("preview_count", previewCount, 1);
-  const progress = options.progress ?? true;
-  const out = resolve(options.out ?? "runs/demo");
-  const configPath = resolve(options.config ?? await defaultDemoConfig());
-  const config = await loadModelConfig(configPath);
-  const features = options.features ?? featureSpecFromConfig(config);
-  const fidRef = options.fidRef ?? config.eval?.fid_ref;
-  if ((features === undefined) !== (fidRef === undefined)) {
-    throw new RangeError(
-      `FID needs both a feature model and reference statistics: got ${
-        features === undefined ? "no features" : "no fid_ref"
-      }`,
-    );
-  }
-  const fidSamples = features ? options.fidSamples ?? (quick ? 16 : 500) : 0;
-  if (features) checkCount("fid_samples", fidSamples, 2);
-  const lossType = options.lpipsModel !== undefined ? "LPIPS" : "L2";
-  const matchPrior = options.matchPrior ?? QUICK_LD3.matchPrior;
-  const roundsV1 = options.trainingRoundsV1 ?? QUICK_LD3.trainingRoundsV1;
-  const roundsV2 = options.trainingRoundsV2 ?? (quick ? 1 : QUICK_LD3.trainingRoundsV2);
-  checkCount("training_rounds_v1", roundsV1, 0);
-  checkCount("training_rounds_v2", roundsV2, 0);
-  if (roundsV1 + roundsV2 === 0) {
-    throw new RangeError("training_rounds_v1 + training_rounds_v2 must be >= 1: got 0");
-  }
-
-  // ---- 1. teacher ------------------------------------------------------------------------------
-  // The teacher and run folders do not name the sample count: another count needs another out.
-  const teacherRoot = join(out, "teacher");
-  const teacherDir = join(
-    teacherRoot,
-    datasetDirName(LD3_TEACHER.solverName, LD3_TEACHER.steps, LD3_TEACHER.skipType),
-  );
-  if (await pathExists(join(teacherDir, MANIFEST_FILE))) {
-    const count = (await readManifest(teacherDir)).count;
-    if (count !== samples) {
-      throw new RangeError(
-        `Demo folder ${out} holds a run with ${count} samples: got samples ${samples} ` +
-          `(use another out folder, or delete it)`,
-      );
-    }
-  }
+  const s = await demoSetup(options);
+  const seconds = (from: number) => (performance.now() - from) / 1000;
   const t0 = performance.now();
-  const generated = await generateDataset(configPath, {
-    ...LD3_TEACHER,
-    dataDir: teacherRoot,
-    totalSamples: samples,
-    samplingBatchSize: Math.min(samples, config.batch_size),
-    seed: 0,
-    savePng: true,
-    device: options.device,
-    progress: progress ? { label: "teacher" } : false,
-  });
-  const generateSeconds = (performance.now() - t0) / 1000;
-
-  // ---- 2. LD3 ----------------------------------------------------------------------------------
-  // A run folder with a checkpoint means an earlier demo got at least one step in: it is
-  // resumed, not restarted (and refused, naming both, if it started from another grid).
-  const rounds = { trainingRoundsV1: roundsV1, trainingRoundsV2: roundsV2 };
+  const teacher = await demoTeacher(s);
   const t1 = performance.now();
-  const trained = await runLd3Training({
-    config: configPath,
-    dataDir: generated.dir,
-    solverName,
-    steps,
-    lossType,
-    lpipsModel: options.lpipsModel,
-    numTrain,
-    numValid,
-    logPath: join(out, "ld3"),
-    resume: "auto",
-    device: options.device,
-    previewCount,
-    progress: progress ? {} : false,
-    ...(matchPrior !== "none" ? { matchPrior } : {}),
-    ...rounds,
-  });
-  const trainSeconds = (performance.now() - t1) / 1000;
-
-  // ---- 3. evaluation ---------------------------------------------------------------------------
+  const trained = await demoTraining(s, teacher);
   const t2 = performance.now();
-  const model = await loadModel(configPath, options.device ? { device: options.device } : {});
-  let featureModel: FeatureModel | undefined;
-  const rows: DemoRow[] = [];
-  const previews: Float32Array[] = [];
-  let teacherFid: number | undefined;
-  let trajectoryGif: string | undefined;
-  try {
-    const dataset = await readDataset(generated.dir);
-    const valid = [];
-    for (let i = numTrain; i < numTrain + numValid; i++) valid.push(await dataset.read(i));
-    const grids = new Map<DemoGrid, Grid>([
-      ["LD3", gridOfFile(await loadGridFile(trained.gridPath), model.denoiser.schedule)],
-      ["EDM", baselineGrid(model, "EDM", steps)],
-      ["logSNR", baselineGrid(model, "logSNR", steps)],
-      ["time_uniform", baselineGrid(model, "time_uniform", steps)],
-    ]);
-    const bar = progress
-      ? new ProgressBar(grids.size * numValid + (features ? (grids.size + 1) * fidSamples : 0), {
-        label: "evaluate",
-        unit: "samples",
-      })
-      : undefined;
-    if (features) {
-      featureModel = await loadFeatureModel(features.path, {
-        inputName: features.input,
-        outputName: features.output,
-        inputRange: features.inputRange,
-        sampleShape: model.imageShape,
-      });
-    }
-    const fidOf = async (sampler: Parameters<typeof evaluateSchedule>[1]) => {
-      let done = 0;
-      const r = await evaluateSchedule(model, {
-        ...sampler,
-        numSamples: fidSamples,
-        seed: 0,
-        features: featureModel,
-        fidRef,
-        onProgress: (d) => {
-          bar?.increment(d - done);
-          done = d;
-        },
-      });
-      return r.metrics.fid;
-    };
-    for (const [name, grid] of grids) {
-      const scored = await scoreGrid(
-        model,
-        solverName,
-        grid,
-        valid,
-        previewCount,
-        (n) => bar?.increment(n),
-      );
-      previews.push(scored.preview);
-      const row: DemoRow = {
-        grid: name,
-        sigmas: Array.from(gridSigmas(model.denoiser.schedule, grid.t1)),
-        l2: meanStd(scored.l2),
-        l1: meanStd(scored.l1),
-      };
-      if (featureModel) {
-        row.fid = await fidOf(
-          name === "LD3" ? { solverName, loadFrom: trained.gridPath } : {
-            solverName,
-            steps,
-            skipType: name === "EDM" ? "edm" : name,
-          },
-        );
-      }
-      rows.push(row);
-    }
-    if (featureModel) teacherFid = await fidOf({ ...LD3_TEACHER });
-    bar?.finish();
-    if (isPictureShape(imageShapeOf(model.imageShape))) {
-      // LD3, EDM and logSNR from the same noise, one row each: where each grid forms the digits.
-      const runs = [];
-      for (const name of ["LD3", "EDM", "logSNR"] as const) {
-        const sampled = await sampleImages(model, {
-          solverName,
-          ...(name === "LD3"
-            ? { loadFrom: trained.gridPath }
-            : { steps, skipType: name === "EDM" ? "edm" : name }),
-          numSamples: previewCount,
-          seed: 0,
-          trajectory: true,
-        });
-        runs.push({ label: name, sampled });
-      }
-      const shape = [3 * previewCount, ...runs[0].sampled.shape.slice(1)];
-      const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, { nrow: previewCount });
-      trajectoryGif = join(out, "trajectory.gif");
-      await writeFileAtomic(trajectoryGif, gif);
-    }
-  } finally {
-    await featureModel?.close();
-    await model.close();
-  }
-
-  // ---- 4. pictures and the record --------------------------------------------------------------
-  const files: DemoResult["files"] = {
-    gridJson: trained.gridPath,
-    demoJson: join(out, "demo.json"),
-  };
-  for (
-    const [key, name] of [["schedulePng", "schedule.png"], ["scheduleGif", "schedule.gif"], [
-      "samplesPng",
-      "samples.png",
-    ]] as const
-  ) {
-    if (await pathExists(join(trained.runDir, name))) files[key] = join(trained.runDir, name);
-  }
-  const imageShape = imageShapeOf(model.imageShape);
-  if (trajectoryGif) files.trajectoryGif = trajectoryGif;
-  if (isPictureShape(imageShape)) {
-    const count = previews[0].length / sampleSize(imageShape);
-    const dataset = await readDataset(generated.dir);
-    const teacherImages = new Float32Array(previews[0].length);
-    for (let k = 0; k < count; k++) {
-      teacherImages.set((await dataset.read(numTrain + k)).x, k * sampleSize(imageShape));
-    }
-    // Rows in the order of the brief's picture: teacher, LD3, EDM, logSNR.
-    const pictureRows = [
-      { label: "teacher", images: teacherImages },
-      ...(["LD3", "EDM", "logSNR"] as const).map((g) => ({
-        label: g,
-        images: previews[DEMO_GRIDS.indexOf(g)],
-      })),
-    ];
-    files.comparisonPng = join(out, "comparison.png");
-    await writeFileAtomic(files.comparisonPng, samplesPng(pictureRows, imageShape));
-  }
-  const evaluateSeconds = (performance.now() - t2) / 1000;
+  const evaluation = await demoEvaluation(s, teacher, trained);
+  const files = await demoFiles(s, teacher, trained, evaluation);
   const result: DemoResult = {
-    config: configPath,
-    model: config.name,
-    solverName,
-    nfe,
-    steps,
-    numTrain,
-    numValid,
-    lossType,
-    matchPrior,
-    rounds: { v1: roundsV1, v2: roundsV2 },
+    config: s.configPath,
+    model: s.config.name,
+    solverName: s.solverName,
+    nfe: s.nfe,
+    steps: s.steps,
+    numTrain: s.numTrain,
+    numValid: s.numValid,
+    lossType: s.lossType,
+    matchPrior: s.matchPrior,
+    rounds: { v1: s.trainingRoundsV1, v2: s.trainingRoundsV2 },
     teacher: {
-      dir: generated.dir,
-      generated: generated.generated,
-      skipped: generated.skipped,
-      nfe: generated.manifest.solver.nfe,
-      ...(teacherFid !== undefined ? { fid: teacherFid } : {}),
+      dir: teacher.dir,
+      generated: teacher.generated,
+      skipped: teacher.skipped,
+      nfe: teacher.manifest.solver.nfe,
+      ...(evaluation.teacherFid !== undefined ? { fid: evaluation.teacherFid } : {}),
     },
     train: {
       runDir: trained.runDir,
@@ -526,14 +654,14 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       steps: trained.steps,
       evaluation: trained.evaluation,
     },
-    rows,
-    fidSamples,
+    rows: evaluation.rows,
+    fidSamples: s.fidSamples,
     files,
     seconds: {
-      generate: generateSeconds,
-      train: trainSeconds,
-      evaluate: evaluateSeconds,
-      total: (performance.now() - started) / 1000,
+      generate: (t1 - t0) / 1000,
+      train: (t2 - t1) / 1000,
+      evaluate: seconds(t2),
+      total: seconds(started),
     },
   };
   await Deno.mkdir(dirname(files.demoJson), { recursive: true });

@@ -43,19 +43,19 @@ import type { SampleLoss } from "../metrics/losses.ts";
 import { loadLpips, type LpipsLoss } from "../metrics/lpips.ts";
 import { gridLambdas } from "../step_grid.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
+import { type ConditionTable, conditionTable, initialNoise } from "./sampling.ts";
 import {
-  type ConditionTable,
-  conditionTable,
   gridRecord,
-  initialNoise,
   type PreparedSampler,
   prepareSampler,
   type SamplerOptions,
   solverRecord,
   validateSamplerOptions,
-} from "./sampling.ts";
+} from "./sampler.ts";
 import { runPlan } from "../solvers/plan.ts";
 import { checkCount } from "../_check.ts";
+import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { MODEL_OPTIONS, SAMPLER_OPTIONS } from "./options.ts";
 
 /** Identifies an evaluation result document. */
 export const EVAL_FORMAT = "ld3-eval";
@@ -75,13 +75,27 @@ export function featureSpecFromConfig(config: ModelConfig): FeatureModelSpec | u
   return { path: f.path, input: f.input, output: f.output, inputRange: f.input_range };
 }
 
+/** `--threshold`, `--logits`: the classifier check ({@linkcode classifierQuality}). */
+export const QUALITY_OPTIONS = declareOptions({
+  threshold: {
+    flag: "threshold",
+    kind: "number",
+    above: 0,
+    max: 1,
+    default: 0.9,
+    help: "top-class probability the classifier check counts as confident",
+  },
+  logits: {
+    flag: "logits",
+    kind: "string",
+    arg: "NAME",
+    default: "logits",
+    help: "the feature model's class-logits output (classifier check)",
+  },
+});
+
 /** Options of the classifier check ({@linkcode EvaluateOptions.quality}). */
-export interface QualityOptions {
-  /** Name of the class-logits output of the feature model. @default {"logits"} */
-  logits?: string;
-  /** A sample counts as recognisable when its top-class probability is at least this. @default {0.9} */
-  threshold?: number;
-}
+export type QualityOptions = OptionValues<typeof QUALITY_OPTIONS>;
 
 /** The classifier check of a set of samples ({@linkcode classifierQuality}). */
 export interface QualityMetrics {
@@ -164,14 +178,88 @@ export interface EvalBatch {
   imageShape: readonly number[];
 }
 
-/** Options of {@linkcode evaluateSchedule}: the grid choice plus samples and metrics. */
-export interface EvaluateOptions extends SamplerOptions {
-  /** Number of samples; with a teacher dataset at most its size. @default {1000, or the teacher dataset's size} */
-  numSamples?: number;
-  /** Noise seed; with a teacher dataset it must equal the dataset's seed. @default {0, or the teacher dataset's seed} */
-  seed?: number;
-  /** Samples per solver batch. @default {the model config's batch_size} */
-  batchSize?: number;
+/** The options of {@linkcode evaluateSchedule} (`deno task eval`) that have a command line. */
+export const EVAL_OPTIONS = declareOptions({
+  ...SAMPLER_OPTIONS,
+  numSamples: {
+    flag: "num_samples",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    default: 1000,
+    defaultText: "1000, or the teacher dataset's size",
+    help: "samples; with a teacher dataset at most its size",
+  },
+  seed: {
+    flag: "seed",
+    kind: "integer",
+    arg: "N",
+    min: 0,
+    default: 0,
+    defaultText: "0, or the teacher dataset's",
+    help: "noise seed; with a teacher dataset it must be the dataset's",
+  },
+  batchSize: {
+    flag: "batch_size",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    defaultText: "the config's batch_size",
+    help: "samples per solver batch",
+  },
+  teacherDir: {
+    flag: "data_dir",
+    kind: "string",
+    arg: "DIR",
+    help: "teacher dataset (from generate): per-sample L2/L1 distance to it",
+  },
+  fidRef: {
+    flag: "fid_ref",
+    kind: "string",
+    arg: "FILE",
+    defaultText: "the config's eval.fid_ref",
+    help: "FID reference statistics .npz (mu, sigma)",
+  },
+  exactGmm: {
+    flag: "exact_gmm",
+    kind: "boolean",
+    default: false,
+    help: "exact-solution error (Gaussian-mixture models built by buildGmmOnnx)",
+  },
+  exactSteps: {
+    flag: "exact_steps",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    default: 200,
+    help: "RK4 steps of the exact solution (200 are within 1e-6 of 4000 on gmm-mnist)",
+  },
+  checkpoint: {
+    flag: "checkpoint",
+    kind: "string",
+    arg: "FILE",
+    help: "resumable partial results (.npz), saved while sampling and removed at the end; " +
+      "rerun the same evaluation to continue",
+  },
+  checkpointSeconds: {
+    flag: "checkpoint_seconds",
+    kind: "number",
+    arg: "S",
+    min: 0,
+    default: 30,
+    help: "seconds between checkpoint writes",
+  },
+  device: MODEL_OPTIONS.device,
+});
+
+/**
+ * Options of {@linkcode evaluateSchedule}: the sampler, samples and metrics of
+ * {@linkcode EVAL_OPTIONS}, and these.
+ */
+export interface EvaluateOptions
+  extends
+    SamplerOptions,
+    Omit<OptionValues<typeof EVAL_OPTIONS>, "sigmas" | "fidRef" | "exactGmm"> {
   /**
    * Feature model for FID and the classifier check: a spec to load, or an already loaded model
    * (not closed here).
@@ -179,8 +267,8 @@ export interface EvaluateOptions extends SamplerOptions {
    */
   features?: FeatureModelSpec | FeatureModel;
   /**
-   * FID reference statistics: an `.npz` path (`mu`, `sigma`) or the statistics themselves.
-   * @default {the config's `eval.fid_ref` (unless `configEval` is false)}
+   * FID reference statistics: an `.npz` path (`mu`, `sigma`) or the statistics themselves
+   * (`--fid_ref`). @default {the config's `eval.fid_ref` (unless `configEval` is false)}
    */
   fidRef?: string | FeatureStats;
   /**
@@ -194,8 +282,6 @@ export interface EvaluateOptions extends SamplerOptions {
    * `true` for the defaults. Needs a feature model with a logits output. @default {false}
    */
   quality?: boolean | QualityOptions;
-  /** A teacher dataset folder (from `generate`): per-sample L2/L1 of student vs teacher. */
-  teacherDir?: string;
   /**
    * LPIPS distance to the teacher as well (needs `teacherDir`): the path of an LPIPS ONNX model
    * (`lib/metrics/lpips.ts`; loaded and closed here) or a loaded one (left open), or `false` for none.
@@ -204,29 +290,16 @@ export interface EvaluateOptions extends SamplerOptions {
   lpips?: string | SampleLoss | false;
   /**
    * Exact-solution error for a Gaussian-mixture model: `true` reads the mixture from the
-   * model's ONNX graph (one built by `buildGmmOnnx`), or pass the {@linkcode Gmm}.
-   * @default {false}
+   * model's ONNX graph (one built by `buildGmmOnnx`), or pass the {@linkcode Gmm}
+   * (`--exact_gmm`). @default {false}
    */
   exactGmm?: boolean | Gmm;
-  /** RK4 steps of the exact GMM solution (`gmmReferenceSolve`); 200 are within 1e-6 of 4000 on gmm-mnist. @default {200} */
-  exactSteps?: number;
   /** A reference solver of your own for the exact-solution error (instead of `exactGmm`). */
   reference?: ReferenceSolver;
   /** Called once before the first batch (`done` 0) and after each batch with samples done and total. */
   onProgress?: (done: number, total: number) => void;
   /** Called with each batch's decoded images (e.g. to keep a preview grid). */
   onBatch?: (batch: EvalBatch) => void;
-  /** Execution device when the model is given as a config. @default {the config's} */
-  device?: string;
-  /**
-   * A resumable checkpoint (`.npz`, `lib/pipelines/eval_checkpoint.ts`): the per-sample results so far,
-   * written every `checkpointSeconds` while sampling. A run that finds one of the same
-   * evaluation continues after its last batch (with identical metrics); one of another
-   * evaluation is an error. Removed when the evaluation finishes. @default {undefined (none)}
-   */
-  checkpoint?: string;
-  /** Seconds between checkpoint writes. @default {30} */
-  checkpointSeconds?: number;
   /** Keep the first N decoded images (checkpointed too) for `onPreview`. @default {0} */
   previewImages?: number;
   /**
@@ -359,10 +432,7 @@ function requestedMetrics(
   if (lpips && options.teacherDir === undefined) {
     throw new RangeError("The LPIPS distance is to a teacher: give teacherDir with lpips");
   }
-  const threshold = quality?.threshold ?? 0.9;
-  if (quality && !(threshold > 0 && threshold <= 1)) {
-    throw new RangeError(`quality.threshold must be in (0, 1]: got ${threshold}`);
-  }
+  const { threshold } = resolveOptions(QUALITY_OPTIONS, { threshold: quality?.threshold });
   // Explicit features alone ask for FID; the config's features alone serve the quality check.
   const wantFid = fidRef !== undefined || (options.features !== undefined && quality === undefined);
   if (wantFid && (featureSpec === undefined || fidRef === undefined)) {
@@ -394,17 +464,14 @@ function evalRequest(config: ModelConfig, options: EvaluateOptions): EvalRequest
         "or an exact reference",
     );
   }
-  if (options.numSamples !== undefined) checkCount("num_samples", options.numSamples, 1);
-  if (options.seed !== undefined) checkCount("seed", options.seed, 0);
-  if (options.batchSize !== undefined) checkCount("batch_size", options.batchSize, 1);
-  const exactSteps = options.exactSteps ?? 200;
-  checkCount("exact_steps", exactSteps, 1);
+  const { exactSteps, checkpointSeconds } = resolveOptions(EVAL_OPTIONS, {
+    ...options,
+    sigmas: undefined,
+    fidRef: undefined,
+    exactGmm: undefined,
+  });
   const previewImages = options.previewImages ?? 0;
-  checkCount("preview_images", previewImages, 0);
-  const checkpointSeconds = options.checkpointSeconds ?? 30;
-  if (!(checkpointSeconds >= 0)) {
-    throw new RangeError(`checkpoint_seconds must be >= 0: got ${checkpointSeconds}`);
-  }
+  checkCount("previewImages", previewImages, 0);
   return { ...metrics, wantExact, exactSteps, previewImages, checkpointSeconds };
 }
 
@@ -439,8 +506,8 @@ interface EvalSamples {
 
 /** The samples of an evaluation; a teacher's seed and size win over the defaults. */
 async function chooseSamples(m: LoadedModel, options: EvaluateOptions): Promise<EvalSamples> {
-  const seed = options.seed ?? 0;
-  const numSamples = options.numSamples ?? 1000;
+  const seed = options.seed ?? EVAL_OPTIONS.seed.default;
+  const numSamples = options.numSamples ?? EVAL_OPTIONS.numSamples.default;
   if (options.teacherDir === undefined) return { seed, numSamples };
   const teacher = await openTeacher(options.teacherDir, m);
   const { count, noise } = teacher.manifest;
@@ -494,7 +561,7 @@ async function openFeatureSetup(
   opened: Opened,
 ): Promise<FeatureSetup> {
   const { wantFid, quality } = request;
-  const logitsName = quality?.logits ?? "logits";
+  const logitsName = quality?.logits ?? QUALITY_OPTIONS.logits.default;
   const wanted = { logitsName, fid: wantFid, quality: quality !== undefined };
   if (!wantFid && !quality) return { dim: 0, classes: 0, ...wanted };
   if (wantFid && numSamples < 2) {

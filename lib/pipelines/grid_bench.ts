@@ -57,15 +57,12 @@ import type { LoadedModel } from "../onnx/model.ts";
 import { sha256Hex } from "../onnx/session.ts";
 import { ProgressBar, type ProgressBarOptions } from "../io/progress.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import {
-  generateDataset,
-  initialNoise,
-  LD3_TEACHER,
-  prepareSampler,
-  solverRecord,
-} from "./sampling.ts";
+import { generateDataset } from "./generate.ts";
+import { initialNoise } from "./sampling.ts";
+import { LD3_TEACHER, prepareSampler, solverRecord } from "./sampler.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
 import { checkCount } from "../_check.ts";
+import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
 
 /** `format` of `schedules.json`. */
 export const SCHEDULE_BENCH_FORMAT = "ld3-bench-schedules";
@@ -135,17 +132,100 @@ export interface ScheduleBenchPlan {
   planned: ScheduleBenchPlannedCell[];
 }
 
-/** Options of {@linkcode planScheduleBench}. */
-export interface ScheduleBenchPlanOptions {
-  /** Solvers (rows). @default {SCHEDULE_BENCH_SOLVERS} */
-  solvers?: readonly string[];
-  /** NFE budgets (rows within a solver). @default {SCHEDULE_BENCH_NFES} */
-  nfes?: readonly number[];
-  /** Schedules (columns), a subset of {@linkcode SCHEDULE_BENCH_SCHEDULES}. @default {all} */
-  schedules?: readonly string[];
-  /** Folder of the learned grids `<solver>-NFE<nfe>.json` (`lib/io/grid_file.ts`). @default {"ld3_grids"} */
-  ld3Dir?: string;
-}
+/** The cells of the matrix: `--solvers` × `--nfes` × `--schedules` and the LD3 grids. */
+export const SCHEDULE_BENCH_PLAN_OPTIONS = declareOptions({
+  solvers: {
+    flag: "solvers",
+    kind: "strings",
+    choices: SOLVER_NAMES,
+    default: SCHEDULE_BENCH_SOLVERS,
+    help: "solvers (rows)",
+  },
+  nfes: {
+    flag: "nfes",
+    kind: "integers",
+    min: 1,
+    default: SCHEDULE_BENCH_NFES,
+    help: "NFE budgets (rows within a solver)",
+  },
+  schedules: {
+    flag: "schedules",
+    kind: "strings",
+    choices: SCHEDULE_BENCH_SCHEDULES,
+    default: SCHEDULE_BENCH_SCHEDULES,
+    help: "schedules (columns)",
+  },
+  ld3Dir: {
+    flag: "ld3_dir",
+    kind: "string",
+    arg: "DIR",
+    default: "ld3_grids",
+    help: "folder of the learned grids <solver>-NFE<nfe>.json (a missing one shows —)",
+  },
+});
+
+/** Options of {@linkcode planScheduleBench}: {@linkcode SCHEDULE_BENCH_PLAN_OPTIONS}. */
+export type ScheduleBenchPlanOptions = OptionValues<typeof SCHEDULE_BENCH_PLAN_OPTIONS>;
+
+/** The options of {@linkcode runScheduleBench} (`deno task bench:schedules`) with a flag. */
+export const SCHEDULE_BENCH_OPTIONS = declareOptions({
+  ...SCHEDULE_BENCH_PLAN_OPTIONS,
+  numSamples: {
+    flag: "num_samples",
+    kind: "integer",
+    arg: "N",
+    min: 2,
+    default: 200,
+    help: "samples per cell (the teacher dataset's first N)",
+  },
+  batchSize: {
+    flag: "batch_size",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    defaultText: "the config's batch_size",
+    help: "samples per solver batch",
+  },
+  // 1000 keeps the teacher's noise disjoint from the seed-0 data LD3 grids are usually
+  // trained on.
+  seed: {
+    flag: "seed",
+    kind: "integer",
+    arg: "N",
+    min: 0,
+    default: 1000,
+    help: "noise seed of a generated teacher",
+  },
+  dataDir: {
+    flag: "data_dir",
+    kind: "string",
+    arg: "DIR",
+    defaultText: "generated in <out_dir>/teacher",
+    help: "an existing teacher dataset folder (with manifest.json)",
+  },
+  fidRef: {
+    flag: "fid_ref",
+    kind: "string",
+    arg: "FILE",
+    defaultText: "the config's eval.fid_ref",
+    help: "FID reference statistics .npz (with a feature model)",
+  },
+  exact: {
+    flag: "exact",
+    kind: "string",
+    choices: ["auto", "on", "off"],
+    default: "auto",
+    help: "exact-solution error: auto (Gaussian-mixture graphs built by buildGmmOnnx), on, off",
+  },
+  exactSteps: {
+    flag: "exact_steps",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    default: 200,
+    help: "RK4 steps of the exact solution",
+  },
+});
 
 /** What {@linkcode runScheduleBench} expects to do, measured before it starts. */
 export interface ScheduleBenchEstimate {
@@ -169,19 +249,9 @@ export interface ScheduleBenchEstimate {
   seconds: number;
 }
 
-/** Options of {@linkcode runScheduleBench}. */
-export interface ScheduleBenchOptions extends ScheduleBenchPlanOptions {
-  /** Samples per cell (the teacher dataset's first `numSamples`). @default {200} */
-  numSamples?: number;
-  /** Samples per solver batch. @default {the model config's batch_size} */
-  batchSize?: number;
-  /**
-   * Noise seed of a generated teacher. 1000 keeps its noise disjoint from the seed-0 data LD3
-   * grids are usually trained on. @default {1000}
-   */
-  seed?: number;
-  /** An existing teacher dataset folder (with `manifest.json`). @default {generated under `teacherRoot`} */
-  dataDir?: string;
+/** Options of {@linkcode runScheduleBench}: {@linkcode SCHEDULE_BENCH_OPTIONS} and these. */
+export interface ScheduleBenchOptions
+  extends Omit<OptionValues<typeof SCHEDULE_BENCH_OPTIONS>, "fidRef"> {
   /**
    * Root under which the teacher dataset is generated (`<teacherRoot>/uni_pc_NFE20_edm`) when
    * `dataDir` is not given; an existing one there is reused. @default {"bench/teacher"}
@@ -194,13 +264,6 @@ export interface ScheduleBenchOptions extends ScheduleBenchPlanOptions {
   features?: FeatureModelSpec | FeatureModel;
   /** FID reference statistics: an `.npz` path or the statistics (needs `features`). @default {undefined} */
   fidRef?: string | FeatureStats;
-  /**
-   * Exact-solution error: `auto` when the model's ONNX graph is a Gaussian mixture built by
-   * `buildGmmOnnx`, `on` (an error otherwise) or `off`. @default {"auto"}
-   */
-  exact?: "auto" | "on" | "off";
-  /** RK4 steps of the exact solution (`gmmReferenceSolve`). @default {200} */
-  exactSteps?: number;
   /**
    * A folder that makes the run resumable: every finished cell is saved there as
    * `<solver>-NFE<nfe>-<schedule>.json` with the fingerprint of its evaluation (model, grid,
@@ -265,43 +328,9 @@ async function missingSamples(dir: string, hasManifest: boolean, n: number): Pro
   return missing;
 }
 
-function checkPlanOptions(options: ScheduleBenchPlanOptions): {
-  solvers: SolverName[];
-  nfes: number[];
-  schedules: ScheduleBenchSchedule[];
-} {
-  const solvers = [...(options.solvers ?? SCHEDULE_BENCH_SOLVERS)];
-  const nfes = [...(options.nfes ?? SCHEDULE_BENCH_NFES)];
-  const schedules = [...(options.schedules ?? SCHEDULE_BENCH_SCHEDULES)];
-  for (const [name, list] of [["solvers", solvers], ["nfes", nfes], ["schedules", schedules]]) {
-    if (list.length === 0) throw new RangeError(`${name} must not be empty: got []`);
-  }
-  for (const s of solvers) {
-    if (!(SOLVER_NAMES as readonly string[]).includes(s)) {
-      throw new RangeError(
-        `Unknown solver in solvers: "${s}" (expected one of ${SOLVER_NAMES.join(", ")})`,
-      );
-    }
-  }
-  for (const n of nfes) {
-    if (!(Number.isSafeInteger(n) && n >= 1)) {
-      throw new RangeError(`nfes must hold positive integers: got ${n}`);
-    }
-  }
-  for (const s of schedules) {
-    if (!(SCHEDULE_BENCH_SCHEDULES as readonly string[]).includes(s)) {
-      throw new RangeError(
-        `Unknown schedule in schedules: "${s}" (expected one of ${
-          SCHEDULE_BENCH_SCHEDULES.join(", ")
-        })`,
-      );
-    }
-  }
-  return {
-    solvers: solvers as SolverName[],
-    nfes,
-    schedules: schedules as ScheduleBenchSchedule[],
-  };
+function checkPlanOptions(options: ScheduleBenchPlanOptions) {
+  const o = resolveOptions(SCHEDULE_BENCH_PLAN_OPTIONS, options);
+  return { ...o, solvers: o.solvers as SolverName[] };
 }
 
 /**
@@ -323,8 +352,7 @@ function checkPlanOptions(options: ScheduleBenchPlanOptions): {
 export async function planScheduleBench(
   options: ScheduleBenchPlanOptions = {},
 ): Promise<ScheduleBenchPlan> {
-  const { solvers, nfes, schedules } = checkPlanOptions(options);
-  const ld3Dir = options.ld3Dir ?? "ld3_grids";
+  const { solvers, nfes, schedules, ld3Dir } = checkPlanOptions(options);
   const cells: ScheduleBenchCell[] = [];
   const planned: ScheduleBenchPlannedCell[] = [];
   for (const solver of solvers) {
@@ -513,19 +541,11 @@ interface BenchSettings {
 
 /** Checks the options that need nothing opened, so bad input fails before any work. */
 function benchSettings(model: LoadedModel, options: ScheduleBenchOptions): BenchSettings {
-  checkPlanOptions(options);
-  const numSamples = options.numSamples ?? 200;
-  checkCount("numSamples", numSamples, 2);
-  const batchSize = options.batchSize ?? model.config.batch_size;
+  const { fidRef: _, ...rest } = options;
+  const o = resolveOptions(SCHEDULE_BENCH_OPTIONS, rest);
+  const batchSize = o.batchSize ?? model.config.batch_size;
   checkCount("batchSize", batchSize, 1);
-  const seed = options.seed ?? 1000;
-  checkCount("seed", seed, 0);
-  const exactSteps = options.exactSteps ?? 200;
-  checkCount("exactSteps", exactSteps, 1);
-  const exactMode = options.exact ?? "auto";
-  if (!["auto", "on", "off"].includes(exactMode)) {
-    throw new RangeError(`exact must be auto, on or off: got "${exactMode}"`);
-  }
+  const { numSamples, seed, exactSteps, exact: exactMode } = o;
   if ((options.features === undefined) !== (options.fidRef === undefined)) {
     throw new TypeError(
       `FID needs both features and fidRef: got ${

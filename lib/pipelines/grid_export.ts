@@ -19,6 +19,7 @@
  */
 import type { GridFile } from "../io/grid_file.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
+import { checkValue, declareOptions } from "../options.ts";
 
 /** The target formats. */
 export type ExportFormat = "comfyui" | "diffusers-sigmas" | "diffusers-timesteps" | "k-diffusion";
@@ -30,6 +31,17 @@ export const EXPORT_FORMATS: readonly ExportFormat[] = [
   "diffusers-timesteps",
   "k-diffusion",
 ];
+
+/** `--format`: the target of {@linkcode exportSchedule} (`deno task export-schedule`). */
+export const EXPORT_OPTIONS = declareOptions({
+  format: {
+    flag: "format",
+    kind: "string",
+    choices: EXPORT_FORMATS,
+    required: true,
+    help: "target format",
+  },
+});
 
 /** Options of {@linkcode exportSchedule}. */
 export interface ExportScheduleOptions {
@@ -146,6 +158,7 @@ export function exportSchedule(
   format: ExportFormat,
   options: ExportScheduleOptions = {},
 ): ScheduleExport {
+  checkValue(EXPORT_OPTIONS.format, format, "format");
   let values: number[];
   let text: string;
   switch (format) {
@@ -166,9 +179,7 @@ export function exportSchedule(
       text = `timesteps=[${values.join(", ")}]`;
       break;
     default:
-      throw new RangeError(
-        `Unknown export format: "${format}" (expected one of ${EXPORT_FORMATS.join(", ")})`,
-      );
+      throw new RangeError(`format must be one of ${EXPORT_FORMATS.join(", ")}: got "${format}"`);
   }
   const out: ScheduleExport = { format, values, text };
   if (hasDecoupledTimes(file)) {

@@ -6,7 +6,10 @@
  *
  * @module
  */
+export * from "./options.ts";
+export * from "./sampler.ts";
 export * from "./sampling.ts";
+export * from "./generate.ts";
 export * from "./evaluate.ts";
 export * from "./eval_checkpoint.ts";
 export * from "./grid_bench.ts";

@@ -20,6 +20,7 @@ import type { Denoiser } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import { checkIntOption } from "./_coefficients.ts";
+import { checkValue } from "../options.ts";
 import { dpmSolverPlan } from "./dpm_solver.ts";
 import { dpmSolverPPPlan } from "./dpm_solver_pp.ts";
 import { eulerPlan } from "./euler.ts";
@@ -72,12 +73,14 @@ export function isSolverName(name: string): name is SolverName {
   return Object.hasOwn(PLANNERS, name);
 }
 
-function checkName(name: string): asserts name is SolverName {
-  if (!isSolverName(name)) {
-    throw new RangeError(
-      `Unknown solver: "${name}": expected one of ${SOLVER_NAMES.map((n) => `"${n}"`).join(", ")}`,
-    );
-  }
+/**
+ * The one check of a solver name, wherever it comes from (an option, a list of solvers, a grid
+ * file): `what` names it in the message.
+ *
+ * @throws {RangeError} `<what> must be one of euler, heun, …: got "<name>"`.
+ */
+export function checkSolverName(name: string, what = "solver"): asserts name is SolverName {
+  checkValue({ flag: what, kind: "string", help: "", choices: SOLVER_NAMES }, name, what);
 }
 
 /**
@@ -91,7 +94,7 @@ export function planSolver(
   grid: Grid,
   options: SolverOptions = {},
 ): SolverPlan {
-  checkName(name);
+  checkSolverName(name);
   return PLANNERS[name](schedule, grid, options);
 }
 
@@ -100,14 +103,14 @@ export function planSolver(
  * Heun (`2·steps − 1`). For singlestep DPM-Solver the grid intervals are its NFE.
  */
 export function solverNfe(name: SolverName, steps: number, _options: SolverOptions = {}): number {
-  checkName(name);
+  checkSolverName(name);
   checkIntOption("steps", steps, 1, Number.MAX_SAFE_INTEGER);
   return name === "heun" ? heunNfe(steps) : steps;
 }
 
 /** Grid intervals a solver needs for an NFE budget (the inverse of {@linkcode solverNfe}). */
 export function solverSteps(name: SolverName, nfe: number): number {
-  checkName(name);
+  checkSolverName(name);
   checkIntOption("nfe", nfe, 1, Number.MAX_SAFE_INTEGER);
   if (name !== "heun") return nfe;
   if (nfe % 2 === 0) throw new RangeError(`Heun needs an odd NFE (2·steps − 1): got ${nfe}`);

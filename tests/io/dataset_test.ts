@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { readDataset, readManifest, samplePath } from "../../lib/io/dataset.ts";
 import { decodeNpz } from "../../lib/io/npz.ts";
 import { normalNoise } from "../../lib/rng.ts";
-import { generateDataset, type GenerateDatasetOptions } from "../../lib/pipelines/sampling.ts";
+import { generateDataset, type GenerateDatasetOptions } from "../../lib/pipelines/generate.ts";
 import { hashTree, makeTinyGmm } from "../_tiny_gmm.ts";
 
 const CREATED = new Date("2026-01-01T00:00:00Z");
@@ -169,14 +169,17 @@ Deno.test("generateDataset() leaves nothing behind on bad input", async () => {
     const root = join(gmm.dir, "d");
     await assert.rejects(
       generateDataset(gmm.config, options(root, { solverName: "rk45" })),
-      /Unknown solver: "rk45"/,
+      /solverName must be one of .*: got "rk45"/,
     );
     await assert.rejects(
       generateDataset(gmm.config, options(root, { skipType: "cosine" })),
-      /Unknown skip type: "cosine"/,
+      /skipType must be one of .*: got "cosine"/,
     );
     await assert.rejects(
-      generateDataset(gmm.config, options(root, { loadFrom: join(gmm.dir, "nope.json") })),
+      generateDataset(
+        gmm.config,
+        options(root, { skipType: undefined, loadFrom: join(gmm.dir, "nope.json") }),
+      ),
       /nope\.json/,
     );
     await assert.rejects(
@@ -216,7 +219,7 @@ Deno.test("generateDataset() on an explicit sigma list records it as the grid", 
     assert.deepEqual(r.manifest.grid.t1.map((t) => Number(t.toPrecision(12))), sigmas);
     await assert.rejects(
       () => generateDataset(gmm.config, options(join(gmm.dir, "other"), { sigmas })),
-      /Give one grid: sigmas cannot be combined with skipType "logSNR"/,
+      /Give one of skipType, loadFrom, sigmas: got skipType and sigmas/,
     );
   } finally {
     await gmm.cleanup();

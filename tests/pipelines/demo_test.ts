@@ -156,7 +156,7 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
     // Another sample count in the same folder is refused with a message that says what to do.
     await assert.rejects(
       () => runDemo({ ...options, samples: 10 }),
-      /holds a run with 8 samples: got samples 10 \(use another out folder/,
+      /holds a run with 8 samples: got numSamples 10 \(use another out folder/,
     );
   } finally {
     await Deno.remove(out, { recursive: true });
@@ -192,9 +192,9 @@ Deno.test("deno task demo --quick prints the comparison table and the file paths
       "none",
       "--fid_samples",
       "8",
-      "--solver",
+      "--solver_name",
       "uni_pc",
-      "--nfe",
+      "--steps",
       "4",
       "--out",
       out,
@@ -221,17 +221,20 @@ Deno.test("runDemo() rejects bad options before writing anything", async () => {
   const base = { config: CONFIG, out, quick: true, progress: false };
   await assert.rejects(
     () => runDemo({ ...base, solverName: "rk45" as never }),
-    /Unknown solver: "rk45"/,
+    /solverName must be one of .*: got "rk45"/,
   );
   await assert.rejects(() => runDemo({ ...base, solverName: "heun", nfe: 6 }), /odd NFE/);
-  await assert.rejects(() => runDemo({ ...base, samples: 1 }), /samples must be an integer >= 2/);
+  await assert.rejects(
+    () => runDemo({ ...base, samples: 1 }),
+    /numSamples must be an integer >= 2: got 1/,
+  );
   await assert.rejects(
     () => runDemo({ ...base, trainingRoundsV1: 0, trainingRoundsV2: 0 }),
-    /training_rounds_v1 \+ training_rounds_v2 must be >= 1: got 0/,
+    /trainingRoundsV1 \+ trainingRoundsV2 must be >= 1: got 0/,
   );
   await assert.rejects(
     () => runDemo({ ...base, trainingRoundsV2: -1 }),
-    /training_rounds_v2 must be an integer >= 0: got -1/,
+    /trainingRoundsV2 must be an integer >= 0: got -1/,
   );
   await assert.rejects(
     () => runDemo({ ...base, features: { path: "f.onnx" } }),

@@ -148,7 +148,7 @@ Deno.test("evaluateSchedule() quality needs a feature model; features alone are 
     assert.equal(q.metrics.quality!.histogram.reduce((a, b) => a + b, 0), 3);
     await assert.rejects(
       evaluateSchedule(featuresOnly.config, { ...common, quality: { threshold: 1.5 } }),
-      /quality.threshold must be in \(0, 1\]: got 1.5/,
+      /threshold must be a number in \(0, 1\]: got 1.5/,
     );
   } finally {
     await plain.cleanup();

@@ -12,7 +12,7 @@ import { featureStats, writeFidRefs } from "../../lib/metrics/fid.ts";
 import { gridFromSigmas, toGrid } from "../../lib/step_grid.ts";
 import { makeGridFile, saveGridFile } from "../../lib/io/grid_file.ts";
 import { readDataset } from "../../lib/io/dataset.ts";
-import { generateDataset } from "../../lib/pipelines/sampling.ts";
+import { generateDataset } from "../../lib/pipelines/generate.ts";
 import { veSchedule } from "../../lib/noise_schedule.ts";
 import { makeTinyGmm, type TinyGmm } from "../_tiny_gmm.ts";
 import { linearFeatureModel } from "../fixtures/tiny_models.ts";
@@ -340,7 +340,7 @@ Deno.test("evaluateSchedule() rejects bad input with one clear error", async () 
     await assert.rejects(evaluateSchedule(t.config, {}), /Nothing to measure/);
     await assert.rejects(
       evaluateSchedule(t.config, { solverName: "rk45", teacherDir: t.teacher }),
-      /Unknown solver: "rk45"/,
+      /solverName must be one of .*: got "rk45"/,
     );
     await assert.rejects(
       evaluateSchedule(t.config, { loadFrom: join(t.dir, "nope.json"), teacherDir: t.teacher }),
@@ -348,7 +348,7 @@ Deno.test("evaluateSchedule() rejects bad input with one clear error", async () 
     );
     await assert.rejects(
       evaluateSchedule(t.config, { sigmas: [80, 1, 0.002], skipType: "edm", exactGmm: true }),
-      /Give one grid/,
+      /Give one of skipType, loadFrom, sigmas: got skipType and sigmas/,
     );
     await assert.rejects(
       evaluateSchedule(t.config, { teacherDir: t.teacher, numSamples: 13 }),

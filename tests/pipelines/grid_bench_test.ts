@@ -134,7 +134,7 @@ Deno.test("planScheduleBench() rejects unknown solvers and schedules, bad NFEs a
   await assert.rejects(() => planScheduleBench({ solvers: ["rk45"] }), RangeError);
   await assert.rejects(
     () => planScheduleBench({ schedules: ["karras"] }),
-    /Unknown schedule in schedules: "karras"/,
+    /schedules must be one of .*: got "karras"/,
   );
   await assert.rejects(() => planScheduleBench({ nfes: [4, 0] }), /nfes .*: got 0/);
   await assert.rejects(() => planScheduleBench({ nfes: [2.5] }), /got 2.5/);
@@ -502,7 +502,7 @@ Deno.test("runScheduleBench() checks its options before any work", async () => {
     );
     await assert.rejects(
       () => runScheduleBench(model, { exact: "maybe" as "on" }),
-      /exact must be auto, on or off: got "maybe"/,
+      /exact must be one of auto, on, off: got "maybe"/,
     );
   } finally {
     await model.close();

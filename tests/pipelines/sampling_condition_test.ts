@@ -86,7 +86,10 @@ Deno.test("generate task --labels stores the given classes; with --condition it 
       join(dir, "c.npy"),
     ]);
     assert.equal(both.code, 1);
-    assert.equal(both.stderr.trim(), "error: Give --condition or --labels, not both");
+    assert.equal(
+      both.stderr.trim(),
+      "error: Give one of --condition, --labels: got --condition and --labels",
+    );
     const bad = await runTask("sample", ["--config", config, "--labels", "1,x"]);
     assert.match(bad.stderr, /--labels must be a comma-separated list of integers: got "1,x"/);
   });

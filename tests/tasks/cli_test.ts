@@ -170,8 +170,12 @@ Deno.test("generate task: bad input gives one error line, exit 1 and no dataset"
     const wrongInput = (await Deno.readTextFile(gmm.config)).replace("{ x: x,", "{ x: image,");
     await Deno.writeTextFile(join(gmm.dir, "wrong_input.yml"), wrongInput);
     const cases: [string, string[], RegExp][] = [
-      ["unknown solver", ["--solver_name", "rk4"], /Unknown solver: "rk4"/],
-      ["unknown skip type", ["--skip_type", "cosine"], /Unknown skip type: "cosine"/],
+      ["unknown solver", ["--solver_name", "rk4"], /--solver_name must be one of .*: got "rk4"/],
+      [
+        "unknown skip type",
+        ["--skip_type", "cosine"],
+        /--skip_type must be one of .*: got "cosine"/,
+      ],
       ["malformed YAML", ["--config", join(gmm.dir, "broken.yml")], /malformed YAML/],
       ["wrong-typed config field", ["--config", join(gmm.dir, "wrong_type.yml")], /"shape"/],
       ["ONNX input mismatch", ["--config", join(gmm.dir, "wrong_input.yml")], /"image"/],
@@ -182,7 +186,7 @@ Deno.test("generate task: bad input gives one error line, exit 1 and no dataset"
       [
         "two grids",
         ["--skip_type", "edm", "--sigmas", "80,1,0.002"],
-        /Give one grid: --skip_type, --load_from or --sigmas/,
+        /Give one of --skip_type, --load_from, --sigmas: got --skip_type and --sigmas/,
       ],
       ["unordered sigma list", ["--sigmas", "1,80,0.002"], /strictly decreasing/],
       [
@@ -213,7 +217,7 @@ Deno.test("generate task: bad input gives one error line, exit 1 and no dataset"
 Deno.test("sample task: missing --config is a one-line error", async () => {
   const r = await runTask("sample", ["--steps", "3"]);
   assert.equal(r.code, 1);
-  assert.equal(r.stderr.trim(), "error: --config is required (a model YAML file)");
+  assert.equal(r.stderr.trim(), "error: --config is required: the model's YAML config");
 });
 
 Deno.test("every task in deno.json that runs a tasks/ script prints its usage for --help", async () => {

@@ -9,7 +9,7 @@ import { evaluateSchedule } from "../../lib/pipelines/evaluate.ts";
 import { writeFidRefs } from "../../lib/metrics/fid.ts";
 import { edmGrid, toGrid } from "../../lib/step_grid.ts";
 import { makeGridFile, saveGridFile } from "../../lib/io/grid_file.ts";
-import { generateDataset } from "../../lib/pipelines/sampling.ts";
+import { generateDataset } from "../../lib/pipelines/generate.ts";
 import { veSchedule } from "../../lib/noise_schedule.ts";
 import { makeTinyGmm } from "../_tiny_gmm.ts";
 import { linearFeatureModel } from "../fixtures/tiny_models.ts";
@@ -161,14 +161,17 @@ Deno.test("eval task: bad input gives one error line and exit 1", async () => {
     await writeFidRefs(ref3, { mu: new Float64Array(3), sigma: new Float64Array(9) });
     const base = ["--config", gmm.config, "--num_samples", "4", "--exact_gmm"];
     const cases: [string[], RegExp][] = [
-      [[...base, "--solver_name", "rk4"], /^error: Unknown solver: "rk4"/],
+      [[...base, "--solver_name", "rk4"], /^error: --solver_name must be one of .*: got "rk4"/],
       [[...base, "--load_from", join(gmm.dir, "missing.json")], /^error: Cannot read grid file/],
       [
         [...base, "--features", features, "--fid_ref", ref3],
         /^error: Reference statistics have dimension 3 but the feature model outputs 2/,
       ],
       [[...base, "--sigmas", "80,x,1"], /^error: --sigmas must be a comma-separated list/],
-      [[...base, "--skip_type", "edm", "--sigmas", "80,1,0.002"], /^error: Give one grid/],
+      [
+        [...base, "--skip_type", "edm", "--sigmas", "80,1,0.002"],
+        /^error: Give one of --skip_type, --load_from, --sigmas/,
+      ],
       [["--config", gmm.config], /^error: Nothing to measure/],
       [[...base, "--bogus"], /^error: Unknown option '--bogus'/],
     ];

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { generateDataset } from "../../lib/pipelines/sampling.ts";
+import { generateDataset } from "../../lib/pipelines/generate.ts";
 
 const CONFIG = "configs/gmm-mnist.yml";
 
@@ -103,12 +103,12 @@ Deno.test("train: bad input is one error line, exit 1, nothing written", async (
   const data = await teacherData();
   const root = await Deno.makeTempDir();
   const cases: [string[], RegExp][] = [
-    [["--prior_bound=-1"], /^error: prior_bound must be a non-negative number: got -1\n$/],
+    [["--prior_bound=-1"], /^error: --prior_bound must be a number >= 0: got -1\n$/],
     [
       ["--num_train", "6"],
       /^error: Dataset .* holds 8 samples: num_train \+ num_valid = 10 needed\n$/,
     ],
-    [["--loss_type", "L3"], /^error: Unknown loss type: "L3"/],
+    [["--loss_type", "L3"], /^error: --loss_type must be one of L2, L1, LPIPS: got "L3"/],
     [["--resume"], /^error: Nothing to resume/],
     [["--bogus"], /^error: .*bogus/],
   ];

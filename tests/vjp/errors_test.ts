@@ -93,7 +93,7 @@ Deno.test("grad-model CLI writes a VJP model and fails clearly with a non-zero e
       [[bad, "--wrt", "x,nope", "--out", out], /Unknown input in wrt: nope/],
       [[bad, "--wrt", "k", "--out", out], /Non-float input in wrt: k/],
       [[good, "--wrt", "x", "--bogus", "--out", out], /bogus/],
-      [[good, "--wrt", "x"], /Missing --out/],
+      [[good, "--wrt", "x"], /--out is required/],
     ];
     for (const [args, message] of cases) {
       const r = await cli(args);

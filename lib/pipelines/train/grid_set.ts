@@ -16,10 +16,24 @@ import { join } from "node:path";
 import { pathExists } from "../../io/fs.ts";
 import { loadGridFile, saveGridFile } from "../../io/grid_file.ts";
 import type { ProgressBarOptions } from "../../io/progress.ts";
-import { generateDataset, LD3_TEACHER } from "../sampling.ts";
-import { isSolverName, type SolverName, solverSteps } from "../../solvers/mod.ts";
+import { generateDataset } from "../generate.ts";
+import { LD3_TEACHER } from "../sampler.ts";
+import { checkSolverName, type SolverName, solverSteps } from "../../solvers/mod.ts";
+import { checkValue, declareOptions } from "../../options.ts";
 import { QUICK_LD3, runLd3Training } from "./run.ts";
 import { checkCount } from "../../_check.ts";
+
+/** The sample count of {@linkcode trainLd3Grids} (`--ld3_samples` of `bench:schedules`). */
+export const GRID_SET_OPTIONS = declareOptions({
+  samples: {
+    flag: "ld3_samples",
+    kind: "integer",
+    arg: "N",
+    min: 2,
+    default: 100,
+    help: "teacher samples of the LD3 grids, half train, half validate",
+  },
+});
 
 /** Options of {@linkcode trainLd3Grids}. */
 export interface TrainLd3GridsOptions {
@@ -31,7 +45,7 @@ export interface TrainLd3GridsOptions {
   ld3Dir: string;
   /** Folder of the training teacher (`teacher/`) and the runs (`runs/<solver>-NFE<nfe>/`). */
   workDir: string;
-  /** Teacher samples; half train, half validate. @default {100} */
+  /** Teacher samples; half train, half validate ({@linkcode GRID_SET_OPTIONS}). */
   samples?: number;
   /** Noise seed of the training teacher. @default {0} */
   seed?: number;
@@ -70,12 +84,10 @@ export async function trainLd3Grids(
   config: string,
   options: TrainLd3GridsOptions,
 ): Promise<Ld3GridEntry[]> {
-  for (const s of options.solvers) {
-    if (!isSolverName(s)) throw new RangeError(`Unknown solver in solvers: "${s}"`);
-  }
+  for (const s of options.solvers) checkSolverName(s, "solvers");
   for (const nfe of options.nfes) checkCount("nfes[]", nfe, 1);
-  const samples = options.samples ?? 100;
-  checkCount("samples", samples, 2);
+  const samples = options.samples ?? GRID_SET_OPTIONS.samples.default;
+  checkValue(GRID_SET_OPTIONS.samples, samples, "samples");
   const seed = options.seed ?? 0;
   checkCount("seed", seed, 0);
   const rounds = options.rounds ??

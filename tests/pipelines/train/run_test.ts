@@ -6,7 +6,7 @@ import {
   runLd3Training,
 } from "../../../lib/pipelines/train/run.ts";
 import { loadGridFile } from "../../../lib/io/grid_file.ts";
-import { generateDataset } from "../../../lib/pipelines/sampling.ts";
+import { generateDataset } from "../../../lib/pipelines/generate.ts";
 
 const CONFIG = "configs/gmm-mnist.yml";
 
@@ -141,7 +141,7 @@ Deno.test("bad input fails with a clear error and leaves the run folder untouche
   );
   await assert.rejects(
     () => runLd3Training({ ...options, priorBound: -0.001 }),
-    /prior_bound must be a non-negative number: got -0\.001/,
+    /priorBound must be a number >= 0: got -0\.001/,
   );
   await assert.rejects(() => runLd3Training(options), /already holds a checkpoint/);
   // The folder name does not say where a run started: resuming from another grid names both.

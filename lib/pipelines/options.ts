@@ -1,0 +1,69 @@
+/**
+ * The option groups every pipeline shares, declared once: the model and its device, and the
+ * sampler (solver and step grid). Each pipeline declares its own options beside its function
+ * (`EVAL_OPTIONS` in `evaluate.ts`, `TRAIN_OPTIONS` in `train/run.ts`, …) from these groups; the
+ * tasks build their command lines from the same declarations (`lib/options.ts`).
+ *
+ * @module
+ */
+import { declareOptions, withDefaults } from "../options.ts";
+import { SOLVER_OPTIONS } from "../solvers/options.ts";
+import { GRID_KINDS } from "../step_grid.ts";
+
+/** `--config`, `--device`: which model, and where it runs. */
+export const MODEL_OPTIONS = declareOptions({
+  config: {
+    flag: "config",
+    kind: "string",
+    arg: "FILE",
+    required: true,
+    help: "the model's YAML config",
+  },
+  device: {
+    flag: "device",
+    kind: "string",
+    arg: "DEVICE",
+    defaultText: "the config's",
+    help: "execution device: cpu, cuda[:N] or webgpu",
+  },
+});
+
+/** `--skip_type`, `--rho`, `--load_from`, `--sigmas`: one step grid (at most one of the kinds). */
+export const GRID_OPTIONS = declareOptions({
+  skipType: {
+    flag: "skip_type",
+    kind: "string",
+    choices: GRID_KINDS,
+    default: "edm",
+    help: "step grid family",
+    exclusive: "grid",
+  },
+  rho: {
+    flag: "rho",
+    kind: "number",
+    arg: "R",
+    above: 0,
+    default: 7,
+    help: "exponent ρ of the edm grid",
+  },
+  loadFrom: {
+    flag: "load_from",
+    kind: "string",
+    arg: "FILE",
+    help: "a grid file (e.g. learned by LD3) instead of --skip_type; fixes the steps",
+    exclusive: "grid",
+  },
+  sigmas: {
+    flag: "sigmas",
+    kind: "numbers",
+    arg: "LIST",
+    help: "explicit σ list, largest first, e.g. 80,10,1,0.002; fixes the steps",
+    exclusive: "grid",
+  },
+});
+
+/** The solver and its grid, 20 steps by default (LD3's teacher: UniPC, 20 steps, edm). */
+export const SAMPLER_OPTIONS = declareOptions({
+  ...withDefaults(SOLVER_OPTIONS, { steps: 20 }),
+  ...GRID_OPTIONS,
+});
