@@ -153,6 +153,22 @@ function checkTensor(
 const FLOAT_TYPES = [ElemType.float];
 const TIME_TYPES = [ElemType.float, ElemType.double, ElemType.int64];
 
+/** {@linkcode checkTensor} of the tensor of `list` called `name`. */
+function checkNamed(
+  problems: string[],
+  what: string,
+  list: readonly TensorSignature[],
+  name: string,
+  expect: Parameters<typeof checkTensor>[4],
+): void {
+  checkTensor(problems, what, list.find((s) => s.name === name), list, expect);
+}
+
+/** What a tensor of samples must be: float32 `[batch, ...shape]`. */
+function sampleTensor(config: ModelConfig) {
+  return { types: FLOAT_TYPES, ranks: [1 + config.shape.length], dims: config.shape };
+}
+
 /** Graph inputs the config does not feed: ONNX Runtime would refuse every call without them. */
 function checkUnfedInputs(
   problems: string[],
@@ -178,20 +194,11 @@ function throwProblems(problems: string[], what: string, config: ModelConfig): v
 /** The inputs of `model`: x, the time input (and its scalar form), the condition. */
 function checkModelInputs(problems: string[], signature: OnnxSignature, config: ModelConfig) {
   const m = config.model;
-  const input = (name: string) => signature.inputs.find((s) => s.name === name);
-  checkTensor(
-    problems,
-    `input "${m.inputs.x}" (model.inputs.x)`,
-    input(m.inputs.x),
-    signature.inputs,
-    {
-      types: FLOAT_TYPES,
-      ranks: [1 + config.shape.length],
-      dims: config.shape,
-    },
-  );
-  const t = input(m.inputs.t);
-  checkTensor(problems, `input "${m.inputs.t}" (model.inputs.t)`, t, signature.inputs, {
+  const inputs = signature.inputs;
+  const x = `input "${m.inputs.x}" (model.inputs.x)`;
+  checkNamed(problems, x, inputs, m.inputs.x, sampleTensor(config));
+  const t = inputs.find((s) => s.name === m.inputs.t);
+  checkTensor(problems, `input "${m.inputs.t}" (model.inputs.t)`, t, inputs, {
     types: TIME_TYPES,
     ranks: m.time_shape === "batch" ? [1] : [0, 1],
   });
@@ -204,13 +211,12 @@ function checkModelInputs(problems: string[], signature: OnnxSignature, config: 
     );
   }
   if (m.condition) {
-    checkTensor(
-      problems,
-      `input "${m.condition.input}" (model.condition.input)`,
-      input(m.condition.input),
-      signature.inputs,
-      { types: FLOAT_TYPES, ranks: [1 + m.condition.shape.length], dims: m.condition.shape },
-    );
+    const c = m.condition;
+    checkNamed(problems, `input "${c.input}" (model.condition.input)`, inputs, c.input, {
+      types: FLOAT_TYPES,
+      ranks: [1 + c.shape.length],
+      dims: c.shape,
+    });
   }
 }
 
@@ -265,13 +271,8 @@ export function checkModelSignature(signature: OnnxSignature, config: ModelConfi
     signature.inputs,
     new Set([m.inputs.x, m.inputs.t, m.condition?.input]),
   );
-  checkTensor(
-    problems,
-    `output "${m.output}" (model.output)`,
-    signature.outputs.find((s) => s.name === m.output),
-    signature.outputs,
-    { types: FLOAT_TYPES, ranks: [1 + config.shape.length], dims: config.shape },
-  );
+  const what = `output "${m.output}" (model.output)`;
+  checkNamed(problems, what, signature.outputs, m.output, sampleTensor(config));
   throwProblems(problems, `ONNX model ${m.path}`, config);
 }
 
@@ -279,13 +280,8 @@ function checkDecoderSignature(signature: OnnxSignature, config: ModelConfig): v
   const d = config.decoder;
   if (!d) return;
   const problems: string[] = [];
-  checkTensor(
-    problems,
-    `input "${d.input}" (decoder.input)`,
-    signature.inputs.find((s) => s.name === d.input),
-    signature.inputs,
-    { types: FLOAT_TYPES, ranks: [1 + config.shape.length], dims: config.shape },
-  );
+  const what = `input "${d.input}" (decoder.input)`;
+  checkNamed(problems, what, signature.inputs, d.input, sampleTensor(config));
   const out = signature.outputs.find((s) => s.name === d.output);
   checkTensor(problems, `output "${d.output}" (decoder.output)`, out, signature.outputs, {
     types: FLOAT_TYPES,
@@ -589,17 +585,13 @@ async function runDecoder(
       dims = [count, ...y.dims.slice(1)];
     });
   }
-  return { data: concatFloat32(parts), dims };
-}
-
-function concatFloat32(parts: readonly Float32Array[]): Float32Array {
   const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let offset = 0;
   for (const p of parts) {
     data.set(p, offset);
     offset += p.length;
   }
-  return data;
+  return { data, dims };
 }
 
 /** A decoder session and what decoding needs to know of its graph. */
