@@ -19,7 +19,7 @@
 import type { DenoiseInfo } from "../denoiser.ts";
 import { sampleSize } from "../denoiser.ts";
 import { ort } from "../deps.ts";
-import type { ModelConfig, PredictionType, TimeInput } from "../onnx/config.ts";
+import type { DecoderConfig, ModelConfig, PredictionType, TimeInput } from "../onnx/config.ts";
 import {
   type DenoiserVjp,
   type DifferentiableDecoder,
@@ -500,85 +500,122 @@ export async function differentiableDecoder(
   options: DifferentiableDecoderOptions = {},
 ): Promise<OnnxDifferentiableDecoder> {
   const config = model.config;
-  const d = sampleSize(config.shape);
-  const imageSize = sampleSize(model.imageShape);
   const [lo, hi] = config.data_range;
-  const rangeScale = 2 / (hi - lo);
   const dec = config.decoder;
-  let session: VjpSession | undefined;
-  let decoderBatch: number | undefined;
-  if (dec) {
-    const bytes = await inlineExternalData(
-      dec.path,
-      options.decoderBytes ?? await Deno.readFile(dec.path),
-    );
-    const signature = readOnnxSignature(bytes);
-    if (!signature.inputs.some((s) => s.name === dec.input)) {
-      throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);
-    }
-    if (!signature.outputs.some((s) => s.name === dec.output)) {
-      throw new TypeError(
-        `ONNX decoder ${dec.path} has no output "${dec.output}" (decoder.output)`,
-      );
-    }
-    decoderBatch = fixedBatch(signature, dec.input);
-    session = await VjpSession.create(bytes, {
-      wrt: [dec.input],
-      of: dec.output,
-      sessionOptions: options.sessionOptions ?? {
-        executionProviders: executionProviders(options.device ?? config.device),
-        graphOptimizationLevel: "all",
-      },
-    });
-  }
-
-  function check(x: Float64Array, batch: number, what: string): void {
-    if (!Number.isInteger(batch) || batch < 1 || x.length !== batch * d) {
-      throw new RangeError(
-        `${what}: x must hold batch × ${d} values for batch ${batch}: got ${x.length}`,
-      );
-    }
-  }
-
+  const opened = dec ? await openDecoderVjp(dec, config, options) : undefined;
+  const g: DecoderGrad = {
+    model,
+    d: sampleSize(config.shape),
+    imageSize: sampleSize(model.imageShape),
+    rangeScale: 2 / (hi - lo),
+    decoder: dec && opened ? { config: dec, ...opened } : undefined,
+  };
   return {
-    imageSize,
+    imageSize: g.imageSize,
     async decode(x, batch) {
-      check(x, batch, "decode");
+      checkDecoderBatch(g, x, batch, "decode");
       return Float64Array.from(await model.decode(x));
     },
-    async vjp(x, cotangent, batch) {
-      check(x, batch, "vjp");
-      if (cotangent.length !== batch * imageSize) {
-        throw new RangeError(
-          `vjp: cotangent must hold batch × ${imageSize} values: got ${cotangent.length}`,
-        );
-      }
-      if (!session || !dec) return Float64Array.from(cotangent, (c) => c * rangeScale);
-      const gx = new Float64Array(x.length);
-      // Calls of at most batch_size, or of exactly a fixed export batch: padding rows get a zero
-      // cotangent, and their gradients are dropped.
-      const chunk = decoderBatch ?? config.batch_size;
-      for (let start = 0; start < batch; start += chunk) {
-        const count = Math.min(chunk, batch - start);
-        const callSize = decoderBatch ?? count;
-        const z = new Float32Array(callSize * d);
-        for (let i = 0; i < count * d; i++) z[i] = x[start * d + i] / dec.scale_factor;
-        const cot = new Float32Array(callSize * imageSize);
-        for (let i = 0; i < count * imageSize; i++) {
-          cot[i] = rangeScale * cotangent[start * imageSize + i];
-        }
-        const { gradients } = await session.run(
-          { [dec.input]: new ort.Tensor("float32", z, [callSize, ...config.shape]) },
-          new ort.Tensor("float32", cot, [callSize, ...model.imageShape]),
-        );
-        const g = gradients[dec.input].data as Float32Array;
-        for (let i = 0; i < count * d; i++) gx[start * d + i] = g[i] / dec.scale_factor;
-        gradients[dec.input].dispose();
-      }
-      return gx;
-    },
+    vjp: (x, cotangent, batch) => decoderVjp(g, x, cotangent, batch),
     close: async () => {
-      await session?.release();
+      await opened?.session.release();
     },
   };
+}
+
+/** What the decoder's `vjp` needs, fixed when it is made differentiable. */
+interface DecoderGrad {
+  readonly model: LoadedModel;
+  /** Values of one latent. */
+  readonly d: number;
+  /** Values of one image. */
+  readonly imageSize: number;
+  /** Slope of the map from `data_range` to [-1, 1]. */
+  readonly rangeScale: number;
+  /** The decoder network, absent for a pixel model (the affine map alone). */
+  readonly decoder: {
+    readonly config: DecoderConfig;
+    readonly session: VjpSession;
+    /** The batch the decoder was exported with, when fixed. */
+    readonly exportBatch: number | undefined;
+  } | undefined;
+}
+
+/** The VJP session of a decoder's graph, its weights read back in, and its fixed batch. */
+async function openDecoderVjp(
+  dec: DecoderConfig,
+  config: ModelConfig,
+  options: DifferentiableDecoderOptions,
+): Promise<{ session: VjpSession; exportBatch: number | undefined }> {
+  const bytes = await inlineExternalData(
+    dec.path,
+    options.decoderBytes ?? await Deno.readFile(dec.path),
+  );
+  const signature = readOnnxSignature(bytes);
+  if (!signature.inputs.some((s) => s.name === dec.input)) {
+    throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);
+  }
+  if (!signature.outputs.some((s) => s.name === dec.output)) {
+    throw new TypeError(
+      `ONNX decoder ${dec.path} has no output "${dec.output}" (decoder.output)`,
+    );
+  }
+  const exportBatch = fixedBatch(signature, dec.input);
+  const session = await VjpSession.create(bytes, {
+    wrt: [dec.input],
+    of: dec.output,
+    sessionOptions: options.sessionOptions ?? {
+      executionProviders: executionProviders(options.device ?? config.device),
+      graphOptimizationLevel: "all",
+    },
+  });
+  return { session, exportBatch };
+}
+
+function checkDecoderBatch(g: DecoderGrad, x: Float64Array, batch: number, what: string): void {
+  if (!Number.isInteger(batch) || batch < 1 || x.length !== batch * g.d) {
+    throw new RangeError(
+      `${what}: x must hold batch × ${g.d} values for batch ${batch}: got ${x.length}`,
+    );
+  }
+}
+
+/** `vjp` of {@linkcode differentiableDecoder}: through the affine map, then the network. */
+async function decoderVjp(
+  g: DecoderGrad,
+  x: Float64Array,
+  cotangent: Float64Array,
+  batch: number,
+): Promise<Float64Array> {
+  checkDecoderBatch(g, x, batch, "vjp");
+  const { d, imageSize, rangeScale, decoder } = g;
+  if (cotangent.length !== batch * imageSize) {
+    throw new RangeError(
+      `vjp: cotangent must hold batch × ${imageSize} values: got ${cotangent.length}`,
+    );
+  }
+  if (!decoder) return Float64Array.from(cotangent, (c) => c * rangeScale);
+  const { config: dec, session, exportBatch } = decoder;
+  const gx = new Float64Array(x.length);
+  // Calls of at most batch_size, or of exactly a fixed export batch: padding rows get a zero
+  // cotangent, and their gradients are dropped.
+  const chunk = exportBatch ?? g.model.config.batch_size;
+  for (let start = 0; start < batch; start += chunk) {
+    const count = Math.min(chunk, batch - start);
+    const callSize = exportBatch ?? count;
+    const z = new Float32Array(callSize * d);
+    for (let i = 0; i < count * d; i++) z[i] = x[start * d + i] / dec.scale_factor;
+    const cot = new Float32Array(callSize * imageSize);
+    for (let i = 0; i < count * imageSize; i++) {
+      cot[i] = rangeScale * cotangent[start * imageSize + i];
+    }
+    const { gradients } = await session.run(
+      { [dec.input]: new ort.Tensor("float32", z, [callSize, ...g.model.config.shape]) },
+      new ort.Tensor("float32", cot, [callSize, ...g.model.imageShape]),
+    );
+    const gz = gradients[dec.input].data as Float32Array;
+    for (let i = 0; i < count * d; i++) gx[start * d + i] = gz[i] / dec.scale_factor;
+    gradients[dec.input].dispose();
+  }
+  return gx;
 }
