@@ -160,15 +160,20 @@ export async function checkModel(
   };
 }
 
+/** `α(t)·image + σ(t)·z` for each value of `images`, z from noise stream `stream` of the seed. */
+function noisy(p: Probe, images: Float64Array, stream: number, t: number): Float64Array {
+  const { schedule } = p;
+  return Float64Array.from(
+    normalNoise(p.seed, stream, images.length),
+    (z, i) => schedule.alpha(t) * images[i] + schedule.sigma(t) * z,
+  );
+}
+
 /** 1. Batching: 3 samples in one call = 3 single calls. */
 async function batchingCheck(p: Probe): Promise<ModelCheck> {
   const { schedule, d } = p;
   const tMid = Math.sqrt(schedule.tMax * schedule.tMin);
-  const image3 = pattern(p.shape, 3);
-  const x3 = Float64Array.from(
-    normalNoise(p.seed, 0, 3 * d),
-    (z, i) => schedule.alpha(tMid) * (p.mid + p.half * image3[i]) + schedule.sigma(tMid) * z,
-  );
+  const x3 = noisy(p, pattern(p.shape, 3).map((v) => p.mid + p.half * v), 0, tMid);
   try {
     const together = await p.denoiser.denoise(x3, tMid);
     let worst = 0;
@@ -203,10 +208,7 @@ async function lowNoiseCheck(
 ): Promise<ModelCheck | ProbeFailure> {
   const { schedule } = p;
   const tMin = schedule.tMin;
-  const low = Float64Array.from(
-    normalNoise(p.seed, 1, 2 * p.d),
-    (z, i) => schedule.alpha(tMin) * clean[i] + schedule.sigma(tMin) * z,
-  );
+  const low = noisy(p, clean, 1, tMin);
   try {
     const dLow = await p.denoiser.denoise(low, tMin);
     const err = rms(dLow.map((v, i) => v - clean[i])) / rms(clean.map((v) => v - p.mid));
@@ -240,10 +242,7 @@ async function highNoiseCheck(
   const { schedule } = p;
   const tHigh = Math.min(schedule.tMax, schedule.inverseLambda(-Math.log(10)));
   const ratio = schedule.sigma(tHigh) / schedule.alpha(tHigh);
-  const xHigh = Float64Array.from(
-    normalNoise(p.seed, 2, 2 * p.d),
-    (z, i) => schedule.alpha(tHigh) * clean[i] + schedule.sigma(tHigh) * z,
-  );
+  const xHigh = noisy(p, clean, 2, tHigh);
   try {
     const dHigh = await p.denoiser.denoise(xHigh, tHigh);
     const size = rms(dHigh.map((v) => v - p.mid)) / p.half;
