@@ -200,17 +200,34 @@ async function batchingCheck(p: Probe): Promise<ModelCheck> {
   }
 }
 
+/**
+ * Denoises `clean` noised at t (noise stream `stream`) and judges the result; a denoiser that
+ * throws fails the `finite` check instead, at `where`.
+ */
+async function probeAt(
+  p: Probe,
+  clean: Float64Array,
+  stream: number,
+  t: number,
+  where: string,
+  judge: (denoised: Float64Array) => ModelCheck,
+): Promise<ModelCheck | ProbeFailure> {
+  const x = noisy(p, clean, stream, t);
+  try {
+    return judge(await p.denoiser.denoise(x, t));
+  } catch (e) {
+    return { failure: `${where}: ${(e as Error).message}` };
+  }
+}
+
 /** 2–3. Low noise: near identity (and finite). */
-async function lowNoiseCheck(
+function lowNoiseCheck(
   p: Probe,
   clean: Float64Array,
   identityTolerance: number,
 ): Promise<ModelCheck | ProbeFailure> {
-  const { schedule } = p;
-  const tMin = schedule.tMin;
-  const low = noisy(p, clean, 1, tMin);
-  try {
-    const dLow = await p.denoiser.denoise(low, tMin);
+  const tMin = p.schedule.tMin;
+  return probeAt(p, clean, 1, tMin, `at t_min = ${tMin}`, (dLow) => {
     const err = rms(dLow.map((v, i) => v - clean[i])) / rms(clean.map((v) => v - p.mid));
     const ok = err <= identityTolerance;
     return {
@@ -224,9 +241,7 @@ async function lowNoiseCheck(
           "model.prediction (an ε-network read as x0?) and model.time_input (the time on another " +
           "scale, e.g. t against t·1000 or the step index)"),
     };
-  } catch (e) {
-    return { failure: `at t_min = ${tMin}: ${(e as Error).message}` };
-  }
+  });
 }
 
 /**
@@ -234,7 +249,7 @@ async function lowNoiseCheck(
  * t_max itself: there α is tiny for VP schedules, and an ε-network's small errors, divided by α,
  * push even a good model's D out of range (why DDPM samplers clip x0).
  */
-async function highNoiseCheck(
+function highNoiseCheck(
   p: Probe,
   clean: Float64Array,
   rangeTolerance: number,
@@ -242,9 +257,7 @@ async function highNoiseCheck(
   const { schedule } = p;
   const tHigh = Math.min(schedule.tMax, schedule.inverseLambda(-Math.log(10)));
   const ratio = schedule.sigma(tHigh) / schedule.alpha(tHigh);
-  const xHigh = noisy(p, clean, 2, tHigh);
-  try {
-    const dHigh = await p.denoiser.denoise(xHigh, tHigh);
+  return probeAt(p, clean, 2, tHigh, `at t = ${tHigh}`, (dHigh) => {
     const size = rms(dHigh.map((v) => v - p.mid)) / p.half;
     const ok = size <= rangeTolerance;
     const measured = `RMS(D(x_t)) = ${size.toPrecision(3)} data half-ranges at σ/α = ` +
@@ -255,9 +268,7 @@ async function highNoiseCheck(
       detail: measured + (ok ? "" : ": D is far outside the data at high noise; check " +
         "model.prediction (an x0- or v-network read as ε?), the schedule and data_range"),
     };
-  } catch (e) {
-    return { failure: `at t = ${tHigh}: ${(e as Error).message}` };
-  }
+  });
 }
 
 /** Finite at t_max too: where every sampler starts. */
