@@ -34,6 +34,7 @@ import {
   feedLayout,
   firstNonFinite,
   guidanceBatch,
+  guidanceChunk,
   networkFeeds,
   padChunk,
   readUncond,
@@ -369,8 +370,9 @@ async function guidedNetworkVjp(
   const raw = new Float32Array(n * d);
   const gx = new Float64Array(n * d);
   let gTau = 0;
-  for (let start = 0; start < n; start += a.guidanceChunk) {
-    const count = Math.min(a.guidanceChunk, n - start);
+  const chunk = guidanceChunk(a.config);
+  for (let start = 0; start < n; start += chunk) {
+    const count = Math.min(chunk, n - start);
     const span = count * d;
     const { xs, cs } = guidanceBatch(a, a.uncond, x32, cond, start, count);
     const cots = new Float32Array(2 * span);

@@ -133,7 +133,8 @@ interface FeatureSession {
   readonly elemType: number;
   readonly tensorType: "uint8" | "float64" | "float32";
   readonly range: InputRange;
-  readonly onBatch: ((done: number, total: number) => void) | undefined;
+  /** The caller's options, read at each batch as before (`onBatch`). */
+  readonly options: FeatureModelOptions;
 }
 
 /**
@@ -182,7 +183,7 @@ export async function loadFeatureModel(
       ? "float64"
       : "float32",
     range,
-    onBatch: options.onBatch,
+    options,
     session: await createSession(bytes, { intraOpNumThreads: options.intraOpNumThreads }),
   };
   const run = (images: Float32Array | Float64Array, count: number, names: readonly string[]) =>
@@ -247,7 +248,7 @@ async function runFeatures(
   for (let start = 0; start < count; start += f.batchSize) {
     const b = Math.min(f.batchSize, count - start);
     await runFeatureBatch(f, images, start, b, names, parts, dims);
-    f.onBatch?.(start + b, count);
+    f.options.onBatch?.(start + b, count);
   }
   const out: FeatureOutputs = {};
   for (const name of names) {

@@ -150,8 +150,8 @@ interface LpipsModel {
   readonly float64: boolean;
   /** Channels the model declares, when fixed. */
   readonly declaredChannels: number | undefined;
-  /** `options.imageShape`, when given. */
-  readonly imageShape: readonly number[] | undefined;
+  /** The caller's options, read at each call as before (`imageShape`). */
+  readonly options: LpipsOptions;
   readonly session: ort.InferenceSession;
   readonly vjpSession: VjpSession;
 }
@@ -208,7 +208,7 @@ export async function loadLpips(path: string, options: LpipsOptions = {}): Promi
     outRank: sigOut.dims.length,
     float64: sig0.elemType === ElemType.double,
     declaredChannels,
-    imageShape: options.imageShape,
+    options,
     session: await ort.InferenceSession.create(bytes, sessionOptions),
     vjpSession: await VjpSession.create(bytes, {
       wrt: [in0],
@@ -265,7 +265,7 @@ function layout(model: LpipsModel, a: Float64Array, b: ImageArray, batch: number
   if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(size) || size < 1) {
     throw new RangeError(`Loss batch ${batch} does not divide ${a.length} values`);
   }
-  const [c, h, w] = resolveImageShape(size, model.imageShape, model.sig0);
+  const [c, h, w] = resolveImageShape(size, model.options.imageShape, model.sig0);
   const channels = model.declaredChannels ?? c;
   if (c !== channels && !(c === 1 && channels === 3)) {
     throw new TypeError(

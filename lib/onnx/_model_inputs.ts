@@ -69,8 +69,6 @@ export interface FeedLayout {
   readonly exportBatch: number | undefined;
   /** Most samples in one network call: the fixed export batch, else `batch_size`. */
   readonly maxBatch: number;
-  /** Samples per chunk under classifier-free guidance, where each sample runs twice. */
-  readonly guidanceChunk: number;
   /** The time input of one call of `n` samples. */
   readonly timeTensor: (value: number, n: number) => ort.Tensor;
 }
@@ -90,7 +88,6 @@ export function feedLayout(
     guidance: m.condition?.guidance_scale ?? 1,
     exportBatch,
     maxBatch: exportBatch ?? config.batch_size,
-    guidanceChunk: Math.max(1, Math.floor(config.batch_size / 2)),
     timeTensor: timeTensorMaker(m.time_shape, tSig),
   };
 }
@@ -177,6 +174,11 @@ export function networkFeeds(
     feeds[m.condition.input] = new ort.Tensor("float32", cond, [callSize, ...m.condition.shape]);
   }
   return feeds;
+}
+
+/** Samples per chunk under classifier-free guidance, where each sample runs twice. */
+export function guidanceChunk(config: ModelConfig): number {
+  return Math.max(1, Math.floor(config.batch_size / 2));
 }
 
 /**

@@ -33,6 +33,7 @@ import {
   feedLayout,
   firstNonFinite,
   guidanceBatch,
+  guidanceChunk,
   networkFeeds,
   padChunk,
   readUncond,
@@ -468,8 +469,9 @@ async function guidedNetwork(
 ): Promise<Float32Array> {
   const { d, guidance } = a;
   const raw = new Float32Array(n * d);
-  for (let start = 0; start < n; start += a.guidanceChunk) {
-    const count = Math.min(a.guidanceChunk, n - start);
+  const chunk = guidanceChunk(a.config);
+  for (let start = 0; start < n; start += chunk) {
+    const count = Math.min(chunk, n - start);
     const { xs, cs } = guidanceBatch(a, a.uncond, x32, cond, start, count);
     const both = await runNetwork(a, xs, 2 * count, tValue, cs);
     checkFinite(a, both, x32, t, step);

@@ -121,6 +121,8 @@ export async function checkModel(
   model: LoadedModel,
   options: CheckModelOptions = {},
 ): Promise<ModelCheckReport> {
+  const identityTolerance = options.identityTolerance ?? 0.25;
+  const rangeTolerance = options.rangeTolerance ?? 3;
   const { denoiser, config } = model;
   const [lo, hi] = config.data_range;
   const probe: Probe = {
@@ -135,8 +137,8 @@ export async function checkModel(
   const checks: ModelCheck[] = [await batchingCheck(probe)];
   // The same clean images serve both noise levels.
   const clean = pattern(probe.shape, 2).map((v) => probe.mid + probe.half * v);
-  const low = await lowNoiseCheck(probe, clean, options.identityTolerance ?? 0.25);
-  const high = await highNoiseCheck(probe, clean, options.rangeTolerance ?? 3);
+  const low = await lowNoiseCheck(probe, clean, identityTolerance);
+  const high = await highNoiseCheck(probe, clean, rangeTolerance);
   const atTMax = await finiteAtTMax(probe);
   // A probe whose denoiser call failed is no check of its own: it fails `finite` instead.
   const failures: string[] = [];
