@@ -19,7 +19,7 @@
 import type { DenoiseInfo } from "../denoiser.ts";
 import { sampleSize } from "../denoiser.ts";
 import { ort } from "../deps.ts";
-import type { PredictionType, TimeInput } from "../onnx/config.ts";
+import type { DecoderConfig, ModelConfig, PredictionType, TimeInput } from "../onnx/config.ts";
 import {
   type DenoiserVjp,
   type DifferentiableDecoder,
@@ -28,11 +28,23 @@ import {
   dLogAlphaDt,
 } from "../differentiable.ts";
 import { type LoadedModel, networkTime, NonFiniteError } from "../onnx/model.ts";
-import { readUncond, timeTensorMaker } from "../onnx/_model_inputs.ts";
+import {
+  conditionBatch,
+  type FeedLayout,
+  feedLayout,
+  firstNonFinite,
+  guidanceBatch,
+  guidanceChunk,
+  networkFeeds,
+  padChunk,
+  readUncond,
+  sampleCount,
+} from "../onnx/_model_inputs.ts";
 import { ElemType } from "../onnx/build.ts";
 import {
   executionProviders,
   fixedBatch,
+  type OnnxSignature,
   readOnnxSignature,
   type TensorSignature,
 } from "../onnx/session.ts";
@@ -177,9 +189,17 @@ interface NetworkVjp {
   gTau: number;
 }
 
-function firstNonFinite(values: ArrayLike<number>): number {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
-  return -1;
+/** What every `vjp` call needs, fixed when the denoiser is made differentiable. */
+interface GradAdapter extends FeedLayout {
+  readonly config: ModelConfig;
+  readonly schedule: NoiseSchedule;
+  readonly vjpSession: VjpSession;
+  /** An int64 time input (discrete steps) has no gradient. */
+  readonly timeIsInteger: boolean;
+  /** One sample's unconditional input (empty without `model.condition`). */
+  readonly uncond: Float32Array;
+  /** Warns, once per denoiser, that the time input has no gradient. */
+  readonly warnNoTimeGradient: () => void;
 }
 
 function sumPrefix(data: ArrayLike<number>, count: number): number {
@@ -216,23 +236,8 @@ export async function differentiableDenoiser(
 ): Promise<OnnxDifferentiableDenoiser> {
   const config = model.config;
   const m = config.model;
-  // The gradient graph is built in memory: weights kept in external data are read back in.
-  const bytes = await inlineExternalData(m.path, options.modelBytes ?? await Deno.readFile(m.path));
-  const signature = readOnnxSignature(bytes);
-  const find = (list: readonly TensorSignature[], name: string, field: string) => {
-    const s = list.find((v) => v.name === name);
-    if (!s) {
-      throw new TypeError(`ONNX model ${m.path} has no "${name}" (${field}): cannot build its VJP`);
-    }
-    return s;
-  };
-  find(signature.inputs, m.inputs.x, "model.inputs.x");
-  const tSig = find(signature.inputs, m.inputs.t, "model.inputs.t");
-  find(signature.outputs, m.output, "model.output");
-  const schedule = model.denoiser.schedule;
-  const d = sampleSize(config.shape);
-  const exportBatch = fixedBatch(signature, m.inputs.x);
-  const maxBatch = exportBatch ?? config.batch_size;
+  const { bytes, signature, tSig } = await networkGraph(config, options.modelBytes);
+  const layout = feedLayout(config, signature, tSig);
   const timeIsInteger = tSig.elemType === ElemType.int64;
   const device = options.device ?? config.device;
   const vjpSession = await VjpSession.create(bytes, {
@@ -244,200 +249,217 @@ export async function differentiableDenoiser(
       graphOptimizationLevel: "all",
     },
   });
-
-  const condSize = m.condition ? sampleSize(m.condition.shape) : 0;
-  const uncond = await readUncond(m.condition, condSize);
-  const guidance = m.condition?.guidance_scale ?? 1;
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   let warned = false;
-
-  const timeTensor = timeTensorMaker(m.time_shape, tSig);
-
-  /** VJP of the raw network for `n` samples, in chunks of at most `maxBatch` like `denoise`. */
-  async function networkVjp(
-    x: Float32Array,
-    n: number,
-    tau: number,
-    cond: Float32Array | undefined,
-    cot: Float32Array,
-  ): Promise<NetworkVjp> {
-    const raw = new Float32Array(n * d);
-    const gx = new Float64Array(n * d);
-    let gTau = 0;
-    for (let start = 0; start < n; start += maxBatch) {
-      const count = Math.min(maxBatch, n - start);
-      const callSize = exportBatch ?? count;
-      const pad = (src: Float32Array, size: number) => {
-        const part = src.subarray(start * size, (start + count) * size);
-        if (callSize === count) return part;
-        // Padding samples get a zero cotangent, so they add nothing to any gradient.
-        const padded = new Float32Array(callSize * size);
-        padded.set(part);
-        return padded;
-      };
-      const feeds: Record<string, ort.Tensor> = {
-        [m.inputs.x]: new ort.Tensor("float32", pad(x, d), [callSize, ...config.shape]),
-        [m.inputs.t]: timeTensor(tau, callSize),
-      };
-      if (m.condition && cond) {
-        feeds[m.condition.input] = new ort.Tensor("float32", pad(cond, condSize), [
-          callSize,
-          ...m.condition.shape,
-        ]);
-      }
-      const seed = new ort.Tensor("float32", pad(cot, d), [callSize, ...config.shape]);
-      const { gradients, output } = await vjpSession.run(feeds, seed);
-      try {
-        raw.set((output!.data as Float32Array).subarray(0, count * d), start * d);
-        const g = gradients[m.inputs.x].data as Float32Array;
-        for (let i = 0; i < count * d; i++) gx[start * d + i] = g[i];
-        if (!timeIsInteger) {
-          const gt = gradients[m.inputs.t].data as Float32Array | Float64Array;
-          // A [B] time input has one gradient per sample; a scalar one already sums the batch.
-          gTau += m.time_shape === "batch" ? sumPrefix(gt, count) : gt[0];
-        }
-      } finally {
-        output?.dispose();
-        for (const tensor of Object.values(gradients)) tensor.dispose();
-      }
-    }
-    return { raw, gx, gTau };
-  }
-
-  function conditionOf(n: number, info: DenoiseInfo): Float32Array | undefined {
-    if (!m.condition) {
-      if (info.condition) {
-        throw new TypeError(
-          `vjp: model "${config.name}" has no condition input (model.condition)`,
-        );
-      }
-      return undefined;
-    }
-    if (info.condition) {
-      if (info.condition.length !== n * condSize) {
-        throw new RangeError(
-          `vjp: condition must hold ${n}×${condSize} values: got ${info.condition.length}`,
-        );
-      }
-      return info.condition;
-    }
-    const cond = new Float32Array(n * condSize);
-    for (let b = 0; b < n; b++) cond.set(uncond, b * condSize);
-    return cond;
-  }
-
-  function checkFinite(values: ArrayLike<number>, what: string, t: number, step?: number): void {
-    const bad = firstNonFinite(values);
-    if (bad < 0) return;
-    throw new NonFiniteError(
-      config.name,
-      t,
-      step,
-      `${what} of ${m.path} holds ${values[bad]} at sample ${Math.floor(bad / d)}, element ${
-        bad % d
-      }`,
-    );
-  }
-
-  async function vjp(
-    x: Float64Array,
-    t: number,
-    cotangent: Float64Array,
-    info: DenoiseInfo = {},
-  ): Promise<DenoiserVjp> {
-    if (x.length === 0 || x.length % d !== 0) {
-      throw new RangeError(`vjp: x must hold a multiple of ${d} values: got ${x.length}`);
-    }
-    if (cotangent.length !== x.length) {
-      throw new RangeError(
-        `vjp: cotangent must have the length of x (${x.length}): got ${cotangent.length}`,
-      );
-    }
-    if (timeIsInteger && !warned) {
+  const adapter: GradAdapter = {
+    ...layout,
+    config,
+    schedule: model.denoiser.schedule,
+    vjpSession,
+    timeIsInteger,
+    uncond: await readUncond(m.condition, layout.condSize),
+    warnNoTimeGradient() {
+      if (warned) return;
       warned = true;
       warn(
         `Model "${config.name}" takes an integer time input "${m.inputs.t}": the denoiser has ` +
           `no time gradient, so LD3's decoupled times (θ2) are not trained through the network`,
       );
-    }
-    const n = x.length / d;
-    const cond = conditionOf(n, info);
-    const x32 = Float32Array.from(x);
-    const tau = networkTime(config, schedule, t);
-    const { a, b, da, db } = dataPredictionCoefficients(m.prediction, schedule, t);
-    // D = a·x + b·out, so the network output's cotangent is b·cot.
-    const cotOut = new Float32Array(x.length);
-    for (let i = 0; i < x.length; i++) cotOut[i] = b * cotangent[i];
-    let raw: Float32Array;
-    let gxNet: Float64Array;
-    let gTau = 0;
-    if (m.condition && cond && guidance !== 1) {
-      // out = (1 − w)·u + w·c: one network batch [uncond; cond] per chunk, as in `denoise`.
-      raw = new Float32Array(n * d);
-      gxNet = new Float64Array(n * d);
-      const chunk = Math.max(1, Math.floor(config.batch_size / 2));
-      for (let start = 0; start < n; start += chunk) {
-        const count = Math.min(chunk, n - start);
-        const span = count * d;
-        const xs = new Float32Array(2 * span);
-        xs.set(x32.subarray(start * d, start * d + span));
-        xs.set(x32.subarray(start * d, start * d + span), span);
-        const cs = new Float32Array(2 * count * condSize);
-        for (let k = 0; k < count; k++) cs.set(uncond, k * condSize);
-        cs.set(cond.subarray(start * condSize, (start + count) * condSize), count * condSize);
-        const cots = new Float32Array(2 * span);
-        for (let i = 0; i < span; i++) {
-          const c = cotOut[start * d + i];
-          cots[i] = (1 - guidance) * c;
-          cots[span + i] = guidance * c;
-        }
-        const both = await networkVjp(xs, 2 * count, tau, cs, cots);
-        checkFinite(both.raw, `output "${m.output}"`, t, info.step);
-        for (let i = 0; i < span; i++) {
-          const u = both.raw[i];
-          raw[start * d + i] = u + guidance * (both.raw[span + i] - u);
-          gxNet[start * d + i] = both.gx[i] + both.gx[span + i];
-        }
-        gTau += both.gTau;
-      }
-    } else {
-      const r = await networkVjp(x32, n, tau, cond, cotOut);
-      raw = r.raw;
-      gxNet = r.gx;
-      gTau = r.gTau;
-    }
-    checkFinite(raw, `output "${m.output}"`, t, info.step);
-    checkFinite(gxNet, `VJP of input "${m.inputs.x}"`, t, info.step);
-    const gx = new Float64Array(x.length);
-    // ∂D/∂t at a fixed network output is da·x + db·out; the network adds τ'(t)·∂/∂τ.
-    let gt = 0;
-    for (let i = 0; i < x.length; i++) {
-      gx[i] = a * cotangent[i] + gxNet[i];
-      gt += cotangent[i] * (da * x[i] + db * raw[i]);
-    }
-    if (!timeIsInteger) {
-      if (!Number.isFinite(gTau)) {
-        throw new NonFiniteError(
-          config.name,
-          t,
-          info.step,
-          `VJP of time input "${m.inputs.t}" of ${m.path} is ${gTau}`,
-        );
-      }
-      gt += networkTimeDerivative(m.time_input, schedule, t) * gTau;
-    }
-    return { x: gx, t: gt };
-  }
-
+    },
+  };
   const forward = model.denoiser;
   return {
-    schedule,
+    schedule: adapter.schedule,
     sampleShape: [...config.shape],
     hasTimeGradient: !timeIsInteger,
     denoise: (x, t, info) => forward.denoise(x, t, info),
-    vjp,
+    vjp: (x, t, cotangent, info = {}) => denoiserVjp(adapter, x, t, cotangent, info),
     close: () => vjpSession.release(),
   };
+}
+
+/**
+ * The network's ONNX graph, with weights kept in external data read back in (the gradient graph
+ * is built in memory), and the inputs and output the config names, which the VJP needs.
+ */
+async function networkGraph(
+  config: ModelConfig,
+  modelBytes: Uint8Array | undefined,
+): Promise<{ bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature }> {
+  const m = config.model;
+  const bytes = await inlineExternalData(m.path, modelBytes ?? await Deno.readFile(m.path));
+  const signature = readOnnxSignature(bytes);
+  const find = (list: readonly TensorSignature[], name: string, field: string) => {
+    const s = list.find((v) => v.name === name);
+    if (!s) {
+      throw new TypeError(`ONNX model ${m.path} has no "${name}" (${field}): cannot build its VJP`);
+    }
+    return s;
+  };
+  find(signature.inputs, m.inputs.x, "model.inputs.x");
+  const tSig = find(signature.inputs, m.inputs.t, "model.inputs.t");
+  find(signature.outputs, m.output, "model.output");
+  return { bytes, signature, tSig };
+}
+
+/** `vjp` of {@linkcode differentiableDenoiser}: the chain rule around the network's VJP. */
+async function denoiserVjp(
+  a: GradAdapter,
+  x: Float64Array,
+  t: number,
+  cotangent: Float64Array,
+  info: DenoiseInfo,
+): Promise<DenoiserVjp> {
+  const { config, schedule } = a;
+  const m = config.model;
+  const n = sampleCount(x, a.d, "vjp");
+  if (cotangent.length !== x.length) {
+    throw new RangeError(
+      `vjp: cotangent must have the length of x (${x.length}): got ${cotangent.length}`,
+    );
+  }
+  if (a.timeIsInteger) a.warnNoTimeGradient();
+  const cond = conditionBatch("vjp", config, n, a.uncond, info.condition);
+  const x32 = Float32Array.from(x);
+  const tau = networkTime(config, schedule, t);
+  const { a: ca, b, da, db } = dataPredictionCoefficients(m.prediction, schedule, t);
+  // D = a·x + b·out, so the network output's cotangent is b·cot.
+  const cotOut = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) cotOut[i] = b * cotangent[i];
+  const net = m.condition && cond && a.guidance !== 1
+    ? await guidedNetworkVjp(a, x32, n, tau, cond, cotOut, t, info.step)
+    : await networkVjp(a, x32, n, tau, cond, cotOut);
+  checkFinite(a, net.raw, `output "${m.output}"`, t, info.step);
+  checkFinite(a, net.gx, `VJP of input "${m.inputs.x}"`, t, info.step);
+  const gx = new Float64Array(x.length);
+  // ∂D/∂t at a fixed network output is da·x + db·out; the network adds τ'(t)·∂/∂τ.
+  let gt = 0;
+  for (let i = 0; i < x.length; i++) {
+    gx[i] = ca * cotangent[i] + net.gx[i];
+    gt += cotangent[i] * (da * x[i] + db * net.raw[i]);
+  }
+  if (!a.timeIsInteger) {
+    if (!Number.isFinite(net.gTau)) {
+      throw new NonFiniteError(
+        config.name,
+        t,
+        info.step,
+        `VJP of time input "${m.inputs.t}" of ${m.path} is ${net.gTau}`,
+      );
+    }
+    gt += networkTimeDerivative(m.time_input, schedule, t) * net.gTau;
+  }
+  return { x: gx, t: gt };
+}
+
+/**
+ * The network VJP under guidance `out = (1 − w)·u + w·c`: one network batch [uncond; cond] per
+ * chunk, as in `denoise`, the cotangent split between the halves by their weights.
+ */
+async function guidedNetworkVjp(
+  a: GradAdapter,
+  x32: Float32Array,
+  n: number,
+  tau: number,
+  cond: Float32Array,
+  cotOut: Float32Array,
+  t: number,
+  step: number | undefined,
+): Promise<NetworkVjp> {
+  const { d, guidance } = a;
+  const raw = new Float32Array(n * d);
+  const gx = new Float64Array(n * d);
+  let gTau = 0;
+  const chunk = guidanceChunk(a.config);
+  for (let start = 0; start < n; start += chunk) {
+    const count = Math.min(chunk, n - start);
+    const span = count * d;
+    const { xs, cs } = guidanceBatch(a, a.uncond, x32, cond, start, count);
+    const cots = new Float32Array(2 * span);
+    for (let i = 0; i < span; i++) {
+      const c = cotOut[start * d + i];
+      cots[i] = (1 - guidance) * c;
+      cots[span + i] = guidance * c;
+    }
+    const both = await networkVjp(a, xs, 2 * count, tau, cs, cots);
+    checkFinite(a, both.raw, `output "${a.config.model.output}"`, t, step);
+    for (let i = 0; i < span; i++) {
+      const u = both.raw[i];
+      raw[start * d + i] = u + guidance * (both.raw[span + i] - u);
+      gx[start * d + i] = both.gx[i] + both.gx[span + i];
+    }
+    gTau += both.gTau;
+  }
+  return { raw, gx, gTau };
+}
+
+/** VJP of the raw network for `n` samples, in chunks of at most `maxBatch` like `denoise`. */
+async function networkVjp(
+  a: GradAdapter,
+  x: Float32Array,
+  n: number,
+  tau: number,
+  cond: Float32Array | undefined,
+  cot: Float32Array,
+): Promise<NetworkVjp> {
+  const { config, d, condSize } = a;
+  const m = config.model;
+  const raw = new Float32Array(n * d);
+  const gx = new Float64Array(n * d);
+  let gTau = 0;
+  for (let start = 0; start < n; start += a.maxBatch) {
+    const count = Math.min(a.maxBatch, n - start);
+    // Padding samples get a zero cotangent, so they add nothing to any gradient.
+    const callSize = a.exportBatch ?? count;
+    const cs = cond && padChunk(cond, condSize, start, count, callSize);
+    const feeds = networkFeeds(
+      config,
+      a,
+      padChunk(x, d, start, count, callSize),
+      callSize,
+      tau,
+      cs,
+    );
+    const seed = new ort.Tensor("float32", padChunk(cot, d, start, count, callSize), [
+      callSize,
+      ...config.shape,
+    ]);
+    const { gradients, output } = await a.vjpSession.run(feeds, seed);
+    try {
+      raw.set((output!.data as Float32Array).subarray(0, count * d), start * d);
+      const g = gradients[m.inputs.x].data as Float32Array;
+      for (let i = 0; i < count * d; i++) gx[start * d + i] = g[i];
+      if (!a.timeIsInteger) {
+        const gt = gradients[m.inputs.t].data as Float32Array | Float64Array;
+        // A [B] time input has one gradient per sample; a scalar one already sums the batch.
+        gTau += m.time_shape === "batch" ? sumPrefix(gt, count) : gt[0];
+      }
+    } finally {
+      output?.dispose();
+      for (const tensor of Object.values(gradients)) tensor.dispose();
+    }
+  }
+  return { raw, gx, gTau };
+}
+
+/** Refuse NaN or ±Inf in `values` (an output or a gradient), naming the sample and element. */
+function checkFinite(
+  a: GradAdapter,
+  values: ArrayLike<number>,
+  what: string,
+  t: number,
+  step?: number,
+): void {
+  const bad = firstNonFinite(values);
+  if (bad < 0) return;
+  throw new NonFiniteError(
+    a.config.name,
+    t,
+    step,
+    `${what} of ${a.config.model.path} holds ${values[bad]} at sample ${
+      Math.floor(bad / a.d)
+    }, element ${bad % a.d}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,85 +502,122 @@ export async function differentiableDecoder(
   options: DifferentiableDecoderOptions = {},
 ): Promise<OnnxDifferentiableDecoder> {
   const config = model.config;
-  const d = sampleSize(config.shape);
-  const imageSize = sampleSize(model.imageShape);
   const [lo, hi] = config.data_range;
-  const rangeScale = 2 / (hi - lo);
   const dec = config.decoder;
-  let session: VjpSession | undefined;
-  let decoderBatch: number | undefined;
-  if (dec) {
-    const bytes = await inlineExternalData(
-      dec.path,
-      options.decoderBytes ?? await Deno.readFile(dec.path),
-    );
-    const signature = readOnnxSignature(bytes);
-    if (!signature.inputs.some((s) => s.name === dec.input)) {
-      throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);
-    }
-    if (!signature.outputs.some((s) => s.name === dec.output)) {
-      throw new TypeError(
-        `ONNX decoder ${dec.path} has no output "${dec.output}" (decoder.output)`,
-      );
-    }
-    decoderBatch = fixedBatch(signature, dec.input);
-    session = await VjpSession.create(bytes, {
-      wrt: [dec.input],
-      of: dec.output,
-      sessionOptions: options.sessionOptions ?? {
-        executionProviders: executionProviders(options.device ?? config.device),
-        graphOptimizationLevel: "all",
-      },
-    });
-  }
-
-  function check(x: Float64Array, batch: number, what: string): void {
-    if (!Number.isInteger(batch) || batch < 1 || x.length !== batch * d) {
-      throw new RangeError(
-        `${what}: x must hold batch × ${d} values for batch ${batch}: got ${x.length}`,
-      );
-    }
-  }
-
+  const opened = dec ? await openDecoderVjp(dec, config, options) : undefined;
+  const g: DecoderGrad = {
+    model,
+    d: sampleSize(config.shape),
+    imageSize: sampleSize(model.imageShape),
+    rangeScale: 2 / (hi - lo),
+    decoder: dec && opened ? { config: dec, ...opened } : undefined,
+  };
   return {
-    imageSize,
+    imageSize: g.imageSize,
     async decode(x, batch) {
-      check(x, batch, "decode");
+      checkDecoderBatch(g, x, batch, "decode");
       return Float64Array.from(await model.decode(x));
     },
-    async vjp(x, cotangent, batch) {
-      check(x, batch, "vjp");
-      if (cotangent.length !== batch * imageSize) {
-        throw new RangeError(
-          `vjp: cotangent must hold batch × ${imageSize} values: got ${cotangent.length}`,
-        );
-      }
-      if (!session || !dec) return Float64Array.from(cotangent, (c) => c * rangeScale);
-      const gx = new Float64Array(x.length);
-      // Calls of at most batch_size, or of exactly a fixed export batch: padding rows get a zero
-      // cotangent, and their gradients are dropped.
-      const chunk = decoderBatch ?? config.batch_size;
-      for (let start = 0; start < batch; start += chunk) {
-        const count = Math.min(chunk, batch - start);
-        const callSize = decoderBatch ?? count;
-        const z = new Float32Array(callSize * d);
-        for (let i = 0; i < count * d; i++) z[i] = x[start * d + i] / dec.scale_factor;
-        const cot = new Float32Array(callSize * imageSize);
-        for (let i = 0; i < count * imageSize; i++) {
-          cot[i] = rangeScale * cotangent[start * imageSize + i];
-        }
-        const { gradients } = await session.run(
-          { [dec.input]: new ort.Tensor("float32", z, [callSize, ...config.shape]) },
-          new ort.Tensor("float32", cot, [callSize, ...model.imageShape]),
-        );
-        const g = gradients[dec.input].data as Float32Array;
-        for (let i = 0; i < count * d; i++) gx[start * d + i] = g[i] / dec.scale_factor;
-        gradients[dec.input].dispose();
-      }
-      return gx;
-    },
+    vjp: (x, cotangent, batch) => decoderVjp(g, x, cotangent, batch),
     close: async () => {
-      await session?.release();
+      await opened?.session.release();
     },
   };
+}
+
+/** What the decoder's `vjp` needs, fixed when it is made differentiable. */
+interface DecoderGrad {
+  readonly model: LoadedModel;
+  /** Values of one latent. */
+  readonly d: number;
+  /** Values of one image. */
+  readonly imageSize: number;
+  /** Slope of the map from `data_range` to [-1, 1]. */
+  readonly rangeScale: number;
+  /** The decoder network, absent for a pixel model (the affine map alone). */
+  readonly decoder: {
+    readonly config: DecoderConfig;
+    readonly session: VjpSession;
+    /** The batch the decoder was exported with, when fixed. */
+    readonly exportBatch: number | undefined;
+  } | undefined;
+}
+
+/** The VJP session of a decoder's graph, its weights read back in, and its fixed batch. */
+async function openDecoderVjp(
+  dec: DecoderConfig,
+  config: ModelConfig,
+  options: DifferentiableDecoderOptions,
+): Promise<{ session: VjpSession; exportBatch: number | undefined }> {
+  const bytes = await inlineExternalData(
+    dec.path,
+    options.decoderBytes ?? await Deno.readFile(dec.path),
+  );
+  const signature = readOnnxSignature(bytes);
+  if (!signature.inputs.some((s) => s.name === dec.input)) {
+    throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);
+  }
+  if (!signature.outputs.some((s) => s.name === dec.output)) {
+    throw new TypeError(
+      `ONNX decoder ${dec.path} has no output "${dec.output}" (decoder.output)`,
+    );
+  }
+  const exportBatch = fixedBatch(signature, dec.input);
+  const session = await VjpSession.create(bytes, {
+    wrt: [dec.input],
+    of: dec.output,
+    sessionOptions: options.sessionOptions ?? {
+      executionProviders: executionProviders(options.device ?? config.device),
+      graphOptimizationLevel: "all",
+    },
+  });
+  return { session, exportBatch };
+}
+
+function checkDecoderBatch(g: DecoderGrad, x: Float64Array, batch: number, what: string): void {
+  if (!Number.isInteger(batch) || batch < 1 || x.length !== batch * g.d) {
+    throw new RangeError(
+      `${what}: x must hold batch × ${g.d} values for batch ${batch}: got ${x.length}`,
+    );
+  }
+}
+
+/** `vjp` of {@linkcode differentiableDecoder}: through the affine map, then the network. */
+async function decoderVjp(
+  g: DecoderGrad,
+  x: Float64Array,
+  cotangent: Float64Array,
+  batch: number,
+): Promise<Float64Array> {
+  checkDecoderBatch(g, x, batch, "vjp");
+  const { d, imageSize, rangeScale, decoder } = g;
+  if (cotangent.length !== batch * imageSize) {
+    throw new RangeError(
+      `vjp: cotangent must hold batch × ${imageSize} values: got ${cotangent.length}`,
+    );
+  }
+  if (!decoder) return Float64Array.from(cotangent, (c) => c * rangeScale);
+  const { config: dec, session, exportBatch } = decoder;
+  const gx = new Float64Array(x.length);
+  // Calls of at most batch_size, or of exactly a fixed export batch: padding rows get a zero
+  // cotangent, and their gradients are dropped.
+  const chunk = exportBatch ?? g.model.config.batch_size;
+  for (let start = 0; start < batch; start += chunk) {
+    const count = Math.min(chunk, batch - start);
+    const callSize = exportBatch ?? count;
+    const z = new Float32Array(callSize * d);
+    for (let i = 0; i < count * d; i++) z[i] = x[start * d + i] / dec.scale_factor;
+    const cot = new Float32Array(callSize * imageSize);
+    for (let i = 0; i < count * imageSize; i++) {
+      cot[i] = rangeScale * cotangent[start * imageSize + i];
+    }
+    const { gradients } = await session.run(
+      { [dec.input]: new ort.Tensor("float32", z, [callSize, ...g.model.config.shape]) },
+      new ort.Tensor("float32", cot, [callSize, ...g.model.imageShape]),
+    );
+    const gz = gradients[dec.input].data as Float32Array;
+    for (let i = 0; i < count * d; i++) gx[start * d + i] = gz[i] / dec.scale_factor;
+    gradients[dec.input].dispose();
+  }
+  return gx;
 }

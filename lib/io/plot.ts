@@ -193,6 +193,29 @@ function extent(values: number[]): [number, number] {
   return [lo, hi];
 }
 
+/** Where a line chart's data land: the axes box in pixels and the data ranges it spans. */
+interface PlotFrame {
+  left: number;
+  right: number;
+  top: number;
+  bottom: number;
+  /** Data x range. */
+  x0: number;
+  x1: number;
+  /** Data y range, in log10 units on a log axis. */
+  y0: number;
+  y1: number;
+  logY: boolean;
+  /** Every x value of every series (ticks at data use them). */
+  xs: number[];
+  /** A y value in axis units: log10 on a log axis (NaN for non-positive values). */
+  fy: (v: number) => number;
+  /** Pixel column of a data x. */
+  px: (v: number) => number;
+  /** Pixel row of an axis-unit y. */
+  py: (v: number) => number;
+}
+
 /**
  * Lays out a line chart of several series with axes, ticks, grid lines and a legend.
  *
@@ -211,6 +234,21 @@ export function linePlot(series: readonly Series[], options: LinePlotOptions = {
       );
     }
   }
+  const frame = plotFrame(series, options, width, height);
+  const prims: Primitive[] = [];
+  drawTicks(prims, frame, options);
+  series.forEach((s, k) => drawSeries(prims, frame, s, k, options.markers ?? true));
+  drawLabels(prims, frame, options, height);
+  return { width, height, background: WHITE, primitives: prims };
+}
+
+/** The data ranges (padded, or whole half-decades on a log axis) and the axes box. */
+function plotFrame(
+  series: readonly Series[],
+  options: LinePlotOptions,
+  width: number,
+  height: number,
+): PlotFrame {
   const logY = options.logY ?? false;
   const fy = (v: number) => logY ? (v > 0 ? Math.log10(v) : NaN) : v;
   const xs = series.flatMap((s) => Array.from(s.x));
@@ -224,7 +262,7 @@ export function linePlot(series: readonly Series[], options: LinePlotOptions = {
     [y0, y1] = [Math.floor(y0 * 2) / 2, Math.ceil(y1 * 2) / 2];
     if (y0 === y1) y1 = y0 + 0.5;
   }
-
+  // The legend takes a column right of the axes, as wide as the longest name.
   const legendWidth = series.length > 0
     ? Math.max(...series.map((s) => textWidth(s.name))) + 26
     : 0;
@@ -235,16 +273,31 @@ export function linePlot(series: readonly Series[], options: LinePlotOptions = {
   if (right - left < 40 || bottom - top < 40) {
     throw new RangeError(`Plot size ${width}×${height} leaves no room for the axes`);
   }
-  const px = (v: number) => left + ((v - x0) / (x1 - x0)) * (right - left);
-  const py = (v: number) => bottom - ((v - y0) / (y1 - y0)) * (bottom - top);
-  const prims: Primitive[] = [];
+  return {
+    left,
+    right,
+    top,
+    bottom,
+    x0,
+    x1,
+    y0,
+    y1,
+    logY,
+    xs,
+    fy,
+    px: (v) => left + ((v - x0) / (x1 - x0)) * (right - left),
+    py: (v) => bottom - ((v - y0) / (y1 - y0)) * (bottom - top),
+  };
+}
 
-  // Grid lines and ticks.
+/** Grid lines and tick labels of both axes, then the axis lines. */
+function drawTicks(prims: Primitive[], f: PlotFrame, options: LinePlotOptions): void {
+  const { left, right, top, bottom } = f;
   const xTicks = options.xTicksAtData
-    ? [...new Set(xs.filter(Number.isFinite))].sort((a, b) => a - b)
-    : niceTicks(x0, x1, 6);
+    ? [...new Set(f.xs.filter(Number.isFinite))].sort((a, b) => a - b)
+    : niceTicks(f.x0, f.x1, 6);
   for (const t of xTicks) {
-    const X = Math.round(px(t));
+    const X = Math.round(f.px(t));
     prims.push({ kind: "polyline", points: [[X, top], [X, bottom]], color: GRID, width: 1 });
     prims.push({
       kind: "text",
@@ -255,15 +308,15 @@ export function linePlot(series: readonly Series[], options: LinePlotOptions = {
       anchor: "middle",
     });
   }
-  const yTicks = logY ? logTicks(y0, y1) : niceTicks(y0, y1, 5);
+  const yTicks = f.logY ? logTicks(f.y0, f.y1) : niceTicks(f.y0, f.y1, 5);
   for (const t of yTicks) {
-    const Y = Math.round(py(t));
+    const Y = Math.round(f.py(t));
     prims.push({ kind: "polyline", points: [[left, Y], [right, Y]], color: GRID, width: 1 });
     prims.push({
       kind: "text",
       x: left - 4,
       y: Y - 3,
-      text: logY ? formatTick(10 ** t) : formatTick(t),
+      text: f.logY ? formatTick(10 ** t) : formatTick(t),
       color: BLACK,
       anchor: "end",
     });
@@ -274,66 +327,52 @@ export function linePlot(series: readonly Series[], options: LinePlotOptions = {
     color: BLACK,
     width: 1,
   });
+}
 
-  // Curves, split at non-finite values.
-  series.forEach((s, k) => {
-    const color = s.color ?? PALETTE[k % PALETTE.length];
-    let run: [number, number][] = [];
-    const flush = () => {
-      if (run.length >= 2) prims.push({ kind: "polyline", points: run, color, width: 2 });
-      run = [];
-    };
-    for (let i = 0; i < s.x.length; i++) {
-      const yv = fy(s.y[i]);
-      if (!Number.isFinite(yv) || !Number.isFinite(s.x[i])) {
-        flush();
-        continue;
-      }
-      const p: [number, number] = [px(s.x[i]), py(yv)];
-      run.push(p);
-      if (options.markers ?? true) {
-        prims.push({ kind: "marker", x: p[0], y: p[1], size: 5, color });
-      }
+/** Series `k`: its curve, split at non-finite values, its markers and its legend entry. */
+function drawSeries(
+  prims: Primitive[],
+  f: PlotFrame,
+  s: Series,
+  k: number,
+  markers: boolean,
+): void {
+  const color = s.color ?? PALETTE[k % PALETTE.length];
+  let run: [number, number][] = [];
+  const flush = () => {
+    if (run.length >= 2) prims.push({ kind: "polyline", points: run, color, width: 2 });
+    run = [];
+  };
+  for (let i = 0; i < s.x.length; i++) {
+    const yv = f.fy(s.y[i]);
+    if (!Number.isFinite(yv) || !Number.isFinite(s.x[i])) {
+      flush();
+      continue;
     }
-    flush();
-    // Legend entry.
-    const ly = top + 4 + k * 12;
-    const lx = right + 10;
-    prims.push({ kind: "polyline", points: [[lx, ly + 3], [lx + 12, ly + 3]], color, width: 2 });
-    prims.push({ kind: "text", x: lx + 16, y: ly, text: s.name, color: BLACK, anchor: "start" });
-  });
+    const p: [number, number] = [f.px(s.x[i]), f.py(yv)];
+    run.push(p);
+    if (markers) prims.push({ kind: "marker", x: p[0], y: p[1], size: 5, color });
+  }
+  flush();
+  const ly = f.top + 4 + k * 12;
+  const lx = f.right + 10;
+  prims.push({ kind: "polyline", points: [[lx, ly + 3], [lx + 12, ly + 3]], color, width: 2 });
+  prims.push({ kind: "text", x: lx + 16, y: ly, text: s.name, color: BLACK, anchor: "start" });
+}
 
-  if (options.title) {
-    prims.push({
-      kind: "text",
-      x: (left + right) / 2,
-      y: 10,
-      text: options.title,
-      color: BLACK,
-      anchor: "middle",
-    });
-  }
-  if (options.xLabel) {
-    prims.push({
-      kind: "text",
-      x: (left + right) / 2,
-      y: height - 12,
-      text: options.xLabel,
-      color: BLACK,
-      anchor: "middle",
-    });
-  }
-  if (options.yLabel) {
-    prims.push({
-      kind: "text",
-      x: 4,
-      y: top - 12,
-      text: options.yLabel,
-      color: BLACK,
-      anchor: "start",
-    });
-  }
-  return { width, height, background: WHITE, primitives: prims };
+/** The title above the axes, the x label under them and the y label above the y axis. */
+function drawLabels(
+  prims: Primitive[],
+  f: PlotFrame,
+  options: LinePlotOptions,
+  height: number,
+): void {
+  const centre = (f.left + f.right) / 2;
+  const label = (text: string, x: number, y: number, anchor: TextPrimitive["anchor"]) =>
+    prims.push({ kind: "text", x, y, text, color: BLACK, anchor });
+  if (options.title) label(options.title, centre, 10, "middle");
+  if (options.xLabel) label(options.xLabel, centre, height - 12, "middle");
+  if (options.yLabel) label(options.yLabel, 4, f.top - 12, "start");
 }
 
 /** A named grid for {@linkcode lambdaPlot}: λ at each grid point, T first. */

@@ -10,7 +10,13 @@
  */
 import { ort } from "../deps.ts";
 import type { InputRange } from "../onnx/config.ts";
-import { createSession, readOnnxSignature, type TensorSignature } from "../onnx/session.ts";
+import { concatFloat64 } from "../_arrays.ts";
+import {
+  createSession,
+  type OnnxSignature,
+  readOnnxSignature,
+  type TensorSignature,
+} from "../onnx/session.ts";
 
 /** Options of {@linkcode loadFeatureModel}. */
 export interface FeatureModelOptions {
@@ -113,6 +119,24 @@ function toModelInput(
   return out;
 }
 
+/** An opened feature model and what feeding it needs. */
+interface FeatureSession {
+  readonly session: ort.InferenceSession;
+  readonly inputName: string;
+  /** Every output the model has. */
+  readonly outputNames: ReadonlySet<string>;
+  readonly batchSize: number;
+  readonly sampleShape: readonly number[];
+  /** Values of one image. */
+  readonly sampleSize: number;
+  /** ONNX element type of the input. */
+  readonly elemType: number;
+  readonly tensorType: "uint8" | "float64" | "float32";
+  readonly range: InputRange;
+  /** The caller's options, read at each batch as before (`onBatch`). */
+  readonly options: FeatureModelOptions;
+}
+
 /**
  * Loads a feature-extractor ONNX model from a path or bytes.
  *
@@ -135,19 +159,7 @@ export async function loadFeatureModel(
     throw new RangeError(`Field inputRange must be "[-1,1]", "[0,1]" or "[0,255]": got ${range}`);
   }
   const signature = readOnnxSignature(bytes);
-  const input = signature.inputs.find((s) => s.name === inputName);
-  if (input === undefined) {
-    throw new TypeError(
-      `Field inputName names no model input: got "${inputName}", inputs are ${
-        JSON.stringify(signature.inputs.map((s) => s.name))
-      }`,
-    );
-  }
-  if (![ELEM_FLOAT, ELEM_UINT8, ELEM_DOUBLE].includes(input.elemType)) {
-    throw new TypeError(
-      `Input "${inputName}" must be float, double or uint8: got ${input.elemTypeName}`,
-    );
-  }
+  const input = featureInput(signature, inputName);
   const outputNames = new Set(signature.outputs.map((s) => s.name));
   if (!outputNames.has(outputName)) {
     throw new TypeError(
@@ -158,82 +170,24 @@ export async function loadFeatureModel(
   }
   const sampleShape = resolveSampleShape(input, options.sampleShape);
   const elemType = input.elemType;
-  const sampleSize = sampleShape.reduce((a, b) => a * b, 1);
-  const tensorType = elemType === ELEM_UINT8
-    ? "uint8"
-    : elemType === ELEM_DOUBLE
-    ? "float64"
-    : "float32";
-  const session = await createSession(bytes, { intraOpNumThreads: options.intraOpNumThreads });
-
-  async function run(
-    images: Float32Array | Float64Array,
-    count: number,
-    names: readonly string[],
-  ): Promise<FeatureOutputs> {
-    if (!Number.isInteger(count) || count < 1) {
-      throw new RangeError(`Count must be a positive integer: got ${count}`);
-    }
-    if (images.length !== count * sampleSize) {
-      throw new RangeError(
-        `Images must hold count × ${sampleSize} = ${
-          count * sampleSize
-        } values: got ${images.length}`,
-      );
-    }
-    for (const name of names) {
-      if (!outputNames.has(name)) {
-        throw new TypeError(`Output name is not a model output: got "${name}"`);
-      }
-    }
-    const parts: Record<string, Float64Array[]> = {};
-    const dims: Record<string, number> = {};
-    for (const name of names) parts[name] = [];
-    for (let start = 0; start < count; start += batchSize) {
-      const b = Math.min(batchSize, count - start);
-      const data = toModelInput(
-        images,
-        start * sampleSize,
-        (start + b) * sampleSize,
-        elemType,
-        range,
-      );
-      const feed = new ort.Tensor(tensorType, data, [b, ...sampleShape]);
-      const result = await session.run({ [inputName]: feed }, names);
-      for (const name of names) {
-        const t = result[name];
-        const values = t.data as Float32Array | Float64Array;
-        const dim = values.length / b;
-        if (!Number.isInteger(dim) || dim < 1 || t.dims[0] !== b) {
-          throw new RangeError(
-            `Output "${name}" must have batch ${b} first: got dims [${t.dims.join(", ")}]`,
-          );
-        }
-        if (dims[name] !== undefined && dims[name] !== dim) {
-          throw new RangeError(
-            `Output "${name}" changed size between batches: got ${dim} after ${dims[name]}`,
-          );
-        }
-        dims[name] = dim;
-        parts[name].push(Float64Array.from(values));
-        t.dispose();
-      }
-      feed.dispose();
-      options.onBatch?.(start + b, count);
-    }
-    const out: FeatureOutputs = {};
-    for (const name of names) {
-      const data = new Float64Array(count * dims[name]);
-      let offset = 0;
-      for (const p of parts[name]) {
-        data.set(p, offset);
-        offset += p.length;
-      }
-      out[name] = { data, dim: dims[name] };
-    }
-    return out;
-  }
-
+  const f: FeatureSession = {
+    inputName,
+    outputNames,
+    batchSize,
+    sampleShape,
+    sampleSize: sampleShape.reduce((a, b) => a * b, 1),
+    elemType,
+    tensorType: elemType === ELEM_UINT8
+      ? "uint8"
+      : elemType === ELEM_DOUBLE
+      ? "float64"
+      : "float32",
+    range,
+    options,
+    session: await createSession(bytes, { intraOpNumThreads: options.intraOpNumThreads }),
+  };
+  const run = (images: Float32Array | Float64Array, count: number, names: readonly string[]) =>
+    runFeatures(f, images, count, names);
   return {
     sampleShape,
     inputName,
@@ -243,7 +197,105 @@ export async function loadFeatureModel(
       return (await run(images, count, [outputName]))[outputName].data;
     },
     async close() {
-      await session.release();
+      await f.session.release();
     },
   };
+}
+
+/** The image input called `name`, refused when missing or of a type the model cannot be fed. */
+function featureInput(signature: OnnxSignature, name: string): TensorSignature {
+  const input = signature.inputs.find((s) => s.name === name);
+  if (input === undefined) {
+    throw new TypeError(
+      `Field inputName names no model input: got "${name}", inputs are ${
+        JSON.stringify(signature.inputs.map((s) => s.name))
+      }`,
+    );
+  }
+  if (![ELEM_FLOAT, ELEM_UINT8, ELEM_DOUBLE].includes(input.elemType)) {
+    throw new TypeError(
+      `Input "${name}" must be float, double or uint8: got ${input.elemTypeName}`,
+    );
+  }
+  return input;
+}
+
+/** {@linkcode FeatureModel.run}: checks the request, runs it in batches, joins the batches. */
+async function runFeatures(
+  f: FeatureSession,
+  images: Float32Array | Float64Array,
+  count: number,
+  names: readonly string[],
+): Promise<FeatureOutputs> {
+  if (!Number.isInteger(count) || count < 1) {
+    throw new RangeError(`Count must be a positive integer: got ${count}`);
+  }
+  if (images.length !== count * f.sampleSize) {
+    throw new RangeError(
+      `Images must hold count × ${f.sampleSize} = ${
+        count * f.sampleSize
+      } values: got ${images.length}`,
+    );
+  }
+  for (const name of names) {
+    if (!f.outputNames.has(name)) {
+      throw new TypeError(`Output name is not a model output: got "${name}"`);
+    }
+  }
+  const parts: Record<string, Float64Array[]> = {};
+  const dims: Record<string, number> = {};
+  for (const name of names) parts[name] = [];
+  for (let start = 0; start < count; start += f.batchSize) {
+    const b = Math.min(f.batchSize, count - start);
+    await runFeatureBatch(f, images, start, b, names, parts, dims);
+    f.options.onBatch?.(start + b, count);
+  }
+  const out: FeatureOutputs = {};
+  for (const name of names) {
+    out[name] = { data: concatFloat64(parts[name]), dim: dims[name] };
+  }
+  return out;
+}
+
+/**
+ * Runs images `start … start+b−1` and appends each named output to `parts`, checking that it
+ * has the batch first and the same size per image as in earlier batches (kept in `dims`).
+ */
+async function runFeatureBatch(
+  f: FeatureSession,
+  images: Float32Array | Float64Array,
+  start: number,
+  b: number,
+  names: readonly string[],
+  parts: Record<string, Float64Array[]>,
+  dims: Record<string, number>,
+): Promise<void> {
+  const data = toModelInput(
+    images,
+    start * f.sampleSize,
+    (start + b) * f.sampleSize,
+    f.elemType,
+    f.range,
+  );
+  const feed = new ort.Tensor(f.tensorType, data, [b, ...f.sampleShape]);
+  const result = await f.session.run({ [f.inputName]: feed }, names);
+  for (const name of names) {
+    const t = result[name];
+    const values = t.data as Float32Array | Float64Array;
+    const dim = values.length / b;
+    if (!Number.isInteger(dim) || dim < 1 || t.dims[0] !== b) {
+      throw new RangeError(
+        `Output "${name}" must have batch ${b} first: got dims [${t.dims.join(", ")}]`,
+      );
+    }
+    if (dims[name] !== undefined && dims[name] !== dim) {
+      throw new RangeError(
+        `Output "${name}" changed size between batches: got ${dim} after ${dims[name]}`,
+      );
+    }
+    dims[name] = dim;
+    parts[name].push(Float64Array.from(values));
+    t.dispose();
+  }
+  feed.dispose();
 }

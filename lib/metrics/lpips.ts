@@ -12,7 +12,13 @@ import { sampleSize } from "../denoiser.ts";
 import { ort } from "../deps.ts";
 import type { ImageArray, SampleLoss } from "./losses.ts";
 import { ElemType } from "../onnx/build.ts";
-import { executionProviders, readOnnxSignature, type TensorSignature } from "../onnx/session.ts";
+import {
+  executionProviders,
+  type OnnxSignature,
+  readOnnxSignature,
+  type TensorSignature,
+  withOutputs,
+} from "../onnx/session.ts";
 import { VjpSession } from "../vjp/mod.ts";
 
 /** Options of {@linkcode loadLpips}. */
@@ -128,6 +134,39 @@ function resolveImageShape(
   );
 }
 
+/** An opened LPIPS model: its sessions and what feeding them needs. */
+interface LpipsModel {
+  readonly path: string;
+  readonly in0: string;
+  readonly in1: string;
+  readonly outName: string;
+  /** Largest batch of one ONNX Runtime call. */
+  readonly batchSize: number;
+  /** The declared student input, `[B, C, H, W]`. */
+  readonly sig0: TensorSignature;
+  /** Rank of the distance output (`[B]` or `[B, 1, 1, 1]`). */
+  readonly outRank: number;
+  /** Whether the model takes float64 images (else float32). */
+  readonly float64: boolean;
+  /** Channels the model declares, when fixed. */
+  readonly declaredChannels: number | undefined;
+  /** The caller's options, read at each call as before (`imageShape`). */
+  readonly options: LpipsOptions;
+  readonly session: ort.InferenceSession;
+  readonly vjpSession: VjpSession;
+}
+
+/** Layout of a batch: its image shape and the channels fed to the model. */
+interface BatchLayout {
+  c: number;
+  h: number;
+  w: number;
+  /** Channels fed to the model (3 for 1-channel images repeated). */
+  channels: number;
+  /** Values of one sample. */
+  size: number;
+}
+
 /**
  * Load an LPIPS ONNX model as a per-sample loss. `value` runs the model; `grad` runs its VJP
  * with respect to the student images `in0`, seeded with one per sample, so sample b's
@@ -153,7 +192,51 @@ export async function loadLpips(path: string, options: LpipsOptions = {}): Promi
     throw new RangeError(`LPIPS batchSize must be a positive integer: got ${batchSize}`);
   }
   const bytes = await Deno.readFile(path);
-  const signature = readOnnxSignature(bytes);
+  const { sig0, sigOut } = lpipsSignature(path, readOnnxSignature(bytes), in0, in1, outName);
+  const sessionOptions: ort.InferenceSession.SessionOptions = {
+    executionProviders: executionProviders(options.device ?? "cpu"),
+    graphOptimizationLevel: "all",
+  };
+  const declaredChannels = typeof sig0.dims[1] === "number" ? sig0.dims[1] : undefined;
+  const model: LpipsModel = {
+    path,
+    in0,
+    in1,
+    outName,
+    batchSize,
+    sig0,
+    outRank: sigOut.dims.length,
+    float64: sig0.elemType === ElemType.double,
+    declaredChannels,
+    options,
+    session: await ort.InferenceSession.create(bytes, sessionOptions),
+    vjpSession: await VjpSession.create(bytes, {
+      wrt: [in0],
+      of: outName,
+      returnOutput: true,
+      sessionOptions,
+    }),
+  };
+  return {
+    name: "LPIPS",
+    modelChannels: declaredChannels ?? 3,
+    value: (a, b, batch) => lpipsValue(model, a, b, batch),
+    grad: (a, b, batch) => lpipsGrad(model, a, b, batch),
+    async close() {
+      await model.session.release();
+      await model.vjpSession.release();
+    },
+  };
+}
+
+/** The student input and the distance output of an LPIPS graph, refused unless usable. */
+function lpipsSignature(
+  path: string,
+  signature: OnnxSignature,
+  in0: string,
+  in1: string,
+  outName: string,
+): { sig0: TensorSignature; sigOut: TensorSignature } {
   const sig0 = signature.inputs.find((s) => s.name === in0);
   const sig1 = signature.inputs.find((s) => s.name === in1);
   const sigOut = signature.outputs.find((s) => s.name === outName);
@@ -170,138 +253,134 @@ export async function loadLpips(path: string, options: LpipsOptions = {}): Promi
       `LPIPS model ${path}: input "${in0}" must be [B, C, H, W]: got [${sig0.dims}]`,
     );
   }
-  const float64 = sig0.elemType === ElemType.double;
-  const dtype = float64 ? "float64" : "float32";
-  const declaredChannels = typeof sig0.dims[1] === "number" ? sig0.dims[1] : undefined;
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
-    executionProviders: executionProviders(options.device ?? "cpu"),
-    graphOptimizationLevel: "all",
-  };
-  const session = await ort.InferenceSession.create(bytes, sessionOptions);
-  const vjpSession = await VjpSession.create(bytes, {
-    wrt: [in0],
-    of: outName,
-    returnOutput: true,
-    sessionOptions,
-  });
-  const modelChannels = declaredChannels ?? 3;
+  return { sig0, sigOut };
+}
 
-  /** Layout of a batch: its image shape and the channels fed to the model. */
-  function layout(a: Float64Array, b: ImageArray, batch: number) {
-    if (a.length !== b.length) {
-      throw new RangeError(`Loss inputs must have equal lengths: got ${a.length} and ${b.length}`);
-    }
-    const size = a.length / batch;
-    if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(size) || size < 1) {
-      throw new RangeError(`Loss batch ${batch} does not divide ${a.length} values`);
-    }
-    const [c, h, w] = resolveImageShape(size, options.imageShape, sig0!);
-    const channels = declaredChannels ?? c;
-    if (c !== channels && !(c === 1 && channels === 3)) {
-      throw new TypeError(
-        `LPIPS model ${path} takes ${channels} channels: cannot feed ${c}-channel images`,
-      );
-    }
-    return { c, h, w, channels, size };
+/** The {@linkcode BatchLayout} of `batch` samples `a` (students) and `b` (teachers). */
+function layout(model: LpipsModel, a: Float64Array, b: ImageArray, batch: number): BatchLayout {
+  if (a.length !== b.length) {
+    throw new RangeError(`Loss inputs must have equal lengths: got ${a.length} and ${b.length}`);
   }
-
-  /** Samples `start … start+count−1` of `src` as the model's input tensor. */
-  function toModel(
-    src: ImageArray,
-    start: number,
-    count: number,
-    l: ReturnType<typeof layout>,
-  ): ort.Tensor {
-    const part = src.subarray(start * l.size, (start + count) * l.size);
-    const data = l.c === l.channels
-      ? (float64 ? Float64Array.from(part) : Float32Array.from(part))
-      : repeatChannels(part, count, l.h * l.w, l.channels);
-    return new ort.Tensor(
-      dtype,
-      float64 && data instanceof Float32Array ? Float64Array.from(data) : data,
-      [count, l.channels, l.h, l.w],
+  const size = a.length / batch;
+  if (!Number.isInteger(batch) || batch < 1 || !Number.isInteger(size) || size < 1) {
+    throw new RangeError(`Loss batch ${batch} does not divide ${a.length} values`);
+  }
+  const [c, h, w] = resolveImageShape(size, model.options.imageShape, model.sig0);
+  const channels = model.declaredChannels ?? c;
+  if (c !== channels && !(c === 1 && channels === 3)) {
+    throw new TypeError(
+      `LPIPS model ${model.path} takes ${channels} channels: cannot feed ${c}-channel images`,
     );
   }
+  return { c, h, w, channels, size };
+}
 
-  /** The `count` per-sample distances of an output tensor. */
-  function distances(out: ort.Tensor, count: number): Float32Array | Float64Array {
-    if (out.data.length !== count) {
-      throw new TypeError(
-        `LPIPS model ${path}: output "${outName}" has dims [${out.dims}], expected ${count} values`,
+/** Samples `start … start+count−1` of `src` as the model's input tensor. */
+function toModel(
+  model: LpipsModel,
+  src: ImageArray,
+  start: number,
+  count: number,
+  l: BatchLayout,
+): ort.Tensor {
+  const { float64 } = model;
+  const part = src.subarray(start * l.size, (start + count) * l.size);
+  const data = l.c === l.channels
+    ? (float64 ? Float64Array.from(part) : Float32Array.from(part))
+    : repeatChannels(part, count, l.h * l.w, l.channels);
+  return new ort.Tensor(
+    float64 ? "float64" : "float32",
+    float64 && data instanceof Float32Array ? Float64Array.from(data) : data,
+    [count, l.channels, l.h, l.w],
+  );
+}
+
+/** The `count` per-sample distances of an output tensor. */
+function distances(model: LpipsModel, out: ort.Tensor, count: number): Float32Array | Float64Array {
+  if (out.data.length !== count) {
+    throw new TypeError(
+      `LPIPS model ${model.path}: output "${model.outName}" has dims [${out.dims}], expected ${count} values`,
+    );
+  }
+  return out.data as Float32Array | Float64Array;
+}
+
+/** `value` of the loss: the per-sample distances, in calls of at most `batchSize`. */
+async function lpipsValue(
+  model: LpipsModel,
+  a: Float64Array,
+  b: ImageArray,
+  batch: number,
+): Promise<Float64Array> {
+  const l = layout(model, a, b, batch);
+  const result = new Float64Array(batch);
+  for (let start = 0; start < batch; start += model.batchSize) {
+    const count = Math.min(model.batchSize, batch - start);
+    const feeds = {
+      [model.in0]: toModel(model, a, start, count, l),
+      [model.in1]: toModel(model, b, start, count, l),
+    };
+    await withOutputs(model.session, feeds, (outputs) => {
+      result.set(distances(model, outputs[model.outName], count), start);
+    });
+  }
+  return result;
+}
+
+/** `grad` of the loss: the distances and their gradient in the student images, one VJP run. */
+async function lpipsGrad(
+  model: LpipsModel,
+  a: Float64Array,
+  b: ImageArray,
+  batch: number,
+): Promise<{ value: Float64Array; grad: Float64Array }> {
+  const l = layout(model, a, b, batch);
+  const result = new Float64Array(batch);
+  const g = new Float64Array(a.length);
+  const outDims = model.outRank;
+  for (let start = 0; start < batch; start += model.batchSize) {
+    const count = Math.min(model.batchSize, batch - start);
+    // ∂(Σ_b d_b)/∂in0: the cotangent of every per-sample distance is 1.
+    const ones = model.float64 ? new Float64Array(count).fill(1) : new Float32Array(count).fill(1);
+    const seedDims = outDims === 1 ? [count] : [count, ...new Array(outDims - 1).fill(1)];
+    const { gradients, output } = await model.vjpSession.run(
+      {
+        [model.in0]: toModel(model, a, start, count, l),
+        [model.in1]: toModel(model, b, start, count, l),
+      },
+      new ort.Tensor(model.float64 ? "float64" : "float32", ones, seedDims),
+    );
+    try {
+      result.set(distances(model, output!, count), start);
+      const gm = gradients[model.in0].data as Float32Array | Float64Array;
+      const part = l.c === l.channels ? gm : sumRepeatedChannels(gm, count, l.h * l.w, l.channels);
+      copyFiniteGradient(model, part, g, start, count, l.size);
+    } finally {
+      output?.dispose();
+      gradients[model.in0].dispose();
+    }
+  }
+  return { value: result, grad: g };
+}
+
+/** Copies the gradient of samples `start …` into `g`, refusing NaN or ±Inf. */
+function copyFiniteGradient(
+  model: LpipsModel,
+  part: ArrayLike<number>,
+  g: Float64Array,
+  start: number,
+  count: number,
+  size: number,
+): void {
+  for (let i = 0; i < count * size; i++) {
+    if (!Number.isFinite(part[i])) {
+      // LPIPS's channel norm has an infinite derivative where a feature is all zero.
+      throw new RangeError(
+        `LPIPS gradient is not finite: ${part[i]} at sample ${
+          start + Math.floor(i / size)
+        }, element ${i % size} (a feature vector of ${model.path} is all zero there)`,
       );
     }
-    return out.data as Float32Array | Float64Array;
+    g[start * size + i] = part[i];
   }
-
-  async function value(a: Float64Array, b: ImageArray, batch: number): Promise<Float64Array> {
-    const l = layout(a, b, batch);
-    const result = new Float64Array(batch);
-    for (let start = 0; start < batch; start += batchSize) {
-      const count = Math.min(batchSize, batch - start);
-      const outputs = await session.run({
-        [in0]: toModel(a, start, count, l),
-        [in1]: toModel(b, start, count, l),
-      });
-      try {
-        result.set(distances(outputs[outName], count), start);
-      } finally {
-        for (const t of Object.values(outputs)) t.dispose();
-      }
-    }
-    return result;
-  }
-
-  async function grad(
-    a: Float64Array,
-    b: ImageArray,
-    batch: number,
-  ): Promise<{ value: Float64Array; grad: Float64Array }> {
-    const l = layout(a, b, batch);
-    const result = new Float64Array(batch);
-    const g = new Float64Array(a.length);
-    const outDims = sigOut!.dims.length;
-    for (let start = 0; start < batch; start += batchSize) {
-      const count = Math.min(batchSize, batch - start);
-      // ∂(Σ_b d_b)/∂in0: the cotangent of every per-sample distance is 1.
-      const ones = float64 ? new Float64Array(count).fill(1) : new Float32Array(count).fill(1);
-      const seedDims = outDims === 1 ? [count] : [count, ...new Array(outDims - 1).fill(1)];
-      const { gradients, output } = await vjpSession.run(
-        { [in0]: toModel(a, start, count, l), [in1]: toModel(b, start, count, l) },
-        new ort.Tensor(dtype, ones, seedDims),
-      );
-      try {
-        result.set(distances(output!, count), start);
-        const gm = gradients[in0].data as Float32Array | Float64Array;
-        const part = l.c === l.channels
-          ? gm
-          : sumRepeatedChannels(gm, count, l.h * l.w, l.channels);
-        for (let i = 0; i < count * l.size; i++) {
-          if (!Number.isFinite(part[i])) {
-            // LPIPS's channel norm has an infinite derivative where a feature is all zero.
-            throw new RangeError(
-              `LPIPS gradient is not finite: ${part[i]} at sample ${
-                start + Math.floor(i / l.size)
-              }, element ${i % l.size} (a feature vector of ${path} is all zero there)`,
-            );
-          }
-          g[start * l.size + i] = part[i];
-        }
-      } finally {
-        output?.dispose();
-        gradients[in0].dispose();
-      }
-    }
-    return { value: result, grad: g };
-  }
-
-  return {
-    name: "LPIPS",
-    modelChannels,
-    value,
-    grad,
-    async close() {
-      await session.release();
-      await vjpSession.release();
-    },
-  };
 }

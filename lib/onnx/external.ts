@@ -9,8 +9,8 @@
  */
 import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join, normalize } from "node:path";
-import { onnx } from "../deps.ts";
-import { readOnnxSignature, sha256Hex } from "./session.ts";
+import { onnx, type ort } from "../deps.ts";
+import { createSession, type OnnxSignature, readOnnxSignature, sha256Hex } from "./session.ts";
 
 /**
  * Opens external-data file `name` of the model at `path`, naming both when it is missing. Like
@@ -170,4 +170,35 @@ export async function onnxModelHash(
     }
   }
   return hash.digest("hex");
+}
+
+/** An ONNX file read once: its path, its bytes and their signature. */
+export interface OnnxFile {
+  readonly path: string;
+  readonly bytes: Uint8Array;
+  /** Inputs, outputs and external-data files, decoded from `bytes`. */
+  readonly signature: OnnxSignature;
+}
+
+/**
+ * Reads the ONNX file at `path` and decodes its signature, so that checking, hashing and opening
+ * it later need no second read or decode.
+ *
+ * @throws {TypeError} when the file is not an ONNX model with a graph
+ */
+export async function readOnnxFile(path: string): Promise<OnnxFile> {
+  const bytes = await Deno.readFile(path);
+  return { path, bytes, signature: readOnnxSignature(bytes) };
+}
+
+/**
+ * An ONNX Runtime session on `file` for `device`, opened from its bytes, or from its path when
+ * its weights live in external-data files ({@linkcode sessionSource}).
+ *
+ * @throws {DeviceUnavailableError} when the device's provider cannot start
+ */
+export function openOnnxFile(file: OnnxFile, device: string): Promise<ort.InferenceSession> {
+  return createSession(sessionSource(file.path, file.bytes, file.signature.externalData), {
+    device,
+  });
 }

@@ -8,6 +8,13 @@
  * batches, converts float64 ↔ float32 at the network boundary, builds the time input the
  * network expects and refuses NaN/Inf outputs with the step and time they appeared at.
  *
+ * The sections follow the order in which {@linkcode loadModel} (the last one) uses them: the
+ * signature checks, the per-call math and the adapter ({@linkcode onnxDenoiser}), the decoder;
+ * each is a few named steps.
+ * What the gradient twin (`lib/grad/model_grad.ts`) shares with the adapter (feeds, batching,
+ * the non-finite search) lives in `_model_inputs.ts`; reading and opening an ONNX file once
+ * lives in `external.ts`.
+ *
  * @module
  */
 import type { DenoiseInfo, Denoiser } from "../denoiser.ts";
@@ -19,15 +26,27 @@ import {
   type ModelConfig,
   scheduleFromConfig,
 } from "./config.ts";
-import { readUncond, timeTensorMaker } from "./_model_inputs.ts";
-import { ElemType } from "./build.ts";
-import { onnxModelHash, sessionSource } from "./external.ts";
 import {
-  createSession,
+  allFinite,
+  conditionBatch,
+  type FeedLayout,
+  feedLayout,
+  firstNonFinite,
+  guidanceBatch,
+  guidanceChunk,
+  networkFeeds,
+  padChunk,
+  readUncond,
+  sampleCount,
+} from "./_model_inputs.ts";
+import { ElemType } from "./build.ts";
+import { onnxModelHash, openOnnxFile, readOnnxFile } from "./external.ts";
+import {
   fixedBatch,
   type OnnxSignature,
   readOnnxSignature,
   type TensorSignature,
+  withOutputs,
 } from "./session.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { checkDevice } from "./device.ts";
@@ -135,38 +154,55 @@ function checkTensor(
 const FLOAT_TYPES = [ElemType.float];
 const TIME_TYPES = [ElemType.float, ElemType.double, ElemType.int64];
 
-/**
- * Check an ONNX signature against a config's `model` section.
- *
- * @throws {TypeError} listing every mismatch, with the model file and the names found
- */
-export function checkModelSignature(signature: OnnxSignature, config: ModelConfig): void {
+/** {@linkcode checkTensor} of the tensor of `list` called `name`. */
+function checkNamed(
+  problems: string[],
+  what: string,
+  list: readonly TensorSignature[],
+  name: string,
+  expect: Parameters<typeof checkTensor>[4],
+): void {
+  checkTensor(problems, what, list.find((s) => s.name === name), list, expect);
+}
+
+/** What a tensor of samples must be: float32 `[batch, ...shape]`. */
+function sampleTensor(config: ModelConfig) {
+  return { types: FLOAT_TYPES, ranks: [1 + config.shape.length], dims: config.shape };
+}
+
+/** Graph inputs the config does not feed: ONNX Runtime would refuse every call without them. */
+function checkUnfedInputs(
+  problems: string[],
+  inputs: readonly TensorSignature[],
+  fed: ReadonlySet<string | undefined>,
+): void {
+  for (const s of inputs) {
+    if (!fed.has(s.name)) {
+      problems.push(`input "${s.name}" ${describe(s)} is not named in the config`);
+    }
+  }
+}
+
+/** Throws every problem found at once, so one fix-and-retry round fixes them all. */
+function throwProblems(problems: string[], what: string, config: ModelConfig): void {
+  if (problems.length > 0) {
+    throw new TypeError(
+      `${what} does not match config ${config.source}:\n  ${problems.join("\n  ")}`,
+    );
+  }
+}
+
+/** The inputs of `model`: x, the time input (and its scalar form), the condition. */
+function checkModelInputs(problems: string[], signature: OnnxSignature, config: ModelConfig) {
   const m = config.model;
-  const problems: string[] = [];
-  const input = (name: string) => signature.inputs.find((s) => s.name === name);
-  const rank = 1 + config.shape.length;
-  checkTensor(
-    problems,
-    `input "${m.inputs.x}" (model.inputs.x)`,
-    input(m.inputs.x),
-    signature.inputs,
-    {
-      types: FLOAT_TYPES,
-      ranks: [rank],
-      dims: config.shape,
-    },
-  );
-  checkTensor(
-    problems,
-    `input "${m.inputs.t}" (model.inputs.t)`,
-    input(m.inputs.t),
-    signature.inputs,
-    {
-      types: TIME_TYPES,
-      ranks: m.time_shape === "batch" ? [1] : [0, 1],
-    },
-  );
-  const t = input(m.inputs.t);
+  const inputs = signature.inputs;
+  const x = `input "${m.inputs.x}" (model.inputs.x)`;
+  checkNamed(problems, x, inputs, m.inputs.x, sampleTensor(config));
+  const t = inputs.find((s) => s.name === m.inputs.t);
+  checkTensor(problems, `input "${m.inputs.t}" (model.inputs.t)`, t, inputs, {
+    types: TIME_TYPES,
+    ranks: m.time_shape === "batch" ? [1] : [0, 1],
+  });
   if (
     m.time_shape === "scalar" && t?.dims.length === 1 && typeof t.dims[0] === "number" &&
     t.dims[0] !== 1
@@ -176,43 +212,40 @@ export function checkModelSignature(signature: OnnxSignature, config: ModelConfi
     );
   }
   if (m.condition) {
-    checkTensor(
-      problems,
-      `input "${m.condition.input}" (model.condition.input)`,
-      input(m.condition.input),
-      signature.inputs,
-      { types: FLOAT_TYPES, ranks: [1 + m.condition.shape.length], dims: m.condition.shape },
-    );
+    const c = m.condition;
+    checkNamed(problems, `input "${c.input}" (model.condition.input)`, inputs, c.input, {
+      types: FLOAT_TYPES,
+      ranks: [1 + c.shape.length],
+      dims: c.shape,
+    });
   }
-  // Tensors that carry the batch must agree on it: a fixed axis beside a dynamic one (an export
-  // that named only some tensors in dynamic_axes) would fail at the first call of another size.
-  const xBatch = input(m.inputs.x)?.dims[0];
-  const output = signature.outputs.find((s) => s.name === m.output);
+}
+
+/**
+ * Tensors that carry the batch must agree on it: a fixed axis beside a dynamic one (an export
+ * that named only some tensors in dynamic_axes) would fail at the first call of another size.
+ */
+function checkBatchAxes(problems: string[], signature: OnnxSignature, config: ModelConfig) {
+  const m = config.model;
+  const batchOf = (list: readonly TensorSignature[], name: string) =>
+    list.find((s) => s.name === name)?.dims[0];
+  const xBatch = batchOf(signature.inputs, m.inputs.x);
   const batched = [
     m.time_shape === "batch"
-      ? {
-        kind: "input",
-        name: m.inputs.t,
-        field: "model.inputs.t",
-        dim: input(m.inputs.t)?.dims[0],
-      }
+      ? { kind: "input", name: m.inputs.t, field: "model.inputs.t" }
       : undefined,
     m.condition
-      ? {
-        kind: "input",
-        name: m.condition.input,
-        field: "model.condition.input",
-        dim: input(m.condition.input)?.dims[0],
-      }
+      ? { kind: "input", name: m.condition.input, field: "model.condition.input" }
       : undefined,
-    { kind: "output", name: m.output, field: "model.output", dim: output?.dims[0] },
+    { kind: "output", name: m.output, field: "model.output" },
   ];
+  const fixed = (v: unknown) => typeof v === "number";
+  const show = (v: unknown) => fixed(v) ? `fixed at ${v}` : "dynamic";
   for (const b of batched) {
-    const dim = b?.dim;
-    if (b === undefined || dim === undefined || xBatch === undefined) continue;
-    const fixed = (v: unknown) => typeof v === "number";
+    if (b === undefined) continue;
+    const dim = batchOf(b.kind === "input" ? signature.inputs : signature.outputs, b.name);
+    if (dim === undefined || xBatch === undefined) continue;
     if ((fixed(dim) || fixed(xBatch)) && dim !== xBatch) {
-      const show = (v: unknown) => fixed(v) ? `fixed at ${v}` : "dynamic";
       const hint = b.field === "model.inputs.t" && dim === 1
         ? "; a network that takes one time per call wants model.time_shape: scalar"
         : "; export both with the same batch axis (dynamic_axes)";
@@ -222,52 +255,41 @@ export function checkModelSignature(signature: OnnxSignature, config: ModelConfi
       );
     }
   }
-  const fed = new Set([m.inputs.x, m.inputs.t, m.condition?.input]);
-  for (const s of signature.inputs) {
-    if (!fed.has(s.name)) {
-      problems.push(`input "${s.name}" ${describe(s)} is not named in the config`);
-    }
-  }
-  checkTensor(
+}
+
+/**
+ * Check an ONNX signature against a config's `model` section.
+ *
+ * @throws {TypeError} listing every mismatch, with the model file and the names found
+ */
+export function checkModelSignature(signature: OnnxSignature, config: ModelConfig): void {
+  const m = config.model;
+  const problems: string[] = [];
+  checkModelInputs(problems, signature, config);
+  checkBatchAxes(problems, signature, config);
+  checkUnfedInputs(
     problems,
-    `output "${m.output}" (model.output)`,
-    output,
-    signature.outputs,
-    { types: FLOAT_TYPES, ranks: [rank], dims: config.shape },
+    signature.inputs,
+    new Set([m.inputs.x, m.inputs.t, m.condition?.input]),
   );
-  if (problems.length > 0) {
-    throw new TypeError(
-      `ONNX model ${m.path} does not match config ${config.source}:\n  ${problems.join("\n  ")}`,
-    );
-  }
+  const what = `output "${m.output}" (model.output)`;
+  checkNamed(problems, what, signature.outputs, m.output, sampleTensor(config));
+  throwProblems(problems, `ONNX model ${m.path}`, config);
 }
 
 function checkDecoderSignature(signature: OnnxSignature, config: ModelConfig): void {
   const d = config.decoder;
   if (!d) return;
   const problems: string[] = [];
-  checkTensor(
-    problems,
-    `input "${d.input}" (decoder.input)`,
-    signature.inputs.find((s) => s.name === d.input),
-    signature.inputs,
-    { types: FLOAT_TYPES, ranks: [1 + config.shape.length], dims: config.shape },
-  );
+  const what = `input "${d.input}" (decoder.input)`;
+  checkNamed(problems, what, signature.inputs, d.input, sampleTensor(config));
   const out = signature.outputs.find((s) => s.name === d.output);
   checkTensor(problems, `output "${d.output}" (decoder.output)`, out, signature.outputs, {
     types: FLOAT_TYPES,
     ranks: out ? [Math.max(out.dims.length, 2)] : [],
   });
-  for (const s of signature.inputs) {
-    if (s.name !== d.input) {
-      problems.push(`input "${s.name}" ${describe(s)} is not named in the config`);
-    }
-  }
-  if (problems.length > 0) {
-    throw new TypeError(
-      `ONNX decoder ${d.path} does not match config ${config.source}:\n  ${problems.join("\n  ")}`,
-    );
-  }
+  checkUnfedInputs(problems, signature.inputs, new Set([d.input]));
+  throwProblems(problems, `ONNX decoder ${d.path}`, config);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -323,22 +345,6 @@ export function toDataPrediction(
   return out;
 }
 
-function firstNonFinite(values: ArrayLike<number>): number {
-  for (let i = 0; i < values.length; i++) if (!Number.isFinite(values[i])) return i;
-  return -1;
-}
-
-/**
- * Whether every value is finite, in one branch-free pass: a float64 sum of float32 values
- * cannot overflow (|v| < 3.5e38, so even 10⁹ of them stay below 1e308), and one NaN or ±Inf
- * makes the sum non-finite. Only when it fails does {@linkcode firstNonFinite} look for where.
- */
-function allFinite(values: Float32Array): boolean {
-  let sum = 0;
-  for (let i = 0; i < values.length; i++) sum += values[i];
-  return sum - sum === 0;
-}
-
 // ---------------------------------------------------------------------------------------------
 // The adapter
 
@@ -348,6 +354,15 @@ export interface OnnxDenoiserOptions {
   signature?: OnnxSignature;
   /** The schedule; built from the config when absent. */
   schedule?: NoiseSchedule;
+}
+
+/** What every call of the adapter needs, fixed when the model loads. */
+interface Adapter extends FeedLayout {
+  readonly session: ort.InferenceSession;
+  readonly config: ModelConfig;
+  readonly schedule: NoiseSchedule;
+  /** One sample's unconditional input (empty without `model.condition`). */
+  readonly uncond: Float32Array;
 }
 
 /**
@@ -360,10 +375,14 @@ export async function onnxDenoiser(
   config: ModelConfig,
   options: OnnxDenoiserOptions = {},
 ): Promise<Denoiser> {
-  const m = config.model;
-  const signature = options.signature ?? readOnnxSignature(await Deno.readFile(m.path));
+  const signature = options.signature ?? readOnnxSignature(await Deno.readFile(config.model.path));
   checkModelSignature(signature, config);
-  // The session is the authority on names (a caller may pass a session of another file).
+  return await checkedDenoiser(session, config, signature, options.schedule);
+}
+
+/** The session is the authority on names (a caller may pass a session of another file). */
+function checkSessionNames(session: ort.InferenceSession, config: ModelConfig): void {
+  const m = config.model;
   const missing = [m.inputs.x, m.inputs.t, ...(m.condition ? [m.condition.input] : [])]
     .filter((n) => !session.inputNames.includes(n));
   if (missing.length > 0 || !session.outputNames.includes(m.output)) {
@@ -374,187 +393,169 @@ export async function onnxDenoiser(
         `inputs ${session.inputNames.join(", ")}; outputs ${session.outputNames.join(", ")}`,
     );
   }
-  const schedule = options.schedule ?? await scheduleFromConfig(config);
-  const d = sampleSize(config.shape);
+}
+
+/**
+ * {@linkcode onnxDenoiser} for a signature that already passed {@linkcode checkModelSignature}:
+ * checks the session's names, then builds the adapter.
+ */
+async function checkedDenoiser(
+  session: ort.InferenceSession,
+  config: ModelConfig,
+  signature: OnnxSignature,
+  schedule: NoiseSchedule | undefined,
+): Promise<Denoiser> {
+  const m = config.model;
+  checkSessionNames(session, config);
   const tSig = signature.inputs.find((s) => s.name === m.inputs.t) as TensorSignature;
-  // A network exported with a fixed batch size gets exactly that many samples per call.
-  const exportBatch = fixedBatch(signature, m.inputs.x);
-  const maxBatch = exportBatch ?? config.batch_size;
-
-  const condSize = m.condition ? sampleSize(m.condition.shape) : 0;
-  const uncond = await readUncond(m.condition, condSize);
-  const guidance = m.condition?.guidance_scale ?? 1;
-
-  const timeTensor = timeTensorMaker(m.time_shape, tSig);
-
-  /** Raw network output for `n` samples, in calls of at most `maxBatch` samples. */
-  async function runNetwork(
-    x: Float32Array,
-    n: number,
-    tValue: number,
-    cond: Float32Array | undefined,
-  ): Promise<Float32Array> {
-    if (n <= maxBatch && (exportBatch === undefined || exportBatch === n)) {
-      // The common case, one call of exactly n samples: hand back ONNX Runtime's own output
-      // array (a fresh JS array per run, still valid after `dispose`, which only drops the
-      // tensor's reference on CPU) instead of copying it.
-      const feeds: Record<string, ort.Tensor> = {
-        [m.inputs.x]: new ort.Tensor("float32", x, [n, ...config.shape]),
-        [m.inputs.t]: timeTensor(tValue, n),
-      };
-      if (m.condition && cond) {
-        feeds[m.condition.input] = new ort.Tensor("float32", cond, [n, ...m.condition.shape]);
-      }
-      const result = await session.run(feeds);
-      const y = result[m.output];
-      try {
-        if (y.data.length !== n * d) {
-          throw new TypeError(
-            `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected [${n}, ${config.shape}]`,
-          );
-        }
-        return y.data as Float32Array;
-      } finally {
-        for (const tensor of Object.values(result)) tensor.dispose();
-      }
-    }
-    const out = new Float32Array(n * d);
-    for (let start = 0; start < n; start += maxBatch) {
-      const count = Math.min(maxBatch, n - start);
-      const callSize = exportBatch ?? count;
-      let xs = x.subarray(start * d, (start + count) * d);
-      let cs = cond?.subarray(start * condSize, (start + count) * condSize);
-      if (callSize !== count) {
-        // Pad a short final chunk up to the fixed batch (the padding outputs are dropped).
-        const padded = new Float32Array(callSize * d);
-        padded.set(xs);
-        xs = padded;
-        if (cs) {
-          const paddedCond = new Float32Array(callSize * condSize);
-          paddedCond.set(cs);
-          cs = paddedCond;
-        }
-      }
-      const feeds: Record<string, ort.Tensor> = {
-        [m.inputs.x]: new ort.Tensor("float32", xs, [callSize, ...config.shape]),
-        [m.inputs.t]: timeTensor(tValue, callSize),
-      };
-      if (m.condition && cs) {
-        feeds[m.condition.input] = new ort.Tensor("float32", cs, [callSize, ...m.condition.shape]);
-      }
-      const result = await session.run(feeds);
-      const y = result[m.output];
-      try {
-        if (y.data.length !== callSize * d) {
-          throw new TypeError(
-            `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected [${callSize}, ${config.shape}]`,
-          );
-        }
-        out.set((y.data as Float32Array).subarray(0, count * d), start * d);
-      } finally {
-        for (const tensor of Object.values(result)) tensor.dispose();
-      }
-    }
-    return out;
-  }
-
+  const resolved = schedule ?? await scheduleFromConfig(config);
+  const layout = feedLayout(config, signature, tSig);
+  const adapter: Adapter = {
+    ...layout,
+    session,
+    config,
+    schedule: resolved,
+    uncond: await readUncond(m.condition, layout.condSize),
+  };
+  // One float32 staging buffer is reused across calls (the network only reads it during
+  // `session.run`); a call that overlaps another one in flight gets its own.
+  let stagingBuffer: Float32Array | undefined;
   async function denoise(
     x: Float64Array,
     t: number,
     info: DenoiseInfo = {},
   ): Promise<Float64Array> {
-    if (x.length === 0 || x.length % d !== 0) {
-      throw new RangeError(`denoise: x must hold a multiple of ${d} values: got ${x.length}`);
-    }
-    const n = x.length / d;
-    let cond: Float32Array | undefined;
-    if (m.condition) {
-      if (info.condition) {
-        if (info.condition.length !== n * condSize) {
-          throw new RangeError(
-            `denoise: condition must hold ${n}×${condSize} values: got ${info.condition.length}`,
-          );
-        }
-        cond = info.condition;
-      } else {
-        // No condition given: sample unconditionally.
-        cond = new Float32Array(n * condSize);
-        for (let b = 0; b < n; b++) cond.set(uncond, b * condSize);
-      }
-    } else if (info.condition) {
-      throw new TypeError(
-        `denoise: model "${config.name}" has no condition input (model.condition)`,
-      );
-    }
-    // One float32 staging buffer is reused across calls (the network only reads it during
-    // `session.run`); a call that overlaps another one in flight gets its own.
+    const n = sampleCount(x, adapter.d, "denoise");
+    const cond = conditionBatch("denoise", config, n, adapter.uncond, info.condition);
     const x32 = stagingBuffer?.length === x.length ? stagingBuffer : new Float32Array(x.length);
     stagingBuffer = undefined;
     x32.set(x); // float64 → float32 rounding, as Float32Array.from(x)
     try {
-      return await denoiseStaged(x, x32, n, cond, t, info);
+      return await denoiseStaged(adapter, x, x32, n, cond, t, info);
     } finally {
       stagingBuffer = x32;
     }
   }
+  return { schedule: resolved, sampleShape: [...config.shape], denoise };
+}
 
-  let stagingBuffer: Float32Array | undefined;
+/** The data prediction of `n` samples whose float32 copy is `x32`. */
+async function denoiseStaged(
+  a: Adapter,
+  x: Float64Array,
+  x32: Float32Array,
+  n: number,
+  cond: Float32Array | undefined,
+  t: number,
+  info: DenoiseInfo,
+): Promise<Float64Array> {
+  const tValue = networkTime(a.config, a.schedule, t);
+  const raw = a.config.model.condition && cond && a.guidance !== 1
+    ? await guidedNetwork(a, x32, n, tValue, cond, t, info.step)
+    : await runNetwork(a, x32, n, tValue, cond);
+  checkFinite(a, raw, x32, t, info.step);
+  return toDataPrediction(a.config.model.prediction, a.schedule, t, x, raw);
+}
 
-  async function denoiseStaged(
-    x: Float64Array,
-    x32: Float32Array,
-    n: number,
-    cond: Float32Array | undefined,
-    t: number,
-    info: DenoiseInfo,
-  ): Promise<Float64Array> {
-    const tValue = networkTime(config, schedule, t);
-    let raw: Float32Array;
-    if (m.condition && cond && guidance !== 1) {
-      // One call of 2B: [unconditional; conditional], then u + w·(c − u) on the raw output.
-      raw = new Float32Array(n * d);
-      const chunk = Math.max(1, Math.floor(config.batch_size / 2));
-      for (let start = 0; start < n; start += chunk) {
-        const count = Math.min(chunk, n - start);
-        const xs = new Float32Array(2 * count * d);
-        xs.set(x32.subarray(start * d, (start + count) * d));
-        xs.set(x32.subarray(start * d, (start + count) * d), count * d);
-        const cs = new Float32Array(2 * count * condSize);
-        for (let b = 0; b < count; b++) cs.set(uncond, b * condSize);
-        cs.set(cond.subarray(start * condSize, (start + count) * condSize), count * condSize);
-        const both = await runNetwork(xs, 2 * count, tValue, cs);
-        checkFinite(both, x32, t, info.step);
-        for (let i = 0; i < count * d; i++) {
-          const u = both[i];
-          raw[start * d + i] = u + guidance * (both[count * d + i] - u);
-        }
-      }
-    } else {
-      raw = await runNetwork(x32, n, tValue, cond);
+/** Guided raw output: one call of 2B, [unconditional; conditional], then u + w·(c − u). */
+async function guidedNetwork(
+  a: Adapter,
+  x32: Float32Array,
+  n: number,
+  tValue: number,
+  cond: Float32Array,
+  t: number,
+  step: number | undefined,
+): Promise<Float32Array> {
+  const { d, guidance } = a;
+  const raw = new Float32Array(n * d);
+  const chunk = guidanceChunk(a.config);
+  for (let start = 0; start < n; start += chunk) {
+    const count = Math.min(chunk, n - start);
+    const { xs, cs } = guidanceBatch(a, a.uncond, x32, cond, start, count);
+    const both = await runNetwork(a, xs, 2 * count, tValue, cs);
+    checkFinite(a, both, x32, t, step);
+    for (let i = 0; i < count * d; i++) {
+      const u = both[i];
+      raw[start * d + i] = u + guidance * (both[count * d + i] - u);
     }
-    checkFinite(raw, x32, t, info.step);
-    return toDataPrediction(m.prediction, schedule, t, x, raw);
   }
+  return raw;
+}
 
-  function checkFinite(raw: Float32Array, x32: Float32Array, t: number, step?: number): void {
-    if (allFinite(raw)) return;
-    const bad = firstNonFinite(raw);
-    if (bad < 0) return;
-    const inputBad = firstNonFinite(x32) >= 0;
-    throw new NonFiniteError(
-      config.name,
-      t,
-      step,
-      `output "${m.output}" of ${m.path} holds ${raw[bad]} at sample ${Math.floor(bad / d)}, ` +
-        `element ${bad % d}${inputBad ? " (the input x already held non-finite values)" : ""}`,
-    );
+/** Raw network output for `n` samples, in calls of at most `maxBatch` samples. */
+async function runNetwork(
+  a: Adapter,
+  x: Float32Array,
+  n: number,
+  tValue: number,
+  cond: Float32Array | undefined,
+): Promise<Float32Array> {
+  if (n <= a.maxBatch && (a.exportBatch === undefined || a.exportBatch === n)) {
+    // The common case, one call of exactly n samples: hand back ONNX Runtime's own output
+    // array (a fresh JS array per run) instead of copying it.
+    return await runCall(a, x, n, tValue, cond);
   }
+  const { d, condSize } = a;
+  const out = new Float32Array(n * d);
+  for (let start = 0; start < n; start += a.maxBatch) {
+    const count = Math.min(a.maxBatch, n - start);
+    // A short final chunk is padded up to the fixed batch (the padding outputs are dropped).
+    const callSize = a.exportBatch ?? count;
+    const xs = padChunk(x, d, start, count, callSize);
+    const cs = cond && padChunk(cond, condSize, start, count, callSize);
+    const y = await runCall(a, xs, callSize, tValue, cs);
+    out.set(y.subarray(0, count * d), start * d);
+  }
+  return out;
+}
 
-  return { schedule, sampleShape: [...config.shape], denoise };
+/** One network call on `callSize` samples: its raw output, checked for size. */
+function runCall(
+  a: Adapter,
+  x: Float32Array,
+  callSize: number,
+  tValue: number,
+  cond: Float32Array | undefined,
+): Promise<Float32Array> {
+  const { config, d } = a;
+  const m = config.model;
+  const feeds = networkFeeds(config, a, x, callSize, tValue, cond);
+  return withOutputs(a.session, feeds, (result) => {
+    const y = result[m.output];
+    if (y.data.length !== callSize * d) {
+      throw new TypeError(
+        `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected [${callSize}, ${config.shape}]`,
+      );
+    }
+    return y.data as Float32Array;
+  });
+}
+
+/** Refuse a raw output holding NaN or ±Inf, naming where, and whether the input already did. */
+function checkFinite(
+  a: Adapter,
+  raw: Float32Array,
+  x32: Float32Array,
+  t: number,
+  step?: number,
+): void {
+  if (allFinite(raw)) return;
+  const bad = firstNonFinite(raw);
+  if (bad < 0) return;
+  const m = a.config.model;
+  const inputBad = firstNonFinite(x32) >= 0;
+  throw new NonFiniteError(
+    a.config.name,
+    t,
+    step,
+    `output "${m.output}" of ${m.path} holds ${raw[bad]} at sample ${Math.floor(bad / a.d)}, ` +
+      `element ${bad % a.d}${inputBad ? " (the input x already held non-finite values)" : ""}`,
+  );
 }
 
 // ---------------------------------------------------------------------------------------------
-// Loading
+// The decoder
 
 /**
  * Decode `n` latents (already divided by `scale_factor`) in calls of at most `batch_size`, or of
@@ -578,14 +579,13 @@ async function runDecoder(
     const callSize = exportBatch ?? count;
     const latent = new Float32Array(callSize * d);
     latent.set(z.subarray(start * d, (start + count) * d));
-    const result = await session.run({
-      [input]: new ort.Tensor("float32", latent, [callSize, ...config.shape]),
+    const feeds = { [input]: new ort.Tensor("float32", latent, [callSize, ...config.shape]) };
+    await withOutputs(session, feeds, (result) => {
+      const y = result[output];
+      const perImage = y.data.length / callSize;
+      parts.push(Float32Array.from((y.data as Float32Array).subarray(0, count * perImage)));
+      dims = [count, ...y.dims.slice(1)];
     });
-    const y = result[output];
-    const perImage = y.data.length / callSize;
-    parts.push(Float32Array.from((y.data as Float32Array).subarray(0, count * perImage)));
-    dims = [count, ...y.dims.slice(1)];
-    for (const tensor of Object.values(result)) tensor.dispose();
   }
   const data = new Float32Array(parts.reduce((a, p) => a + p.length, 0));
   let offset = 0;
@@ -594,6 +594,15 @@ async function runDecoder(
     offset += p.length;
   }
   return { data, dims };
+}
+
+/** A decoder session and what decoding needs to know of its graph. */
+interface OpenDecoder {
+  readonly session: ort.InferenceSession;
+  /** The batch the decoder was exported with, when fixed. */
+  readonly exportBatch: number | undefined;
+  /** Shape of one decoded image. */
+  readonly imageShape: number[];
 }
 
 /** The image shape a decoder produces: from its declared output dims, else by one probe. */
@@ -627,9 +636,32 @@ function toUnitRange(images: Float32Array, range: [number, number]): Float32Arra
   return images;
 }
 
+/** {@linkcode LoadedModel.decode}: through the decoder when one is open, then to [-1, 1]. */
+async function decodeSamples(
+  config: ModelConfig,
+  decoder: OpenDecoder | undefined,
+  x: Float64Array,
+): Promise<Float32Array> {
+  const d = sampleSize(config.shape);
+  if (x.length % d !== 0) {
+    throw new RangeError(`decode: x must hold a multiple of ${d} values: got ${x.length}`);
+  }
+  if (!decoder || !config.decoder) return toUnitRange(Float32Array.from(x), config.data_range);
+  const z = new Float32Array(x.length);
+  for (let i = 0; i < x.length; i++) z[i] = x[i] / config.decoder.scale_factor;
+  const images = await runDecoder(decoder.session, config, z, x.length / d, decoder.exportBatch);
+  return toUnitRange(images.data, config.data_range);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading
+
 /**
  * Load a model from a config file path (or an already validated config): open the ONNX
  * network (and decoder), check their signatures against the config, and build the denoiser.
+ *
+ * Every check that needs no session runs first (device, signatures), so a bad config fails
+ * before any weights reach ONNX Runtime; the sessions opened are released on any later failure.
  *
  * @example
  * ```ts
@@ -652,70 +684,59 @@ export async function loadModel(
     : configOrPath;
   const device = options.device ?? config.device;
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
-  const bytes = await Deno.readFile(config.model.path);
-  const signature = readOnnxSignature(bytes);
-  checkModelSignature(signature, config);
-  const modelHash = await onnxModelHash(config.model.path, bytes, signature.externalData);
-  let decoderSignature: OnnxSignature | undefined;
-  let decoderBytes: Uint8Array | undefined;
-  if (config.decoder) {
-    decoderBytes = await Deno.readFile(config.decoder.path);
-    decoderSignature = readOnnxSignature(decoderBytes);
-    checkDecoderSignature(decoderSignature, config);
-  }
+  const network = await readOnnxFile(config.model.path);
+  checkModelSignature(network.signature, config);
+  const modelHash = await onnxModelHash(
+    network.path,
+    network.bytes,
+    network.signature.externalData,
+  );
+  const decoderFile = config.decoder ? await readOnnxFile(config.decoder.path) : undefined;
+  if (decoderFile) checkDecoderSignature(decoderFile.signature, config);
 
   const sessions: ort.InferenceSession[] = [];
   try {
-    const session = await createSession(
-      sessionSource(config.model.path, bytes, signature.externalData),
-      { device },
-    );
+    const session = await openOnnxFile(network, device);
     sessions.push(session);
-    const denoiser = await onnxDenoiser(session, config, { signature });
-    let decoderSession: ort.InferenceSession | undefined;
-    let imageShape = [...config.shape];
-    if (decoderBytes && decoderSignature) {
-      const decoderSource = sessionSource(
-        config.decoder!.path,
-        decoderBytes,
-        decoderSignature.externalData,
-      );
-      decoderSession = await createSession(decoderSource, { device });
+    const denoiser = await checkedDenoiser(session, config, network.signature, undefined);
+    let decoder: OpenDecoder | undefined;
+    if (decoderFile) {
+      const decoderSession = await openOnnxFile(decoderFile, device);
       sessions.push(decoderSession);
-      imageShape = await decoderImageShape(decoderSession, decoderSignature, config);
+      decoder = {
+        session: decoderSession,
+        exportBatch: fixedBatch(decoderFile.signature, config.decoder!.input),
+        imageShape: await decoderImageShape(decoderSession, decoderFile.signature, config),
+      };
     }
-    const d = sampleSize(config.shape);
-    const decoderBatch = decoderSignature
-      ? fixedBatch(decoderSignature, config.decoder!.input)
-      : undefined;
-    let closed = false;
-    return {
-      config,
-      denoiser,
-      modelHash,
-      sampleShape: [...config.shape],
-      imageShape,
-      conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,
-      async decode(x: Float64Array): Promise<Float32Array> {
-        if (x.length % d !== 0) {
-          throw new RangeError(`decode: x must hold a multiple of ${d} values: got ${x.length}`);
-        }
-        if (!decoderSession || !config.decoder) {
-          return toUnitRange(Float32Array.from(x), config.data_range);
-        }
-        const z = new Float32Array(x.length);
-        for (let i = 0; i < x.length; i++) z[i] = x[i] / config.decoder.scale_factor;
-        const images = await runDecoder(decoderSession, config, z, x.length / d, decoderBatch);
-        return toUnitRange(images.data, config.data_range);
-      },
-      async close() {
-        if (closed) return;
-        closed = true;
-        for (const s of sessions) await s.release();
-      },
-    };
+    return loadedModel(config, denoiser, modelHash, decoder, sessions);
   } catch (e) {
     for (const s of sessions) await s.release();
     throw e;
   }
+}
+
+/** The {@linkcode LoadedModel} around opened sessions, which `close` releases once. */
+function loadedModel(
+  config: ModelConfig,
+  denoiser: Denoiser,
+  modelHash: string,
+  decoder: OpenDecoder | undefined,
+  sessions: readonly ort.InferenceSession[],
+): LoadedModel {
+  let closed = false;
+  return {
+    config,
+    denoiser,
+    modelHash,
+    sampleShape: [...config.shape],
+    imageShape: decoder?.imageShape ?? [...config.shape],
+    conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,
+    decode: (x: Float64Array) => decodeSamples(config, decoder, x),
+    async close() {
+      if (closed) return;
+      closed = true;
+      for (const s of sessions) await s.release();
+    },
+  };
 }

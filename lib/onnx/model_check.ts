@@ -22,7 +22,8 @@
  *
  * @module
  */
-import { sampleSize } from "../denoiser.ts";
+import { type Denoiser, sampleSize } from "../denoiser.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
 import type { LoadedModel } from "./model.ts";
 import { normalNoise } from "../rng.ts";
 
@@ -84,6 +85,27 @@ function pattern(shape: readonly number[], count: number): Float64Array {
   return out;
 }
 
+/** What every probe of {@linkcode checkModel} works with. */
+interface Probe {
+  readonly denoiser: Denoiser;
+  readonly schedule: NoiseSchedule;
+  readonly shape: readonly number[];
+  /** Values of one sample. */
+  readonly d: number;
+  readonly seed: number;
+  /**
+   * Data-range half-width and centre: the test pattern's [-1, 1] maps to `mid ± half`. Latents
+   * (decoder models) are taken as [-1, 1]-scaled, as `scale_factor` means.
+   */
+  readonly half: number;
+  readonly mid: number;
+}
+
+/** A check that cannot run because the denoiser failed: why, for the `finite` check. */
+interface ProbeFailure {
+  failure: string;
+}
+
 /**
  * Runs the checks of the module doc on a loaded model.
  *
@@ -99,39 +121,74 @@ export async function checkModel(
   model: LoadedModel,
   options: CheckModelOptions = {},
 ): Promise<ModelCheckReport> {
-  const seed = options.seed ?? 0;
   const identityTolerance = options.identityTolerance ?? 0.25;
   const rangeTolerance = options.rangeTolerance ?? 3;
   const { denoiser, config } = model;
-  const schedule = denoiser.schedule;
-  const shape = model.sampleShape;
-  const d = sampleSize(shape);
-  const checks: ModelCheck[] = [];
   const [lo, hi] = config.data_range;
-  // Data-range units: latents (decoder models) are taken as [-1, 1]-scaled, as scale_factor means.
-  const half = config.decoder ? 1 : (hi - lo) / 2;
-  const mid = config.decoder ? 0 : (hi + lo) / 2;
+  const probe: Probe = {
+    denoiser,
+    schedule: denoiser.schedule,
+    shape: model.sampleShape,
+    d: sampleSize(model.sampleShape),
+    seed: options.seed ?? 0,
+    half: config.decoder ? 1 : (hi - lo) / 2,
+    mid: config.decoder ? 0 : (hi + lo) / 2,
+  };
+  const checks: ModelCheck[] = [await batchingCheck(probe)];
+  // The same clean images serve both noise levels.
+  const clean = pattern(probe.shape, 2).map((v) => probe.mid + probe.half * v);
+  const low = await lowNoiseCheck(probe, clean, identityTolerance);
+  const high = await highNoiseCheck(probe, clean, rangeTolerance);
+  const atTMax = await finiteAtTMax(probe);
+  // A probe whose denoiser call failed is no check of its own: it fails `finite` instead.
+  const failures: string[] = [];
+  for (const result of [low, high, atTMax]) {
+    if (result === undefined) continue;
+    if ("failure" in result) failures.push(result.failure);
+    else checks.push(result);
+  }
+  checks.push({
+    name: "finite",
+    ok: failures.length === 0,
+    detail: failures.length === 0 ? "outputs finite at t_min and t_max" : failures.join("; "),
+  });
+  const batch = Math.min(config.batch_size, 16);
+  return {
+    model: config.name,
+    checks,
+    ok: checks.every((c) => c.ok),
+    msPerCall: await medianCallMs(probe, batch),
+    batch,
+  };
+}
 
-  // 1. Batching: 3 samples in one call = 3 single calls.
-  const tMid = Math.sqrt(schedule.tMax * schedule.tMin);
-  const image3 = pattern(shape, 3);
-  const x3 = Float64Array.from(
-    normalNoise(seed, 0, 3 * d),
-    (z, i) => schedule.alpha(tMid) * (mid + half * image3[i]) + schedule.sigma(tMid) * z,
+/** `α(t)·image + σ(t)·z` for each value of `images`, z from noise stream `stream` of the seed. */
+function noisy(p: Probe, images: Float64Array, stream: number, t: number): Float64Array {
+  const { schedule } = p;
+  return Float64Array.from(
+    normalNoise(p.seed, stream, images.length),
+    (z, i) => schedule.alpha(t) * images[i] + schedule.sigma(t) * z,
   );
+}
+
+/** 1. Batching: 3 samples in one call = 3 single calls. */
+async function batchingCheck(p: Probe): Promise<ModelCheck> {
+  const { schedule, d } = p;
+  const tMid = Math.sqrt(schedule.tMax * schedule.tMin);
+  const x3 = noisy(p, pattern(p.shape, 3).map((v) => p.mid + p.half * v), 0, tMid);
   try {
-    const together = await denoiser.denoise(x3, tMid);
+    const together = await p.denoiser.denoise(x3, tMid);
     let worst = 0;
     let scale = 0;
     for (let b = 0; b < 3; b++) {
-      const alone = await denoiser.denoise(x3.slice(b * d, (b + 1) * d), tMid);
+      const alone = await p.denoiser.denoise(x3.slice(b * d, (b + 1) * d), tMid);
       for (let i = 0; i < d; i++) {
         worst = Math.max(worst, Math.abs(alone[i] - together[b * d + i]));
         scale = Math.max(scale, Math.abs(alone[i]));
       }
     }
     const ok = worst <= 1e-3 * Math.max(1, scale);
-    checks.push({
+    return {
       name: "batching",
       ok,
       detail:
@@ -139,25 +196,43 @@ export async function checkModel(
           tMid.toPrecision(4)
         }` + (ok ? "" : ": the network mixes samples of a batch (e.g. batch statistics exported " +
           "in training mode: export after model.eval())"),
-    });
+    };
   } catch (e) {
-    checks.push({ name: "batching", ok: false, detail: (e as Error).message });
+    return { name: "batching", ok: false, detail: (e as Error).message };
   }
+}
 
-  // 2–3. Low noise: near identity (and finite).
-  const clean = pattern(shape, 2).map((v) => mid + half * v);
-  const tMin = schedule.tMin;
-  const low = Float64Array.from(
-    normalNoise(seed, 1, 2 * d),
-    (z, i) => schedule.alpha(tMin) * clean[i] + schedule.sigma(tMin) * z,
-  );
-  let finite = true;
-  let finiteDetail = "";
+/**
+ * Denoises `clean` noised at t (noise stream `stream`) and judges the result; a denoiser that
+ * throws fails the `finite` check instead, at `where`.
+ */
+async function probeAt(
+  p: Probe,
+  clean: Float64Array,
+  stream: number,
+  t: number,
+  where: string,
+  judge: (denoised: Float64Array) => ModelCheck,
+): Promise<ModelCheck | ProbeFailure> {
+  const x = noisy(p, clean, stream, t);
   try {
-    const dLow = await denoiser.denoise(low, tMin);
-    const err = rms(dLow.map((v, i) => v - clean[i])) / rms(clean.map((v) => v - mid));
+    return judge(await p.denoiser.denoise(x, t));
+  } catch (e) {
+    return { failure: `${where}: ${(e as Error).message}` };
+  }
+}
+
+/** 2–3. Low noise: near identity (and finite). */
+function lowNoiseCheck(
+  p: Probe,
+  clean: Float64Array,
+  identityTolerance: number,
+): Promise<ModelCheck | ProbeFailure> {
+  const tMin = p.schedule.tMin;
+  return probeAt(p, clean, 1, tMin, `at t_min = ${tMin}`, (dLow) => {
+    const err = rms(dLow.map((v, i) => v - clean[i])) / rms(clean.map((v) => v - p.mid));
     const ok = err <= identityTolerance;
-    checks.push({
+    return {
       name: "low-noise identity",
       ok,
       detail:
@@ -167,73 +242,66 @@ export async function checkModel(
         (ok ? "" : ": D is not close to the image at the lowest noise; check " +
           "model.prediction (an ε-network read as x0?) and model.time_input (the time on another " +
           "scale, e.g. t against t·1000 or the step index)"),
-    });
-  } catch (e) {
-    finite = false;
-    finiteDetail = `at t_min = ${tMin}: ${(e as Error).message}`;
-  }
+    };
+  });
+}
 
-  // 4. High noise: bounded near the data, at σ/α = 10 (or t_max, if that is less noisy). Not at
-  // t_max itself: there α is tiny for VP schedules, and an ε-network's small errors, divided by α,
-  // push even a good model's D out of range (why DDPM samplers clip x0).
+/**
+ * 4. High noise: bounded near the data, at σ/α = 10 (or t_max, if that is less noisy). Not at
+ * t_max itself: there α is tiny for VP schedules, and an ε-network's small errors, divided by α,
+ * push even a good model's D out of range (why DDPM samplers clip x0).
+ */
+function highNoiseCheck(
+  p: Probe,
+  clean: Float64Array,
+  rangeTolerance: number,
+): Promise<ModelCheck | ProbeFailure> {
+  const { schedule } = p;
   const tHigh = Math.min(schedule.tMax, schedule.inverseLambda(-Math.log(10)));
   const ratio = schedule.sigma(tHigh) / schedule.alpha(tHigh);
-  const xHigh = Float64Array.from(
-    normalNoise(seed, 2, 2 * d),
-    (z, i) => schedule.alpha(tHigh) * clean[i] + schedule.sigma(tHigh) * z,
-  );
-  try {
-    const dHigh = await denoiser.denoise(xHigh, tHigh);
-    const size = rms(dHigh.map((v) => v - mid)) / half;
+  return probeAt(p, clean, 2, tHigh, `at t = ${tHigh}`, (dHigh) => {
+    const size = rms(dHigh.map((v) => v - p.mid)) / p.half;
     const ok = size <= rangeTolerance;
     const measured = `RMS(D(x_t)) = ${size.toPrecision(3)} data half-ranges at σ/α = ` +
       `${ratio.toPrecision(3)} (pass ≤ ${rangeTolerance})`;
-    checks.push({
+    return {
       name: "high-noise range",
       ok,
       detail: measured + (ok ? "" : ": D is far outside the data at high noise; check " +
         "model.prediction (an x0- or v-network read as ε?), the schedule and data_range"),
-    });
-  } catch (e) {
-    finite = false;
-    finiteDetail += `${finiteDetail ? "; " : ""}at t = ${tHigh}: ${(e as Error).message}`;
-  }
-  // Finite at t_max too: where every sampler starts.
-  const tMax = schedule.tMax;
-  const xT = Float64Array.from(normalNoise(seed, 4, 2 * d), (z) => schedule.priorScale * z);
-  try {
-    await denoiser.denoise(xT, tMax);
-  } catch (e) {
-    finite = false;
-    finiteDetail += `${finiteDetail ? "; " : ""}at t_max = ${tMax}: ${(e as Error).message}`;
-  }
-  checks.push({
-    name: "finite",
-    ok: finite,
-    detail: finite ? "outputs finite at t_min and t_max" : finiteDetail,
+    };
   });
+}
 
-  // Timing: the median of three calls on one batch.
-  const batch = Math.min(config.batch_size, 16);
-  const xb = Float64Array.from(normalNoise(seed, 3, batch * d), (z) => schedule.priorScale * z);
+/** Finite at t_max too: where every sampler starts. */
+async function finiteAtTMax(p: Probe): Promise<ProbeFailure | undefined> {
+  const tMax = p.schedule.tMax;
+  const xT = Float64Array.from(normalNoise(p.seed, 4, 2 * p.d), (z) => p.schedule.priorScale * z);
+  try {
+    await p.denoiser.denoise(xT, tMax);
+    return undefined;
+  } catch (e) {
+    return { failure: `at t_max = ${tMax}: ${(e as Error).message}` };
+  }
+}
+
+/** Timing: the median of three calls on one batch (NaN when the first fails). */
+async function medianCallMs(p: Probe, batch: number): Promise<number> {
+  const { schedule } = p;
+  const tMid = Math.sqrt(schedule.tMax * schedule.tMin);
+  const xb = Float64Array.from(normalNoise(p.seed, 3, batch * p.d), (z) => schedule.priorScale * z);
   const times: number[] = [];
   for (let k = 0; k < 3; k++) {
     const t0 = performance.now();
     try {
-      await denoiser.denoise(xb, tMid);
+      await p.denoiser.denoise(xb, tMid);
     } catch {
       break;
     }
     times.push(performance.now() - t0);
   }
   times.sort((a, b) => a - b);
-  return {
-    model: config.name,
-    checks,
-    ok: checks.every((c) => c.ok),
-    msPerCall: times.length ? times[Math.floor(times.length / 2)] : NaN,
-    batch,
-  };
+  return times.length ? times[Math.floor(times.length / 2)] : NaN;
 }
 
 /** The report as lines: one per check (`ok` / `FAIL`), then the timing. */

@@ -92,6 +92,24 @@ export function fixedBatch(signature: OnnxSignature, name: string): number | und
   return typeof dim === "number" ? dim : undefined;
 }
 
+/**
+ * Runs `session` on `feeds` and hands the outputs to `read`, then disposes every output tensor,
+ * also when `read` throws. On the CPU `dispose` only drops the tensor's reference, so arrays
+ * `read` returns (a tensor's `data`) stay valid.
+ */
+export async function withOutputs<T>(
+  session: ort.InferenceSession,
+  feeds: Record<string, ort.Tensor>,
+  read: (outputs: ort.InferenceSession.ReturnType) => T,
+): Promise<T> {
+  const outputs = await session.run(feeds);
+  try {
+    return read(outputs);
+  } finally {
+    for (const tensor of Object.values(outputs)) tensor.dispose();
+  }
+}
+
 /** Where ONNX Runtime leaves the outputs of a run. */
 export type OutputLocation = "cpu" | "gpu-buffer";
 

@@ -48,52 +48,33 @@ export function nodeLabel(node: INodeProto, index?: number): string {
   return `#${index ?? "?"} (output ${node.output?.[0] ?? "?"})`;
 }
 
+/**
+ * How to read one little-endian element of `rawData`, per element type: its size in bytes and
+ * its reader (booleans read as their byte).
+ */
+const RAW_READERS: Record<number, [bytes: number, read: (view: DataView, at: number) => number]> = {
+  [DataType.FLOAT]: [4, (v, o) => v.getFloat32(o, true)],
+  [DataType.DOUBLE]: [8, (v, o) => v.getFloat64(o, true)],
+  [DataType.INT64]: [8, (v, o) => Number(v.getBigInt64(o, true))],
+  [DataType.INT32]: [4, (v, o) => v.getInt32(o, true)],
+  [DataType.INT8]: [1, (v, o) => v.getInt8(o)],
+  [DataType.UINT8]: [1, (v, o) => v.getUint8(o)],
+  [DataType.BOOL]: [1, (v, o) => v.getUint8(o)],
+  [DataType.INT16]: [2, (v, o) => v.getInt16(o, true)],
+  [DataType.UINT16]: [2, (v, o) => v.getUint16(o, true)],
+};
+
 /** The decoded numeric values of a constant tensor (int and float types). */
 export function tensorValues(t: ITensorProto): number[] {
   const dt = t.dataType ?? 0;
   const raw = t.rawData;
   if (raw && raw.length > 0) {
     const view = new DataView(raw.buffer, raw.byteOffset, raw.byteLength);
+    const reader = RAW_READERS[dt];
+    if (reader === undefined) throw new TypeError(`Unsupported constant tensor type: ${dt}`);
+    const [step, read] = reader;
     const out: number[] = [];
-    const step = ({
-      [DataType.FLOAT]: 4,
-      [DataType.DOUBLE]: 8,
-      [DataType.INT64]: 8,
-      [DataType.INT32]: 4,
-      [DataType.INT8]: 1,
-      [DataType.UINT8]: 1,
-      [DataType.BOOL]: 1,
-      [DataType.INT16]: 2,
-      [DataType.UINT16]: 2,
-    } as Record<number, number>)[dt];
-    if (step === undefined) throw new TypeError(`Unsupported constant tensor type: ${dt}`);
-    for (let o = 0; o < raw.byteLength; o += step) {
-      switch (dt) {
-        case DataType.FLOAT:
-          out.push(view.getFloat32(o, true));
-          break;
-        case DataType.DOUBLE:
-          out.push(view.getFloat64(o, true));
-          break;
-        case DataType.INT64:
-          out.push(Number(view.getBigInt64(o, true)));
-          break;
-        case DataType.INT32:
-          out.push(view.getInt32(o, true));
-          break;
-        case DataType.INT16:
-          out.push(view.getInt16(o, true));
-          break;
-        case DataType.UINT16:
-          out.push(view.getUint16(o, true));
-          break;
-        case DataType.INT8:
-          out.push(view.getInt8(o));
-          break;
-        default:
-          out.push(view.getUint8(o));
-      }
-    }
+    for (let o = 0; o < raw.byteLength; o += step) out.push(read(view, o));
     return out;
   }
   if (t.floatData?.length) return Array.from(t.floatData);

@@ -5,10 +5,10 @@
  *
  * @module
  */
-import type { IModelProto, INodeProto, IValueInfoProto } from "./_graph.ts";
+import type { IGraphProto, IModelProto, INodeProto, IValueInfoProto } from "./_graph.ts";
 import { onnx } from "../deps.ts";
 import { DataType, GraphBuilder, isFloatType, nodeLabel, toNumber } from "./_graph.ts";
-import { inferDtypes, learnValueFacts } from "./_infer.ts";
+import { inferDtypes, learnValueFacts, type ValueFacts } from "./_infer.ts";
 import {
   type ExpansionContext,
   forwardExpansions,
@@ -118,6 +118,45 @@ function concreteShape(v: IValueInfoProto, options: VjpOptions): number[] {
  * unknown.
  */
 export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Promise<Uint8Array> {
+  const fwd = readForward(model, options);
+  const { nodes, of } = fwd;
+  // fail on unsupported ops before running anything
+  checkRules(differentiablePath(nodes, options.wrt, of, fwd.staticTypes).path, nodes);
+  const shapes = new Map(fwd.inputs.map((v) => [v.name!, concreteShape(v, options)]));
+  const facts = await learnValueFacts(fwd.m, shapes, fwd.staticTypes);
+  // again with the types of the forward run, which the static pass may not know
+  const { active, reaches, path } = differentiablePath(nodes, options.wrt, of, facts.dtypes);
+  const build = startBuild(fwd, facts, active);
+  const { expanded, saved } = expandForward(build, path);
+  propagate(build, path, reaches, saved);
+  const gradients = gradientOutputs(build, options.wrt);
+  const outputs = [
+    ...(options.returnOutput ? [valueInfo(of, dtypeOf(build, of), shapeOf(build, of))] : []),
+    ...gradients,
+  ];
+  return encodeVjpModel(build, outputs, expanded, shapes);
+}
+
+/** The decoded forward model and what the VJP is taken of, checked. */
+interface ForwardGraph {
+  m: ReturnType<typeof onnx.ModelProto.decode>;
+  graph: IGraphProto;
+  opset: number;
+  nodes: INodeProto[];
+  /** Initializer names: constants, never differentiated. */
+  initNames: Set<string>;
+  /** Real graph inputs (initializers listed as inputs excluded). */
+  inputs: IValueInfoProto[];
+  inputNames: string[];
+  outputNames: string[];
+  /** The output whose cotangent seeds the backward pass. */
+  of: string;
+  /** Element types known without running the model. */
+  staticTypes: Map<string, number>;
+}
+
+/** Decodes `model` and checks its opset, `of` and `wrt`, in that order. */
+function readForward(model: Uint8Array, options: VjpOptions): ForwardGraph {
   const m = onnx.ModelProto.decode(model);
   const graph = m.graph;
   if (!graph) throw new RangeError("Model has no graph: graph is empty");
@@ -144,32 +183,43 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
     }
   }
   const nodes = graph.node ?? [];
+  return { m, graph, opset, nodes, initNames, inputs, inputNames, outputNames, of, staticTypes };
+}
 
-  // nodes that depend on a wrt input through float values and reach `of`
-  const pathOf = (types: Map<string, number>) => {
-    const active = new Set(options.wrt);
-    for (const node of nodes) {
-      if (!(node.input ?? []).some((i) => active.has(i))) continue;
-      for (const o of node.output ?? []) {
-        const t = types.get(o);
-        if (o && (t === undefined || isFloatType(t))) active.add(o);
-      }
+/**
+ * The nodes that depend on a `wrt` input through float values and reach `of`, with the values
+ * that do each (`active`: depend on `wrt`; `reaches`: flow into `of`).
+ */
+function differentiablePath(
+  nodes: INodeProto[],
+  wrt: readonly string[],
+  of: string,
+  types: Map<string, number>,
+): { active: Set<string>; reaches: Set<string>; path: INodeProto[] } {
+  const active = new Set(wrt);
+  for (const node of nodes) {
+    if (!(node.input ?? []).some((i) => active.has(i))) continue;
+    for (const o of node.output ?? []) {
+      const t = types.get(o);
+      if (o && (t === undefined || isFloatType(t))) active.add(o);
     }
-    const reaches = new Set([of]);
-    for (let k = nodes.length - 1; k >= 0; k--) {
-      if ((nodes[k].output ?? []).some((o) => reaches.has(o))) {
-        for (const i of nodes[k].input ?? []) reaches.add(i);
-      }
+  }
+  const reaches = new Set([of]);
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    if ((nodes[k].output ?? []).some((o) => reaches.has(o))) {
+      for (const i of nodes[k].input ?? []) reaches.add(i);
     }
-    const path = nodes.filter((n) =>
-      (n.input ?? []).some((i) => active.has(i)) &&
-      (n.output ?? []).some((o) => active.has(o) && reaches.has(o))
-    );
-    return { active, reaches, path };
-  };
+  }
+  const path = nodes.filter((n) =>
+    (n.input ?? []).some((i) => active.has(i)) &&
+    (n.output ?? []).some((o) => active.has(o) && reaches.has(o))
+  );
+  return { active, reaches, path };
+}
 
-  // fail on unsupported ops before running anything
-  pathOf(staticTypes).path.forEach((node) => {
+/** Refuses the first node of `path` whose op has no VJP rule. */
+function checkRules(path: INodeProto[], nodes: INodeProto[]): void {
+  path.forEach((node) => {
     const domain = node.domain ?? "";
     if ((domain !== "" && domain !== "ai.onnx") || !vjpRules[node.opType ?? ""]) {
       const op = domain ? `${domain}.${node.opType}` : node.opType;
@@ -178,40 +228,41 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
       );
     }
   });
+}
 
-  const shapes = new Map(inputs.map((v) => [v.name!, concreteShape(v, options)]));
-  const facts = await learnValueFacts(m, shapes, staticTypes);
-  const { active, reaches, path } = pathOf(facts.dtypes);
+/** The backward graph under construction, and what its rules may ask about forward values. */
+interface VjpBuild {
+  fwd: ForwardGraph;
+  facts: ValueFacts;
+  /** Values that depend on a `wrt` input. */
+  active: Set<string>;
+  /** Every name in use, so new ones never collide (shared with `b`). */
+  taken: Set<string>;
+  b: GraphBuilder;
+  /** The cotangent input, seeding `of`. */
+  seed: string;
+  /** Cotangent contributions of each value, summed when first read ({@linkcode total}). */
+  parts: Map<string, string[]>;
+  /**
+   * Values fixed at these input shapes: initializers, Constant nodes, shape arithmetic (their
+   * learned values can be baked in).
+   */
+  constants: Set<string>;
+  producers: Map<string, INodeProto>;
+  /** How many nodes and graph outputs read each value. */
+  useCount: Map<string, number>;
+}
 
-  const taken = new Set<string>([...initNames, ...inputNames]);
+/** The build's starting state: names taken, the seed, constants, producers and use counts. */
+function startBuild(fwd: ForwardGraph, facts: ValueFacts, active: Set<string>): VjpBuild {
+  const { nodes } = fwd;
+  const taken = new Set<string>([...fwd.initNames, ...fwd.inputNames]);
   for (const n of nodes) {
     for (const o of n.output ?? []) taken.add(o);
     if (n.name) taken.add(n.name);
   }
-  const unique = (name: string) => {
-    let out = name;
-    for (let k = 1; taken.has(out); k++) out = `${name}_${k}`;
-    taken.add(out);
-    return out;
-  };
-  const seed = unique(cotangentName(of));
-  const b = new GraphBuilder(taken);
-  const parts = new Map<string, string[]>([[of, [seed]]]);
-  const total = (v: string): string | null => {
-    const list = parts.get(v);
-    if (!list || list.length === 0) return null;
-    if (list.length > 1) parts.set(v, [b.sum(list, shapeOf(v), dtypeOf(v))]);
-    return parts.get(v)![0];
-  };
-  const shapeOf = (name: string) => {
-    const s = facts.shapes.get(name);
-    if (!s) throw new RangeError(`Unknown shape of value: ${name}`);
-    return s;
-  };
-  const dtypeOf = (name: string) => facts.dtypes.get(name) ?? staticTypes.get(name) ?? 0;
-
-  // values fixed at these input shapes: initializers, Constant nodes, shape arithmetic
-  const constants = new Set(initNames);
+  const seed = uniqueName(taken, cotangentName(fwd.of));
+  const constants = new Set(fwd.initNames);
   for (const node of nodes) {
     const op = node.opType ?? "";
     const ins = (node.input ?? []).filter((i) => i !== "");
@@ -223,55 +274,103 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
     }
   }
   const producers = new Map<string, INodeProto>();
-  const useCount = new Map<string, number>(outputNames.map((o) => [o, 1]));
+  const useCount = new Map<string, number>(fwd.outputNames.map((o) => [o, 1]));
   for (const node of nodes) {
     for (const o of node.output ?? []) if (o) producers.set(o, node);
     for (const i of node.input ?? []) if (i) useCount.set(i, (useCount.get(i) ?? 0) + 1);
   }
-  const contextOf = (node: INodeProto): ExpansionContext => {
-    const label = nodeLabel(node, nodes.indexOf(node));
-    return {
-      node,
-      b,
-      opset,
-      needs: (node.input ?? []).map((i) => i !== "" && active.has(i)),
-      shape: shapeOf,
-      dtype: dtypeOf,
-      values: (name) => {
-        const v = facts.values.get(name);
-        if (!v) {
-          throw new RangeError(`Unknown constant value at node "${label}": ${name}`);
-        }
-        return v;
-      },
-      isConstant: (name) => constants.has(name),
-      producer: (name) => producers.get(name),
-      uses: (name) => useCount.get(name) ?? 0,
-    };
-  };
+  const b = new GraphBuilder(taken);
+  const parts = new Map<string, string[]>([[fwd.of, [seed]]]);
+  return { fwd, facts, active, taken, b, seed, parts, constants, producers, useCount };
+}
 
-  // forward nodes rewritten into primitives whose intermediates the backward reuses
+/** `name`, or `name_<k>` for the first k that is not taken; taken from now on. */
+function uniqueName(taken: Set<string>, name: string): string {
+  let out = name;
+  for (let k = 1; taken.has(out); k++) out = `${name}_${k}`;
+  taken.add(out);
+  return out;
+}
+
+function shapeOf(build: VjpBuild, name: string): number[] {
+  const s = build.facts.shapes.get(name);
+  if (!s) throw new RangeError(`Unknown shape of value: ${name}`);
+  return s;
+}
+
+function dtypeOf(build: VjpBuild, name: string): number {
+  return build.facts.dtypes.get(name) ?? build.fwd.staticTypes.get(name) ?? 0;
+}
+
+/** The cotangent of `v`: its contributions summed into one value, or null when none flows. */
+function total(build: VjpBuild, v: string): string | null {
+  const list = build.parts.get(v);
+  if (!list || list.length === 0) return null;
+  if (list.length > 1) {
+    build.parts.set(v, [build.b.sum(list, shapeOf(build, v), dtypeOf(build, v))]);
+  }
+  return build.parts.get(v)![0];
+}
+
+/** What a forward expansion or a rule sees of `node`. */
+function contextOf(build: VjpBuild, node: INodeProto): ExpansionContext {
+  const label = nodeLabel(node, build.fwd.nodes.indexOf(node));
+  return {
+    node,
+    b: build.b,
+    opset: build.fwd.opset,
+    needs: (node.input ?? []).map((i) => i !== "" && build.active.has(i)),
+    shape: (name) => shapeOf(build, name),
+    dtype: (name) => dtypeOf(build, name),
+    values: (name) => {
+      const v = build.facts.values.get(name);
+      if (!v) {
+        throw new RangeError(`Unknown constant value at node "${label}": ${name}`);
+      }
+      return v;
+    },
+    isConstant: (name) => build.constants.has(name),
+    producer: (name) => build.producers.get(name),
+    uses: (name) => build.useCount.get(name) ?? 0,
+  };
+}
+
+/** Forward nodes rewritten into primitives whose intermediates the backward reuses. */
+function expandForward(build: VjpBuild, path: INodeProto[]): {
+  expanded: Map<INodeProto, INodeProto[]>;
+  saved: Map<INodeProto, Record<string, string>>;
+} {
   const expanded = new Map<INodeProto, INodeProto[]>();
   const saved = new Map<INodeProto, Record<string, string>>();
   for (const node of path) {
     const expand = forwardExpansions[node.opType ?? ""];
     if (!expand) continue;
-    const { nodes: emitted, result } = b.capture(() => expand(contextOf(node)));
+    const { nodes: emitted, result } = build.b.capture(() => expand(contextOf(build, node)));
     if (result) {
       expanded.set(node, emitted);
       saved.set(node, result);
     }
   }
+  return { expanded, saved };
+}
 
+/** The backward pass: each path node's rule, last node first, adds its inputs' cotangents. */
+function propagate(
+  build: VjpBuild,
+  path: INodeProto[],
+  reaches: Set<string>,
+  saved: Map<INodeProto, Record<string, string>>,
+): void {
+  const { b, active, parts } = build;
   for (let k = path.length - 1; k >= 0; k--) {
     const node = path[k];
     const outs = node.output ?? [];
-    const gy = outs.map((o) => (active.has(o) && reaches.has(o) ? total(o) : null));
+    const gy = outs.map((o) => (active.has(o) && reaches.has(o) ? total(build, o) : null));
     if (gy.every((g) => g === null)) continue;
     const ctx: RuleContext = {
-      ...contextOf(node),
+      ...contextOf(build, node),
       gy,
-      gyOrZeros: (i) => gy[i] ?? b.zeros(shapeOf(outs[i]), dtypeOf(outs[i])),
+      gyOrZeros: (i) => gy[i] ?? b.zeros(shapeOf(build, outs[i]), dtypeOf(build, outs[i])),
       saved: saved.get(node),
     };
     const gx = vjpRules[node.opType!](ctx);
@@ -283,13 +382,17 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
       parts.set(i, list);
     });
   }
+}
 
+/** One output `grad_<w>` per `wrt` input: its cotangent, or zeros when none reached it. */
+function gradientOutputs(build: VjpBuild, wrt: readonly string[]): IValueInfoProto[] {
+  const { b } = build;
   const gradOutputs: IValueInfoProto[] = [];
-  for (const w of options.wrt) {
-    const name = unique(gradientName(w));
-    const g = total(w);
-    const shape = shapeOf(w);
-    const dt = dtypeOf(w);
+  for (const w of wrt) {
+    const name = uniqueName(build.taken, gradientName(w));
+    const g = total(build, w);
+    const shape = shapeOf(build, w);
+    const dt = dtypeOf(build, w);
     b.nodes.push(
       g ? { opType: "Identity", name: b.fresh("grad_out"), input: [g], output: [name] } : {
         opType: "ConstantOfShape",
@@ -309,13 +412,21 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
     );
     gradOutputs.push(valueInfo(name, dt, shape));
   }
+  return gradOutputs;
+}
 
-  const outputs = [
-    ...(options.returnOutput ? [valueInfo(of, dtypeOf(of), shapeOf(of))] : []),
-    ...gradOutputs,
-  ];
-  // keep only the nodes the outputs need
-  const allNodes = [...nodes.flatMap((n) => expanded.get(n) ?? [n]), ...b.nodes];
+/**
+ * The VJP model: forward nodes (expanded ones replaced) and backward nodes, keeping only those
+ * the outputs need, with the concrete input shapes and the cotangent input.
+ */
+function encodeVjpModel(
+  build: VjpBuild,
+  outputs: IValueInfoProto[],
+  expanded: Map<INodeProto, INodeProto[]>,
+  shapes: Map<string, number[]>,
+): Uint8Array {
+  const { fwd, b } = build;
+  const allNodes = [...fwd.nodes.flatMap((n) => expanded.get(n) ?? [n]), ...b.nodes];
   const needed = new Set(outputs.map((o) => o.name));
   const keep: INodeProto[] = [];
   for (let k = allNodes.length - 1; k >= 0; k--) {
@@ -327,15 +438,17 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
   }
   keep.reverse();
   const newGraph = onnx.GraphProto.create({
-    name: `${graph.name || "model"}_vjp`,
+    name: `${fwd.graph.name || "model"}_vjp`,
     node: keep,
-    initializer: [...graph.initializer ?? [], ...b.initializers].filter((t) => needed.has(t.name!)),
+    initializer: [...fwd.graph.initializer ?? [], ...b.initializers].filter((t) =>
+      needed.has(t.name!)
+    ),
     input: [
-      ...inputs.map((v) => valueInfo(v.name!, dtypeOf(v.name!), shapes.get(v.name!)!)),
-      valueInfo(seed, dtypeOf(of), shapeOf(of)),
+      ...fwd.inputs.map((v) => valueInfo(v.name!, dtypeOf(build, v.name!), shapes.get(v.name!)!)),
+      valueInfo(build.seed, dtypeOf(build, fwd.of), shapeOf(build, fwd.of)),
     ],
     output: outputs,
   });
-  const out = onnx.ModelProto.create({ ...m, graph: newGraph });
+  const out = onnx.ModelProto.create({ ...fwd.m, graph: newGraph });
   return onnx.ModelProto.encode(out).finish();
 }

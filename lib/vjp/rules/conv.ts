@@ -16,13 +16,36 @@ interface Window {
   padEnd: number[];
 }
 
+/** The window attributes of a Conv/ConvTranspose/pool node over `n` spatial axes, defaulted. */
+function windowAttrs(ctx: RuleContext, n: number) {
+  return {
+    strides: attrInts(ctx.node, "strides") ?? new Array(n).fill(1),
+    dilations: attrInts(ctx.node, "dilations") ?? new Array(n).fill(1),
+    pads: attrInts(ctx.node, "pads") ?? new Array(2 * n).fill(0),
+    autoPad: attrString(ctx.node, "auto_pad", "NOTSET"),
+  };
+}
+
+/**
+ * The operands and spatial shapes of a Conv or ConvTranspose node (`op`): the VJP flows to the
+ * input and the bias, never to the weights.
+ */
+function convOperands(ctx: RuleContext, op: string) {
+  const [x, wt, bias] = ctx.node.input!;
+  if (ctx.needs[1]) {
+    throw new RangeError(
+      `Unsupported gradient with respect to ${op} weights at node "${ctx.node.name}": ${wt}`,
+    );
+  }
+  const xs = ctx.shape(x).slice(2);
+  const ys = ctx.shape(ctx.node.output![0]).slice(2);
+  return { wt, bias, xs, ys };
+}
+
 /** Window geometry of a Conv/pool node on input spatial shape `xs`, auto_pad resolved. */
 function window(ctx: RuleContext, kernel: number[], xs: number[]): Window {
   const n = kernel.length;
-  const strides = attrInts(ctx.node, "strides") ?? new Array(n).fill(1);
-  const dilations = attrInts(ctx.node, "dilations") ?? new Array(n).fill(1);
-  const pads = attrInts(ctx.node, "pads") ?? new Array(2 * n).fill(0);
-  const autoPad = attrString(ctx.node, "auto_pad", "NOTSET");
+  const { strides, dilations, pads, autoPad } = windowAttrs(ctx, n);
   let padBegin = pads.slice(0, n);
   let padEnd = pads.slice(n);
   if (autoPad === "SAME_UPPER" || autoPad === "SAME_LOWER") {
@@ -59,14 +82,7 @@ function outputPadding(ctx: RuleContext, w: Window, xs: number[], ys: number[]):
 
 const conv: VjpRule = (ctx) => {
   const { b } = ctx;
-  const [x, wt, bias] = ctx.node.input!;
-  if (ctx.needs[1]) {
-    throw new RangeError(
-      `Unsupported gradient with respect to Conv weights at node "${ctx.node.name}": ${wt}`,
-    );
-  }
-  const xs = ctx.shape(x).slice(2);
-  const ys = ctx.shape(ctx.node.output![0]).slice(2);
+  const { wt, bias, xs, ys } = convOperands(ctx, "Conv");
   const w = window(ctx, ctx.shape(wt).slice(2), xs);
   const g = ctx.gy[0]!;
   const out: (string | null)[] = [null, null, null];
@@ -118,20 +134,11 @@ const conv: VjpRule = (ctx) => {
 
 const convTranspose: VjpRule = (ctx) => {
   const { b } = ctx;
-  const [x, wt, bias] = ctx.node.input!;
-  if (ctx.needs[1]) {
-    throw new RangeError(
-      `Unsupported gradient with respect to ConvTranspose weights at node "${ctx.node.name}": ${wt}`,
-    );
-  }
-  const xs = ctx.shape(x).slice(2);
-  const ys = ctx.shape(ctx.node.output![0]).slice(2);
+  const { wt, bias, xs, ys } = convOperands(ctx, "ConvTranspose");
   const kernel = ctx.shape(wt).slice(2);
   const n = kernel.length;
-  const strides = attrInts(ctx.node, "strides") ?? new Array(n).fill(1);
-  const dilations = attrInts(ctx.node, "dilations") ?? new Array(n).fill(1);
-  const autoPad = attrString(ctx.node, "auto_pad", "NOTSET");
-  let pads = attrInts(ctx.node, "pads") ?? new Array(2 * n).fill(0);
+  const { strides, dilations, autoPad, pads: declared } = windowAttrs(ctx, n);
+  let pads = declared;
   if (attrInts(ctx.node, "output_shape") || autoPad !== "NOTSET") {
     // total padding is implied by the actual output size
     const opad = attrInts(ctx.node, "output_padding") ?? new Array(n).fill(0);

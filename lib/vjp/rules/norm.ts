@@ -111,6 +111,14 @@ function normBackward(
   return b.op("Mul", [centred, inv]);
 }
 
+/** What the normalisation rules read first: operands, the input's shape and type, and ε. */
+function normOperands(ctx: RuleContext) {
+  const [x, scale, bias] = ctx.node.input!;
+  const shape = ctx.shape(x);
+  const dt = ctx.dtype(x);
+  return { x, scale, bias, shape, dt, eps: attrFloat(ctx.node, "epsilon", 1e-5) };
+}
+
 /** Backward of an expanded InstanceNormalization, in the layout `[N, C, S]`. */
 const instanceNormSaved: VjpRule = (ctx) => {
   const { b } = ctx;
@@ -134,11 +142,8 @@ const instanceNormSaved: VjpRule = (ctx) => {
 const instanceNorm: VjpRule = (ctx) => {
   if (ctx.saved) return instanceNormSaved(ctx);
   const { b } = ctx;
-  const [x, scale] = ctx.node.input!;
-  const shape = ctx.shape(x);
-  const dt = ctx.dtype(x);
+  const { x, scale, shape, dt, eps } = normOperands(ctx);
   const axes = shape.slice(2).map((_, i) => i + 2);
-  const eps = attrFloat(ctx.node, "epsilon", 1e-5);
   const g = ctx.gy[0]!;
   const chanShape = shape.map((d, i) => (i === 1 ? d : 1));
   const { xhat, inv } = standardize(ctx, x, shape, axes, eps, dt);
@@ -154,12 +159,9 @@ const instanceNorm: VjpRule = (ctx) => {
 
 const layerNorm: VjpRule = (ctx) => {
   const { b } = ctx;
-  const [x, scale, bias] = ctx.node.input!;
-  const shape = ctx.shape(x);
-  const dt = ctx.dtype(x);
+  const { x, scale, bias, shape, dt, eps } = normOperands(ctx);
   const axis = normAxis(attrInt(ctx.node, "axis", -1), shape.length);
   const axes = shape.slice(axis).map((_, i) => i + axis);
-  const eps = attrFloat(ctx.node, "epsilon", 1e-5);
   const g = ctx.gy[0]!;
   const { xhat, inv } = standardize(ctx, x, shape, axes, eps, dt);
   const out: (string | null)[] = [null, null, null];
@@ -173,11 +175,8 @@ const layerNorm: VjpRule = (ctx) => {
 
 const groupNorm: VjpRule = (ctx) => {
   const { b } = ctx;
-  const [x, scale, bias] = ctx.node.input!;
-  const shape = ctx.shape(x);
-  const dt = ctx.dtype(x);
+  const { x, scale, bias, shape, dt, eps } = normOperands(ctx);
   const groups = attrInt(ctx.node, "num_groups", 1);
-  const eps = attrFloat(ctx.node, "epsilon", 1e-5);
   const c = shape[1];
   // group layout [N, G, C/G, S]
   const gshape = [shape[0], groups, c / groups, numel(shape.slice(2))];
