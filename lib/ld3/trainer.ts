@@ -22,7 +22,7 @@
 import type { Planner } from "../grad/backprop.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../differentiable.ts";
 import type { ImageArray, SampleLoss } from "../metrics/losses.ts";
-import { concatFloat64 } from "../_arrays.ts";
+import { concatFloat32, concatFloat64 } from "../_arrays.ts";
 import type { Grid } from "../solvers/plan.ts";
 import { planSolver, type SolverName, type SolverOptions } from "../solvers/mod.ts";
 import { acceptIfBetter, defaultPriorBound, defaultShiftLr, relaxedStep } from "./ball.ts";
@@ -340,16 +340,10 @@ function parseFingerprint(text: string): Fingerprint {
   }
 }
 
+/** The conditioning of a batch, concatenated; undefined when a sample has none. */
 function concatConditions(samples: readonly Ld3Sample[]): Float32Array | undefined {
   if (!samples.every((s) => s.condition)) return undefined;
-  const parts = samples.map((s) => s.condition!);
-  const out = new Float32Array(parts.reduce((s, a) => s + a.length, 0));
-  let off = 0;
-  for (const a of parts) {
-    out.set(a, off);
-    off += a.length;
-  }
-  return out;
+  return concatFloat32(samples.map((s) => s.condition!));
 }
 
 /**
