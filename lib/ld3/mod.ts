@@ -10,4 +10,5 @@ export * from "./parameterization.ts";
 export * from "./optim.ts";
 export * from "./ball.ts";
 export * from "./loss.ts";
+export * from "./state.ts";
 export * from "./trainer.ts";

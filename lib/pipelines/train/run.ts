@@ -650,7 +650,8 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     const saveCheckpoint = async (c: Ld3Checkpoint, reason: string) => {
       if (improved && c.best) {
         improved = false;
-        const frame = { step: c.globalStep, loss: c.best.loss, t1: c.best.t1, t2: c.best.t2 };
+        const [t1, t2] = [Array.from(c.best.t1), Array.from(c.best.t2)];
+        const frame = { step: c.globalStep, loss: c.best.loss, t1, t2 };
         frames.push(frame);
         log({ type: "improvement", ...frame });
         const grid = toGrid(c.best.t1, c.best.t2);
