@@ -476,7 +476,7 @@ class Ld3Run {
     const totalRounds = roundsV1 + this.#o.trainingRoundsV2;
     while (!s.stopped && s.round < totalRounds) {
       const phase: 1 | 2 = s.round < roundsV1 ? 1 : 2;
-      // A resume may land in the middle of a round: its start and done batches are skipped.
+      // A run resumed mid-round has run the round's start and continues at its next batch.
       if (!s.roundStarted) await this.#startRound(phase);
       await this.#trainingPass(phase);
       if (s.stopped) break;
