@@ -16,7 +16,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
-import { ld3Loss, ld3LossAndGradient, type Ld3Problem } from "../lib/ld3/trainer.ts";
+import { ld3Loss, ld3LossAndGradient, type Ld3Problem } from "../lib/ld3/loss.ts";
 import { runLd3Training } from "../lib/pipelines/train/run.ts";
 import { l2Loss } from "../lib/metrics/losses.ts";
 import { loadModel } from "../lib/onnx/model.ts";

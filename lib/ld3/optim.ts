@@ -1,7 +1,9 @@
 /**
  * The optimizers LD3 trains its schedule with, following PyTorch's update equations exactly
  * (`torch.optim.RMSprop`, `torch.optim.SGD`, `torch.nn.utils.clip_grad_norm_`), on float64
- * parameter vectors. Their state is plain JSON so a checkpoint can restore it bit for bit.
+ * parameter vectors. Their state is a plain JSON object that the optimizer updates in place: a
+ * trainer keeps it inside its own state, so a checkpoint of that state restores the optimizer
+ * bit for bit.
  *
  * @module
  */
@@ -22,13 +24,19 @@ export interface RmspropOptions {
   centered?: boolean;
 }
 
-/** Serialisable state of an {@linkcode Rmsprop}. */
+/** State of an {@linkcode Rmsprop}: JSON-safe, updated in place by every step. */
 export interface RmspropState {
   lr: number;
   step: number;
   squareAvg: number[];
   momentumBuffer: number[];
   gradAvg: number[];
+}
+
+/** The state of a new {@linkcode Rmsprop} over `size` parameters at learning rate `lr`. */
+export function rmspropState(size: number, lr: number): RmspropState {
+  const zeros = () => new Array<number>(size).fill(0);
+  return { lr, step: 0, squareAvg: zeros(), momentumBuffer: zeros(), gradAvg: zeros() };
 }
 
 function checkLr(lr: number): void {
@@ -56,21 +64,19 @@ function checkSizes(params: Float64Array, grad: Float64Array, size: number): voi
  * ```
  */
 export class Rmsprop {
-  /** Current learning rate (decayed by the trainer). */
-  lr: number;
   readonly alpha: number;
   readonly eps: number;
   readonly weightDecay: number;
   readonly momentum: number;
   readonly centered: boolean;
-  #step = 0;
-  #squareAvg: Float64Array;
-  #momentumBuffer: Float64Array;
-  #gradAvg: Float64Array;
+  readonly #state: RmspropState;
 
-  constructor(size: number, options: RmspropOptions) {
+  /**
+   * @param state The state to update in place (a trainer's, or one restored from a
+   * checkpoint; its `lr` wins over `options.lr`). Default: a new one at `options.lr`.
+   */
+  constructor(size: number, options: RmspropOptions, state?: RmspropState) {
     checkLr(options.lr);
-    this.lr = options.lr;
     this.alpha = options.alpha ?? 0.99;
     this.eps = options.eps ?? 1e-8;
     this.weightDecay = options.weightDecay ?? 0;
@@ -82,29 +88,37 @@ export class Rmsprop {
     if (!(this.momentum >= 0)) {
       throw new RangeError(`RMSprop momentum must be non-negative: got ${this.momentum}`);
     }
-    this.#squareAvg = new Float64Array(size);
-    this.#momentumBuffer = new Float64Array(size);
-    this.#gradAvg = new Float64Array(size);
+    this.#state = state ?? rmspropState(size, options.lr);
+    checkRmspropSize(this.#state, size);
+  }
+
+  /** Current learning rate (decayed by the trainer), kept in the state. */
+  get lr(): number {
+    return this.#state.lr;
+  }
+  set lr(lr: number) {
+    this.#state.lr = lr;
   }
 
   /** Updates `params` in place from `grad`. */
   step(params: Float64Array, grad: Float64Array): void {
-    const size = this.#squareAvg.length;
+    const s = this.#state;
+    const size = s.squareAvg.length;
     checkSizes(params, grad, size);
-    this.#step++;
+    s.step++;
     const { alpha, eps, weightDecay, momentum, lr } = this;
     for (let i = 0; i < size; i++) {
       const g = weightDecay !== 0 ? grad[i] + weightDecay * params[i] : grad[i];
-      const v = this.#squareAvg[i] = alpha * this.#squareAvg[i] + (1 - alpha) * g * g;
+      const v = s.squareAvg[i] = alpha * s.squareAvg[i] + (1 - alpha) * g * g;
       let avg: number;
       if (this.centered) {
-        const ga = this.#gradAvg[i] = alpha * this.#gradAvg[i] + (1 - alpha) * g;
+        const ga = s.gradAvg[i] = alpha * s.gradAvg[i] + (1 - alpha) * g;
         avg = Math.sqrt(v - ga * ga) + eps;
       } else {
         avg = Math.sqrt(v) + eps;
       }
       if (momentum > 0) {
-        const b = this.#momentumBuffer[i] = momentum * this.#momentumBuffer[i] + g / avg;
+        const b = s.momentumBuffer[i] = momentum * s.momentumBuffer[i] + g / avg;
         params[i] -= lr * b;
       } else {
         params[i] -= lr * g / avg;
@@ -112,29 +126,21 @@ export class Rmsprop {
     }
   }
 
-  /** A JSON-safe copy of the state. */
+  /** A copy of the state. */
   state(): RmspropState {
-    return {
-      lr: this.lr,
-      step: this.#step,
-      squareAvg: Array.from(this.#squareAvg),
-      momentumBuffer: Array.from(this.#momentumBuffer),
-      gradAvg: Array.from(this.#gradAvg),
-    };
+    return structuredClone(this.#state);
   }
 
-  /** Restores a state from {@linkcode Rmsprop.state}. */
+  /** Restores a state from {@linkcode Rmsprop.state} (copied into this optimizer's state). */
   load(state: RmspropState): void {
-    if (state.squareAvg.length !== this.#squareAvg.length) {
-      throw new RangeError(
-        `RMSprop state has ${state.squareAvg.length} values: expected ${this.#squareAvg.length}`,
-      );
-    }
-    this.lr = state.lr;
-    this.#step = state.step;
-    this.#squareAvg = Float64Array.from(state.squareAvg);
-    this.#momentumBuffer = Float64Array.from(state.momentumBuffer);
-    this.#gradAvg = Float64Array.from(state.gradAvg);
+    checkRmspropSize(state, this.#state.squareAvg.length);
+    Object.assign(this.#state, structuredClone(state));
+  }
+}
+
+function checkRmspropSize(state: RmspropState, size: number): void {
+  if (state.squareAvg.length !== size) {
+    throw new RangeError(`RMSprop state has ${state.squareAvg.length} values: expected ${size}`);
   }
 }
 
@@ -152,11 +158,16 @@ export interface SgdOptions {
   nesterov?: boolean;
 }
 
-/** Serialisable state of an {@linkcode Sgd}. */
+/** State of an {@linkcode Sgd}: JSON-safe, updated in place by every step. */
 export interface SgdState {
   lr: number;
   step: number;
   momentumBuffer: number[] | null;
+}
+
+/** The state of a new {@linkcode Sgd} at learning rate `lr`. */
+export function sgdState(lr: number): SgdState {
+  return { lr, step: 0, momentumBuffer: null };
 }
 
 /**
@@ -164,19 +175,19 @@ export interface SgdState {
  * `b ← μ·b + (1−dampening)·g`, the step uses `g + μ·b` (Nesterov) or `b`; `θ ← θ − lr·step`.
  */
 export class Sgd {
-  /** Current learning rate (decayed by the trainer). */
-  lr: number;
   readonly momentum: number;
   readonly dampening: number;
   readonly weightDecay: number;
   readonly nesterov: boolean;
-  #step = 0;
-  #buffer: Float64Array | null = null;
+  readonly #state: SgdState;
   readonly #size: number;
 
-  constructor(size: number, options: SgdOptions) {
+  /**
+   * @param state The state to update in place (a trainer's, or one restored from a
+   * checkpoint; its `lr` wins over `options.lr`). Default: a new one at `options.lr`.
+   */
+  constructor(size: number, options: SgdOptions, state?: SgdState) {
     checkLr(options.lr);
-    this.lr = options.lr;
     this.momentum = options.momentum ?? 0;
     this.dampening = options.dampening ?? 0;
     this.weightDecay = options.weightDecay ?? 0;
@@ -185,19 +196,33 @@ export class Sgd {
       throw new RangeError("SGD nesterov needs momentum > 0 and dampening 0");
     }
     this.#size = size;
+    this.#state = state ?? sgdState(options.lr);
+    const buffer = this.#state.momentumBuffer;
+    if (buffer && buffer.length !== size) {
+      throw new RangeError(`SGD state has ${buffer.length} values: expected ${size}`);
+    }
+  }
+
+  /** Current learning rate (decayed by the trainer), kept in the state. */
+  get lr(): number {
+    return this.#state.lr;
+  }
+  set lr(lr: number) {
+    this.#state.lr = lr;
   }
 
   /** Updates `params` in place from `grad`. */
   step(params: Float64Array, grad: Float64Array): void {
     checkSizes(params, grad, this.#size);
-    this.#step++;
+    const s = this.#state;
+    s.step++;
     const { momentum, dampening, weightDecay, nesterov, lr } = this;
-    const first = this.#buffer === null;
-    if (momentum !== 0 && first) this.#buffer = new Float64Array(this.#size);
+    const first = s.momentumBuffer === null;
+    if (momentum !== 0 && first) s.momentumBuffer = new Array<number>(this.#size).fill(0);
     for (let i = 0; i < this.#size; i++) {
       let g = weightDecay !== 0 ? grad[i] + weightDecay * params[i] : grad[i];
       if (momentum !== 0) {
-        const buf = this.#buffer!;
+        const buf = s.momentumBuffer!;
         buf[i] = first ? g : momentum * buf[i] + (1 - dampening) * g;
         g = nesterov ? g + momentum * buf[i] : buf[i];
       }
@@ -205,20 +230,14 @@ export class Sgd {
     }
   }
 
-  /** A JSON-safe copy of the state. */
+  /** A copy of the state. */
   state(): SgdState {
-    return {
-      lr: this.lr,
-      step: this.#step,
-      momentumBuffer: this.#buffer ? Array.from(this.#buffer) : null,
-    };
+    return structuredClone(this.#state);
   }
 
-  /** Restores a state from {@linkcode Sgd.state}. */
+  /** Restores a state from {@linkcode Sgd.state} (copied into this optimizer's state). */
   load(state: SgdState): void {
-    this.lr = state.lr;
-    this.#step = state.step;
-    this.#buffer = state.momentumBuffer ? Float64Array.from(state.momentumBuffer) : null;
+    Object.assign(this.#state, structuredClone(state));
   }
 }
 

@@ -13,34 +13,36 @@
  * times or the round budget is spent. After each training pass the validation latents get the same
  * relaxation in training-size batches (no schedule update); if none moved, `shift_lr` decays.
  *
- * The loop is a deterministic function of its inputs and seed. The whole state is saved as a
- * JSON-safe {@linkcode Ld3Checkpoint} after every round start, training step and round end,
- * and a run resumed from any of them finishes exactly as the uninterrupted run.
+ * The loop is a deterministic function of its inputs and seed. Everything it carries from one
+ * step to the next is one object, {@linkcode Ld3TrainerState} (`state.ts`); a copy of it is
+ * handed out as an {@linkcode Ld3Checkpoint} after every round start, training step and round
+ * end, and a run resumed from any of them finishes exactly as the uninterrupted run.
  *
  * @module
  */
-import {
-  backwardPlan,
-  forwardPlan,
-  type Planner,
-  type PlanTape,
-  solveVjp,
-} from "../grad/backprop.ts";
+import type { Planner } from "../grad/backprop.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../differentiable.ts";
 import type { ImageArray, SampleLoss } from "../metrics/losses.ts";
-import { concatFloat64 } from "../_arrays.ts";
+import { concatFloat32, concatFloat64 } from "../_arrays.ts";
+import { randomPermutation } from "../rng.ts";
 import type { Grid } from "../solvers/plan.ts";
-import { planSolver, runPlan, type SolverName, type SolverOptions } from "../solvers/mod.ts";
+import { planSolver, type SolverName, type SolverOptions } from "../solvers/mod.ts";
 import { acceptIfBetter, defaultPriorBound, defaultShiftLr, relaxedStep } from "./ball.ts";
-import { clipGradNorm, Rmsprop, type RmspropState, Sgd, type SgdState } from "./optim.ts";
+import { clipGradNorm, Rmsprop, rmspropState, Sgd, sgdState } from "./optim.ts";
+import { thetaFromGrid, thetaToGrid, type TimeMode } from "./parameterization.ts";
+import { type Ld3Batch, ld3Loss, ld3LossAndGradient, type Ld3Problem } from "./loss.ts";
 import {
-  type ParameterizationOptions,
-  thetaFromGrid,
-  thetaToGrid,
-  thetaToGridVjp,
-  type TimeMode,
-} from "./parameterization.ts";
+  checkCheckpointHeader,
+  LD3_CHECKPOINT_VERSION,
+  type Ld3Checkpoint,
+  type Ld3Snapshot,
+  type Ld3TrainerState,
+  type Ld3Variables,
+} from "./state.ts";
 import { type Fingerprint, fingerprintDiff } from "../fingerprint.ts";
+
+// The checkpoint types are part of the trainer's interface; they are declared with the state.
+export type { Ld3Checkpoint, Ld3Snapshot } from "./state.ts";
 
 /** Options of {@linkcode trainLd3}; names follow the reference tool, defaults its CIFAR-10 config. */
 export interface Ld3Options {
@@ -144,43 +146,6 @@ export type Ld3Event =
 /** Why a checkpoint was emitted. */
 export type CheckpointReason = "round_start" | "step" | "round_end";
 
-/** A JSON-safe snapshot of parameters and relaxed latents. */
-export interface Ld3Snapshot {
-  theta1: number[];
-  theta2: number[];
-  t1: number[];
-  t2: number[];
-  trainLatents: number[][];
-  validLatents: number[][];
-}
-
-/** The whole trainer state: enough to resume bit for bit. */
-export interface Ld3Checkpoint {
-  format: "ld3-checkpoint";
-  version: 1;
-  /** The current state. */
-  current: Ld3Snapshot;
-  /** The best state so far (the learned schedule), null before the first validation. */
-  best: (Ld3Snapshot & { loss: number }) | null;
-  rmsprop: RmspropState;
-  sgd: SgdState;
-  shiftLr: number;
-  /** Round in progress, next batch of its pass, whether its start ran, global step count. */
-  round: number;
-  batch: number;
-  roundStarted: boolean;
-  globalStep: number;
-  countWorse: number;
-  countMinLrHit: number;
-  validOnOne: boolean;
-  stopped: boolean;
-  /** Training-set order of the current round (from the seeded shuffle). */
-  order: number[];
-  seed: number;
-  /** Checks that a resume uses the same problem. */
-  fingerprint: string;
-}
-
 /** What {@linkcode trainLd3} needs besides options. */
 export interface Ld3Io {
   /** The model, with VJPs. */
@@ -195,9 +160,15 @@ export interface Ld3Io {
   valid: readonly Ld3Sample[];
   /** Progress and log events. */
   onEvent?: (event: Ld3Event) => void;
-  /** Persists the state (write it atomically); a throw here aborts the run. */
+  /**
+   * Persists the state (a copy, the callee's to keep; write it atomically); a throw here
+   * aborts the run.
+   */
   saveCheckpoint?: (checkpoint: Ld3Checkpoint, reason: CheckpointReason) => void | Promise<void>;
-  /** Continue from this state instead of starting fresh. */
+  /**
+   * Continue from this checkpoint instead of starting fresh: one this trainer handed out, or
+   * one read back with `deserializeLd3Checkpoint`. It is copied, never changed.
+   */
   resumeFrom?: Ld3Checkpoint;
   /** Replace the solver planner (tests); default `planSolver(solverName, …)`. */
   planner?: Planner;
@@ -302,141 +273,13 @@ export function resolveLd3Options(options: Ld3Options, sampleSize: number): Reso
   return r;
 }
 
-/** The student problem: model, solver, loss and parameterization, for one batch at a time. */
-export interface Ld3Problem {
-  denoiser: DifferentiableDenoiser;
-  planner: Planner;
-  loss: SampleLoss;
-  decode?: DifferentiableDecoder;
-  param: ParameterizationOptions;
-}
-
-/** A batch: relaxed latents, teachers and conditioning, concatenated. */
-export interface Ld3Batch {
-  latents: Float64Array;
-  teacher: ImageArray;
-  batch: number;
-  condition?: Float32Array;
-}
-
-/** `x_T = priorScale·x'` of a batch. */
-function startState(problem: Ld3Problem, data: Ld3Batch): Float64Array {
-  const scale = problem.denoiser.schedule.priorScale;
-  const xT = new Float64Array(data.latents.length);
-  for (let i = 0; i < xT.length; i++) xT[i] = data.latents[i] * scale;
-  return xT;
-}
-
-async function studentImage(
-  problem: Ld3Problem,
-  grid: Grid,
-  data: Ld3Batch,
-): Promise<{ tape: PlanTape; image: Float64Array }> {
-  const tape = await forwardPlan(
-    problem.planner(grid),
-    problem.denoiser,
-    startState(problem, data),
-    {
-      condition: data.condition,
-    },
-  );
-  const image = problem.decode ? await problem.decode.decode(tape.output, data.batch) : tape.output;
-  return { tape, image };
-}
-
 /**
- * Per-sample losses of the student with parameters θ on a batch (no gradients). Runs the plan
- * without a tape (`runPlan`, whose sums are bit-identical to `forwardPlan`'s): validation and
- * the accept-if-better test of the latents need no backward pass.
+ * The training order of a round: a random permutation keyed by the run's seed, with the round
+ * as the sample index of the stream (`lib/rng.ts`), so a resumed run shuffles as the
+ * uninterrupted one did.
  */
-export async function ld3Loss(
-  problem: Ld3Problem,
-  theta: { theta1: ArrayLike<number>; theta2: ArrayLike<number> },
-  data: Ld3Batch,
-): Promise<Float64Array> {
-  const g = thetaToGrid(problem.denoiser.schedule, theta.theta1, theta.theta2, problem.param);
-  const output = await runPlan(problem.planner(g), problem.denoiser, startState(problem, data), {
-    condition: data.condition,
-  });
-  const image = problem.decode ? await problem.decode.decode(output, data.batch) : output;
-  return problem.loss.value(image, data.teacher, data.batch);
-}
-
-/** Losses and gradients of the batch-mean loss. */
-export interface Ld3Gradient {
-  /** Per-sample losses. */
-  losses: Float64Array;
-  /** Batch mean of the losses (the objective). */
-  loss: number;
-  /** ∂mean/∂θ1 and ∂mean/∂θ2 (zero when `latentsOnly`). */
-  theta1: Float64Array;
-  theta2: Float64Array;
-  /** ∂mean/∂x' (per sample). */
-  latents: Float64Array;
-}
-
-/**
- * The LD3 objective and its exact gradient on one batch: `mean_b d(decode(solve(priorScale·x'_b;
- * t1(θ1), t2(θ1, θ2))), teacher_b)` with respect to θ1, θ2 and x'.
- */
-export async function ld3LossAndGradient(
-  problem: Ld3Problem,
-  theta: { theta1: ArrayLike<number>; theta2: ArrayLike<number> },
-  data: Ld3Batch,
-  options: { latentsOnly?: boolean } = {},
-): Promise<Ld3Gradient> {
-  const schedule = problem.denoiser.schedule;
-  const grid = thetaToGrid(schedule, theta.theta1, theta.theta2, problem.param);
-  const { tape, image } = await studentImage(problem, grid, data);
-  const { value, grad } = await problem.loss.grad(image, data.teacher, data.batch);
-  const inv = 1 / data.batch;
-  for (let i = 0; i < grad.length; i++) grad[i] *= inv;
-  const output = tape.output;
-  const cot = problem.decode ? await problem.decode.vjp(output, grad, data.batch) : grad;
-  let mean = 0;
-  for (const v of value) mean += v * inv;
-  const n = theta.theta1.length;
-  let gx: Float64Array;
-  let g1: Float64Array = new Float64Array(n);
-  let g2: Float64Array = new Float64Array(n);
-  if (options.latentsOnly) {
-    gx = (await backwardPlan(tape, problem.denoiser, cot, n)).x;
-  } else {
-    // T and eps are fixed by the parameterization (thetaToGridVjp drops their cotangents).
-    const sg = await solveVjp(problem.planner, grid, tape, problem.denoiser, cot, {
-      fixedEndpoints: true,
-    });
-    gx = sg.x;
-    const gt = thetaToGridVjp(schedule, theta.theta1, theta.theta2, sg, problem.param);
-    g1 = gt.theta1;
-    g2 = gt.theta2;
-  }
-  const scale = schedule.priorScale;
-  for (let i = 0; i < gx.length; i++) gx[i] *= scale;
-  return { losses: value, loss: mean, theta1: g1, theta2: g2, latents: gx };
-}
-
-/** Small deterministic PRNG (mulberry32) for the shuffles; state is (seed, round). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The training order of a round: a Fisher–Yates shuffle keyed by (seed, round). */
 export function roundOrder(count: number, seed: number, round: number): number[] {
-  const rand = mulberry32((seed * 0x9e3779b1 + round * 0x85ebca6b + 0x1234567) >>> 0);
-  const order = Array.from({ length: count }, (_, i) => i);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
+  return randomPermutation(count, seed, round);
 }
 
 function fingerprintOf(o: ResolvedLd3Options, io: Ld3Io): string {
@@ -465,29 +308,46 @@ function parseFingerprint(text: string): Fingerprint {
   }
 }
 
+/** The conditioning of a batch, concatenated; undefined when a sample has none. */
 function concatConditions(samples: readonly Ld3Sample[]): Float32Array | undefined {
   if (!samples.every((s) => s.condition)) return undefined;
-  const parts = samples.map((s) => s.condition!);
-  const out = new Float32Array(parts.reduce((s, a) => s + a.length, 0));
-  let off = 0;
-  for (const a of parts) {
-    out.set(a, off);
-    off += a.length;
+  return concatFloat32(samples.map((s) => s.condition!));
+}
+
+/** The samples `idx` of `set` as one batch, starting from their relaxed `latents`. */
+function batchOf(set: readonly Ld3Sample[], latents: Float64Array[], idx: number[]): Ld3Batch {
+  return {
+    latents: concatFloat64(idx.map((i) => latents[i])),
+    teacher: concatFloat64(idx.map((i) => set[i].teacher)),
+    batch: idx.length,
+    condition: concatConditions(idx.map((i) => set[i])),
+  };
+}
+
+/** `0 … count−1` cut into consecutive batches of at most `size`. */
+function ranges(count: number, size: number): number[][] {
+  const out: number[][] = [];
+  for (let s = 0; s < count; s += size) {
+    out.push(Array.from({ length: Math.min(size, count - s) }, (_, i) => s + i));
   }
   return out;
 }
 
+/** A copy of the variables of a state or snapshot (θ and both latent sets). */
+function variablesOf(v: Ld3Variables): Ld3Variables {
+  return {
+    theta1: v.theta1.slice(),
+    theta2: v.theta2.slice(),
+    trainLatents: v.trainLatents.map((a) => a.slice()),
+    validLatents: v.validLatents.map((a) => a.slice()),
+  };
+}
+
 /**
- * Runs LD3 training.
- *
- * @throws {RangeError} On inconsistent data (shapes, counts), bad options or a checkpoint of
- * another problem.
+ * Refuses data the loop cannot use: empty sets, samples of the wrong sizes, a prior grid of
+ * the wrong length.
  */
-export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Result> {
-  const { denoiser } = io;
-  const schedule = denoiser.schedule;
-  const size = denoiser.sampleShape.reduce((a, b) => a * b, 1);
-  const o = resolveLd3Options(options, size);
+function checkInputs(o: ResolvedLd3Options, io: Ld3Io, size: number): void {
   if (io.train.length < 1) throw new RangeError("Training set is empty");
   if (io.valid.length < 1) throw new RangeError("Validation set is empty");
   const teacherSize = io.train[0].teacher.length;
@@ -503,314 +363,387 @@ export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Resul
       }
     });
   }
+  const n = o.steps + 1;
+  if (o.priorGrid && o.priorGrid.length !== n) {
+    throw new RangeError(`Prior grid must have steps+1 = ${n} points: got ${o.priorGrid.length}`);
+  }
+}
+
+/** The student problem the options and the model describe. */
+function studentProblem(o: ResolvedLd3Options, io: Ld3Io): Ld3Problem {
   const solverOptions: SolverOptions = { order: o.order, variant: o.unipcVariant };
-  const planner: Planner = io.planner ??
-    ((grid) => planSolver(o.solverName, schedule, grid, solverOptions));
-  const problem: Ld3Problem = {
-    denoiser,
-    planner,
+  const schedule = io.denoiser.schedule;
+  return {
+    denoiser: io.denoiser,
+    planner: io.planner ?? ((grid) => planSolver(o.solverName, schedule, grid, solverOptions)),
     loss: io.loss,
     decode: io.decode,
     param: { timeMode: o.timeMode, winRate: o.winRate },
   };
+}
+
+/**
+ * The state of a fresh run: θ1 of the prior grid (`match_prior`) or all ones (the grid uniform
+ * in the time mode), θ2 = 0, the latents at their teacher's z, nothing validated yet.
+ */
+function initialState(o: ResolvedLd3Options, io: Ld3Io, problem: Ld3Problem): Ld3TrainerState {
   const n = o.steps + 1;
-  const fingerprint = fingerprintOf(o, io);
-  const history: Ld3Event[] = [];
-  const emit = (e: Ld3Event) => {
-    history.push(e);
-    io.onEvent?.(e);
+  const theta1 = o.priorGrid
+    ? thetaFromGrid(io.denoiser.schedule, o.priorGrid, problem.param)
+    : new Float64Array(n).fill(1);
+  return {
+    current: {
+      theta1,
+      theta2: new Float64Array(n),
+      trainLatents: io.train.map((s) => Float64Array.from(s.z)),
+      validLatents: io.valid.map((s) => Float64Array.from(s.z)),
+    },
+    best: null,
+    rmsprop: rmspropState(n, o.lrTime1),
+    sgd: sgdState(o.lrTime2 / o.steps),
+    shiftLr: o.shiftLr,
+    round: 0,
+    batch: 0,
+    roundStarted: false,
+    globalStep: 0,
+    countWorse: 0,
+    countMinLrHit: 0,
+    validOnOne: true,
+    stopped: false,
+    order: [],
   };
+}
 
-  // ---- state -------------------------------------------------------------------------------
-  let theta1: Float64Array;
-  const theta2 = new Float64Array(n);
-  if (o.priorGrid) {
-    if (o.priorGrid.length !== n) {
-      throw new RangeError(`Prior grid must have steps+1 = ${n} points: got ${o.priorGrid.length}`);
-    }
-    theta1 = thetaFromGrid(schedule, o.priorGrid, problem.param);
-  } else {
-    theta1 = new Float64Array(n).fill(1);
+/**
+ * The state to resume from `c`, a copy (the run mutates its state; the caller's checkpoint
+ * stays as it was).
+ *
+ * @throws {RangeError} When `c` is no checkpoint of this version, or of another run.
+ */
+function resumedState(c: Ld3Checkpoint, fingerprint: string): Ld3TrainerState {
+  checkCheckpointHeader(c);
+  if (c.fingerprint !== fingerprint) {
+    const diff = fingerprintDiff(parseFingerprint(c.fingerprint), JSON.parse(fingerprint));
+    throw new RangeError(
+      `Checkpoint belongs to another run (differs in: ${diff.join(", ") || "fingerprint"}): ` +
+        `resume with the run's own options, or start a new run folder`,
+    );
   }
-  let trainLatents = io.train.map((s) => Float64Array.from(s.z));
-  let validLatents = io.valid.map((s) => Float64Array.from(s.z));
-  const rmsprop = new Rmsprop(n, {
-    lr: o.lrTime1,
-    momentum: o.momentumTime1,
-    weightDecay: o.weightDecayTime1,
-  });
-  const sgd = new Sgd(n, { lr: o.lrTime2 / o.steps });
-  let shiftLr = o.shiftLr;
-  let round = 0;
-  let batchIndex = 0;
-  let roundStarted = false;
-  let globalStep = 0;
-  let countWorse = 0;
-  let countMinLrHit = 0;
-  let validOnOne = true;
-  let stopped = false;
-  let order: number[] = [];
-  let best: (Ld3Snapshot & { loss: number }) | null = null;
+  const { format: _format, version: _version, fingerprint: _fingerprint, ...state } =
+    structuredClone(c);
+  return state;
+}
 
-  const snapshot = (): Ld3Snapshot => {
-    const g = thetaToGrid(schedule, theta1, theta2, problem.param);
+/**
+ * A training run in progress: the problem, the state, and the steps of the loop, each a
+ * method that moves the state (see the module doc for the order).
+ */
+class Ld3Run {
+  /** Events of this invocation. */
+  readonly history: Ld3Event[] = [];
+  readonly #o: ResolvedLd3Options;
+  readonly #io: Ld3Io;
+  readonly #size: number;
+  readonly #problem: Ld3Problem;
+  readonly #fingerprint: string;
+  readonly #state: Ld3TrainerState;
+  readonly #rmsprop: Rmsprop;
+  readonly #sgd: Sgd;
+
+  constructor(o: ResolvedLd3Options, io: Ld3Io, size: number) {
+    this.#o = o;
+    this.#io = io;
+    this.#size = size;
+    this.#problem = studentProblem(o, io);
+    this.#fingerprint = fingerprintOf(o, io);
+    this.#state = io.resumeFrom
+      ? resumedState(io.resumeFrom, this.#fingerprint)
+      : initialState(o, io, this.#problem);
+    // The optimizers update their parts of the state (moments, step counts, lr) in place.
+    const n = o.steps + 1;
+    this.#rmsprop = new Rmsprop(n, {
+      lr: o.lrTime1,
+      momentum: o.momentumTime1,
+      weightDecay: o.weightDecayTime1,
+    }, this.#state.rmsprop);
+    this.#sgd = new Sgd(n, { lr: o.lrTime2 / o.steps }, this.#state.sgd);
+  }
+
+  /** The round loop: phase 1 (θ1) rounds, then phase 2 (θ1 and θ2), until the budget or stop. */
+  async train(): Promise<void> {
+    const s = this.#state;
+    const roundsV1 = this.#o.noV1 ? 0 : this.#o.trainingRoundsV1;
+    const totalRounds = roundsV1 + this.#o.trainingRoundsV2;
+    while (!s.stopped && s.round < totalRounds) {
+      const phase: 1 | 2 = s.round < roundsV1 ? 1 : 2;
+      // A run resumed mid-round has run the round's start and continues at its next batch.
+      if (!s.roundStarted) await this.#startRound(phase);
+      await this.#trainingPass(phase);
+      if (s.stopped) break;
+      await this.#endRound();
+    }
+    const reason = s.stopped ? "lr2_floor" : "rounds";
+    this.#emit({ type: "stop", round: s.round, step: s.globalStep, reason });
+  }
+
+  /** The best grid and θ (or the current ones if nothing was validated), and the final state. */
+  async result(): Promise<Ld3Result> {
+    const final = this.#state.best ?? { ...this.#snapshot(), loss: await this.#validate(true) };
     return {
-      theta1: Array.from(theta1),
-      theta2: Array.from(theta2),
-      t1: Array.from(g.t1),
-      t2: Array.from(g.t2),
-      trainLatents: trainLatents.map((a) => Array.from(a)),
-      validLatents: validLatents.map((a) => Array.from(a)),
+      grid: { t1: Float64Array.from(final.t1), t2: Float64Array.from(final.t2) },
+      theta1: Float64Array.from(final.theta1),
+      theta2: Float64Array.from(final.theta2),
+      history: this.history,
+      bestValidLoss: final.loss,
+      checkpoint: this.#checkpoint(),
     };
-  };
-  /** Reloads θ1 and θ2 of a snapshot. */
-  const restoreTheta = (s: Ld3Snapshot) => {
-    theta1 = Float64Array.from(s.theta1);
-    theta2.set(s.theta2);
-  };
-  /** Reloads a whole snapshot: θ and both sets of relaxed latents. */
-  const restore = (s: Ld3Snapshot) => {
-    restoreTheta(s);
-    trainLatents = s.trainLatents.map((a) => Float64Array.from(a));
-    validLatents = s.validLatents.map((a) => Float64Array.from(a));
-  };
-  const checkpoint = (): Ld3Checkpoint => ({
-    format: "ld3-checkpoint",
-    version: 1,
-    current: snapshot(),
-    best: best ? { ...best } : null,
-    rmsprop: rmsprop.state(),
-    sgd: sgd.state(),
-    shiftLr,
-    round,
-    batch: batchIndex,
-    roundStarted,
-    globalStep,
-    countWorse,
-    countMinLrHit,
-    validOnOne,
-    stopped,
-    order: [...order],
-    seed: o.seed,
-    fingerprint,
-  });
-  const save = async (reason: CheckpointReason) => {
-    if (io.saveCheckpoint) await io.saveCheckpoint(checkpoint(), reason);
-  };
-
-  if (io.resumeFrom) {
-    const c = io.resumeFrom;
-    if (c.format !== "ld3-checkpoint" || c.version !== 1) {
-      throw new RangeError(`Not an ld3 checkpoint: format ${c.format}, version ${c.version}`);
-    }
-    if (c.fingerprint !== fingerprint) {
-      const diff = fingerprintDiff(parseFingerprint(c.fingerprint), JSON.parse(fingerprint));
-      throw new RangeError(
-        `Checkpoint belongs to another run (differs in: ${diff.join(", ") || "fingerprint"}): ` +
-          `resume with the run's own options, or start a new run folder`,
-      );
-    }
-    restore(c.current);
-    best = c.best ? { ...c.best } : null;
-    rmsprop.load(c.rmsprop);
-    sgd.load(c.sgd);
-    shiftLr = c.shiftLr;
-    round = c.round;
-    batchIndex = c.batch;
-    roundStarted = c.roundStarted;
-    globalStep = c.globalStep;
-    countWorse = c.countWorse;
-    countMinLrHit = c.countMinLrHit;
-    validOnOne = c.validOnOne;
-    stopped = c.stopped;
-    order = [...c.order];
   }
 
-  // ---- helpers -----------------------------------------------------------------------------
-  const batchOf = (
-    set: readonly Ld3Sample[],
-    latents: Float64Array[],
-    idx: number[],
-  ): Ld3Batch => ({
-    latents: concatFloat64(idx.map((i) => latents[i])),
-    teacher: concatFloat64(idx.map((i) => set[i].teacher)),
-    batch: idx.length,
-    condition: concatConditions(idx.map((i) => set[i])),
-  });
-  const ranges = (count: number, size: number): number[][] => {
-    const out: number[][] = [];
-    for (let s = 0; s < count; s += size) {
-      out.push(Array.from({ length: Math.min(size, count - s) }, (_, i) => s + i));
+  /** Reload the best θ, shuffle, validate, save. */
+  async #startRound(phase: 1 | 2): Promise<void> {
+    const s = this.#state;
+    this.#emit({ type: "round", round: s.round, phase });
+    if (s.round > 0 && s.best) {
+      // The reference reloads the best θ only (both latent sets keep their progress) and
+      // restarts the patience count.
+      s.current.theta1 = s.best.theta1.slice();
+      s.current.theta2 = s.best.theta2.slice();
+      s.countWorse = 0;
     }
-    return out;
-  };
-  const validate = async (full: boolean): Promise<number> => {
-    const count = full ? io.valid.length : Math.min(o.validOneBatchSize, io.valid.length);
-    let total = 0;
-    for (const idx of ranges(count, o.validBatchSize)) {
-      const losses = await ld3Loss(
-        problem,
-        { theta1, theta2 },
-        batchOf(io.valid, validLatents, idx),
-      );
-      for (const v of losses) total += v;
+    s.order = roundOrder(this.#io.train.length, this.#o.seed, s.round);
+    s.batch = 0;
+    s.roundStarted = true;
+    await this.#examine(phase);
+    await this.#save("round_start");
+  }
+
+  /** The round's pass over the shuffled training set, from the next batch on. */
+  async #trainingPass(phase: 1 | 2): Promise<void> {
+    const s = this.#state;
+    const batches = ranges(this.#io.train.length, this.#o.trainBatchSize)
+      .map((r) => r.map((i) => s.order[i]));
+    while (!s.stopped && s.batch < batches.length) {
+      await this.#trainStep(phase, batches[s.batch]);
+      await this.#examine(phase);
+      await this.#save("step");
     }
-    return total / count;
-  };
+  }
+
   /**
-   * Validates and applies the patience rules; returns nothing, mutates the state. As in the
-   * reference, lr2 decays (and its floor hits count towards the stop) only in phase 2, where
-   * θ2 trains: phase-1 patience must not eat into the θ2 learning rate before it is used.
+   * One training step: the loss and its gradient on a batch, the relaxation of its latents
+   * (from the gradient at the θ it was computed for), then the clipped updates of θ1 and, in
+   * phase 2, θ2.
    */
-  const examine = async (phase: 1 | 2) => {
-    const full = !validOnOne;
-    const loss = await validate(full);
-    const improved = best === null || loss < best.loss;
-    if (improved) {
-      best = { ...snapshot(), loss };
-      countWorse = 0;
-    } else {
-      countWorse++;
+  async #trainStep(phase: 1 | 2, idx: number[]): Promise<void> {
+    const o = this.#o;
+    const s = this.#state;
+    const v = s.current;
+    const data = batchOf(this.#io.train, v.trainLatents, idx);
+    const g = await ld3LossAndGradient(this.#problem, v, data);
+    const moved = o.priorBound > 0
+      ? await this.#relax(v.trainLatents, this.#io.train, idx, data, g)
+      : 0;
+    const gradNorm1 = clipGradNorm([g.theta1], o.clipNorm);
+    this.#rmsprop.step(v.theta1, g.theta1);
+    let gradNorm2 = 0;
+    if (phase === 2) {
+      gradNorm2 = clipGradNorm([g.theta2], o.clipNorm);
+      this.#sgd.step(v.theta2, g.theta2);
     }
-    emit({
-      type: "validation",
-      round,
-      step: globalStep,
-      loss,
-      best: best!.loss,
-      improved,
-      full,
+    s.globalStep++;
+    s.batch++;
+    this.#emit({
+      type: "step",
+      round: s.round,
+      step: s.globalStep,
+      loss: g.loss,
+      gradNorm1,
+      gradNorm2,
+      lr1: s.rmsprop.lr,
+      lr2: s.sgd.lr,
+      moved,
     });
-    if (improved || countWorse < o.patient) return;
-    countWorse = 0;
-    restore(best!);
-    if (validOnOne) {
-      // From now on validate on everything; re-measure the best under the new metric.
-      validOnOne = false;
-      best = { ...best!, loss: await validate(true) };
-    } else {
-      rmsprop.lr = Math.max(rmsprop.lr * o.lrTimeDecay, o.minLrTime1);
-      if (phase === 2) {
-        sgd.lr = Math.max(sgd.lr * o.lrTimeDecay, o.minLrTime2);
-        if (sgd.lr <= o.minLrTime2) {
-          countMinLrHit++;
-          if (countMinLrHit >= o.lr2Patient) stopped = true;
-        }
-      }
+  }
+
+  /** After the training pass: relax the validation latents, then close the round. */
+  async #endRound(): Promise<void> {
+    const s = this.#state;
+    if (this.#o.priorBound > 0) await this.#relaxValidation();
+    s.round++;
+    s.batch = 0;
+    s.roundStarted = false;
+    await this.#save("round_end");
+  }
+
+  /**
+   * One relaxation step of every validation latent (no schedule update); `shift_lr` decays
+   * when none moved. The reference relaxes them in training-size batches: the latent step is
+   * shift_lr times the gradient of the batch-mean loss, so the batch size sets how far each
+   * latent moves.
+   */
+  async #relaxValidation(): Promise<void> {
+    const s = this.#state;
+    const valid = this.#io.valid;
+    let moved = 0;
+    for (const idx of ranges(valid.length, this.#o.trainBatchSize)) {
+      const data = batchOf(valid, s.current.validLatents, idx);
+      const g = await ld3LossAndGradient(this.#problem, s.current, data, { latentsOnly: true });
+      moved += await this.#relax(s.current.validLatents, valid, idx, data, g);
     }
-    emit({
-      type: "reload",
-      round,
-      step: globalStep,
-      full: !validOnOne,
-      lr1: rmsprop.lr,
-      lr2: sgd.lr,
-    });
-  };
+    if (moved === 0) s.shiftLr *= this.#o.shiftLrDecay;
+    this.#emit({ type: "relax_valid", round: s.round, moved, shiftLr: s.shiftLr });
+  }
+
   /** One projected, accept-if-better SGD step of some latents; returns how many moved. */
-  const relax = async (
+  async #relax(
     latents: Float64Array[],
     set: readonly Ld3Sample[],
     idx: number[],
     data: Ld3Batch,
     grad: { losses: Float64Array; latents: Float64Array },
-  ): Promise<number> => {
+  ): Promise<number> {
+    const size = this.#size;
     const z = concatFloat64(idx.map((i) => set[i].z));
     const candidate = relaxedStep(data.latents, grad.latents, z, {
-      lr: shiftLr,
-      radius: o.priorBound,
+      lr: this.#state.shiftLr,
+      radius: this.#o.priorBound,
       batch: idx.length,
     });
-    const newLosses = await ld3Loss(problem, { theta1, theta2 }, { ...data, latents: candidate });
+    const candidateData = { ...data, latents: candidate };
+    const newLosses = await ld3Loss(this.#problem, this.#state.current, candidateData);
     const x = Float64Array.from(data.latents);
     const accepted = acceptIfBetter(x, candidate, { old: grad.losses, new: newLosses });
     idx.forEach((i, b) => latents[i] = x.slice(b * size, (b + 1) * size));
     return accepted.filter(Boolean).length;
-  };
-
-  // ---- the loop ----------------------------------------------------------------------------
-  const roundsV1 = o.noV1 ? 0 : o.trainingRoundsV1;
-  const totalRounds = roundsV1 + o.trainingRoundsV2;
-  while (!stopped && round < totalRounds) {
-    const phase: 1 | 2 = round < roundsV1 ? 1 : 2;
-    if (!roundStarted) {
-      emit({ type: "round", round, phase });
-      if (round > 0 && best) {
-        // The reference reloads the best θ only (both latent sets keep their progress) and
-        // restarts the patience count.
-        restoreTheta(best);
-        countWorse = 0;
-      }
-      order = roundOrder(io.train.length, o.seed, round);
-      batchIndex = 0;
-      roundStarted = true;
-      await examine(phase);
-      await save("round_start");
-      if (stopped) break;
-    }
-    const batches = ranges(io.train.length, o.trainBatchSize).map((r) => r.map((i) => order[i]));
-    while (!stopped && batchIndex < batches.length) {
-      const idx = batches[batchIndex];
-      const data = batchOf(io.train, trainLatents, idx);
-      const g = await ld3LossAndGradient(problem, { theta1, theta2 }, data);
-      const moved = o.priorBound > 0 ? await relax(trainLatents, io.train, idx, data, g) : 0;
-      const gradNorm1 = clipGradNorm([g.theta1], o.clipNorm);
-      rmsprop.step(theta1, g.theta1);
-      let gradNorm2 = 0;
-      if (phase === 2) {
-        gradNorm2 = clipGradNorm([g.theta2], o.clipNorm);
-        sgd.step(theta2, g.theta2);
-      }
-      globalStep++;
-      batchIndex++;
-      emit({
-        type: "step",
-        round,
-        step: globalStep,
-        loss: g.loss,
-        gradNorm1,
-        gradNorm2,
-        lr1: rmsprop.lr,
-        lr2: sgd.lr,
-        moved,
-      });
-      await examine(phase);
-      await save("step");
-    }
-    if (stopped) break;
-    if (o.priorBound > 0) {
-      let moved = 0;
-      // The reference relaxes the validation latents in training-size batches: the latent
-      // step is shift_lr times the gradient of the batch-mean loss, so the batch size sets
-      // how far each latent moves.
-      for (const idx of ranges(io.valid.length, o.trainBatchSize)) {
-        const data = batchOf(io.valid, validLatents, idx);
-        const g = await ld3LossAndGradient(problem, { theta1, theta2 }, data, {
-          latentsOnly: true,
-        });
-        moved += await relax(validLatents, io.valid, idx, data, g);
-      }
-      if (moved === 0) shiftLr *= o.shiftLrDecay;
-      emit({ type: "relax_valid", round, moved, shiftLr });
-    }
-    round++;
-    batchIndex = 0;
-    roundStarted = false;
-    await save("round_end");
   }
-  emit({
-    type: "stop",
-    round,
-    step: globalStep,
-    reason: stopped ? "lr2_floor" : "rounds",
-  });
-  const final = best ?? { ...snapshot(), loss: await validate(true) };
-  return {
-    grid: { t1: Float64Array.from(final.t1), t2: Float64Array.from(final.t2) },
-    theta1: Float64Array.from(final.theta1),
-    theta2: Float64Array.from(final.theta2),
-    history,
-    bestValidLoss: final.loss,
-    checkpoint: checkpoint(),
-  };
+
+  /**
+   * Validates and keeps the best state; after `patient` validations without improvement,
+   * reloads the best ({@linkcode Ld3Run.#reloadBest}).
+   */
+  async #examine(phase: 1 | 2): Promise<void> {
+    const s = this.#state;
+    const full = !s.validOnOne;
+    const loss = await this.#validate(full);
+    const improved = s.best === null || loss < s.best.loss;
+    if (improved) {
+      s.best = { ...this.#snapshot(), loss };
+      s.countWorse = 0;
+    } else {
+      s.countWorse++;
+    }
+    const best = s.best!.loss;
+    this.#emit({
+      type: "validation",
+      round: s.round,
+      step: s.globalStep,
+      loss,
+      best,
+      improved,
+      full,
+    });
+    if (!improved && s.countWorse >= this.#o.patient) await this.#reloadBest(phase);
+  }
+
+  /**
+   * Patience ran out: back to the best variables; the first time, switch from one validation
+   * batch to all samples, afterwards decay the learning rates.
+   */
+  async #reloadBest(phase: 1 | 2): Promise<void> {
+    const s = this.#state;
+    const best = s.best!;
+    s.countWorse = 0;
+    s.current = variablesOf(best);
+    if (s.validOnOne) {
+      // From now on validate on everything; re-measure the best under the new metric.
+      s.validOnOne = false;
+      s.best = { ...best, loss: await this.#validate(true) };
+    } else {
+      this.#decayLearningRates(phase);
+    }
+    const [lr1, lr2] = [s.rmsprop.lr, s.sgd.lr];
+    this.#emit({
+      type: "reload",
+      round: s.round,
+      step: s.globalStep,
+      full: !s.validOnOne,
+      lr1,
+      lr2,
+    });
+  }
+
+  /**
+   * Decays lr1 towards its floor, and lr2 in phase 2, counting lr2's floor hits towards the
+   * stop. As in the reference, lr2 decays only in phase 2, where θ2 trains: phase-1 patience
+   * must not eat into the θ2 learning rate before it is used.
+   */
+  #decayLearningRates(phase: 1 | 2): void {
+    const o = this.#o;
+    const s = this.#state;
+    s.rmsprop.lr = Math.max(s.rmsprop.lr * o.lrTimeDecay, o.minLrTime1);
+    if (phase !== 2) return;
+    s.sgd.lr = Math.max(s.sgd.lr * o.lrTimeDecay, o.minLrTime2);
+    if (s.sgd.lr <= o.minLrTime2) {
+      s.countMinLrHit++;
+      if (s.countMinLrHit >= o.lr2Patient) s.stopped = true;
+    }
+  }
+
+  /**
+   * Mean validation loss at the current variables: on the first `validOneBatchSize` samples,
+   * or on all (`full`).
+   */
+  async #validate(full: boolean): Promise<number> {
+    const o = this.#o;
+    const { valid } = this.#io;
+    const current = this.#state.current;
+    const count = full ? valid.length : Math.min(o.validOneBatchSize, valid.length);
+    let total = 0;
+    for (const idx of ranges(count, o.validBatchSize)) {
+      const batch = batchOf(valid, current.validLatents, idx);
+      for (const v of await ld3Loss(this.#problem, current, batch)) total += v;
+    }
+    return total / count;
+  }
+
+  /** A copy of the current variables with the grids they give. */
+  #snapshot(): Ld3Snapshot {
+    const v = this.#state.current;
+    const g = thetaToGrid(this.#io.denoiser.schedule, v.theta1, v.theta2, this.#problem.param);
+    return { ...variablesOf(v), t1: Float64Array.from(g.t1), t2: Float64Array.from(g.t2) };
+  }
+
+  /** A copy of the state, with what identifies the run. */
+  #checkpoint(): Ld3Checkpoint {
+    return {
+      format: "ld3-checkpoint",
+      version: LD3_CHECKPOINT_VERSION,
+      fingerprint: this.#fingerprint,
+      ...structuredClone(this.#state),
+    };
+  }
+
+  async #save(reason: CheckpointReason): Promise<void> {
+    if (this.#io.saveCheckpoint) await this.#io.saveCheckpoint(this.#checkpoint(), reason);
+  }
+
+  #emit(event: Ld3Event): void {
+    this.history.push(event);
+    this.#io.onEvent?.(event);
+  }
+}
+
+/**
+ * Runs LD3 training.
+ *
+ * @throws {RangeError} On inconsistent data (shapes, counts), bad options or a checkpoint of
+ * another problem.
+ */
+export async function trainLd3(options: Ld3Options, io: Ld3Io): Promise<Ld3Result> {
+  const size = io.denoiser.sampleShape.reduce((a, b) => a * b, 1);
+  const o = resolveLd3Options(options, size);
+  checkInputs(o, io, size);
+  const run = new Ld3Run(o, io, size);
+  await run.train();
+  return await run.result();
 }

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import type { Planner } from "../../lib/grad/backprop.ts";
 import { l2Loss } from "../../lib/metrics/losses.ts";
 import { thetaToGrid, type TimeMode } from "../../lib/ld3/parameterization.ts";
-import { ld3Loss, ld3LossAndGradient, type Ld3Problem } from "../../lib/ld3/trainer.ts";
+import { ld3Loss, ld3LossAndGradient, type Ld3Problem } from "../../lib/ld3/loss.ts";
 import { normalNoise } from "../../lib/rng.ts";
 import { type NoiseSchedule, veSchedule, vpLinearSchedule } from "../../lib/noise_schedule.ts";
 import {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { clipGradNorm, Rmsprop, Sgd } from "../../lib/ld3/optim.ts";
+import { clipGradNorm, Rmsprop, rmspropState, Sgd, sgdState } from "../../lib/ld3/optim.ts";
 
 function close(actual: ArrayLike<number>, expected: number[], tol = 1e-15) {
   assert.equal(actual.length, expected.length);
@@ -68,4 +68,30 @@ Deno.test("clipGradNorm() scales by maxNorm/(‖g‖ + 1e-6) only when above the
   clipGradNorm([small], 1);
   close(small, [0.3, 0.4, 0]);
   assert.throws(() => clipGradNorm([g], 0), RangeError);
+});
+
+Deno.test("Rmsprop and Sgd update a state they are given in place, and refuse one of another size", () => {
+  const state = rmspropState(2, 0.1);
+  const opt = new Rmsprop(2, { lr: 0.5, momentum: 0.9 }, state);
+  assert.equal(opt.lr, 0.1, "the state's lr wins");
+  opt.step(Float64Array.from([1, 2]), Float64Array.from([0.5, -0.5]));
+  assert.equal(state.step, 1);
+  assert.ok(state.squareAvg[0] > 0 && state.momentumBuffer[1] < 0);
+  opt.lr = 0.05;
+  assert.equal(state.lr, 0.05);
+  // A second optimizer over a copy of the state continues exactly like the first.
+  const twin = new Rmsprop(2, { lr: 0.5, momentum: 0.9 }, structuredClone(state));
+  const [a, b] = [Float64Array.from([1, 2]), Float64Array.from([1, 2])];
+  opt.step(a, Float64Array.from([0.1, 0.2]));
+  twin.step(b, Float64Array.from([0.1, 0.2]));
+  assert.deepEqual(a, b);
+  assert.throws(() => new Rmsprop(3, { lr: 0.1 }, state), /RMSprop state has 2 values: expected 3/);
+
+  const sgd = sgdState(0.5);
+  new Sgd(2, { lr: 1, momentum: 0.5 }, sgd).step(
+    Float64Array.from([0, 0]),
+    Float64Array.from([1, 2]),
+  );
+  assert.deepEqual(sgd, { lr: 0.5, step: 1, momentumBuffer: [1, 2] });
+  assert.throws(() => new Sgd(3, { lr: 1 }, sgd), /SGD state has 2 values: expected 3/);
 });

@@ -5,28 +5,23 @@ import { distance } from "../../lib/ld3/ball.ts";
 import {
   type Ld3Checkpoint,
   type Ld3Options,
-  type Ld3Sample,
   resolveLd3Options,
   roundOrder,
   trainLd3,
 } from "../../lib/ld3/trainer.ts";
-import { veSchedule } from "../../lib/noise_schedule.ts";
 import type { Grid } from "../../lib/solvers/plan.ts";
 import { solve, type SolverName } from "../../lib/solvers/mod.ts";
-import { latents, smallGmm } from "./_gmm_problem.ts";
-
-const schedule = veSchedule();
-const dim = 32;
-const gmm = smallGmm(schedule, { dim, components: 4 });
-// The teacher: UniPC with 20 steps on the EDM grid, on the same model.
-const teacherGrid = toGrid(edmGrid(schedule, 20));
-
-async function teach(z: Float64Array): Promise<Ld3Sample> {
-  const teacher = await solve("uni_pc", gmm, z.map((v) => v * schedule.priorScale), teacherGrid);
-  return { z, teacher };
-}
-const train = await Promise.all(latents(1, 0, 8, dim).map(teach));
-const valid = await Promise.all(latents(1, 100, 8, dim).map(teach));
+import {
+  base,
+  checkpointAt,
+  dim,
+  gmm,
+  io,
+  roundTrip,
+  schedule,
+  train,
+  valid,
+} from "./_training_problem.ts";
 
 /** Validation L2 to the teacher from the original (unrelaxed) latents. */
 async function validL2(name: SolverName, grid: Grid): Promise<number> {
@@ -37,15 +32,6 @@ async function validL2(name: SolverName, grid: Grid): Promise<number> {
   }
   return s / valid.length;
 }
-
-const base: Ld3Options = {
-  steps: 4,
-  trainingRoundsV1: 1,
-  trainingRoundsV2: 2,
-  validBatchSize: 8,
-  priorBound: 0.05,
-  seed: 3,
-};
 
 for (const name of ["ipndm", "uni_pc"] as const) {
   Deno.test(`trainLd3() beats the logSNR and EDM grids at NFE 4 (${name})`, async () => {
@@ -76,31 +62,21 @@ for (const name of ["ipndm", "uni_pc"] as const) {
 
 Deno.test("trainLd3() is deterministic and resumes bit for bit", async () => {
   const options: Ld3Options = { ...base, solverName: "dpm_solver++", timeMode: "time" };
-  const io = { denoiser: gmm, loss: l2Loss, train, valid };
   const a = await trainLd3(options, io);
   const b = await trainLd3(options, io);
   assert.deepEqual(a.grid, b.grid);
   assert.equal(a.bestValidLoss, b.bestValidLoss);
-  // A run "killed" after 5 training steps, resumed from its last checkpoint (via JSON).
-  let saved: string | undefined;
-  let steps = 0;
-  await assert.rejects(
-    () =>
-      trainLd3(options, {
-        ...io,
-        saveCheckpoint(ckpt, reason) {
-          saved = JSON.stringify(ckpt);
-          if (reason === "step" && ++steps === 5) throw new Error("killed");
-        },
-      }),
-    /killed/,
-  );
-  const ckpt = JSON.parse(saved!) as Ld3Checkpoint;
+  // A run "killed" after its 5th training step (the 8th save: round 0 saves at its start, after
+  // each of its 4 steps and at its end), resumed from that checkpoint through the serialisation.
+  const ckpt = roundTrip(await checkpointAt(options, 8));
   assert.equal(ckpt.globalStep, 5);
   const c = await trainLd3(options, { ...io, resumeFrom: ckpt });
   assert.deepEqual(c.grid, a.grid);
   assert.equal(c.bestValidLoss, a.bestValidLoss);
   assert.deepEqual(c.checkpoint, a.checkpoint);
+  // The history of the resumed run is the uninterrupted one's from the checkpoint on.
+  const from = a.history.findIndex((e) => e.type === "step" && e.step === 6);
+  assert.deepEqual(c.history, a.history.slice(from));
 });
 
 Deno.test("trainLd3() with match_prior starts from the prior grid and no_v1 skips phase 1", async () => {
@@ -118,7 +94,6 @@ Deno.test("trainLd3() with match_prior starts from the prior grid and no_v1 skip
 });
 
 Deno.test("trainLd3() rejects bad inputs with clear errors", async () => {
-  const io = { denoiser: gmm, loss: l2Loss, train, valid };
   await assert.rejects(() => trainLd3({ ...base, priorBound: -1 }, io), /priorBound/);
   await assert.rejects(() => trainLd3({ ...base, steps: 0 }, io), /steps/);
   await assert.rejects(
@@ -142,6 +117,12 @@ Deno.test("trainLd3() rejects bad inputs with clear errors", async () => {
         resumeFrom: other.checkpoint,
       }),
     /another run \(differs in: prior\)/,
+  );
+  // A checkpoint of the first format (its fields differ) is refused by its version.
+  const old = { ...other.checkpoint, version: 1 } as unknown as Ld3Checkpoint;
+  await assert.rejects(
+    () => trainLd3(base, { ...io, resumeFrom: old }),
+    /checkpoint of version 1, this ld3 reads version 2 only/,
   );
 });
 
@@ -199,25 +180,19 @@ Deno.test("trainLd3() resumes exactly through reloads, decays and the lr2-floor 
     minLrTime2: 0.02,
     trainingRoundsV2: 4,
   };
-  const io = { denoiser: gmm, loss: l2Loss, train, valid };
   const full = await trainLd3(options, io);
   const types = full.history.map((e) => e.type);
   assert.ok(types.includes("reload"), "patience reloads happened");
   const stop = full.history.at(-1)!;
   assert.ok(stop.type === "stop" && stop.reason === "lr2_floor", JSON.stringify(stop));
-  for (const killAt of [1, 3, 6]) {
-    let saved: string | undefined;
-    let count = 0;
-    await assert.rejects(() =>
-      trainLd3(options, {
-        ...io,
-        saveCheckpoint(ckpt) {
-          saved = JSON.stringify(ckpt);
-          if (++count === killAt) throw new Error("killed");
-        },
-      }), /killed/);
-    const resumed = await trainLd3(options, { ...io, resumeFrom: JSON.parse(saved!) });
+  for (const killAt of [1, 3, 6, 9]) {
+    const saved = roundTrip(await checkpointAt(options, killAt));
+    const resumed = await trainLd3(options, { ...io, resumeFrom: saved });
     assert.deepEqual(resumed.grid, full.grid, `killed at checkpoint ${killAt}`);
     assert.deepEqual(resumed.checkpoint, full.checkpoint);
+    assert.deepEqual(
+      resumed.history,
+      full.history.slice(full.history.length - resumed.history.length),
+    );
   }
 });

@@ -179,7 +179,9 @@ export class RunRecorder {
   /** An improvement: a GIF frame, a log line, grid.json and schedule.png of the best grid. */
   async #recordImprovement(c: Ld3Checkpoint & { best: NonNullable<Ld3Checkpoint["best"]> }) {
     const { runDir, schedule, title } = this.#setup;
-    const frame = { step: c.globalStep, loss: c.best.loss, t1: c.best.t1, t2: c.best.t2 };
+    // Plain arrays: the frames go into checkpoint.json as they are.
+    const [t1, t2] = [Array.from(c.best.t1), Array.from(c.best.t2)];
+    const frame = { step: c.globalStep, loss: c.best.loss, t1, t2 };
     this.frames.push(frame);
     this.log({ type: "improvement", ...frame });
     const grid = toGrid(c.best.t1, c.best.t2);

@@ -1,63 +1,35 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { encodeNpz } from "../../../lib/io/npz.ts";
+import { decodeNpz, encodeNpz } from "../../../lib/io/npz.ts";
 import {
   CHECKPOINT_FILE,
   readRunCheckpoint,
   restoreTrainerState,
   saveRunCheckpoint,
 } from "../../../lib/pipelines/train/checkpoint.ts";
-import type { Ld3Checkpoint, Ld3Snapshot } from "../../../lib/ld3/trainer.ts";
+import type { Ld3Checkpoint } from "../../../lib/ld3/state.ts";
+import { base, checkpointAt } from "../../ld3/_training_problem.ts";
 
-const SIZES = { numTrain: 3, numValid: 2, size: 4 };
-
-function snapshot(offset: number): Ld3Snapshot {
-  const rows = (n: number, k: number) =>
-    Array.from(
-      { length: n },
-      (_, i) => Array.from({ length: SIZES.size }, (_, j) => offset + k * 100 + i * 10 + j + 1 / 3),
-    );
-  return {
-    theta1: [offset, 1],
-    theta2: [offset, 2],
-    t1: [80, 1, 0.002],
-    t2: [80, 1.1, 0.002],
-    trainLatents: rows(SIZES.numTrain, 1),
-    validLatents: rows(SIZES.numValid, 2),
-  };
-}
-
-function state(best: boolean): Ld3Checkpoint {
-  return {
-    format: "ld3-checkpoint",
-    version: 1,
-    current: snapshot(0),
-    best: best ? { ...snapshot(1000), loss: 0.25 } : null,
-    rmsprop: { lr: 0.1, step: 3, squareAvg: [1, 2], momentumBuffer: [0, 0], gradAvg: [0, 1] },
-    sgd: { lr: 0.01, step: 3, momentumBuffer: null },
-    shiftLr: 0.5,
-    round: 1,
-    batch: 2,
-    roundStarted: true,
-    globalStep: 7,
-    countWorse: 0,
-    countMinLrHit: 0,
-    validOnOne: false,
-    stopped: false,
-    order: [2, 0, 1],
-    seed: 0,
-    fingerprint: "f",
-  };
-}
-
+const SIZES = { numTrain: 8, numValid: 8, size: 32 };
 const META = { options: { solverName: "ipndm" }, logLines: 12, elapsedSeconds: 3.5, frames: [] };
 
-Deno.test("a run checkpoint round-trips the trainer state bit for bit, one generation kept", async () => {
+// Real trainer states: at the first save (the round start) and after 3 training steps.
+const first = await checkpointAt({ ...base, solverName: "ipndm" }, 1);
+const later = await checkpointAt({ ...base, solverName: "ipndm", patient: 1 }, 4);
+
+async function inTempDir(f: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir();
   try {
-    await saveRunCheckpoint(dir, state(false), { ...META, generation: 1 }, SIZES);
-    const s = state(true);
-    await saveRunCheckpoint(dir, s, { ...META, generation: 2 }, SIZES);
+    await f(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a run checkpoint restores every field of the trainer state bit for bit, one generation kept", async () => {
+  await inTempDir(async (dir) => {
+    await saveRunCheckpoint(dir, first, { ...META, generation: 1 }, SIZES);
+    await saveRunCheckpoint(dir, later, { ...META, generation: 2 }, SIZES);
     const files = [];
     for await (const e of Deno.readDir(dir)) files.push(e.name);
     assert.deepEqual(files.sort(), ["checkpoint.2.npz", CHECKPOINT_FILE]);
@@ -65,34 +37,45 @@ Deno.test("a run checkpoint round-trips the trainer state bit for bit, one gener
     const record = await readRunCheckpoint(dir);
     assert.equal(record.latents, "checkpoint.2.npz");
     assert.equal(record.logLines, 12);
-    // The JSON holds no latents; the .npz holds them in float64.
-    assert.deepEqual(record.trainer.current.trainLatents, []);
-    assert.deepEqual(await restoreTrainerState(dir, record, SIZES), s);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    assert.equal(record.trainer.globalStep, 3);
+    // The JSON names the latent tables; the .npz holds them in float64.
+    assert.equal(record.trainer.current.trainLatents, "current.trainLatents");
+    const npz = decodeNpz(await Deno.readFile(join(dir, record.latents)));
+    assert.deepEqual(npz["best.validLatents"].shape, [8, 32]);
+
+    const restored = await restoreTrainerState(dir, record, SIZES);
+    for (const key of Object.keys(later) as (keyof Ld3Checkpoint)[]) {
+      assert.deepEqual(restored[key], later[key], `field ${key}`);
+    }
+    assert.deepEqual(restored, later);
+  });
 });
 
-Deno.test("a run checkpoint that is not one, or lacks a latent table, is refused by name", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    await Deno.writeTextFile(join(dir, CHECKPOINT_FILE), JSON.stringify({ format: "other" }));
+Deno.test("a run checkpoint that is not one, of another version, or with a bad table is refused by name", async () => {
+  await inTempDir(async (dir) => {
+    const path = join(dir, CHECKPOINT_FILE);
+    await Deno.writeTextFile(path, JSON.stringify({ format: "other" }));
     await assert.rejects(
       () => readRunCheckpoint(dir),
       /checkpoint\.json is not an ld3 run checkpoint/,
     );
-
-    await saveRunCheckpoint(dir, state(true), { ...META, generation: 1 }, SIZES);
-    const record = await readRunCheckpoint(dir);
-    await Deno.writeFile(
-      join(dir, record.latents),
-      encodeNpz({ current_train: { data: new Float64Array(12), shape: [3, 4] } }),
+    await Deno.writeTextFile(path, JSON.stringify({ format: "ld3-run-checkpoint", version: 1 }));
+    await assert.rejects(
+      () => readRunCheckpoint(dir),
+      /checkpoint of version 1; this ld3 resumes version 2 only: start the run in a new folder/,
     );
+
+    await saveRunCheckpoint(dir, later, { ...META, generation: 1 }, SIZES);
+    const record = await readRunCheckpoint(dir);
+    const table = { data: new Float64Array(8 * 32), shape: [8, 32] };
+    await Deno.writeFile(join(dir, record.latents), encodeNpz({ "current.trainLatents": table }));
     await assert.rejects(
       () => restoreTrainerState(dir, record, SIZES),
-      /checkpoint\.1\.npz lacks "current_valid"/,
+      /checkpoint\.json with checkpoint\.1\.npz lacks the table "current\.validLatents"/,
     );
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    await assert.rejects(
+      () => restoreTrainerState(dir, record, { ...SIZES, size: 16 }),
+      /checkpoint\.1\.npz: "current\.trainLatents" has shape \[8,32\], expected 8 or 8 rows of 16/,
+    );
+  });
 });
