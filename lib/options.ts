@@ -168,7 +168,8 @@ export function withDefaults<
 
 /** The type of {@linkcode withDefaults}: the keys of `D` now have a default. */
 export type WithDefaults<T extends OptionDeclarations, D> = {
-  readonly [K in keyof T]: K extends keyof D ? T[K] & { readonly default: OptionValue } : T[K];
+  readonly [K in keyof T]: K extends keyof D ? Omit<T[K], "default"> & { readonly default: D[K] }
+    : T[K];
 };
 
 /** The declarations of `keys` only, in that order. */
@@ -416,8 +417,9 @@ export function parseCommandLine<const T extends OptionDeclarations>(
     }
     if (flag !== d.flag) {
       warnings.push(`--${flag} is deprecated and will be removed: use --${d.flag}`);
-      if (values[key] !== undefined) throw new TypeError(`Give --${d.flag} once`);
     }
+    // The new spelling and an old one together would leave one of them ignored.
+    if (values[key] !== undefined) throw new TypeError(`Give --${d.flag} once`);
     const value = typeof raw === "string" ? fromText(d, raw, `--${d.flag}`) : raw;
     // (A repeatable option arrives as the list of its occurrences, each item as given.)
     checkValue(d, value, `--${d.flag}`);
@@ -445,7 +447,8 @@ export function optionArg(d: OptionDeclaration): string {
 /** The default of a declaration in words, or undefined when there is none. */
 export function defaultText(d: OptionDeclaration): string | undefined {
   if (d.defaultText !== undefined) return d.defaultText;
-  if (d.default === undefined) return undefined;
+  // A flag is off unless given: saying so adds nothing.
+  if (d.default === undefined || d.default === false) return undefined;
   return Array.isArray(d.default) ? d.default.join(",") : String(d.default);
 }
 
@@ -462,7 +465,8 @@ export function optionHelpText(d: OptionDeclaration): string {
 export function usageLines(declarations: OptionDeclarations): string[] {
   const entries = Object.values(declarations).map((d) => {
     const arg = optionArg(d);
-    return [`--${d.flag}${arg ? ` ${arg}` : ""}`, optionHelpText(d)] as const;
+    const short = d.short ? `-${d.short}, ` : "";
+    return [`${short}--${d.flag}${arg ? ` ${arg}` : ""}`, optionHelpText(d)] as const;
   });
   const width = Math.min(32, Math.max(0, ...entries.map(([f]) => f.length)) + 2);
   return entries.map(([flag, help]) =>
@@ -472,18 +476,22 @@ export function usageLines(declarations: OptionDeclarations): string[] {
   );
 }
 
+/** Text for a Markdown table cell: pipes escaped, `<…>` kept from turning into HTML. */
+export function markdownCell(text: string): string {
+  return text.replaceAll("|", "\\|").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+}
+
 /** Markdown table of declarations: option, value, default, meaning. */
 export function optionsMarkdown(declarations: OptionDeclarations): string {
-  const cell = (text: string) => text.replaceAll("|", "\\|");
   const rows = Object.values(declarations).map((d) => {
-    const arg = optionArg(d);
-    const choices = d.choices ? d.choices.join(" \\| ") : arg;
+    const value = d.kind === "boolean" ? "flag" : d.choices ? d.choices.join(" | ") : optionArg(d);
     const aliases = d.aliases?.length
       ? ` (was ${d.aliases.map((a) => `\`--${a}\``).join(", ")})`
       : "";
     const help = d.deprecated !== undefined ? `deprecated: ${d.deprecated}` : d.help;
-    return `| \`--${d.flag}\`${aliases} | ${d.kind === "boolean" ? "flag" : cell(choices)} | ` +
-      `${cell(defaultText(d) ?? (d.required ? "required" : "—"))} | ${cell(help)} |`;
+    const byDefault = defaultText(d) ?? (d.required ? "required" : "—");
+    return `| \`--${d.flag}\`${aliases} | ${markdownCell(value)} | ${markdownCell(byDefault)} | ` +
+      `${markdownCell(help)} |`;
   });
   return ["| option | value | default | meaning |", "| --- | --- | --- | --- |", ...rows].join(
     "\n",

@@ -9,6 +9,8 @@
 import { readNpy } from "../lib/io/npy.ts";
 import {
   declareOptions,
+  markdownCell,
+  type OptionDeclaration,
   type OptionDeclarations,
   optionsMarkdown,
   type OptionValues,
@@ -50,6 +52,9 @@ export type TaskValues<L extends OptionDeclarations, C extends OptionDeclaration
   & OptionValues<L>
   & ResolvedOptions<C>;
 
+/** `--help`, for the usage lines only (the parser handles it itself). */
+const HELP: OptionDeclaration = { flag: "help", kind: "boolean", short: "h", help: "this text" };
+
 /** What help and docs need of a task (everything but `run`). */
 export type TaskInfo = Omit<Task<OptionDeclarations, OptionDeclarations>, "run">;
 
@@ -82,11 +87,10 @@ export function taskHelp(task: TaskInfo): string {
     `Usage: ${usageLine(task)}`,
     "",
     task.summary,
-    ...(task.details ?? []),
+    ...(task.details?.length ? ["", ...task.details] : []),
     "",
     "Options:",
-    ...usageLines(allOptions(task)),
-    "  -h, --help".padEnd(34) + "this text",
+    ...usageLines({ ...allOptions(task), help: HELP }),
   ].join("\n");
 }
 
@@ -95,8 +99,8 @@ export function taskMarkdown(task: TaskInfo): string {
   return [
     `## \`deno task ${task.name}\``,
     "",
-    task.summary,
-    ...(task.details?.length ? ["", ...task.details] : []),
+    markdownCell(task.summary),
+    ...(task.details?.length ? ["", ...task.details.map(markdownCell)] : []),
     "",
     "```sh",
     usageLine(task),

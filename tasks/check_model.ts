@@ -10,44 +10,39 @@
  *
  * @module
  */
-import { parseArgs } from "node:util";
 import { loadModel } from "../lib/onnx/model.ts";
-import { checkModel, formatModelCheck } from "../lib/onnx/model_check.ts";
-import { intOption, optionHelp, runTask } from "./_data_cli.ts";
+import { CHECK_MODEL_OPTIONS, checkModel, formatModelCheck } from "../lib/onnx/model_check.ts";
+import { declareOptions } from "../lib/options.ts";
+import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
+import { defineTask, runCli } from "./_cli.ts";
 
-const USAGE = `Usage: deno task check-model --config <model.yml> [options]
-  Checks in seconds that the config's prediction, time_input and schedule fit the network:
-  batching, finite outputs, D ≈ x at the lowest noise, D near the data at the highest.
-  --seed N             noise seed (default 0)
-  --json               print the report as JSON ({ model, checks, ok, msPerCall, batch })
-${optionHelp("device", 21)}`;
-
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    args: Deno.args,
-    strict: true,
-    allowPositionals: false,
-    options: {
-      config: { type: "string" },
-      seed: { type: "string" },
-      device: { type: "string" },
-      json: { type: "boolean" },
-      help: { type: "boolean", short: "h" },
+/** The `check-model` task. */
+export const CHECK_MODEL = defineTask({
+  name: "check-model",
+  summary: "Check in seconds that a config's prediction, time_input and schedule fit its network",
+  details: [
+    "Batching, finite outputs, D ≈ x at the lowest noise, D near the data at the highest; a",
+    "failure names the fields that usually cause it and exits 1 (docs/your-model.md).",
+  ],
+  options: { ...MODEL_OPTIONS, ...CHECK_MODEL_OPTIONS },
+  taskOptions: declareOptions({
+    json: {
+      flag: "json",
+      kind: "boolean",
+      default: false,
+      help: "print the report as JSON ({ model, checks, ok, msPerCall, batch })",
     },
-  });
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (!values.config) throw new TypeError("--config is required (a model YAML file)");
-  const model = await loadModel(values.config, values.device ? { device: values.device } : {});
-  try {
-    const report = await checkModel(model, { seed: intOption("seed", values.seed) });
-    console.log(values.json ? JSON.stringify(report, null, 2) : formatModelCheck(report));
-    if (!report.ok) Deno.exitCode = 1;
-  } finally {
-    await model.close();
-  }
-}
+  }),
+  async run(v) {
+    const model = await loadModel(v.config, v.device ? { device: v.device } : {});
+    try {
+      const report = await checkModel(model, v);
+      console.log(v.json ? JSON.stringify(report, null, 2) : formatModelCheck(report));
+      if (!report.ok) Deno.exitCode = 1;
+    } finally {
+      await model.close();
+    }
+  },
+});
 
-await runTask(main);
+if (import.meta.main) await runCli(CHECK_MODEL);

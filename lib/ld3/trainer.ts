@@ -29,7 +29,7 @@ import type { Grid } from "../solvers/plan.ts";
 import { planSolver, type SolverName, type SolverOptions } from "../solvers/mod.ts";
 import { acceptIfBetter, defaultPriorBound, defaultShiftLr, relaxedStep } from "./ball.ts";
 import { clipGradNorm, Rmsprop, rmspropState, Sgd, sgdState } from "./optim.ts";
-import { thetaFromGrid, thetaToGrid, type TimeMode } from "./parameterization.ts";
+import { thetaFromGrid, thetaToGrid } from "./parameterization.ts";
 import { type Ld3Batch, ld3Loss, ld3LossAndGradient, type Ld3Problem } from "./loss.ts";
 import {
   checkCheckpointHeader,
@@ -40,70 +40,24 @@ import {
   type Ld3Variables,
 } from "./state.ts";
 import { type Fingerprint, fingerprintDiff } from "../fingerprint.ts";
+import { type OptionValues, type ResolvedOptions, resolveOptions } from "../options.ts";
+import { LD3_OPTIONS } from "./options.ts";
 
 // The checkpoint types are part of the trainer's interface; they are declared with the state.
 export type { Ld3Checkpoint, Ld3Snapshot } from "./state.ts";
 
-/** Options of {@linkcode trainLd3}; names follow the reference tool, defaults its CIFAR-10 config. */
-export interface Ld3Options {
-  /** Student solver. @default {"uni_pc"} */
-  solverName?: SolverName;
-  /** Student solver order (solver default when unset). @default {3} */
-  order?: number;
-  /** UniPC B(h) variant. @default {"bh1"} */
-  unipcVariant?: "bh1" | "bh2";
-  /** Student grid intervals N (the NFE for all solvers but Heun). @default {10} */
-  steps?: number;
-  /** Steps affine in t or in λ. @default {"lambda"} */
-  timeMode?: TimeMode;
-  /** θ2 window as a fraction of the smallest grid gap. @default {0.5} */
-  winRate?: number;
-  /** Training batch size. @default {2} */
-  trainBatchSize?: number;
-  /** Validation batch size (full validation). @default {150} */
-  validBatchSize?: number;
+/**
+ * Options of {@linkcode trainLd3}: the hyperparameters of {@linkcode LD3_OPTIONS} (the reference
+ * tool's names, its CIFAR-10 defaults), and these two.
+ */
+export interface Ld3Options extends OptionValues<typeof LD3_OPTIONS> {
   /**
-   * Samples of the single validation batch used until the first patience hit: the reference
-   * validates on the first batch of its validation loader, i.e. `min(validBatchSize, valid)`.
-   * @default {validBatchSize}
+   * Ball radius on the standard-normal latent; 0 = hard objective.
+   * @default {0.001·size/steps² (`defaultPriorBound`)}
    */
-  validOneBatchSize?: number;
-  /** Phase-1 rounds (θ1 only). @default {2} */
-  trainingRoundsV1?: number;
-  /** Phase-2 rounds (θ1 and θ2). @default {5} */
-  trainingRoundsV2?: number;
-  /** RMSprop learning rate of θ1. @default {0.005} */
-  lrTime1?: number;
-  /** SGD learning rate of θ2 before division by `steps`. @default {0.1} */
-  lrTime2?: number;
-  /** RMSprop momentum of θ1. @default {0.9} */
-  momentumTime1?: number;
-  /** RMSprop weight decay of θ1. @default {0} */
-  weightDecayTime1?: number;
-  /** Floor of lr1. @default {5e-5} */
-  minLrTime1?: number;
-  /** Floor of lr2. @default {1e-6} */
-  minLrTime2?: number;
-  /** Learning-rate decay factor on patience. @default {0.8} */
-  lrTimeDecay?: number;
-  /** Validations without improvement before reload (+ decay). @default {5} */
-  patient?: number;
-  /** Stop after lr2 hits its floor this many times. @default {5} */
-  lr2Patient?: number;
-  /** Ball radius on the standard-normal latent; 0 = hard objective. @default {0.001·size/steps²} */
   priorBound?: number;
-  /** SGD step of the relaxed latents. @default {12/steps} */
-  shiftLr?: number;
-  /** `shift_lr` decay when a round moved no validation latent. @default {0.5} */
-  shiftLrDecay?: number;
-  /** Gradient-norm clip of θ1 and of θ2 (each). @default {1} */
-  clipNorm?: number;
-  /** Skip phase 1 (`--no_v1`). @default {false} */
-  noV1?: boolean;
   /** Start from this step grid (`--match_prior`), N+1 times from T to eps. @default {undefined} */
   priorGrid?: ArrayLike<number>;
-  /** Seed of the training-set shuffles. @default {0} */
-  seed?: number;
 }
 
 /** One teacher pair: the standard-normal latent and the teacher's image (decoded if latent). */
@@ -190,87 +144,30 @@ export interface Ld3Result {
 
 /** Resolved options (every default filled in). */
 export type ResolvedLd3Options =
-  & Required<Omit<Ld3Options, "priorGrid" | "order">>
-  & { order?: number; priorGrid?: ArrayLike<number> };
+  & ResolvedOptions<typeof LD3_OPTIONS>
+  & { solverName: SolverName; validOneBatchSize: number; shiftLr: number; priorBound: number }
+  & { priorGrid?: ArrayLike<number> };
 
-/** Fills in the defaults of the spec's table and validates. */
+/**
+ * Fills in the defaults of {@linkcode LD3_OPTIONS} and those that depend on the problem (the
+ * ball radius on the sample size, `shiftLr` on the steps), and checks every value.
+ *
+ * @throws {TypeError | RangeError} Naming the first bad option.
+ */
 export function resolveLd3Options(options: Ld3Options, sampleSize: number): ResolvedLd3Options {
-  const steps = options.steps ?? 10;
-  const trainBatchSize = options.trainBatchSize ?? 2;
-  const validBatchSize = options.validBatchSize ?? 150;
-  const r: ResolvedLd3Options = {
-    solverName: options.solverName ?? "uni_pc",
-    order: options.order,
-    unipcVariant: options.unipcVariant ?? "bh1",
-    steps,
-    timeMode: options.timeMode ?? "lambda",
-    winRate: options.winRate ?? 0.5,
-    trainBatchSize,
-    validBatchSize,
-    validOneBatchSize: options.validOneBatchSize ?? validBatchSize,
-    trainingRoundsV1: options.trainingRoundsV1 ?? 2,
-    trainingRoundsV2: options.trainingRoundsV2 ?? 5,
-    lrTime1: options.lrTime1 ?? 0.005,
-    lrTime2: options.lrTime2 ?? 0.1,
-    momentumTime1: options.momentumTime1 ?? 0.9,
-    weightDecayTime1: options.weightDecayTime1 ?? 0,
-    minLrTime1: options.minLrTime1 ?? 5e-5,
-    minLrTime2: options.minLrTime2 ?? 1e-6,
-    lrTimeDecay: options.lrTimeDecay ?? 0.8,
-    patient: options.patient ?? 5,
-    lr2Patient: options.lr2Patient ?? 5,
-    priorBound: options.priorBound ?? defaultPriorBound(sampleSize, steps),
-    shiftLr: options.shiftLr ?? defaultShiftLr(steps),
-    shiftLrDecay: options.shiftLrDecay ?? 0.5,
-    clipNorm: options.clipNorm ?? 1,
-    noV1: options.noV1 ?? false,
+  const r = resolveOptions(LD3_OPTIONS, options);
+  const priorBound = options.priorBound ?? defaultPriorBound(sampleSize, r.steps);
+  if (!(Number.isFinite(priorBound) && priorBound >= 0)) {
+    throw new RangeError(`priorBound must be a number >= 0: got ${priorBound}`);
+  }
+  return {
+    ...r,
+    solverName: r.solverName as SolverName,
+    validOneBatchSize: r.validOneBatchSize ?? r.validBatchSize,
+    shiftLr: r.shiftLr ?? defaultShiftLr(r.steps),
+    priorBound,
     priorGrid: options.priorGrid,
-    seed: options.seed ?? 0,
   };
-  const positiveInt: (keyof ResolvedLd3Options)[] = [
-    "steps",
-    "trainBatchSize",
-    "validBatchSize",
-    "validOneBatchSize",
-    "patient",
-    "lr2Patient",
-  ];
-  for (const key of positiveInt) {
-    const v = r[key] as number;
-    if (!(Number.isInteger(v) && v >= 1)) {
-      throw new RangeError(`Option ${key} must be a positive integer: got ${v}`);
-    }
-  }
-  for (const key of ["trainingRoundsV1", "trainingRoundsV2", "seed"] as const) {
-    if (!(Number.isInteger(r[key]) && r[key] >= 0)) {
-      throw new RangeError(`Option ${key} must be a non-negative integer: got ${r[key]}`);
-    }
-  }
-  const nonNegative = [
-    "lrTime1",
-    "lrTime2",
-    "momentumTime1",
-    "weightDecayTime1",
-    "minLrTime1",
-    "minLrTime2",
-    "priorBound",
-    "shiftLr",
-    "winRate",
-  ] as const;
-  for (const key of nonNegative) {
-    if (!(Number.isFinite(r[key]) && r[key] >= 0)) {
-      throw new RangeError(`Option ${key} must be a non-negative number: got ${r[key]}`);
-    }
-  }
-  for (const key of ["lrTimeDecay", "shiftLrDecay"] as const) {
-    if (!(r[key] > 0 && r[key] <= 1)) {
-      throw new RangeError(`Option ${key} must be in (0, 1]: got ${r[key]}`);
-    }
-  }
-  if (!(r.clipNorm > 0)) {
-    throw new RangeError(`Option clipNorm must be positive: got ${r.clipNorm}`);
-  }
-  return r;
 }
 
 /**

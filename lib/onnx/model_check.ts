@@ -26,6 +26,7 @@ import { type Denoiser, sampleSize } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import type { LoadedModel } from "./model.ts";
 import { normalNoise } from "../rng.ts";
+import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
 
 /** One check of {@linkcode checkModel}. */
 export interface ModelCheck {
@@ -51,15 +52,27 @@ export interface ModelCheckReport {
   batch: number;
 }
 
-/** Options of {@linkcode checkModel}. */
-export interface CheckModelOptions {
-  /** Noise seed. @default {0} */
-  seed?: number;
-  /** Largest relative RMS distance to the clean image at t_min that passes. @default {0.25} */
-  identityTolerance?: number;
-  /** Largest RMS of D at t_max, in units of the data range's half-width, that passes. @default {3} */
-  rangeTolerance?: number;
-}
+/** The options of {@linkcode checkModel} (`deno task check-model`). */
+export const CHECK_MODEL_OPTIONS = declareOptions({
+  seed: { flag: "seed", kind: "integer", arg: "N", min: 0, default: 0, help: "noise seed" },
+  identityTolerance: {
+    flag: "identity_tolerance",
+    kind: "number",
+    above: 0,
+    default: 0.25,
+    help: "largest relative RMS distance of D to the clean image at t_min that passes",
+  },
+  rangeTolerance: {
+    flag: "range_tolerance",
+    kind: "number",
+    above: 0,
+    default: 3,
+    help: "largest RMS of D at t_max, in half-widths of the data range, that passes",
+  },
+});
+
+/** Options of {@linkcode checkModel}: {@linkcode CHECK_MODEL_OPTIONS}. */
+export type CheckModelOptions = OptionValues<typeof CHECK_MODEL_OPTIONS>;
 
 function rms(values: ArrayLike<number>): number {
   let s = 0;
@@ -121,8 +134,7 @@ export async function checkModel(
   model: LoadedModel,
   options: CheckModelOptions = {},
 ): Promise<ModelCheckReport> {
-  const identityTolerance = options.identityTolerance ?? 0.25;
-  const rangeTolerance = options.rangeTolerance ?? 3;
+  const { identityTolerance, rangeTolerance, seed } = resolveOptions(CHECK_MODEL_OPTIONS, options);
   const { denoiser, config } = model;
   const [lo, hi] = config.data_range;
   const probe: Probe = {
@@ -130,7 +142,7 @@ export async function checkModel(
     schedule: denoiser.schedule,
     shape: model.sampleShape,
     d: sampleSize(model.sampleShape),
-    seed: options.seed ?? 0,
+    seed,
     half: config.decoder ? 1 : (hi - lo) / 2,
     mid: config.decoder ? 0 : (hi + lo) / 2,
   };

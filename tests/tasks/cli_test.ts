@@ -220,22 +220,6 @@ Deno.test("sample task: missing --config is a one-line error", async () => {
   assert.equal(r.stderr.trim(), "error: --config is required: the model's YAML config");
 });
 
-Deno.test("every task in deno.json that runs a tasks/ script prints its usage for --help", async () => {
-  const tasks = JSON.parse(await Deno.readTextFile(join(ROOT, "deno.json"))).tasks as Record<
-    string,
-    string
-  >;
-  const scripts = Object.values(tasks)
-    .map((command) => command.match(/tasks\/(\w+)\.ts$/)?.[1])
-    .filter((name): name is string => name !== undefined);
-  assert.ok(scripts.length >= 9, `found ${scripts}`);
-  for (const script of scripts) {
-    const r = await runTask(script, ["--help"]);
-    assert.equal(r.code, 0, `${script}: ${r.stderr}`);
-    assert.match(r.stdout, /^Usage: /, `${script} --help`);
-  }
-});
-
 Deno.test("bench task times a fixed-batch export the way the adapter calls it", async () => {
   // A network exported for exactly 2 samples: 16 samples are 8 calls per evaluation.
   const dir = await Deno.makeTempDir();
