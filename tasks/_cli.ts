@@ -188,6 +188,17 @@ export const CONDITION_OPTIONS = declareOptions({
   },
 });
 
+/** `--features FILE`: the feature model of FID, as a file (the library takes a spec). */
+export const FEATURES_OPTIONS = declareOptions({
+  features: {
+    flag: "features",
+    kind: "string",
+    arg: "FILE",
+    defaultText: "the config's eval.features",
+    help: "feature ONNX model for FID (with --fid_ref)",
+  },
+});
+
 /** `--quiet`: no progress bars. */
 export const QUIET_OPTION = declareOptions({
   quiet: { flag: "quiet", kind: "boolean", default: false, help: "no progress bars" },

@@ -42,7 +42,7 @@ import {
 import { writeScheduleBench } from "../lib/pipelines/grid_bench_report.ts";
 import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
 import { GRID_SET_OPTIONS, trainLd3Grids } from "../lib/pipelines/train/grid_set.ts";
-import { defineTask, runCli } from "./_cli.ts";
+import { defineTask, FEATURES_OPTIONS, runCli } from "./_cli.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const REAL_CONFIG = join(ROOT, "configs/mnist-edm.yml");
@@ -66,13 +66,7 @@ const BENCH_TASK_OPTIONS = declareOptions({
     defaultText: "configs/mnist-edm.yml when present, else configs/gmm-mnist.yml",
   },
   device: MODEL_OPTIONS.device,
-  features: {
-    flag: "features",
-    kind: "string",
-    arg: "FILE",
-    defaultText: "the config's eval.features",
-    help: "feature ONNX model for FID (with --fid_ref)",
-  },
+  ...FEATURES_OPTIONS,
   outDir: {
     flag: "out_dir",
     kind: "string",

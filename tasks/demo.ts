@@ -17,20 +17,8 @@
  *
  * @module
  */
-import { declareOptions } from "../lib/options.ts";
 import { DEMO_OPTIONS, formatDemoReport, runDemo } from "../lib/pipelines/demo.ts";
-import { defineTask, QUIET_OPTION, runCli } from "./_cli.ts";
-
-/** The feature model of the demo's FID, as a file. */
-const FEATURES_OPTION = declareOptions({
-  features: {
-    flag: "features",
-    kind: "string",
-    arg: "FILE",
-    defaultText: "the config's eval.features",
-    help: "feature ONNX model for FID (with --fid_ref)",
-  },
-});
+import { defineTask, FEATURES_OPTIONS, QUIET_OPTION, runCli } from "./_cli.ts";
 
 /** The `demo` task. */
 export const DEMO = defineTask({
@@ -38,7 +26,7 @@ export const DEMO = defineTask({
   summary: "The whole job on a bundled model: teacher, LD3 training, and the learned grid " +
     "against the EDM and logSNR grids (L2 to the teacher, FID, pictures)",
   options: DEMO_OPTIONS,
-  taskOptions: { ...FEATURES_OPTION, ...QUIET_OPTION },
+  taskOptions: { ...FEATURES_OPTIONS, ...QUIET_OPTION },
   async run(v) {
     const result = await runDemo({
       ...v,

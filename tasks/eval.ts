@@ -36,15 +36,12 @@ import {
 } from "../lib/pipelines/evaluate.ts";
 import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
 import { prepareSampler } from "../lib/pipelines/sampler.ts";
-import { defineTask, runCli } from "./_cli.ts";
+import { defineTask, FEATURES_OPTIONS, runCli } from "./_cli.ts";
 
 /** What `eval` measures beyond the library's options, and where it writes. */
 const EVAL_TASK_OPTIONS = declareOptions({
   features: {
-    flag: "features",
-    kind: "string",
-    arg: "FILE",
-    defaultText: "the config's eval.features",
+    ...FEATURES_OPTIONS.features,
     help: "feature ONNX model for FID (with --fid_ref) and the classifier check",
   },
   featuresInput: {

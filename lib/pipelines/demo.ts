@@ -58,7 +58,7 @@ import { planSolver, type SolverName, solverNfe, solverSteps } from "../solvers/
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { LD3_OPTIONS } from "../ld3/options.ts";
 import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
-import { MODEL_OPTIONS } from "./options.ts";
+import { FID_REF_OPTIONS, MODEL_OPTIONS } from "./options.ts";
 import { pathExists } from "../io/fs.ts";
 
 /** The grids the demo compares, LD3 first. */
@@ -142,13 +142,7 @@ export const DEMO_OPTIONS = declareOptions({
     defaultText: "none: the L2 loss",
     help: "LPIPS ONNX model: train with the LPIPS loss",
   },
-  fidRef: {
-    flag: "fid_ref",
-    kind: "string",
-    arg: "FILE",
-    defaultText: "the config's eval.fid_ref",
-    help: "FID reference statistics .npz (mu, sigma)",
-  },
+  ...FID_REF_OPTIONS,
   // 500 keep the five FID runs (the teacher at 20 NFE costs as much as the four grids together)
   // to about four minutes on the UNet; FID from 500 samples is biased upwards but compares the
   // grids on equal terms.

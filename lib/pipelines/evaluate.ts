@@ -55,7 +55,7 @@ import {
 import { runPlan } from "../solvers/plan.ts";
 import { checkCount } from "../_check.ts";
 import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
-import { MODEL_OPTIONS, SAMPLER_OPTIONS } from "./options.ts";
+import { FID_REF_OPTIONS, MODEL_OPTIONS, SAMPLER_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
 
 /** Identifies an evaluation result document. */
 export const EVAL_FORMAT = "ld3-eval";
@@ -181,31 +181,17 @@ export interface EvalBatch {
 /** The options of {@linkcode evaluateSchedule} (`deno task eval`) that have a command line. */
 export const EVAL_OPTIONS = declareOptions({
   ...SAMPLER_OPTIONS,
+  ...SAMPLES_OPTIONS,
   numSamples: {
-    flag: "num_samples",
-    kind: "integer",
-    arg: "N",
-    min: 1,
+    ...SAMPLES_OPTIONS.numSamples,
     default: 1000,
     defaultText: "1000, or the teacher dataset's size",
     help: "samples; with a teacher dataset at most its size",
   },
   seed: {
-    flag: "seed",
-    kind: "integer",
-    arg: "N",
-    min: 0,
-    default: 0,
+    ...SAMPLES_OPTIONS.seed,
     defaultText: "0, or the teacher dataset's",
     help: "noise seed; with a teacher dataset it must be the dataset's",
-  },
-  batchSize: {
-    flag: "batch_size",
-    kind: "integer",
-    arg: "N",
-    min: 1,
-    defaultText: "the config's batch_size",
-    help: "samples per solver batch",
   },
   teacherDir: {
     flag: "data_dir",
@@ -213,13 +199,7 @@ export const EVAL_OPTIONS = declareOptions({
     arg: "DIR",
     help: "teacher dataset (from generate): per-sample L2/L1 distance to it",
   },
-  fidRef: {
-    flag: "fid_ref",
-    kind: "string",
-    arg: "FILE",
-    defaultText: "the config's eval.fid_ref",
-    help: "FID reference statistics .npz (mu, sigma)",
-  },
+  ...FID_REF_OPTIONS,
   exactGmm: {
     flag: "exact_gmm",
     kind: "boolean",

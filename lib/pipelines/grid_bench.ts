@@ -63,6 +63,7 @@ import { LD3_TEACHER, prepareSampler, solverRecord } from "./sampler.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
 import { checkCount } from "../_check.ts";
 import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { FID_REF_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
 
 /** `format` of `schedules.json`. */
 export const SCHEDULE_BENCH_FORMAT = "ld3-bench-schedules";
@@ -170,32 +171,16 @@ export type ScheduleBenchPlanOptions = OptionValues<typeof SCHEDULE_BENCH_PLAN_O
 /** The options of {@linkcode runScheduleBench} (`deno task bench:schedules`) with a flag. */
 export const SCHEDULE_BENCH_OPTIONS = declareOptions({
   ...SCHEDULE_BENCH_PLAN_OPTIONS,
+  ...SAMPLES_OPTIONS,
   numSamples: {
-    flag: "num_samples",
-    kind: "integer",
-    arg: "N",
+    ...SAMPLES_OPTIONS.numSamples,
     min: 2,
     default: 200,
     help: "samples per cell (the teacher dataset's first N)",
   },
-  batchSize: {
-    flag: "batch_size",
-    kind: "integer",
-    arg: "N",
-    min: 1,
-    defaultText: "the config's batch_size",
-    help: "samples per solver batch",
-  },
   // 1000 keeps the teacher's noise disjoint from the seed-0 data LD3 grids are usually
   // trained on.
-  seed: {
-    flag: "seed",
-    kind: "integer",
-    arg: "N",
-    min: 0,
-    default: 1000,
-    help: "noise seed of a generated teacher",
-  },
+  seed: { ...SAMPLES_OPTIONS.seed, default: 1000, help: "noise seed of a generated teacher" },
   dataDir: {
     flag: "data_dir",
     kind: "string",
@@ -203,13 +188,7 @@ export const SCHEDULE_BENCH_OPTIONS = declareOptions({
     defaultText: "generated in <out_dir>/teacher",
     help: "an existing teacher dataset folder (with manifest.json)",
   },
-  fidRef: {
-    flag: "fid_ref",
-    kind: "string",
-    arg: "FILE",
-    defaultText: "the config's eval.fid_ref",
-    help: "FID reference statistics .npz (with a feature model)",
-  },
+  ...FID_REF_OPTIONS,
   exact: {
     flag: "exact",
     kind: "string",

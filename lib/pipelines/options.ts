@@ -67,3 +67,28 @@ export const SAMPLER_OPTIONS = declareOptions({
   ...withDefaults(SOLVER_OPTIONS, { steps: 20 }),
   ...GRID_OPTIONS,
 });
+
+/** `--num_samples`, `--batch_size`, `--seed`: seeded samples, and the batch they are solved in. */
+export const SAMPLES_OPTIONS = declareOptions({
+  numSamples: { flag: "num_samples", kind: "integer", arg: "N", min: 1, help: "samples" },
+  batchSize: {
+    flag: "batch_size",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    defaultText: "the config's batch_size",
+    help: "samples per solver batch",
+  },
+  seed: { flag: "seed", kind: "integer", arg: "N", min: 0, default: 0, help: "noise seed" },
+});
+
+/** `--fid_ref`: FID reference statistics, by default the config's. */
+export const FID_REF_OPTIONS = declareOptions({
+  fidRef: {
+    flag: "fid_ref",
+    kind: "string",
+    arg: "FILE",
+    defaultText: "the config's eval.fid_ref",
+    help: "FID reference statistics .npz (mu, sigma)",
+  },
+});

@@ -14,10 +14,10 @@ import { type Denoiser, sampleSize } from "../denoiser.ts";
 import { gridSigmas } from "../step_grid.ts";
 import { imageShapeOf } from "../io/image.ts";
 import type { LoadedModel } from "../onnx/model.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { declareOptions, type OptionValues, resolveOptions, withDefaults } from "../options.ts";
 import { normalNoise } from "../rng.ts";
 import { runPlan } from "../solvers/plan.ts";
-import { MODEL_OPTIONS, SAMPLER_OPTIONS } from "./options.ts";
+import { MODEL_OPTIONS, SAMPLER_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
 import {
   type PreparedSampler,
   prepareSampler,
@@ -169,23 +169,7 @@ export async function runBatch(
 /** The options of {@linkcode sampleImages} (`deno task sample`). */
 export const SAMPLE_IMAGES_OPTIONS = declareOptions({
   ...SAMPLER_OPTIONS,
-  numSamples: {
-    flag: "num_samples",
-    kind: "integer",
-    arg: "N",
-    min: 1,
-    default: 16,
-    help: "images",
-  },
-  batchSize: {
-    flag: "batch_size",
-    kind: "integer",
-    arg: "N",
-    min: 1,
-    defaultText: "the config's batch_size",
-    help: "samples per solver batch",
-  },
-  seed: { flag: "seed", kind: "integer", arg: "N", min: 0, default: 0, help: "noise seed" },
+  ...withDefaults(SAMPLES_OPTIONS, { numSamples: 16 }),
   device: MODEL_OPTIONS.device,
 });
 

@@ -19,9 +19,8 @@
  *
  * @module
  */
-import type { Denoiser } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
+import { type Grid, type PlanSampler, planSampler, type SolverPlan } from "./plan.ts";
 import { checkGrid, checkIntOption, type GridValues, gridValues, phi } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 
@@ -161,11 +160,4 @@ export function dpmSolverPlan(
 }
 
 /** Samples with singlestep DPM-Solver: `runPlan(dpmSolverPlan(...), denoiser, xT)`. */
-export function dpmSolver(
-  denoiser: Denoiser,
-  xT: Float64Array,
-  grid: Grid,
-  options: DpmSolverOptions & RunPlanOptions = {},
-): Promise<Float64Array> {
-  return runPlan(dpmSolverPlan(denoiser.schedule, grid, options), denoiser, xT, options);
-}
+export const dpmSolver: PlanSampler<DpmSolverOptions> = planSampler(dpmSolverPlan);

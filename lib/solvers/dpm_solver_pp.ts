@@ -11,9 +11,8 @@
  *
  * @module
  */
-import type { Denoiser } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
+import { type Grid, type PlanSampler, planSampler, type SolverPlan } from "./plan.ts";
 import {
   checkBoolOption,
   checkGrid,
@@ -133,11 +132,4 @@ export function dpmSolverPPPlan(
 }
 
 /** Samples with multistep DPM-Solver++: `runPlan(dpmSolverPPPlan(...), denoiser, xT)`. */
-export function dpmSolverPP(
-  denoiser: Denoiser,
-  xT: Float64Array,
-  grid: Grid,
-  options: DpmSolverPPOptions & RunPlanOptions = {},
-): Promise<Float64Array> {
-  return runPlan(dpmSolverPPPlan(denoiser.schedule, grid, options), denoiser, xT, options);
-}
+export const dpmSolverPP: PlanSampler<DpmSolverPPOptions> = planSampler(dpmSolverPPPlan);

@@ -6,9 +6,8 @@
  *
  * @module
  */
-import type { Denoiser } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
+import { type Grid, type PlanSampler, planSampler, type SolverPlan } from "./plan.ts";
 import { checkGrid, type GridValues, gridValues, phi } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 
@@ -54,11 +53,4 @@ export function eulerPlan(
 }
 
 /** Samples with Euler/DDIM: `runPlan(eulerPlan(denoiser.schedule, grid), denoiser, xT)`. */
-export function euler(
-  denoiser: Denoiser,
-  xT: Float64Array,
-  grid: Grid,
-  options: RunPlanOptions = {},
-): Promise<Float64Array> {
-  return runPlan(eulerPlan(denoiser.schedule, grid), denoiser, xT, options);
-}
+export const euler: PlanSampler<Record<never, never>> = planSampler(eulerPlan);

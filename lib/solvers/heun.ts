@@ -9,9 +9,8 @@
  *
  * @module
  */
-import type { Denoiser } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
+import { type Grid, type PlanSampler, planSampler, type SolverPlan } from "./plan.ts";
 import { checkGrid, type GridValues, gridValues } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 import { ddimCoefficients } from "./euler.ts";
@@ -88,11 +87,4 @@ export function heunPlan(
 }
 
 /** Samples with Heun: `runPlan(heunPlan(denoiser.schedule, grid), denoiser, xT)`. */
-export function heun(
-  denoiser: Denoiser,
-  xT: Float64Array,
-  grid: Grid,
-  options: RunPlanOptions = {},
-): Promise<Float64Array> {
-  return runPlan(heunPlan(denoiser.schedule, grid), denoiser, xT, options);
-}
+export const heun: PlanSampler<Record<never, never>> = planSampler(heunPlan);

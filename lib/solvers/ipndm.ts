@@ -12,9 +12,8 @@
  *
  * @module
  */
-import type { Denoiser } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
+import { type Grid, type PlanSampler, planSampler, type SolverPlan } from "./plan.ts";
 import { checkGrid, checkIntOption, type GridValues, gridValues } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 
@@ -94,11 +93,4 @@ export function ipndmPlan(
 }
 
 /** Samples with iPNDM: `runPlan(ipndmPlan(denoiser.schedule, grid, options), denoiser, xT)`. */
-export function ipndm(
-  denoiser: Denoiser,
-  xT: Float64Array,
-  grid: Grid,
-  options: IpndmOptions & RunPlanOptions = {},
-): Promise<Float64Array> {
-  return runPlan(ipndmPlan(denoiser.schedule, grid, options), denoiser, xT, options);
-}
+export const ipndm: PlanSampler<IpndmOptions> = planSampler(ipndmPlan);

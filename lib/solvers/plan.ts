@@ -15,6 +15,7 @@
  * @module
  */
 import type { Denoiser } from "../denoiser.ts";
+import type { NoiseSchedule } from "../noise_schedule.ts";
 
 /** Step grid `t1` (where the state lives) and evaluation grid `t2` (where the network is called). */
 export interface Grid {
@@ -207,4 +208,23 @@ export async function runPlan(
   if (out === undefined) throw new RangeError(`Plan output register ${plan.output} is empty`);
   // A plan whose output is x_T itself (zero steps) must still hand back a fresh array.
   return out === xT ? xT.slice() : out;
+}
+
+/**
+ * A solver as a sampler, the same shape for every solver (k-diffusion's
+ * `sample_x(model, x, sigmas, ...)`): from `x_T` on the grid to the sample.
+ */
+export type PlanSampler<O> = (
+  denoiser: Denoiser,
+  xT: Float64Array,
+  grid: Grid,
+  options?: O & RunPlanOptions,
+) => Promise<Float64Array>;
+
+/** The sampler of a plan builder: it unrolls the solver on the grid, then runs the plan. */
+export function planSampler<O>(
+  planner: (schedule: NoiseSchedule, grid: Grid, options: O) => SolverPlan,
+): PlanSampler<O> {
+  return (denoiser, xT, grid, options) =>
+    runPlan(planner(denoiser.schedule, grid, options ?? {} as O), denoiser, xT, options);
 }

@@ -13,9 +13,8 @@
  *
  * @module
  */
-import type { Denoiser } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
+import { type Grid, type PlanSampler, planSampler, type SolverPlan } from "./plan.ts";
 import {
   checkBoolOption,
   checkGrid,
@@ -177,11 +176,4 @@ export function uniPcPlan(
 }
 
 /** Samples with UniPC: `runPlan(uniPcPlan(denoiser.schedule, grid, options), denoiser, xT)`. */
-export function uniPc(
-  denoiser: Denoiser,
-  xT: Float64Array,
-  grid: Grid,
-  options: UniPcOptions & RunPlanOptions = {},
-): Promise<Float64Array> {
-  return runPlan(uniPcPlan(denoiser.schedule, grid, options), denoiser, xT, options);
-}
+export const uniPc: PlanSampler<UniPcOptions> = planSampler(uniPcPlan);
