@@ -7,15 +7,12 @@
  * with the run's seed and puts the sample index in the counter: sample `i` gets the same
  * noise whether it is drawn alone, in a batch of 7, or after a resume.
  *
- * Layout: key = `[seed mod 2³², ⌊seed / 2³²⌋]`, counter = `[block, stream, index mod 2³²,
- * ⌊index / 2³²⌋]`; block `b` of sample `index` yields 4 uint32 words. Stream 0 is normal
- * noise (2 Box–Muller pairs a block, i.e. normal values `4b … 4b+3`); stream 1 is uniform
- * values (4 a block), which the shuffles use, so a shuffle keyed like some noise is still
- * independent of it.
+ * Layout: key = `[seed mod 2³², ⌊seed / 2³²⌋]`, counter = `[block, 0, index mod 2³²,
+ * ⌊index / 2³²⌋]`; block `b` of sample `index` yields 4 uint32 words, i.e. 2 Box–Muller pairs,
+ * i.e. normal values `4b … 4b+3`.
  *
  * @module
  */
-import { concatFloat64 } from "./_arrays.ts";
 
 /** Philox4x32 round multipliers. */
 const PHILOX_M0 = 0xd2511f53;
@@ -24,9 +21,6 @@ const PHILOX_M1 = 0xcd9e8d57;
 const PHILOX_W0 = 0x9e3779b9;
 const PHILOX_W1 = 0xbb67ae85;
 const TWO_POW_32 = 4294967296;
-/** The counter word that tells the streams of one key apart. */
-const NORMAL_STREAM = 0;
-const UNIFORM_STREAM = 1;
 
 /**
  * High 32 bits of the 64-bit product of two uint32 values, exact: `a = aHi·2¹⁶ + aLo`, and
@@ -107,24 +101,6 @@ function checkCounterValue(name: string, value: number): void {
 }
 
 /**
- * The key and the sample words of the counter for `size` values of sample `index` of the
- * stream keyed by `seed`, after checking the arguments.
- */
-function sampleCounter(seed: number, index: number, size: number) {
-  checkCounterValue("seed", seed);
-  checkCounterValue("index", index);
-  checkCounterValue("size", size);
-  // The block number lives in one 32-bit counter word.
-  if (size > 4 * TWO_POW_32) throw new RangeError(`size must be at most 2^34: got ${size}`);
-  return {
-    k0: seed % TWO_POW_32,
-    k1: Math.floor(seed / TWO_POW_32),
-    c2: index % TWO_POW_32,
-    c3: Math.floor(index / TWO_POW_32),
-  };
-}
-
-/**
  * `size` standard-normal float64 values for sample `index` of the stream keyed by `seed`.
  *
  * Each Philox block gives words `(a, b, c, d)`; the pairs `(a, b)` and `(c, d)` become
@@ -145,11 +121,19 @@ function sampleCounter(seed: number, index: number, size: number) {
  * ```
  */
 export function normalNoise(seed: number, index: number, size: number): Float64Array {
-  const { k0, k1, c2, c3 } = sampleCounter(seed, index, size);
+  checkCounterValue("seed", seed);
+  checkCounterValue("index", index);
+  checkCounterValue("size", size);
+  // The block number lives in one 32-bit counter word.
+  if (size > 4 * TWO_POW_32) throw new RangeError(`size must be at most 2^34: got ${size}`);
+  const k0 = seed % TWO_POW_32;
+  const k1 = Math.floor(seed / TWO_POW_32);
+  const c2 = index % TWO_POW_32;
+  const c3 = Math.floor(index / TWO_POW_32);
   const out = new Float64Array(size);
   const fullBlocks = Math.floor(size / 4);
   for (let block = 0; block * 4 < size; block++) {
-    philoxBlock(block, NORMAL_STREAM, c2, c3, k0, k1);
+    philoxBlock(block, 0, c2, c3, k0, k1);
     const j = block * 4;
     // Same expressions, in the same order, as the reference `(w + ½)/2³²`, `√(−2 ln u₁)`,
     // `2π·u₂`: the values are bit-identical to the straightforward loop.
@@ -180,47 +164,9 @@ export function normalNoiseBatch(
   start: number,
   options: { count: number; size: number },
 ): Float64Array {
-  checkCounterValue("count", options.count);
-  const samples = Array.from({ length: options.count }, (_, b) => start + b);
-  return concatFloat64(samples.map((index) => normalNoise(seed, index, options.size)));
-}
-
-/**
- * `size` uniform float64 values in [0, 1) for sample `index` of the stream keyed by `seed`:
- * the Philox words of stream 1 over 2³². Independent of {@linkcode normalNoise} with the same
- * `(seed, index)`; the first `k` values of a longer request equal a request of size `k`.
- *
- * @throws {RangeError} When an argument is not a non-negative safe integer.
- */
-export function uniformNoise(seed: number, index: number, size: number): Float64Array {
-  const { k0, k1, c2, c3 } = sampleCounter(seed, index, size);
-  const out = new Float64Array(size);
-  for (let block = 0; block * 4 < size; block++) {
-    philoxBlock(block, UNIFORM_STREAM, c2, c3, k0, k1);
-    const j = block * 4;
-    for (let k = 0; k < 4 && j + k < size; k++) out[j + k] = BLOCK[k] / TWO_POW_32;
-  }
-  return out;
-}
-
-/**
- * A random permutation of `0 … count−1` keyed by `(seed, index)`: Fisher–Yates, swapping
- * position `i` (from the last down) with `⌊u·(i+1)⌋` for the next value `u` of
- * {@linkcode uniformNoise}`(seed, index, count − 1)`.
- *
- * @example
- * ```ts
- * const order = randomPermutation(5, 0, 1);
- * console.log([...order].sort()); // [0, 1, 2, 3, 4]
- * ```
- */
-export function randomPermutation(count: number, seed: number, index: number): number[] {
+  const { count, size } = options;
   checkCounterValue("count", count);
-  const order = Array.from({ length: count }, (_, i) => i);
-  const u = uniformNoise(seed, index, Math.max(count - 1, 0));
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(u[count - 1 - i] * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
+  const out = new Float64Array(count * size);
+  for (let b = 0; b < count; b++) out.set(normalNoise(seed, start + b, size), b * size);
+  return out;
 }
