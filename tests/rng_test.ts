@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { normalNoise, normalNoiseBatch, philox4x32 } from "../lib/rng.ts";
+import { normalNoise, normalNoiseBatch, philox4x32, shuffledOrder } from "../lib/rng.ts";
 
 function hex(words: Uint32Array): string[] {
   return Array.from(words, (w) => w.toString(16).padStart(8, "0"));
@@ -90,4 +90,12 @@ Deno.test("normalNoise() rejects bad arguments", () => {
   assert.throws(() => normalNoise(-1, 0, 4), /seed must be a non-negative safe integer: got -1/);
   assert.throws(() => normalNoise(0, 1.5, 4), /index must be .*: got 1.5/);
   assert.throws(() => normalNoise(0, 0, NaN), RangeError);
+});
+
+Deno.test("shuffledOrder() is a fixed permutation of its key: learned grids depend on it", () => {
+  assert.deepEqual(shuffledOrder(10, 0, 0), [8, 9, 3, 5, 6, 2, 7, 1, 4, 0]);
+  assert.deepEqual(shuffledOrder(10, 3, 2), [6, 1, 5, 7, 4, 0, 9, 2, 8, 3]);
+  assert.deepEqual(shuffledOrder(1, 5, 5), [0]);
+  assert.deepEqual(shuffledOrder(0, 5, 5), []);
+  assert.throws(() => shuffledOrder(-1, 0, 0), RangeError);
 });

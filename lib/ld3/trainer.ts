@@ -24,6 +24,7 @@ import type { Planner } from "../grad/backprop.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../differentiable.ts";
 import type { ImageArray, SampleLoss } from "../metrics/losses.ts";
 import { concatFloat32, concatFloat64 } from "../_arrays.ts";
+import { shuffledOrder } from "../rng.ts";
 import type { Grid } from "../solvers/plan.ts";
 import { planSolver, type SolverName, type SolverOptions } from "../solvers/mod.ts";
 import { acceptIfBetter, defaultPriorBound, defaultShiftLr, relaxedStep } from "./ball.ts";
@@ -169,27 +170,12 @@ export function resolveLd3Options(options: Ld3Options, sampleSize: number): Reso
   };
 }
 
-/** Small deterministic PRNG (mulberry32) for the shuffles; state is (seed, round). */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** The training order of a round: a Fisher–Yates shuffle keyed by (seed, round). */
+/**
+ * The training order of a round: a permutation keyed by the run's seed and the round
+ * (`lib/rng.ts`), so a resumed run shuffles as the uninterrupted one did.
+ */
 export function roundOrder(count: number, seed: number, round: number): number[] {
-  const rand = mulberry32((seed * 0x9e3779b1 + round * 0x85ebca6b + 0x1234567) >>> 0);
-  const order = Array.from({ length: count }, (_, i) => i);
-  for (let i = count - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    [order[i], order[j]] = [order[j], order[i]];
-  }
-  return order;
+  return shuffledOrder(count, seed, round);
 }
 
 function fingerprintOf(o: ResolvedLd3Options, io: Ld3Io): string {
