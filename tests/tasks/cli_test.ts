@@ -11,7 +11,7 @@ import { makeGridFile, saveGridFile } from "../../lib/io/grid_file.ts";
 import { veSchedule } from "../../lib/noise_schedule.ts";
 import { makeTinyGmm } from "../_tiny_gmm.ts";
 import { affineModel } from "../fixtures/tiny_models.ts";
-import { ROOT, runTask } from "../_run_task.ts";
+import { runTask } from "../_run_task.ts";
 
 Deno.test("generate task writes a resumable dataset with PNGs", async () => {
   const gmm = await makeTinyGmm();
