@@ -118,22 +118,43 @@ export function checkBoolOption(name: string, value: unknown): void {
 }
 
 /**
- * Step count below which `lowerOrderFinal` lowers the order of the last steps (the DPM-Solver
- * reference and diffusers use the same threshold: at ≥ 15 steps the final steps are short enough
- * for the full order to stay stable).
+ * The step count of the named alternative to lowering the final orders at every step count:
+ * DPM-Solver's and diffusers' rule lowers them only below 15 steps (at ≥ 15 steps the final
+ * steps are short enough for the full order to stay stable). Pass it as `lowerOrderFinalBelow`.
  */
 export const LOWER_ORDER_FINAL_BELOW = 15;
 
 /**
  * Order of every step of a multistep method: warm-up `1, 2, …, order` (only that many past
- * model outputs exist), and, with `lowerOrderFinal` and fewer than
- * {@linkcode LOWER_ORDER_FINAL_BELOW} steps, at most `N − i` for step i.
+ * model outputs exist), and after it, with `lowerOrderFinal` and fewer than `below` steps (by
+ * default at every step count, as the LD3 reference's samplers), at most `N − i` for step i.
+ *
+ * @example
+ * ```ts
+ * console.log(multistepOrders(5, 3, true)); // [1, 2, 3, 2, 1]
+ * console.log(multistepOrders(5, 3, true, 5)); // [1, 2, 3, 3, 3]
+ * console.log(multistepOrders(2, 3, true)); // [1, 2]: warm-up steps are never lowered
+ * ```
  */
-export function multistepOrders(steps: number, order: number, lowerOrderFinal: boolean): number[] {
+export function multistepOrders(
+  steps: number,
+  order: number,
+  lowerOrderFinal: boolean,
+  below = Infinity,
+): number[] {
   const orders: number[] = [];
-  const lowerFinal = lowerOrderFinal && steps < LOWER_ORDER_FINAL_BELOW;
+  const lowerFinal = lowerOrderFinal && steps < below;
   for (let i = 0; i < steps; i++) {
-    orders.push(Math.min(order, i + 1, lowerFinal ? steps - i : order));
+    orders.push(i + 1 < order ? i + 1 : lowerFinal ? Math.min(order, steps - i) : order);
   }
   return orders;
+}
+
+/** Checks `lowerOrderFinalBelow`: a step count ≥ 1, or Infinity (every step count). */
+export function checkLowerOrderFinalBelow(value: number): void {
+  if (!(value === Infinity || (Number.isInteger(value) && value >= 1))) {
+    throw new RangeError(
+      `Option lowerOrderFinalBelow must be an integer >= 1 or Infinity: got ${value}`,
+    );
+  }
 }

@@ -22,7 +22,7 @@ import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan
 import { checkIntOption } from "./_coefficients.ts";
 import { checkValue } from "../options.ts";
 import { dpmSolverPlan } from "./dpm_solver.ts";
-import { dpmSolverPPPlan } from "./dpm_solver_pp.ts";
+import { type Dpm3MVariant, dpmSolverPPPlan } from "./dpm_solver_pp.ts";
 import { eulerPlan } from "./euler.ts";
 import { heunNfe, heunPlan } from "./heun.ts";
 import { ipndmPlan } from "./ipndm.ts";
@@ -47,8 +47,21 @@ export interface SolverOptions {
   order?: number;
   /** UniPC's B(h): "bh1" or "bh2". @default {"bh1"} */
   variant?: UniPcVariant;
-  /** Lower the order of the final steps when N < 15 (dpm_solver++, uni_pc). @default {true} */
+  /**
+   * Lower the order of the final steps (dpm_solver++, uni_pc), at every step count as the LD3
+   * reference's samplers do. @default {true}
+   */
   lowerOrderFinal?: boolean;
+  /**
+   * Lower the final orders only when N is below this; 15 is DPM-Solver's and diffusers' rule
+   * (dpm_solver++, uni_pc). @default {Infinity}
+   */
+  lowerOrderFinalBelow?: number;
+  /**
+   * DPM-Solver++(3M)'s second-difference weight: `reference` (1/(r0+r1), DPM-Solver's and LD3's
+   * code) or `exact` (2/(r0+r1), third order). @default {"reference"}
+   */
+  variant3M?: Dpm3MVariant;
   /** Apply UniPC's corrector (uni_pc only). @default {true} */
   corrector?: boolean;
 }
@@ -60,7 +73,12 @@ const PLANNERS: Readonly<Record<SolverName, Planner>> = {
   "heun": (schedule, grid) => heunPlan(schedule, grid),
   "dpm_solver": (schedule, grid, o) => dpmSolverPlan(schedule, grid, { order: o.order }),
   "dpm_solver++": (schedule, grid, o) =>
-    dpmSolverPPPlan(schedule, grid, { order: o.order, lowerOrderFinal: o.lowerOrderFinal }),
+    dpmSolverPPPlan(schedule, grid, {
+      order: o.order,
+      lowerOrderFinal: o.lowerOrderFinal,
+      lowerOrderFinalBelow: o.lowerOrderFinalBelow,
+      variant3M: o.variant3M,
+    }),
   "uni_pc": (schedule, grid, o) => uniPcPlan(schedule, grid, o),
   "ipndm": (schedule, grid, o) => ipndmPlan(schedule, grid, { order: o.order }),
 };

@@ -9,7 +9,8 @@
  * The weights ρ solve the p×p Vandermonde-type system `Σ_k ρ_k r_k^{j} = b_j` in
  * `r_k = (λ_{i−k} − λ_i)/h_i` (r = 1 for the new output); the order-2 predictor and the order-1
  * corrector use the closed form ρ = ½. Orders warm up 1, 2, …; `lowerOrderFinal` lowers the
- * last steps for N < 15. NFE = N.
+ * last steps at every step count, as the LD3 reference's samplers (`lowerOrderFinalBelow: 15` is
+ * DPM-Solver's and diffusers' rule). NFE = N.
  *
  * @module
  */
@@ -19,6 +20,7 @@ import {
   checkBoolOption,
   checkGrid,
   checkIntOption,
+  checkLowerOrderFinalBelow,
   type GridValues,
   gridValues,
   multistepOrders,
@@ -36,8 +38,13 @@ export interface UniPcOptions {
   order?: number;
   /** `B(h) = h` ("bh1") or `B(h) = e^h − 1` ("bh2"). @default {"bh1"} */
   variant?: UniPcVariant;
-  /** Use lower orders for the final steps when N < 15. @default {true} */
+  /** Use lower orders for the final steps. @default {true} */
   lowerOrderFinal?: boolean;
+  /**
+   * Lower the final orders only when N is below this (15: DPM-Solver's and diffusers' rule).
+   * @default {Infinity (every step count, as the LD3 reference's samplers)}
+   */
+  lowerOrderFinalBelow?: number;
   /**
    * Apply the UniC corrector. Without it UniPC is the plain UniP predictor (order 1 is then
    * DDIM). @default {true}
@@ -121,13 +128,15 @@ function resolve(options: UniPcOptions): Required<UniPcOptions> {
   const variant = options.variant ?? "bh1";
   const lowerOrderFinal = options.lowerOrderFinal ?? true;
   const corrector = options.corrector ?? true;
+  const lowerOrderFinalBelow = options.lowerOrderFinalBelow ?? Infinity;
   checkIntOption("order", order, 1, 3);
+  checkLowerOrderFinalBelow(lowerOrderFinalBelow);
   if (variant !== "bh1" && variant !== "bh2") {
     throw new RangeError(`Option variant must be "bh1" or "bh2": got ${String(variant)}`);
   }
   checkBoolOption("lowerOrderFinal", lowerOrderFinal);
   checkBoolOption("corrector", corrector);
-  return { order, variant, lowerOrderFinal, corrector };
+  return { order, variant, lowerOrderFinal, lowerOrderFinalBelow, corrector };
 }
 
 /**
@@ -146,10 +155,10 @@ export function uniPcPlan(
   grid: Grid,
   options: UniPcOptions = {},
 ): SolverPlan {
-  const { order, variant, lowerOrderFinal, corrector } = resolve(options);
+  const { order, variant, lowerOrderFinal, lowerOrderFinalBelow, corrector } = resolve(options);
   const steps = checkGrid(grid);
   const values = gridValues(schedule, grid.t1);
-  const orders = multistepOrders(steps, order, lowerOrderFinal);
+  const orders = multistepOrders(steps, order, lowerOrderFinal, lowerOrderFinalBelow);
   const plan = new PlanBuilder(grid);
   const outputs = [plan.eval(0, 0)]; // D_0, D_1, … (newest last)
   let x = 0;

@@ -44,7 +44,9 @@ const H = [0.08, 0.04, 0.02, 0.01];
 for (
   const [label, order, step] of [
     ["dpmSolverPP2MCoefficients", 2, (v) => dpmSolverPP2MCoefficients(v, 2)],
-    ["dpmSolverPP3MCoefficients", 3, (v) => dpmSolverPP3MCoefficients(v, 2)],
+    // The reference form (the default) gives D'' half its weight: a second-order step.
+    ["dpmSolverPP3MCoefficients (reference)", 2, (v) => dpmSolverPP3MCoefficients(v, 2)],
+    ["dpmSolverPP3MCoefficients (exact)", 3, (v) => dpmSolverPP3MCoefficients(v, 2, "exact")],
     ["uniPcCoefficients (UniP-2, bh1)", 2, (v) => {
       const c = uniPcCoefficients(v, 2, 2, "bh1", false);
       return { x: c.x, d: c.m };

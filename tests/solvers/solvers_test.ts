@@ -21,6 +21,7 @@ import {
   solverSteps,
 } from "../../lib/solvers/mod.ts";
 import { singlestepOrders } from "../../lib/solvers/dpm_solver.ts";
+import { multistepOrders } from "../../lib/solvers/_coefficients.ts";
 import { rmsError, testGmm, testXT } from "./_fixture.ts";
 
 /** Every solver with each of its orders / variants. */
@@ -29,6 +30,7 @@ const CONFIGS: [SolverName, SolverOptions][] = [
   ["heun", {}],
   ...[1, 2, 3].map((order): [SolverName, SolverOptions] => ["dpm_solver", { order }]),
   ...[1, 2, 3].map((order): [SolverName, SolverOptions] => ["dpm_solver++", { order }]),
+  ["dpm_solver++", { order: 3, variant3M: "exact" }],
   ...[1, 2, 3].flatMap((order) =>
     (["bh1", "bh2"] as const).map((variant): [SolverName, SolverOptions] => [
       "uni_pc",
@@ -44,6 +46,10 @@ function globalOrder([name, options]: [SolverName, SolverOptions]): number {
   if (name === "heun") return 2;
   if (name === "uni_pc") return Math.min((options.order ?? 3) + 1, 3);
   if (name === "ipndm") return Math.min(options.order ?? 4, 2);
+  // DPM-Solver++(3M) in its default (reference) form is second order.
+  if (name === "dpm_solver++" && options.variant3M !== "exact") {
+    return Math.min(options.order ?? 3, 2);
+  }
   return Math.min(options.order ?? 3, 3);
 }
 
@@ -245,15 +251,35 @@ Deno.test("registry validates names and options", () => {
   assert.throws(() => solverSteps("heun", 10), /odd NFE.*got 10/);
 });
 
-Deno.test("lowerOrderFinal lowers the last steps only below 15 steps", async () => {
+Deno.test("lowerOrderFinal lowers the last steps at every N; lowerOrderFinalBelow: 15 only below 15", async () => {
   const denoiser = gmmDenoiser(gmm, ve);
   const xT = testXT(ve);
   for (const name of ["dpm_solver++", "uni_pc"] as const) {
-    for (const [steps, differs] of [[10, true], [15, false]] as const) {
+    for (const steps of [10, 15, 20]) {
       const grid = toGrid(edmGrid(ve, steps));
-      const a = await solve(name, denoiser, xT, grid, { lowerOrderFinal: true });
-      const b = await solve(name, denoiser, xT, grid, { lowerOrderFinal: false });
-      assert.equal(rmsError(a, b) > 0, differs, `${name} N=${steps}`);
+      const lowered = await solve(name, denoiser, xT, grid, { lowerOrderFinal: true });
+      const full = await solve(name, denoiser, xT, grid, { lowerOrderFinal: false });
+      const diffusers = await solve(name, denoiser, xT, grid, { lowerOrderFinalBelow: 15 });
+      assert.ok(rmsError(lowered, full) > 0, `${name} N=${steps} lowers by default`);
+      const same = steps < 15 ? lowered : full;
+      assert.equal(rmsError(diffusers, same), 0, `${name} N=${steps} with the 15-step rule`);
     }
   }
+  assert.throws(
+    () => planSolver("uni_pc", ve, toGrid(edmGrid(ve, 5)), { lowerOrderFinalBelow: 0 }),
+    /lowerOrderFinalBelow must be an integer >= 1 or Infinity: got 0/,
+  );
+  assert.throws(
+    () => planSolver("dpm_solver++", ve, toGrid(edmGrid(ve, 5)), { variant3M: "x" as "exact" }),
+    /variant3M must be one of reference, exact: got x/,
+  );
+});
+
+Deno.test("multistepOrders() follows the LD3 reference's warm-up and final orders", () => {
+  assert.deepEqual(multistepOrders(6, 3, true), [1, 2, 3, 3, 2, 1]);
+  assert.deepEqual(multistepOrders(20, 2, true).slice(-2), [2, 1]);
+  assert.deepEqual(multistepOrders(4, 3, true), [1, 2, 2, 1]);
+  assert.deepEqual(multistepOrders(2, 3, true), [1, 2]); // warm-up steps are not lowered
+  assert.deepEqual(multistepOrders(6, 3, false), [1, 2, 3, 3, 3, 3]);
+  assert.deepEqual(multistepOrders(20, 3, true, 15).slice(-2), [3, 3]);
 });
