@@ -10,11 +10,37 @@ import type { NoiseSchedule } from "./noise_schedule.ts";
 import { sigmaOf, timeOfSigma } from "./noise_schedule.ts";
 import type { Grid } from "./solvers/plan.ts";
 
-/** The hand-made schedule families. */
-export type SkipType = "time_uniform" | "time_quadratic" | "logSNR" | "edm";
+/**
+ * The hand-made schedule families: the four of the LD3 paper's baselines, and two named
+ * alternatives — `time_quadratic_dpm` (DPM-Solver's `time_quadratic`, uniform in √t) and
+ * `edm_time` (the ρ = 7 polynomial applied to t itself, which is what the LD3 reference's `edm`
+ * gives on a VP schedule; on VE it equals `edm`).
+ */
+export type SkipType =
+  | "time_uniform"
+  | "time_quadratic"
+  | "logSNR"
+  | "edm"
+  | "time_quadratic_dpm"
+  | "edm_time";
 
 /** Every {@linkcode SkipType}, for CLIs and validation. */
-export const SKIP_TYPES: readonly SkipType[] = ["time_uniform", "time_quadratic", "logSNR", "edm"];
+export const SKIP_TYPES: readonly SkipType[] = [
+  "time_uniform",
+  "time_quadratic",
+  "logSNR",
+  "edm",
+  "time_quadratic_dpm",
+  "edm_time",
+];
+
+/** The four hand-made grids the LD3 paper compares with, in table order. */
+export const BASELINE_SKIP_TYPES: readonly SkipType[] = [
+  "time_uniform",
+  "time_quadratic",
+  "logSNR",
+  "edm",
+];
 
 /** A skip type, or `gits` for the published GITS tables ({@linkcode gitsGrid}). */
 export type GridKind = SkipType | "gits";
@@ -48,10 +74,26 @@ export function timeUniformGrid(schedule: NoiseSchedule, steps: number): Float64
 }
 
 /**
- * Uniform in √t, then squared (DPM-Solver's `time_quadratic`): denser near eps, where the
- * trajectory bends most.
+ * LD3's `time_quadratic`: `t_k = eps + (T − eps)·((N − k)/N)²`, quadratic in the step index and
+ * densest near eps, where the trajectory bends most.
+ *
+ * @example
+ * ```ts
+ * import { veSchedule } from "./noise_schedule.ts";
+ * console.log(Array.from(timeQuadraticGrid(veSchedule({ sigmaMax: 1.002 }), 2))); // [1.002, 0.252, 0.002]
+ * ```
  */
 export function timeQuadraticGrid(schedule: NoiseSchedule, steps: number): Float64Array {
+  const { tMax, tMin } = schedule;
+  return build(schedule, steps, (u) => tMin + (tMax - tMin) * (1 - u) ** 2);
+}
+
+/**
+ * DPM-Solver's `time_quadratic`: uniform in √t, then squared. It differs from LD3's
+ * ({@linkcode timeQuadraticGrid}) by a cross term `2√(T·eps)·u(1 − u)`: little on VE (T = 80,
+ * eps = 0.002), up to 80 % at the low-noise end of a VP schedule with eps = 1e-3.
+ */
+export function timeQuadraticDpmGrid(schedule: NoiseSchedule, steps: number): Float64Array {
   const a = Math.sqrt(schedule.tMax);
   const b = Math.sqrt(schedule.tMin);
   return build(schedule, steps, (u) => (a + (b - a) * u) ** 2);
@@ -86,6 +128,23 @@ export function edmGrid(
   return build(schedule, steps, (u) => timeOfSigma(schedule, (a + (b - a) * u) ** rho));
 }
 
+/**
+ * The ρ-polynomial of {@linkcode edmGrid} applied to the time itself: uniform in `t^(1/ρ)`
+ * between T and eps. This is the LD3 reference's `edm` on VP schedules (its teacher's grid for
+ * latent-diffusion models); on VE, where t = σ, it equals `edm`.
+ */
+export function edmTimeGrid(
+  schedule: NoiseSchedule,
+  steps: number,
+  options: EdmGridOptions = {},
+): Float64Array {
+  const rho = options.rho ?? 7;
+  if (!(rho > 0)) throw new RangeError(`EDM rho must be positive: got ${rho}`);
+  const a = schedule.tMax ** (1 / rho);
+  const b = schedule.tMin ** (1 / rho);
+  return build(schedule, steps, (u) => (a + (b - a) * u) ** rho);
+}
+
 /** Options of {@linkcode skipGrid}. */
 export interface SkipGridOptions extends EdmGridOptions {}
 
@@ -105,6 +164,10 @@ export function skipGrid(
       return logSnrGrid(schedule, steps);
     case "edm":
       return edmGrid(schedule, steps, options);
+    case "time_quadratic_dpm":
+      return timeQuadraticDpmGrid(schedule, steps);
+    case "edm_time":
+      return edmTimeGrid(schedule, steps, options);
     default:
       throw new RangeError(
         `Unknown skip type: "${skipType}" (expected one of ${SKIP_TYPES.join(", ")})`,

@@ -1,12 +1,14 @@
 import { deepEqual, equal, ok, throws } from "node:assert/strict";
 import {
   edmGrid,
+  edmTimeGrid,
   gitsGrid,
   gridFromSigmas,
   gridSigmas,
   logSnrGrid,
   SKIP_TYPES,
   skipGrid,
+  timeQuadraticDpmGrid,
   timeQuadraticGrid,
   timeUniformGrid,
   toGrid,
@@ -63,12 +65,30 @@ Deno.test("edmGrid() on VE reproduces Karras et al. sigmas", () => {
   ok(edmGrid(s, 4, { rho: 1 })[1] > g[1], "rho changes the spacing");
 });
 
-Deno.test("timeUniformGrid() and timeQuadraticGrid() have their shapes", () => {
+Deno.test("timeUniformGrid(), timeQuadraticGrid() and timeQuadraticDpmGrid() have their shapes", () => {
   const s = vpLinearSchedule();
   const u = timeUniformGrid(s, 4);
   ok(Math.abs(u[2] - (1 + 1e-3) / 2) < 1e-15);
+  // LD3's: eps + (T − eps)·((N − k)/N)².
   const q = timeQuadraticGrid(s, 4);
-  ok(Math.abs(Math.sqrt(q[2]) - (1 + Math.sqrt(1e-3)) / 2) < 1e-15);
+  ok(Math.abs(q[1] - (1e-3 + (1 - 1e-3) * (3 / 4) ** 2)) < 1e-15);
+  ok(Math.abs(q[2] - (1e-3 + (1 - 1e-3) / 4)) < 1e-15);
+  // DPM-Solver's: uniform in √t.
+  const d = timeQuadraticDpmGrid(s, 4);
+  ok(Math.abs(Math.sqrt(d[2]) - (1 + Math.sqrt(1e-3)) / 2) < 1e-15);
+  // They differ most at the low-noise end of a VP schedule.
+  ok(Math.abs(d[3] / q[3] - 1) > 0.15, `${d[3]} vs ${q[3]}`);
+});
+
+Deno.test("edmTimeGrid() is the ρ-polynomial in t, equal to edmGrid() on VE only", () => {
+  const ve = veSchedule();
+  const a = edmTimeGrid(ve, 6);
+  const b = edmGrid(ve, 6);
+  for (let k = 0; k <= 6; k++) ok(Math.abs(a[k] - b[k]) < 1e-12 * b[k]);
+  const vp = vpLinearSchedule();
+  const t = edmTimeGrid(vp, 4);
+  ok(Math.abs(t[2] - ((1 + 1e-3 ** (1 / 7)) / 2) ** 7) < 1e-15);
+  ok(Math.abs(edmGrid(vp, 4)[2] / t[2] - 1) > 0.1);
 });
 
 Deno.test("skipGrid() names the valid choices on an unknown skip type", () => {

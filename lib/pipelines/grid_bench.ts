@@ -51,7 +51,7 @@ import { canonicalJson, type Fingerprint } from "../fingerprint.ts";
 import { pathExists, removeIfExists } from "../io/fs.ts";
 import type { Gmm } from "../gmm.ts";
 import { gmmFromOnnx } from "../onnx/gmm_onnx.ts";
-import { GITS_SIGMAS, SKIP_TYPES } from "../step_grid.ts";
+import { BASELINE_SKIP_TYPES, GITS_SIGMAS } from "../step_grid.ts";
 import { loadGridFile } from "../io/grid_file.ts";
 import type { LoadedModel } from "../onnx/model.ts";
 import { sha256Hex } from "../onnx/session.ts";
@@ -71,7 +71,7 @@ export const SCHEDULE_BENCH_FORMAT = "ld3-bench-schedules";
 export const SCHEDULE_BENCH_VERSION = 1;
 
 /** The schedule columns, in table order: the four skip types, then GITS and LD3. */
-export const SCHEDULE_BENCH_SCHEDULES = [...SKIP_TYPES, "gits", "ld3"] as const;
+export const SCHEDULE_BENCH_SCHEDULES = [...BASELINE_SKIP_TYPES, "gits", "ld3"] as const;
 /** One of {@linkcode SCHEDULE_BENCH_SCHEDULES}. */
 export type ScheduleBenchSchedule = typeof SCHEDULE_BENCH_SCHEDULES[number];
 
