@@ -40,6 +40,14 @@ export interface SolverRecord {
   order?: number;
   /** UniPC's variant (`bh1` or `bh2`). */
   variant?: string;
+  /**
+   * dpm_solver++ and uni_pc: `lowered` (the final orders at every step count, the LD3
+   * reference), `lowered_below_<N>` or `full`. Absent in files of ld3 before it followed the
+   * reference (then the orders were lowered below 15 steps only).
+   */
+  final_orders?: string;
+  /** dpm_solver++ order 3: `reference` or `exact` (absent in files made before the choice). */
+  variant_3m?: string;
   steps: number;
   nfe: number;
 }

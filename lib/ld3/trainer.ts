@@ -26,7 +26,7 @@ import type { ImageArray, SampleLoss } from "../metrics/losses.ts";
 import { concatFloat32, concatFloat64 } from "../_arrays.ts";
 import { shuffledOrder } from "../rng.ts";
 import type { Grid } from "../solvers/plan.ts";
-import { planSolver, type SolverName, type SolverOptions } from "../solvers/mod.ts";
+import { planSolver, solverIdentity, type SolverName, type SolverOptions } from "../solvers/mod.ts";
 import { acceptIfBetter, defaultPriorBound, defaultShiftLr, relaxedStep } from "./ball.ts";
 import { clipGradNorm, Rmsprop, rmspropState, Sgd, sgdState } from "./optim.ts";
 import { thetaFromGrid, thetaToGrid } from "./parameterization.ts";
@@ -183,6 +183,9 @@ function fingerprintOf(o: ResolvedLd3Options, io: Ld3Io): string {
     solver: o.solverName,
     order: o.order ?? null,
     variant: o.unipcVariant,
+    // The final-order rule and the 3M form: checkpoints of solvers before the LD3 reference's
+    // rules became the default lack them and are not resumed with today's solvers.
+    rules: solverIdentity(o.solverName, studentSolverOptions(o)),
     steps: o.steps,
     timeMode: o.timeMode,
     train: io.train.length,
@@ -265,9 +268,17 @@ function checkInputs(o: ResolvedLd3Options, io: Ld3Io, size: number): void {
   }
 }
 
+/** The student solver's options. */
+export function studentSolverOptions(o: ResolvedLd3Options): SolverOptions {
+  const options: SolverOptions = { order: o.order, variant: o.unipcVariant };
+  if (o.lowerOrderFinalBelow !== undefined) options.lowerOrderFinalBelow = o.lowerOrderFinalBelow;
+  if (o.variant3M !== undefined) options.variant3M = o.variant3M as SolverOptions["variant3M"];
+  return options;
+}
+
 /** The student problem the options and the model describe. */
 function studentProblem(o: ResolvedLd3Options, io: Ld3Io): Ld3Problem {
-  const solverOptions: SolverOptions = { order: o.order, variant: o.unipcVariant };
+  const solverOptions = studentSolverOptions(o);
   const schedule = io.denoiser.schedule;
   return {
     denoiser: io.denoiser,

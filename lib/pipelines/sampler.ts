@@ -12,7 +12,13 @@ import { gridOfFile, loadGridFile } from "../io/grid_file.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
 import { type OptionValues, resolveOptions } from "../options.ts";
-import { planSolver, type SolverName, solverNfe } from "../solvers/mod.ts";
+import {
+  planSolver,
+  solverIdentity,
+  type SolverName,
+  solverNfe,
+  type SolverOptions,
+} from "../solvers/mod.ts";
 import type { Grid, SolverPlan } from "../solvers/plan.ts";
 import {
   gitsGrid,
@@ -39,7 +45,8 @@ export interface SamplerOptions extends Omit<OptionValues<typeof SAMPLER_OPTIONS
 /** A solver unrolled on a grid, ready to run. */
 export interface PreparedSampler {
   solverName: SolverName;
-  solverOptions: { order?: number; variant?: "bh1" | "bh2" };
+  /** The solver options given (order, UniPC variant, the final-order rule, the 3M form). */
+  solverOptions: SolverOptions;
   grid: Grid;
   plan: SolverPlan;
   steps: number;
@@ -60,7 +67,7 @@ export const LD3_TEACHER = { solverName: "uni_pc", steps: 20, skipType: "edm" } 
 export function solverRecord(sampler: PreparedSampler): SolverRecord {
   return {
     name: sampler.solverName,
-    ...sampler.solverOptions,
+    ...solverIdentity(sampler.solverName, sampler.solverOptions),
     steps: sampler.steps,
     nfe: sampler.nfe,
   };
@@ -124,6 +131,27 @@ async function chooseGrid(
   return { grid, gridKind: skipType, rho };
 }
 
+/**
+ * The solver options the sampler options name: each only when given and when it applies to the
+ * solver, so records and fingerprints of the defaults stay as they were.
+ */
+function samplerSolverOptions(
+  o: ReturnType<typeof validateSamplerOptions>,
+  given: SamplerOptions,
+): SolverOptions {
+  const out: SolverOptions = {};
+  if (o.order !== undefined) out.order = o.order;
+  if (o.solverName === "uni_pc" && given.unipcVariant) out.variant = o.unipcVariant;
+  const multistep = o.solverName === "uni_pc" || o.solverName === "dpm_solver++";
+  if (multistep && o.lowerOrderFinalBelow !== undefined) {
+    out.lowerOrderFinalBelow = o.lowerOrderFinalBelow;
+  }
+  if (o.solverName === "dpm_solver++" && o.variant3M !== undefined) {
+    out.variant3M = o.variant3M as SolverOptions["variant3M"];
+  }
+  return out;
+}
+
 /** Builds the grid and the solver plan for a model's schedule. */
 export async function prepareSampler(
   model: LoadedModel,
@@ -131,9 +159,7 @@ export async function prepareSampler(
 ): Promise<PreparedSampler> {
   const o = validateSamplerOptions(options);
   const schedule = model.denoiser.schedule;
-  const solverOptions: PreparedSampler["solverOptions"] = {};
-  if (o.order !== undefined) solverOptions.order = o.order;
-  if (o.solverName === "uni_pc" && options.unipcVariant) solverOptions.variant = o.unipcVariant;
+  const solverOptions = samplerSolverOptions(o, options);
   const chosen = await chooseGrid(schedule, o, options);
   const steps = chosen.grid.t1.length - 1;
   const plan = planSolver(o.solverName, schedule, chosen.grid, solverOptions);

@@ -83,6 +83,42 @@ const PLANNERS: Readonly<Record<SolverName, Planner>> = {
   "ipndm": (schedule, grid, o) => ipndmPlan(schedule, grid, { order: o.order }),
 };
 
+export { DPM_3M_VARIANTS } from "./dpm_solver_pp.ts";
+
+/**
+ * The options of a solver that change its result, for records and fingerprints: the order,
+ * UniPC's variant, and for dpm_solver++ and uni_pc the final-order rule (`final_orders`:
+ * `lowered` at every step count, `lowered_below_<N>`, or `full`), for dpm_solver++ of order 3
+ * the 3M form (`variant_3m`). Files written before the LD3 reference's rules became the default
+ * lack the last two, so they never pass for files of the current solvers.
+ *
+ * @example
+ * ```ts
+ * console.log(solverIdentity("uni_pc", { order: 3, lowerOrderFinalBelow: 15 }));
+ * // { order: 3, final_orders: "lowered_below_15" }
+ * ```
+ */
+export function solverIdentity(
+  name: SolverName,
+  options: SolverOptions = {},
+): { order?: number; variant?: string; final_orders?: string; variant_3m?: string } {
+  const out: { order?: number; variant?: string; final_orders?: string; variant_3m?: string } = {};
+  if (options.order !== undefined) out.order = options.order;
+  if (name === "uni_pc" && options.variant !== undefined) out.variant = options.variant;
+  if (name === "uni_pc" || name === "dpm_solver++") {
+    const below = options.lowerOrderFinalBelow ?? Infinity;
+    out.final_orders = options.lowerOrderFinal === false
+      ? "full"
+      : below === Infinity
+      ? "lowered"
+      : `lowered_below_${below}`;
+  }
+  if (name === "dpm_solver++" && (options.order ?? 3) === 3) {
+    out.variant_3m = options.variant3M ?? "reference";
+  }
+  return out;
+}
+
 /** Every solver name, in registry order. */
 export const SOLVER_NAMES: readonly SolverName[] = Object.keys(PLANNERS) as SolverName[];
 

@@ -7,9 +7,12 @@
  * @module
  */
 import { declareOptions } from "../options.ts";
-import { SOLVER_NAMES } from "./mod.ts";
+import { DPM_3M_VARIANTS, SOLVER_NAMES } from "./mod.ts";
 
-/** `--solver_name`, `--steps`, `--order`, `--unipc_variant`. */
+/**
+ * `--solver_name`, `--steps`, `--order`, `--unipc_variant`, and the two named alternatives to the
+ * LD3 reference's behaviour: `--lower_order_final_below`, `--dpm_3m`.
+ */
 export const SOLVER_OPTIONS = declareOptions({
   solverName: {
     flag: "solver_name",
@@ -40,5 +43,22 @@ export const SOLVER_OPTIONS = declareOptions({
     choices: ["bh1", "bh2"],
     default: "bh1",
     help: "UniPC's B(h): h or e^h − 1",
+  },
+  lowerOrderFinalBelow: {
+    flag: "lower_order_final_below",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    defaultText: "every step count, as the LD3 reference",
+    help: "lower the final steps' orders (dpm_solver++, uni_pc) only below N steps; 15 is " +
+      "DPM-Solver's and diffusers' rule",
+  },
+  variant3M: {
+    flag: "dpm_3m",
+    kind: "string",
+    choices: DPM_3M_VARIANTS,
+    defaultText: "reference",
+    help: "DPM-Solver++(3M)'s second-difference weight: reference (1/(r0+r1), DPM-Solver's and " +
+      "LD3's code) or exact (2/(r0+r1), third order)",
   },
 });

@@ -57,6 +57,7 @@ import {
   type Ld3Options,
   type Ld3Sample,
   resolveLd3Options,
+  studentSolverOptions,
   trainLd3,
 } from "../../ld3/trainer.ts";
 import { MODEL_OPTIONS } from "../options.ts";
@@ -492,6 +493,10 @@ function gridInfoOf(o: RunOptions, plan: RunPlan, model: LoadedModel) {
     solverOptions: {
       ...(r.order !== undefined ? { order: r.order } : {}),
       variant: r.unipcVariant,
+      ...(r.lowerOrderFinalBelow !== undefined
+        ? { lowerOrderFinalBelow: r.lowerOrderFinalBelow }
+        : {}),
+      ...(r.variant3M !== undefined ? { variant3M: r.variant3M } : {}),
     },
     source: "ld3",
     meta: {
@@ -559,7 +564,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     const ctx: GridLossContext = {
       ...parts,
       solverName: r.solverName,
-      solverOptions: { order: r.order, variant: r.unipcVariant },
+      solverOptions: studentSolverOptions(r),
       batchSize: r.validBatchSize,
     };
     const finished = await finishRun(ctx, {

@@ -12,7 +12,7 @@ import { imageShapeOf } from "../../io/image.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../../differentiable.ts";
 import type { Ld3Result, Ld3Sample } from "../../ld3/trainer.ts";
 import type { SampleLoss } from "../../metrics/losses.ts";
-import { planSolver, runPlan, type SolverName } from "../../solvers/mod.ts";
+import { planSolver, runPlan, type SolverName, type SolverOptions } from "../../solvers/mod.ts";
 import type { Grid } from "../../solvers/plan.ts";
 import { skipGrid, toGrid } from "../../step_grid.ts";
 import type { RunRecorder } from "./recorder.ts";
@@ -32,7 +32,7 @@ export interface GridLossContext {
   decode?: DifferentiableDecoder;
   loss: SampleLoss;
   solverName: SolverName;
-  solverOptions: { order?: number; variant?: "bh1" | "bh2" };
+  solverOptions: SolverOptions;
   batchSize: number;
 }
 
