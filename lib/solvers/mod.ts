@@ -84,6 +84,7 @@ const PLANNERS: Readonly<Record<SolverName, Planner>> = {
 };
 
 export { DPM_3M_VARIANTS } from "./dpm_solver_pp.ts";
+export { LOWER_ORDER_FINAL_BELOW, multistepOrders } from "./_coefficients.ts";
 
 /**
  * The options of a solver that change its result, for records and fingerprints: the order,
