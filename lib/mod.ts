@@ -3,7 +3,7 @@
  *
  * - noise schedules (α_t, σ_t, λ_t and their inverses): `noise_schedule.ts`;
  * - step grids (where a sampler's steps go: `time_uniform`, `logSNR`, `edm`, …): `step_grid.ts`;
- *   the model-free DMN optimisation: `dmn.ts`;
+ *   the model-free DMN optimisation: `dmn.ts`; Align Your Steps' published schedules: `ays.ts`;
  * - the plan IR every solver compiles to, its executor, and one file per solver: `solvers/`;
  * - the denoiser contract solvers call, and its differentiable extension: `denoiser.ts`,
  *   `differentiable.ts`;
@@ -19,6 +19,7 @@
 export * from "./noise_schedule.ts";
 export * from "./step_grid.ts";
 export * from "./dmn.ts";
+export * from "./ays.ts";
 export * from "./solvers/mod.ts";
 export * from "./solvers/options.ts";
 export * from "./denoiser.ts";
