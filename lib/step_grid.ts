@@ -42,10 +42,15 @@ export const BASELINE_SKIP_TYPES: readonly SkipType[] = [
   "edm",
 ];
 
-/** A skip type, or `gits` for the published GITS tables ({@linkcode gitsGrid}). */
-export type GridKind = SkipType | "gits";
+/**
+ * A grid family `--skip_type` names: a {@linkcode SkipType}, or a baseline that needs more than
+ * the schedule — `gits` (the GITS search on the model, `lib/pipelines/gits.ts`), `gits_table`
+ * (the published CIFAR-10 GITS tables, {@linkcode gitsGrid}), `dmn` (DMN's optimisation for
+ * the solver's order, `dmn.ts`) and `ays` (Align Your Steps' table of the model, `ays.ts`).
+ */
+export type GridKind = SkipType | "gits" | "gits_table" | "dmn" | "ays";
 /** Every grid kind `--skip_type` accepts. */
-export const GRID_KINDS: readonly GridKind[] = [...SKIP_TYPES, "gits"];
+export const GRID_KINDS: readonly GridKind[] = [...SKIP_TYPES, "gits", "gits_table", "dmn", "ays"];
 
 function checkSteps(steps: number): void {
   if (!Number.isInteger(steps) || steps < 1) {

@@ -2,7 +2,8 @@
  * `deno task bench:schedules`: every schedule against every solver and NFE on one model.
  *
  * Solvers {ipndm, uni_pc, dpm_solver++} × NFE {4, 6, 8, 10} × schedules {time_uniform,
- * time_quadratic, logSNR, edm, gits, ld3}, each scored by the distance to a teacher dataset
+ * time_quadratic, logSNR, edm, gits (searched on the model, cached in <out_dir>/gits), dmn,
+ * ays (where the model has a table), ld3}, each scored by the distance to a teacher dataset
  * (uni_pc, 20 steps, EDM grid — the LD3 default teacher), by FID when a feature model and
  * reference statistics are available, and by the exact-solution error on a Gaussian-mixture
  * model (FID defaults to the config's `eval` section: the bundled classifier and MNIST test
@@ -86,7 +87,8 @@ const BENCH_TASK_OPTIONS = declareOptions({
 /** The `bench:schedules` task. */
 export const BENCH_SCHEDULES = defineTask({
   name: "bench:schedules",
-  summary: "The schedule matrix: solvers × NFEs × grids (hand-made, GITS, LD3) scored by " +
+  summary:
+    "The schedule matrix: solvers × NFEs × grids (hand-made, GITS, DMN, AYS, LD3) scored by " +
     "FID and teacher distance; resumable",
   details: [
     "Writes <out_dir>/schedules.md (tables), schedules.json (every cell), schedules.png and",
@@ -121,6 +123,7 @@ export const BENCH_SCHEDULES = defineTask({
         ...given,
         teacherRoot: join(v.outDir, "teacher"),
         resumeDir: join(v.outDir, "cells"),
+        gitsDir: join(v.outDir, "gits"),
         ...(spec !== undefined && fidRef !== undefined ? { features: spec, fidRef } : {}),
         onEstimate: (e) => console.log(estimateLine(model.config.name, e)),
       });

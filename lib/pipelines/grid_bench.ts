@@ -3,14 +3,18 @@
  * library behind `deno task bench:schedules`, usable from notebooks and `mod.ts` without the CLI.
  *
  * Solvers × NFE × schedules ({@linkcode SCHEDULE_BENCH_SCHEDULES}: the four hand-made skip types,
- * GITS and LD3), each cell scored with {@linkcode evaluateSchedule} by the distance to a teacher
+ * the baselines the LD3 paper compares with — the GITS search on the model, DMN, Align Your Steps
+ * where the model has a table — and LD3), each cell scored with {@linkcode evaluateSchedule} by
+ * the distance to a teacher
  * dataset ({@linkcode LD3_TEACHER}, the LD3 default teacher), by FID when a feature
  * model and reference statistics are given, and by the exact-solution error on a Gaussian-mixture
  * model.
  *
- * 1. {@linkcode planScheduleBench} lays out the cells: GITS is "n/a" where `GITS_SIGMAS` has no
- *    table, LD3 reads `<ld3Dir>/<solver>-NFE<nfe>.json` ("n/a" without one), an NFE the solver
- *    cannot spend is an "error" cell.
+ * 1. {@linkcode planScheduleBench} lays out the cells: `gits_table` (the published CIFAR-10
+ *    tables, not a default column) is "n/a" where `GITS_SIGMAS` has no table, AYS is "n/a" for a
+ *    schedule no AYS table belongs to, LD3 reads `<ld3Dir>/<solver>-NFE<nfe>.json` ("n/a"
+ *    without one), an NFE the solver cannot spend is an "error" cell. Every column spends the
+ *    row's NFE except `gits_table` (one more).
  * 2. {@linkcode runScheduleBench} generates the teacher dataset when needed (resumable, via
  *    `generateDataset`), reports an estimate of the work, and evaluates every planned cell; with
  *    `resumeDir` each finished cell is saved and a rerun evaluates only what is missing.
@@ -52,6 +56,7 @@ import { pathExists, removeIfExists } from "../io/fs.ts";
 import type { Gmm } from "../gmm.ts";
 import { gmmFromOnnx } from "../onnx/gmm_onnx.ts";
 import { BASELINE_SKIP_TYPES, GITS_SIGMAS } from "../step_grid.ts";
+import { aysModelsFor } from "../ays.ts";
 import { loadGridFile } from "../io/grid_file.ts";
 import type { LoadedModel } from "../onnx/model.ts";
 import { sha256Hex } from "../onnx/session.ts";
@@ -70,10 +75,25 @@ export const SCHEDULE_BENCH_FORMAT = "ld3-bench-schedules";
 /** `version` of `schedules.json`. */
 export const SCHEDULE_BENCH_VERSION = 1;
 
-/** The schedule columns, in table order: the four skip types, then GITS and LD3. */
-export const SCHEDULE_BENCH_SCHEDULES = [...BASELINE_SKIP_TYPES, "gits", "ld3"] as const;
+/**
+ * The schedule columns, in table order: the four skip types, the GITS search, DMN, Align Your
+ * Steps, the published GITS tables and LD3. {@linkcode SCHEDULE_BENCH_DEFAULT_SCHEDULES} leaves
+ * out the GITS tables (made for CIFAR-10, and spending one more NFE).
+ */
+export const SCHEDULE_BENCH_SCHEDULES = [
+  ...BASELINE_SKIP_TYPES,
+  "gits",
+  "dmn",
+  "ays",
+  "gits_table",
+  "ld3",
+] as const;
 /** One of {@linkcode SCHEDULE_BENCH_SCHEDULES}. */
 export type ScheduleBenchSchedule = typeof SCHEDULE_BENCH_SCHEDULES[number];
+
+/** The columns benchmarked by default: every baseline at the row's NFE, and LD3. */
+export const SCHEDULE_BENCH_DEFAULT_SCHEDULES: readonly ScheduleBenchSchedule[] =
+  SCHEDULE_BENCH_SCHEDULES.filter((s) => s !== "gits_table");
 
 /** The solvers benchmarked by default. */
 export const SCHEDULE_BENCH_SOLVERS: readonly SolverName[] = ["ipndm", "uni_pc", "dpm_solver++"];
@@ -91,8 +111,10 @@ export interface ScheduleBenchCell {
   nfe: number;
   /** The column. */
   schedule: ScheduleBenchSchedule;
-  /** `ok`, `n/a` (no GITS table / no LD3 file) or `error`. */
+  /** `ok`, `n/a` (no GITS table, AYS table or LD3 file for it) or `error`. */
   status: "ok" | "n/a" | "error";
+  /** Why an `n/a` cell has nothing. */
+  note?: string;
   /** The evaluation's metrics (`ok` cells once run). */
   metrics?: EvalMetrics;
   /** Why the cell failed (`error` cells). */
@@ -117,6 +139,9 @@ export interface ScheduleBenchPlannedCell {
   loadFrom?: string;
   /** The grid file's `solverOptions.order`, when it names one. */
   order?: number;
+  /** The grid file's final-order rule and 3M form, when it names them. */
+  lowerOrderFinalBelow?: number;
+  variant3M?: string;
 }
 
 /** The matrix laid out by {@linkcode planScheduleBench}. */
@@ -153,8 +178,8 @@ export const SCHEDULE_BENCH_PLAN_OPTIONS = declareOptions({
     flag: "schedules",
     kind: "strings",
     choices: SCHEDULE_BENCH_SCHEDULES,
-    default: SCHEDULE_BENCH_SCHEDULES,
-    help: "schedules (columns)",
+    default: SCHEDULE_BENCH_DEFAULT_SCHEDULES,
+    help: "schedules (columns); gits_table, the published CIFAR-10 GITS tables, on request",
   },
   ld3Dir: {
     flag: "ld3_dir",
@@ -251,6 +276,8 @@ export interface ScheduleBenchOptions
    * @default {undefined (nothing saved)}
    */
   resumeDir?: string;
+  /** Cache folder of the GITS column's search (`lib/pipelines/gits.ts`). @default {"gits_grids"} */
+  gitsDir?: string;
   /** Progress bar over the cells (and the teacher's, if generated); `false` for none. @default {{}} */
   progress?: ProgressBarOptions | false;
   /** Called once with the estimate, after the checks and before the teacher and the cells run. */
@@ -312,12 +339,54 @@ function checkPlanOptions(options: ScheduleBenchPlanOptions) {
   return { ...o, solvers: o.solvers as SolverName[] };
 }
 
+/** The LD3 cell of a grid file, or `n/a` without one. */
+async function planLd3Cell(
+  cell: ScheduleBenchCell,
+  ld3Dir: string,
+): Promise<ScheduleBenchPlannedCell | undefined> {
+  const path = join(ld3Dir, `${cell.solver}-NFE${cell.nfe}.json`);
+  if (!await pathExists(path)) {
+    cell.status = "n/a";
+    cell.note = "no LD3 grid file";
+    return undefined;
+  }
+  const file = await loadGridFile(path);
+  const o = file.solverOptions ?? {};
+  const train = file.meta?.train_seconds;
+  if (typeof train === "number") cell.ld3_train_seconds = train;
+  cell.load_from = resolve(path);
+  return {
+    cell,
+    loadFrom: path,
+    order: typeof o.order === "number" ? o.order : undefined,
+    ...(typeof o.lowerOrderFinalBelow === "number"
+      ? { lowerOrderFinalBelow: o.lowerOrderFinalBelow }
+      : {}),
+    ...(typeof o.variant3M === "string" ? { variant3M: o.variant3M } : {}),
+  };
+}
+
+/** Why a baseline cell has no grid (`n/a`), or undefined when it has one. */
+function baselineNotApplicable(
+  cell: ScheduleBenchCell,
+  schedule: NoiseSchedule | undefined,
+): string | undefined {
+  if (cell.schedule === "gits_table" && !GITS_SIGMAS[cell.solver]?.[cell.nfe]) {
+    return "no published GITS table";
+  }
+  if (cell.schedule === "ays" && schedule && aysModelsFor(schedule).length === 0) {
+    return `no AYS table for the ${schedule.kind} schedule`;
+  }
+  return undefined;
+}
+
 /**
- * Lays out the matrix: one cell per solver × NFE × schedule. A `gits` cell is `n/a` where
- * `GITS_SIGMAS` has no table for the solver and NFE; an `ld3` cell reads
- * `<ld3Dir>/<solver>-NFE<nfe>.json` (its `solverOptions.order` and `meta.train_seconds`) and is
- * `n/a` without one; a hand-made or GITS cell whose NFE the solver cannot spend (Heun needs an
- * odd NFE) is an `error` cell. Everything else is planned for evaluation.
+ * Lays out the matrix: one cell per solver × NFE × schedule. A `gits_table` cell is `n/a` where
+ * `GITS_SIGMAS` has no table for the solver and NFE, an `ays` cell when `schedule` is given and
+ * no Align Your Steps table belongs to it; an `ld3` cell reads `<ld3Dir>/<solver>-NFE<nfe>.json`
+ * (its solver options and `meta.train_seconds`) and is `n/a` without one; a baseline cell whose
+ * NFE the solver cannot spend (Heun needs an odd NFE) is an `error` cell. Everything else is
+ * planned for evaluation.
  *
  * @throws {RangeError} For an unknown solver or schedule, an empty list or a bad NFE.
  * @throws {TypeError} For an LD3 grid file that is not one.
@@ -330,35 +399,25 @@ function checkPlanOptions(options: ScheduleBenchPlanOptions) {
  */
 export async function planScheduleBench(
   options: ScheduleBenchPlanOptions = {},
+  schedule?: NoiseSchedule,
 ): Promise<ScheduleBenchPlan> {
   const { solvers, nfes, schedules, ld3Dir } = checkPlanOptions(options);
   const cells: ScheduleBenchCell[] = [];
   const planned: ScheduleBenchPlannedCell[] = [];
   for (const solver of solvers) {
     for (const nfe of nfes) {
-      for (const schedule of schedules) {
-        const cell: ScheduleBenchCell = { solver, nfe, schedule, status: "ok" };
+      for (const column of schedules) {
+        const cell: ScheduleBenchCell = { solver, nfe, schedule: column, status: "ok" };
         cells.push(cell);
-        if (schedule === "gits" && !GITS_SIGMAS[solver]?.[nfe]) {
-          cell.status = "n/a";
+        if (column === "ld3") {
+          const p = await planLd3Cell(cell, ld3Dir);
+          if (p) planned.push(p);
           continue;
         }
-        if (schedule === "ld3") {
-          const path = join(ld3Dir, `${solver}-NFE${nfe}.json`);
-          if (!await pathExists(path)) {
-            cell.status = "n/a";
-            continue;
-          }
-          const file = await loadGridFile(path);
-          const order = file.solverOptions?.order;
-          const train = file.meta?.train_seconds;
-          if (typeof train === "number") cell.ld3_train_seconds = train;
-          cell.load_from = resolve(path);
-          planned.push({
-            cell,
-            loadFrom: path,
-            order: typeof order === "number" ? order : undefined,
-          });
+        const note = baselineNotApplicable(cell, schedule);
+        if (note !== undefined) {
+          cell.status = "n/a";
+          cell.note = note;
           continue;
         }
         try {
@@ -613,18 +672,32 @@ interface CellContext {
   numSamples: number;
   batchSize: number;
   teacherDir: string;
+  gitsDir?: string;
   fid?: BenchFid;
   exact?: ExactBenchReference;
 }
 
-/** The grid part of a cell's evaluation: its LD3 grid file, or its skip type at the cell's NFE. */
-function cellOptions(p: ScheduleBenchPlannedCell): EvaluateOptions {
+/**
+ * The grid part of a cell's evaluation: its LD3 grid file (with the solver options the file
+ * names), or its grid family at the cell's NFE.
+ */
+function cellOptions(p: ScheduleBenchPlannedCell, gitsDir?: string): EvaluateOptions {
+  if (p.loadFrom !== undefined) {
+    return {
+      solverName: p.cell.solver,
+      loadFrom: p.loadFrom,
+      order: p.order,
+      ...(p.lowerOrderFinalBelow !== undefined
+        ? { lowerOrderFinalBelow: p.lowerOrderFinalBelow }
+        : {}),
+      ...(p.variant3M !== undefined ? { variant3M: p.variant3M } : {}),
+    };
+  }
   return {
     solverName: p.cell.solver,
-    ...(p.loadFrom !== undefined ? { loadFrom: p.loadFrom, order: p.order } : {
-      skipType: p.cell.schedule,
-      steps: solverSteps(p.cell.solver as SolverName, p.cell.nfe),
-    }),
+    skipType: p.cell.schedule,
+    steps: solverSteps(p.cell.solver as SolverName, p.cell.nfe),
+    ...(p.cell.schedule === "gits" && gitsDir !== undefined ? { gitsDir } : {}),
   };
 }
 
@@ -675,13 +748,14 @@ async function resumeCells(
   planned: readonly ScheduleBenchPlannedCell[],
   resumeDir: string,
   common: Fingerprint,
+  gitsDir?: string,
 ): Promise<{ saves: Map<ScheduleBenchPlannedCell, CellSave>; reused: number }> {
   const saves = new Map<ScheduleBenchPlannedCell, CellSave>();
   let reused = 0;
   for (const p of planned) {
     let sampler;
     try {
-      sampler = await prepareSampler(model, cellOptions(p));
+      sampler = await prepareSampler(model, cellOptions(p, gitsDir));
     } catch {
       continue; // the evaluation reports it as the cell's error
     }
@@ -744,7 +818,7 @@ async function evaluateCell(
   const { fid, exact } = context;
   try {
     const result = await evaluateSchedule(model, {
-      ...cellOptions(p),
+      ...cellOptions(p, context.gitsDir),
       numSamples: context.numSamples,
       batchSize: context.batchSize,
       teacherDir: context.teacherDir,
@@ -834,8 +908,15 @@ export async function runScheduleBench(
   try {
     fid = await openBenchFid(model, options);
     const exact = await exactReference(model, settings.exactMode, settings.exactSteps);
-    const plan = await planScheduleBench(options);
-    const context: CellContext = { numSamples, batchSize, teacherDir: teacher.dir, fid, exact };
+    const plan = await planScheduleBench(options, model.denoiser.schedule);
+    const context: CellContext = {
+      numSamples,
+      batchSize,
+      teacherDir: teacher.dir,
+      gitsDir: options.gitsDir,
+      fid,
+      exact,
+    };
 
     // Every cell starts from the teacher's latents, so the teacher's seed is the run's: an
     // existing teacher's own, or the seed a new one is generated with (a teacher being completed
@@ -854,7 +935,13 @@ export async function runScheduleBench(
         teacherSeed,
         settings.exactSteps,
       );
-      ({ saves, reused } = await resumeCells(model, plan.planned, options.resumeDir, common));
+      ({ saves, reused } = await resumeCells(
+        model,
+        plan.planned,
+        options.resumeDir,
+        common,
+        options.gitsDir,
+      ));
     }
     const todo = plan.planned.filter((p) => p.cell.metrics === undefined);
     const estimate = await estimateBench(model, todo, context, teacher, reused);

@@ -156,7 +156,8 @@ export function scheduleBenchMarkdown(
       ` (\`${result.teacherDir ?? teacher.dir}\`); ${evaluated} cells in ${
         formatDuration(result.seconds)
       }. ` +
-      `"—": no GITS table / no LD3 grid file for that cell. Best value per row in bold; ` +
+      `"—": no LD3 grid file, no AYS table for the model or no published GITS table for that ` +
+      `cell. Best value per row in bold; ` +
       `"(NFE n)" marks a grid that spends another NFE than its row (the GITS tables).`,
   );
   if (hasFid) {

@@ -9,6 +9,8 @@
 import { declareOptions, withDefaults } from "../options.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { GRID_KINDS } from "../step_grid.ts";
+import { AYS_MODELS } from "../ays.ts";
+import { GITS_OPTIONS } from "./gits.ts";
 
 /** `--config`, `--device`: which model, and where it runs. */
 export const MODEL_OPTIONS = declareOptions({
@@ -28,14 +30,18 @@ export const MODEL_OPTIONS = declareOptions({
   },
 });
 
-/** `--skip_type`, `--rho`, `--load_from`, `--sigmas`: one step grid (at most one of the kinds). */
+/**
+ * `--skip_type`, `--rho`, `--load_from`, `--sigmas`: one step grid (at most one of the kinds);
+ * `--ays_model` and the GITS search's settings (`--gits_*`).
+ */
 export const GRID_OPTIONS = declareOptions({
   skipType: {
     flag: "skip_type",
     kind: "string",
     choices: GRID_KINDS,
     default: "edm",
-    help: "step grid family",
+    help: "step grid family (gits: searched on the model, cached; gits_table: the CIFAR-10 " +
+      "tables; dmn: optimised for the solver's order; ays: the model's Align Your Steps table)",
     exclusive: "grid",
   },
   rho: {
@@ -60,6 +66,14 @@ export const GRID_OPTIONS = declareOptions({
     help: "explicit σ list, largest first, e.g. 80,10,1,0.002; fixes the steps",
     exclusive: "grid",
   },
+  aysModel: {
+    flag: "ays_model",
+    kind: "string",
+    choices: AYS_MODELS,
+    defaultText: "the table whose σ range the schedule has: sd1.5 for Stable Diffusion's",
+    help: "whose Align Your Steps schedule --skip_type ays uses",
+  },
+  ...GITS_OPTIONS,
 });
 
 /** The solver and its grid, 20 steps by default (LD3's teacher: UniPC, 20 steps, edm). */

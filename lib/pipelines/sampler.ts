@@ -23,11 +23,14 @@ import type { Grid, SolverPlan } from "../solvers/plan.ts";
 import {
   gitsGrid,
   gridFromSigmas,
+  type GridKind,
   gridSigmas,
   skipGrid,
-  type SkipType,
   toGrid,
 } from "../step_grid.ts";
+import { aysGrid, type AysModel } from "../ays.ts";
+import { dmnGrid } from "../dmn.ts";
+import { GITS_OPTIONS, gitsSearchGrid } from "./gits.ts";
 import { SAMPLER_OPTIONS } from "./options.ts";
 
 /**
@@ -100,12 +103,71 @@ export function validateSamplerOptions(options: SamplerOptions) {
   return { ...resolved, solverName: resolved.solverName as SolverName };
 }
 
+/** What {@linkcode namedGrid} needs besides the model, the kind and N. */
+export interface NamedGridOptions extends Partial<OptionValues<typeof GITS_OPTIONS>> {
+  /** The solver the grid is for (DMN's order, the GITS tables). */
+  solverName: SolverName;
+  /** Its order. @default {the solver's highest} */
+  order?: number;
+  /** ρ of the `edm` and `edm_time` grids. @default {7} */
+  rho?: number;
+  /** Whose Align Your Steps table. @default {the one that fits the schedule} */
+  aysModel?: AysModel;
+  /** Batch of the GITS search's calibration teacher. @default {the config's batch_size} */
+  batchSize?: number;
+}
+
+/** The order DMN optimises for: the solver's (highest by default), 1 for euler, 2 for heun. */
+function dmnOrder(solverName: SolverName, order: number | undefined): number {
+  if (solverName === "euler") return 1;
+  if (solverName === "heun") return 2;
+  return order ?? (solverName === "ipndm" ? 4 : 3);
+}
+
+/**
+ * The step times of a grid family on a model: a hand-made skip type, the GITS search on the
+ * model (cached, `gits.ts`), a published GITS table, DMN's optimisation for the solver's order
+ * (σ²/α error model for latent models, those with a decoder), or the model's Align Your Steps
+ * table. The GITS tables hold `steps + 1` intervals (they start after σ_max).
+ *
+ * @throws {RangeError} For a kind that does not apply (no GITS table, no AYS table for the
+ * schedule) or bad options.
+ */
+export async function namedGrid(
+  model: LoadedModel,
+  kind: GridKind,
+  steps: number,
+  options: NamedGridOptions,
+): Promise<Float64Array> {
+  const schedule = model.denoiser.schedule;
+  switch (kind) {
+    case "gits": {
+      const { solverName: _s, order: _o, rho: _r, aysModel: _a, ...gits } = options;
+      return (await gitsSearchGrid(model, steps, gits)).t1;
+    }
+    case "gits_table":
+      return gitsGrid(schedule, options.solverName, steps);
+    case "dmn":
+      return dmnGrid(schedule, steps, {
+        order: dmnOrder(options.solverName, options.order),
+        errorPower: model.config.decoder ? 2 : 1,
+      });
+    case "ays":
+      return aysGrid(schedule, steps, { model: options.aysModel });
+    default: {
+      const rho = kind === "edm" || kind === "edm_time" ? options.rho : undefined;
+      return skipGrid(kind, schedule, steps, rho ? { rho } : {});
+    }
+  }
+}
+
 /** The grid the options name, its kind, and the ρ or file it came from. */
 async function chooseGrid(
-  schedule: NoiseSchedule,
+  model: LoadedModel,
   o: ReturnType<typeof validateSamplerOptions>,
   given: SamplerOptions,
 ): Promise<{ grid: Grid; gridKind: string; rho?: number; loadFrom?: string }> {
+  const schedule = model.denoiser.schedule;
   const fixedSteps = (grid: Grid, source: string) => {
     if (given.steps !== undefined && given.steps !== grid.t1.length - 1) {
       throw new RangeError(
@@ -122,13 +184,25 @@ async function chooseGrid(
     const grid = gridOfFile(await loadGridFile(o.loadFrom), schedule);
     return { grid: fixedSteps(grid, o.loadFrom), gridKind: "file", loadFrom: resolve(o.loadFrom) };
   }
-  const skipType = o.skipType ?? SAMPLER_OPTIONS.skipType.default;
-  if (skipType === "gits") {
-    return { grid: toGrid(gitsGrid(schedule, o.solverName, o.steps)), gridKind: "gits" };
+  const kind = (o.skipType ?? SAMPLER_OPTIONS.skipType.default) as GridKind;
+  const rho = kind === "edm" || kind === "edm_time" ? o.rho : undefined;
+  const t1 = await namedGrid(model, kind, o.steps, {
+    ...pickGitsOptions(o),
+    solverName: o.solverName,
+    order: o.order,
+    rho,
+    aysModel: o.aysModel as AysModel | undefined,
+  });
+  return { grid: toGrid(t1), gridKind: kind, rho };
+}
+
+/** The GITS settings among resolved sampler options. */
+function pickGitsOptions(o: Partial<OptionValues<typeof GITS_OPTIONS>>) {
+  const out: Partial<OptionValues<typeof GITS_OPTIONS>> = {};
+  for (const key of Object.keys(GITS_OPTIONS) as (keyof typeof GITS_OPTIONS)[]) {
+    if (o[key] !== undefined) (out as Record<string, unknown>)[key] = o[key];
   }
-  const rho = skipType === "edm" ? o.rho : undefined;
-  const grid = toGrid(skipGrid(skipType as SkipType, schedule, o.steps, rho ? { rho } : {}));
-  return { grid, gridKind: skipType, rho };
+  return out;
 }
 
 /**
@@ -160,7 +234,7 @@ export async function prepareSampler(
   const o = validateSamplerOptions(options);
   const schedule = model.denoiser.schedule;
   const solverOptions = samplerSolverOptions(o, options);
-  const chosen = await chooseGrid(schedule, o, options);
+  const chosen = await chooseGrid(model, o, options);
   const steps = chosen.grid.t1.length - 1;
   const plan = planSolver(o.solverName, schedule, chosen.grid, solverOptions);
   const nfe = solverNfe(o.solverName, steps, solverOptions);

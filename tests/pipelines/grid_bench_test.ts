@@ -9,7 +9,7 @@ import { makeGridFile, saveGridFile } from "../../lib/io/grid_file.ts";
 import { loadModel } from "../../lib/onnx/model.ts";
 import type { PlotScene } from "../../lib/io/plot.ts";
 import { normalNoise } from "../../lib/rng.ts";
-import { veSchedule } from "../../lib/noise_schedule.ts";
+import { discreteBetas, veSchedule, vpDiscreteSchedule } from "../../lib/noise_schedule.ts";
 import {
   cachedGmmReference,
   cacheReference,
@@ -79,7 +79,7 @@ function texts(scene: PlotScene): string[] {
   return scene.primitives.flatMap((p) => p.kind === "text" ? [p.text] : []);
 }
 
-Deno.test("planScheduleBench() marks GITS and LD3 n/a and refuses NFEs a solver cannot spend", async () => {
+Deno.test("planScheduleBench() marks GITS tables, AYS and LD3 n/a and refuses NFEs a solver cannot spend", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ld3-bench-plan-" });
   try {
     await writeLd3Grid(dir, "uni_pc", 4, 2);
@@ -87,7 +87,7 @@ Deno.test("planScheduleBench() marks GITS and LD3 n/a and refuses NFEs a solver 
     const plan = await planScheduleBench({
       solvers: ["uni_pc", "ipndm", "heun"],
       nfes: [4, 10],
-      schedules: ["edm", "gits", "ld3"],
+      schedules: ["edm", "gits_table", "ld3"],
       ld3Dir: dir,
     });
     assert.equal(plan.cells.length, 3 * 2 * 3);
@@ -95,9 +95,9 @@ Deno.test("planScheduleBench() marks GITS and LD3 n/a and refuses NFEs a solver 
       plan.cells.find((c) => c.solver === solver && c.nfe === nfe && c.schedule === schedule)!
         .status;
     // GITS tables exist for ipndm and dpm_solver++ at NFE 10 only.
-    assert.equal(status("ipndm", 10, "gits"), "ok");
-    assert.equal(status("ipndm", 4, "gits"), "n/a");
-    assert.equal(status("uni_pc", 10, "gits"), "n/a");
+    assert.equal(status("ipndm", 10, "gits_table"), "ok");
+    assert.equal(status("ipndm", 4, "gits_table"), "n/a");
+    assert.equal(status("uni_pc", 10, "gits_table"), "n/a");
     // LD3 cells exist where a grid file does.
     assert.equal(status("uni_pc", 4, "ld3"), "ok");
     assert.equal(status("uni_pc", 10, "ld3"), "n/a");
@@ -125,6 +125,23 @@ Deno.test("planScheduleBench() marks GITS and LD3 n/a and refuses NFEs a solver 
       plan.cells.filter((c) => c.status === "ok"),
     );
     assert.equal(plan.planned.length, 2 + 1 + 2 + 1 + 1);
+
+    // The searched baselines exist at every NFE; AYS only for a schedule that has a table.
+    const columns = await planScheduleBench(
+      { solvers: ["uni_pc"], nfes: [4], schedules: ["gits", "dmn", "ays"], ld3Dir: dir },
+      veSchedule(),
+    );
+    assert.deepEqual(columns.cells.map((c) => [c.schedule, c.status, c.note]), [
+      ["gits", "ok", undefined],
+      ["dmn", "ok", undefined],
+      ["ays", "n/a", "no AYS table for the ve schedule"],
+    ]);
+    const sd = vpDiscreteSchedule({ betas: discreteBetas("scaled_linear") });
+    const withAys = await planScheduleBench(
+      { solvers: ["uni_pc"], nfes: [4], schedules: ["ays"] },
+      sd,
+    );
+    assert.equal(withAys.cells[0].status, "ok");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
@@ -288,7 +305,7 @@ Deno.test("runScheduleBench() on a tiny GMM: finite metrics, LD3 from a grid fil
     const options = {
       solvers: ["uni_pc", "ipndm"],
       nfes: [4],
-      schedules: ["logSNR", "edm", "gits", "ld3"],
+      schedules: ["logSNR", "edm", "dmn", "ld3"],
       ld3Dir,
       numSamples: 4,
       batchSize: 4,
@@ -304,18 +321,20 @@ Deno.test("runScheduleBench() on a tiny GMM: finite metrics, LD3 from a grid fil
 
     assert.equal(estimates.length, 1);
     const [estimate] = estimates;
-    // 5 cells of NFE 4 plus the 20-step teacher, 4 samples each.
-    assert.equal(estimate.cells, 5);
-    assert.equal(estimate.evaluations, (5 * 4 + 20) * 4);
+    // 7 cells of NFE 4 plus the 20-step teacher, 4 samples each.
+    assert.equal(estimate.cells, 7);
+    assert.equal(estimate.evaluations, (7 * 4 + 20) * 4);
     assert.equal(estimate.teacher, true);
     assert.equal(estimate.exact, true);
     assert.ok(estimate.secondsPerEvaluation > 0 && estimate.seconds > 0);
     assert.deepEqual(seen, [
-      "uni_pc/logSNR 1/5",
-      "uni_pc/edm 2/5",
-      "uni_pc/ld3 3/5",
-      "ipndm/logSNR 4/5",
-      "ipndm/edm 5/5",
+      "uni_pc/logSNR 1/7",
+      "uni_pc/edm 2/7",
+      "uni_pc/dmn 3/7",
+      "uni_pc/ld3 4/7",
+      "ipndm/logSNR 5/7",
+      "ipndm/edm 6/7",
+      "ipndm/dmn 7/7",
     ]);
 
     assert.equal(result.format, "ld3-bench-schedules");
@@ -323,12 +342,12 @@ Deno.test("runScheduleBench() on a tiny GMM: finite metrics, LD3 from a grid fil
     assert.equal(result.model.sha256, model.modelHash);
     assert.equal(result.num_samples, 4);
     assert.equal(result.seed, 1000);
-    assert.equal(result.evaluated, 5);
+    assert.equal(result.evaluated, 7);
     assert.equal(result.teacherDir, join(gmm.dir, "teacher", "uni_pc_NFE20_edm"));
     assert.equal(result.teacher.dir, resolve(result.teacherDir));
     assert.equal(result.cells.length, 2 * 4);
     for (const c of result.cells) {
-      const planned = c.schedule !== "gits" && !(c.solver === "ipndm" && c.schedule === "ld3");
+      const planned = !(c.solver === "ipndm" && c.schedule === "ld3");
       assert.equal(c.status, planned ? "ok" : "n/a", `${c.solver} ${c.schedule}`);
       if (!planned) continue;
       const m = c.metrics!;

@@ -212,7 +212,7 @@ Deno.test("bench:schedules task writes the table, JSON and plots, with an LD3 gr
       "--nfes",
       "4,10",
       "--schedules",
-      "logSNR,edm,gits,ld3",
+      "logSNR,edm,gits,ays,ld3",
       "--num_samples",
       "4",
       "--ld3_dir",
@@ -222,16 +222,25 @@ Deno.test("bench:schedules task writes the table, JSON and plots, with an LD3 gr
     ];
     const r = await runTask("bench_schedules", args);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /^bench:schedules on tiny-gmm: 10 cells × 4 samples, .* estimated/);
+    assert.match(r.stdout, /^bench:schedules on tiny-gmm: 13 cells × 4 samples, .* estimated/);
     const md = await Deno.readTextFile(join(outDir, "schedules.md"));
-    assert.match(md, /\| solver \| NFE \| logSNR \| edm \| gits \| ld3 \|/);
+    assert.match(md, /\| solver \| NFE \| logSNR \| edm \| gits \| ays \| ld3 \|/);
     assert.match(md, /## Exact-solution error/);
     assert.match(md, /## LD3 training wall-clock/);
-    // uni_pc has no GITS table; ipndm has no LD3 file.
-    assert.match(md, /\| uni_pc \| 4 \| [^|]+ \| [^|]+ \| — \| [^—|]+ \|/);
-    assert.match(md, /\| ipndm \| 4 \| [^|]+ \| [^|]+ \| — \| — \|/);
+    // The GITS search runs on the model at every NFE; AYS has no table for a VE σ 80 model;
+    // ipndm has no LD3 file.
+    assert.match(md, /\| uni_pc \| 4 \| [^|]+ \| [^|]+ \| [^—|]+ \| — \| [^—|]+ \|/);
+    assert.match(md, /\| ipndm \| 4 \| [^|]+ \| [^|]+ \| [^—|]+ \| — \| — \|/);
+    const gitsCache = [...Deno.readDirSync(join(outDir, "gits"))].map((e) => e.name);
+    assert.equal(gitsCache.length, 1);
+    const searched = [...Deno.readDirSync(join(outDir, "gits", gitsCache[0]))].map((e) => e.name);
+    assert.deepEqual(searched.sort(), [
+      "cost.json",
+      "grid-N10-coeff1.15.json",
+      "grid-N4-coeff1.15.json",
+    ]);
     const json = JSON.parse(await Deno.readTextFile(join(outDir, "schedules.json")));
-    assert.equal(json.cells.length, 2 * 2 * 4);
+    assert.equal(json.cells.length, 2 * 2 * 5);
     const ld3 = json.cells.find((c: { schedule: string; solver: string; nfe: number }) =>
       c.schedule === "ld3" && c.solver === "uni_pc" && c.nfe === 4
     );
@@ -247,7 +256,7 @@ Deno.test("bench:schedules task writes the table, JSON and plots, with an LD3 gr
     assert.equal(again.code, 0, again.stderr);
     assert.match(
       again.stdout,
-      /^bench:schedules on tiny-gmm: 0 cells × 4 samples, .*; 10 finished cells reused/,
+      /^bench:schedules on tiny-gmm: 0 cells × 4 samples, .*; 13 finished cells reused/,
     );
     const rerun = JSON.parse(await Deno.readTextFile(join(outDir, "schedules.json")));
     assert.deepEqual(rerun.cells, json.cells);

@@ -33,7 +33,8 @@ import { type Dataset, firstDifference, readDataset } from "../../io/dataset.ts"
 import { sameShape, sampleSize } from "../../denoiser.ts";
 import { parseYaml, stringifyYaml } from "../../deps.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../../differentiable.ts";
-import { gitsGrid, SKIP_TYPES, skipGrid, type SkipType } from "../../step_grid.ts";
+import { GRID_KINDS, type GridKind } from "../../step_grid.ts";
+import { namedGrid } from "../sampler.ts";
 import { type GridFile, gridOfFile, loadGridFile } from "../../io/grid_file.ts";
 import { pathExists } from "../../io/fs.ts";
 import { LOSS_TYPES, lossByName, type SampleLoss } from "../../metrics/losses.ts";
@@ -41,7 +42,6 @@ import { loadLpips } from "../../metrics/lpips.ts";
 import { loadModelConfig, type ModelConfig } from "../../onnx/config.ts";
 import { type LoadedModel, loadModel } from "../../onnx/model.ts";
 import { differentiableDecoder, differentiableDenoiser } from "../../grad/model_grad.ts";
-import type { NoiseSchedule } from "../../noise_schedule.ts";
 import type { Grid } from "../../solvers/plan.ts";
 import { type SolverName, solverNfe } from "../../solvers/mod.ts";
 import {
@@ -139,7 +139,7 @@ export const TRAIN_OPTIONS = declareOptions({
     kind: "string",
     arg: "GRID",
     defaultText: "θ1 = ones (logSNR in lambda mode)",
-    help: "start grid: a skip type, gits, or a grid file",
+    help: "start grid: any --skip_type grid family (gits, dmn, ays…) or a grid file",
   },
   resume: {
     flag: "resume",
@@ -291,20 +291,22 @@ function checkTeacherFitsModel(dataset: Dataset, model: LoadedModel, configPath:
   }
 }
 
-/** The step grid `--match_prior` names: a skip type, `gits` or a grid file. */
+/**
+ * The step grid `--match_prior` names: any `--skip_type` grid family (a skip type, the GITS
+ * search or table, DMN, AYS) or a grid file.
+ */
 async function priorGridOf(
   spec: string,
-  schedule: NoiseSchedule,
+  model: LoadedModel,
   solver: SolverName,
   steps: number,
+  order: number | undefined,
 ): Promise<Float64Array> {
   let t1: Float64Array;
-  if ((SKIP_TYPES as readonly string[]).includes(spec)) {
-    t1 = skipGrid(spec as SkipType, schedule, steps);
-  } else if (spec === "gits") {
-    t1 = gitsGrid(schedule, solver, steps);
+  if ((GRID_KINDS as readonly string[]).includes(spec)) {
+    t1 = await namedGrid(model, spec as GridKind, steps, { solverName: solver, order });
   } else {
-    t1 = gridOfFile(await loadGridFile(spec), schedule).t1;
+    t1 = gridOfFile(await loadGridFile(spec), model.denoiser.schedule).t1;
   }
   if (t1.length !== steps + 1) {
     throw new RangeError(
@@ -322,9 +324,10 @@ async function planRun(o: RunOptions, model: LoadedModel) {
   if (o.matchPrior !== undefined) {
     trainerOptions.priorGrid = await priorGridOf(
       o.matchPrior,
-      model.denoiser.schedule,
-      o.solverName,
+      model,
+      o.solverName as SolverName,
       o.steps,
+      o.order,
     );
   }
   const resolved = resolveLd3Options(trainerOptions, size);
