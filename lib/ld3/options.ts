@@ -9,6 +9,9 @@ import { declareOptions, withDefaults } from "../options.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { TIME_MODES } from "./parameterization.ts";
 
+/** The latents validation scores a grid on: `original` (the samples' z) or `relaxed`. */
+export const VALID_LATENTS = ["original", "relaxed"] as const;
+
 /** The trainer's options (the student solver among them, 10 steps by default). */
 export const LD3_OPTIONS = declareOptions({
   ...withDefaults(SOLVER_OPTIONS, { steps: 10 }),
@@ -49,6 +52,15 @@ export const LD3_OPTIONS = declareOptions({
     min: 1,
     defaultText: "main_valid_batch_size",
     help: "samples validated until the first patience hit (the reference's first batch)",
+  },
+  validLatents: {
+    flag: "valid_latents",
+    kind: "string",
+    choices: VALID_LATENTS,
+    default: "original",
+    help: "latents the best grid is chosen on: the validation samples' original z (held out), " +
+      "or their relaxed latents, as the reference (relaxed for whichever grid was current, so " +
+      "the comparison credits a grid with the relaxation)",
   },
   trainingRoundsV1: {
     flag: "training_rounds_v1",

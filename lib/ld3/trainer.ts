@@ -6,12 +6,15 @@
  * the shuffled training set. Each training step forwards the student from the relaxed latents
  * `x'`, back-propagates the mean loss, moves `x'` by one projected SGD step inside the ball
  * `‖x' − z‖ ≤ prior_bound` (kept per sample only if its loss went down), clips and applies the
- * schedule updates (RMSprop on θ1; SGD on θ2 in phase 2) and validates. Validation runs on one
- * batch until the first patience hit, then on all validation samples; improvement snapshots
- * the best state; `patient` misses reload the best and (after the switch to full validation)
- * decay lr1, and lr2 in phase 2; the run stops when lr2 has sat on its floor `lr2_patient`
- * times or the round budget is spent. After each training pass the validation latents get the same
- * relaxation in training-size batches (no schedule update); if none moved, `shift_lr` decays.
+ * schedule updates (RMSprop on θ1; SGD on θ2 in phase 2) and validates. Validation scores the
+ * grid from the validation samples' original latents (`validLatents: "relaxed"` scores it from
+ * their relaxed latents, as the reference; see `#validate` for why that is not the default). It
+ * runs on one batch until the first patience hit, then on all validation samples; improvement
+ * snapshots the best state; `patient` misses reload the best and (after the switch to full
+ * validation) decay lr1, and lr2 in phase 2; the run stops when lr2 has sat on its floor
+ * `lr2_patient` times or the round budget is spent. After each training pass the validation
+ * latents get the same relaxation in training-size batches (no schedule update); if none moved,
+ * `shift_lr` decays.
  *
  * The loop is a deterministic function of its inputs and seed. Everything it carries from one
  * step to the next is one object, {@linkcode Ld3TrainerState} (`state.ts`); a copy of it is
@@ -194,6 +197,7 @@ function fingerprintOf(o: ResolvedLd3Options, io: Ld3Io): string {
     seed: o.seed,
     // A run started from another grid is another run: never resume across starting grids.
     prior: o.priorGrid ? Array.from(o.priorGrid) : null,
+    validLatents: o.validLatents,
   });
 }
 
@@ -597,17 +601,25 @@ class Ld3Run {
   }
 
   /**
-   * Mean validation loss at the current variables: on the first `validOneBatchSize` samples,
-   * or on all (`full`).
+   * Mean validation loss of the current θ: on the first `validOneBatchSize` samples, or on all
+   * (`full`); from the samples' original latents z (`validLatents: "original"`, the default) or
+   * from their relaxed latents (the reference).
+   *
+   * The relaxed latents move between validations (relaxed at every round's end for the grid of
+   * that moment, put back on a reload), so with them a later grid can "improve" on the best
+   * only because its inputs moved: on small validation sets that chose grids worse on the
+   * original latents than the grid the run started from. Scoring every grid on the same z makes
+   * "improved" mean the schedule improved; the relaxation still trains the schedule.
    */
   async #validate(full: boolean): Promise<number> {
     const o = this.#o;
     const { valid } = this.#io;
     const current = this.#state.current;
+    const latents = o.validLatents === "original" ? valid.map((s) => s.z) : current.validLatents;
     const count = full ? valid.length : Math.min(o.validOneBatchSize, valid.length);
     let total = 0;
     for (const idx of ranges(count, o.validBatchSize)) {
-      const batch = batchOf(valid, current.validLatents, idx);
+      const batch = batchOf(valid, latents as Float64Array[], idx);
       for (const v of await ld3Loss(this.#problem, current, batch)) total += v;
     }
     return total / count;

@@ -196,3 +196,25 @@ Deno.test("trainLd3() resumes exactly through reloads, decays and the lr2-floor 
     );
   }
 });
+
+Deno.test("trainLd3() chooses the best grid on the original latents by default, never worse than its start", async () => {
+  for (const name of ["ipndm", "uni_pc"] as const) {
+    const options = { ...base, validLatents: "original", solverName: name } as const;
+    const r = await trainLd3(options, { ...io });
+    // The best validation loss is the learned grid's loss from the original latents z…
+    const learned = await validL2(name, r.grid);
+    assert.ok(
+      Math.abs(r.bestValidLoss - learned) <= 1e-12 * learned,
+      `${r.bestValidLoss} ${learned}`,
+    );
+    // …and the first validation, of the start grid on the same z, bounds it from above.
+    const start = await validL2(name, toGrid(logSnrGrid(schedule, 4)));
+    assert.ok(learned <= start, `${name}: LD3 ${learned} vs its start ${start}`);
+    const first = r.history.find((e) => e.type === "validation");
+    assert.ok(first?.type === "validation" && Math.abs(first.loss - start) <= 1e-12 * start);
+  }
+  assert.throws(
+    () => resolveLd3Options({ validLatents: "both" as "original" }, dim),
+    /validLatents must be one of original, relaxed: got "both"/,
+  );
+});
