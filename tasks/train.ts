@@ -13,7 +13,8 @@
  *
  * @module
  */
-import { runLd3Training, TRAIN_OPTIONS } from "../lib/pipelines/train/run.ts";
+import { type RunLd3Result, runLd3Training, TRAIN_OPTIONS } from "../lib/pipelines/train/run.ts";
+import { SUMMARY_BASELINES } from "../lib/pipelines/train/summary.ts";
 import { defineTask, QUIET_OPTION, runCli } from "./_cli.ts";
 
 /** The `train` task. */
@@ -29,13 +30,35 @@ export const TRAIN = defineTask({
   taskOptions: QUIET_OPTION,
   async run(v) {
     const r = await runLd3Training({ ...v, progress: v.quiet ? false : {} });
-    const e = r.evaluation;
-    console.log(
-      `${r.gridPath}: ${r.steps} steps in ${r.trainSeconds.toFixed(1)} s (${r.stopReason}); ` +
-        `validation loss LD3 ${e.ld3.toPrecision(4)}, logSNR ${e.logSNR.toPrecision(4)}, ` +
-        `EDM ${e.edm.toPrecision(4)}, time_uniform ${e.time_uniform.toPrecision(4)}`,
-    );
+    for (const line of trainReport(r)) console.log(line);
   },
 });
+
+/**
+ * What the task prints at the end: the learned grid's loss and its rivals', all from the
+ * validation samples' original latents; the trainer's best validation loss and which latents it
+ * is from, next to the learned grid's loss from its relaxed latents; and a warning line when the
+ * learned grid is worse than its start or a baseline.
+ */
+export function trainReport(r: RunLd3Result): string[] {
+  const e = r.evaluation;
+  const v = (x: number) => x.toPrecision(4);
+  const rivals = [
+    `start ${e.startGrid} ${v(e.start)}`,
+    ...SUMMARY_BASELINES.map((b) => `${b} ${v(e[b])}`),
+  ];
+  const lines = [
+    `${r.gridPath}: ${r.steps} steps in ${r.trainSeconds.toFixed(1)} s (${r.stopReason})`,
+    `loss on the validation samples' original latents: LD3 ${v(e.ld3)}; ${rivals.join(", ")}`,
+    `the trainer's validation loss (its log) is from the ${e.tracked} latents, best ` +
+    `${v(r.bestValidLoss)}; LD3 from the relaxed latents kept with it: ${v(e.ld3Relaxed)}`,
+  ];
+  if (e.warnings.length > 0) {
+    lines.push(
+      `warning: the learned grid is worse on the original latents than ${e.warnings.join("; ")}`,
+    );
+  }
+  return lines;
+}
 
 if (import.meta.main) await runCli(TRAIN);

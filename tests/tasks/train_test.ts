@@ -65,7 +65,14 @@ Deno.test("train: a kill after the first checkpoint, then --resume, gives the un
   const root = await Deno.makeTempDir();
   const whole = await run(trainArgs(data, join(root, "whole")));
   assert.equal(whole.code, 0, whole.stderr);
-  assert.match(whole.stdout, /grid\.json: 6 steps in .* validation loss LD3 /);
+  assert.match(
+    whole.stdout,
+    /grid\.json: 6 steps in .*\nloss on the validation samples' original latents: LD3 [\d.e-]+; start logSNR /,
+  );
+  assert.match(
+    whole.stdout,
+    /\nthe trainer's validation loss \(its log\) is from the original latents, best /,
+  );
 
   const logPath = join(root, "killed");
   const child = new Deno.Command(Deno.execPath(), {

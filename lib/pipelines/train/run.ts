@@ -33,7 +33,7 @@ import { type Dataset, firstDifference, readDataset } from "../../io/dataset.ts"
 import { sameShape, sampleSize } from "../../denoiser.ts";
 import { parseYaml, stringifyYaml } from "../../deps.ts";
 import type { DifferentiableDecoder, DifferentiableDenoiser } from "../../differentiable.ts";
-import { GRID_KINDS, type GridKind } from "../../step_grid.ts";
+import { GRID_KINDS, type GridKind, toGrid } from "../../step_grid.ts";
 import { namedGrid } from "../sampler.ts";
 import { type GridFile, gridOfFile, loadGridFile } from "../../io/grid_file.ts";
 import { pathExists } from "../../io/fs.ts";
@@ -64,7 +64,14 @@ import { MODEL_OPTIONS } from "../options.ts";
 import { CHECKPOINT_FILE, readRunCheckpoint, restoreTrainerState } from "./checkpoint.ts";
 import type { RunCheckpoint } from "./checkpoint.ts";
 import { type Ld3ProgressOptions, RunRecorder } from "./recorder.ts";
-import { finishRun, type GridLossContext, type Ld3Evaluation } from "./summary.ts";
+import {
+  finishRun,
+  type GridLossContext,
+  type Ld3Evaluation,
+  SUMMARY_BASELINES,
+  type SummaryBaseline,
+} from "./summary.ts";
+import { thetaToGrid } from "../../ld3/parameterization.ts";
 
 export { gridLoss } from "./summary.ts";
 export type { GridLossContext, Ld3Evaluation } from "./summary.ts";
@@ -573,6 +580,8 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     const finished = await finishRun(ctx, {
       runDir: plan.runDir,
       steps: r.steps,
+      tracked: r.validLatents,
+      ...await comparisonGrids(o, plan, model),
       title: `${r.solverName} N=${r.steps}`,
       valid,
       previewCount: options.previewCount ?? 8,
@@ -597,6 +606,33 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
   } finally {
     await resources.close();
   }
+}
+
+/**
+ * The grids a finished run is compared with: the model-free baselines at its step count, and
+ * the grid it started from (`match_prior`'s, or the one θ1 = 1 gives in its time mode).
+ */
+async function comparisonGrids(
+  o: RunOptions,
+  plan: RunPlan,
+  model: LoadedModel,
+): Promise<{ baselines: Record<SummaryBaseline, Grid>; start: { name: string; grid: Grid } }> {
+  const r = plan.resolved;
+  const baselines = {} as Record<SummaryBaseline, Grid>;
+  for (const name of SUMMARY_BASELINES) {
+    const t1 = await namedGrid(model, name, r.steps, { solverName: r.solverName, order: r.order });
+    baselines[name] = toGrid(t1);
+  }
+  const schedule = model.denoiser.schedule;
+  const n = r.steps + 1;
+  const grid = r.priorGrid
+    ? toGrid(r.priorGrid)
+    : thetaToGrid(schedule, new Float64Array(n).fill(1), new Float64Array(n), {
+      timeMode: r.timeMode,
+      winRate: r.winRate,
+    });
+  const name = o.matchPrior ?? (r.timeMode === "lambda" ? "logSNR" : "time_uniform");
+  return { baselines, start: { name, grid: { t1: grid.t1.slice(), t2: grid.t1.slice() } } };
 }
 
 /** The recorder of a run: its folder, schedule plots, checkpoints and progress line. */

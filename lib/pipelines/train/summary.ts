@@ -1,7 +1,9 @@
 /**
- * The end of an LD3 run: the learned grid and the hand-made baselines scored on the validation
- * samples from their original latents, the final `grid.json`, `schedule.png`, `schedule.gif`,
- * `samples.png` and `summary.json`.
+ * The end of an LD3 run: the learned grid, the grid it started from and the model-free baselines
+ * scored on the validation samples from their original latents, the same grid's loss on its
+ * relaxed validation latents (the soft objective), a warning when the learned grid is worse on
+ * the original latents than its start or a baseline, and the final `grid.json`, `schedule.png`,
+ * `schedule.gif`, `samples.png` and `summary.json`.
  *
  * @module
  */
@@ -14,17 +16,49 @@ import type { Ld3Result, Ld3Sample } from "../../ld3/trainer.ts";
 import type { SampleLoss } from "../../metrics/losses.ts";
 import { planSolver, runPlan, type SolverName, type SolverOptions } from "../../solvers/mod.ts";
 import type { Grid } from "../../solvers/plan.ts";
-import { skipGrid, toGrid } from "../../step_grid.ts";
 import type { RunRecorder } from "./recorder.ts";
 import { type SampleRow, samplesPng, schedulePlotPng } from "./report.ts";
 
-/** Validation losses (same latents z, same loss) of the learned grid and the baselines. */
+/**
+ * Validation losses of the learned grid and the baselines, all from the validation samples'
+ * original latents z with the run's loss, and the learned grid's loss on its relaxed latents.
+ */
 export interface Ld3Evaluation {
+  /** The learned grid, from the original latents. */
   ld3: number;
   logSNR: number;
   edm: number;
   time_uniform: number;
+  time_quadratic: number;
+  /** DMN's grid for the solver's order (model-free, as the baselines above). */
+  dmn: number;
+  /** The grid the run started from (`startGrid` names it). */
+  start: number;
+  /** `match_prior`'s grid, or the grid θ1 = 1 gives: logSNR (lambda mode) or time_uniform. */
+  startGrid: string;
+  /**
+   * The learned grid from the relaxed validation latents kept with it (the soft objective LD3
+   * trains on; relaxed for the grids of the moments the latents moved, so not always below
+   * `ld3`).
+   */
+  ld3Relaxed: number;
+  /** The latents the trainer validated on, i.e. what its log's validation loss measures. */
+  tracked: "original" | "relaxed";
+  /** One line per grid the learned one is worse than on the original latents (empty if none). */
+  warnings: string[];
 }
+
+/** The hand-made and model-free grids every run is scored against. */
+export const SUMMARY_BASELINES = [
+  "time_uniform",
+  "time_quadratic",
+  "logSNR",
+  "edm",
+  "dmn",
+] as const;
+
+/** One of {@linkcode SUMMARY_BASELINES}. */
+export type SummaryBaseline = typeof SUMMARY_BASELINES[number];
 
 /** What scoring a grid needs: the student's model, solver and loss. */
 export interface GridLossContext {
@@ -76,20 +110,32 @@ export async function gridLoss(
   return { mean: total / samples.length, images };
 }
 
-/** The baselines every run is scored against, on the run's step count. */
-function baselineGrids(ctx: GridLossContext, steps: number) {
-  const schedule = ctx.denoiser.schedule;
-  return {
-    logSNR: toGrid(skipGrid("logSNR", schedule, steps)),
-    edm: toGrid(skipGrid("edm", schedule, steps)),
-    time_uniform: toGrid(skipGrid("time_uniform", schedule, steps)),
-  };
+/**
+ * Lines saying by how much the learned grid's loss exceeds each grid it is worse than (the start
+ * first), empty when it is the best.
+ *
+ * @example
+ * ```ts
+ * console.log(worseThan(0.3, [["start (logSNR)", 0.2], ["edm", 0.4]]));
+ * // ["start (logSNR): 0.3000 vs 0.2000 (+50.0 %)"]
+ * ```
+ */
+export function worseThan(ld3: number, others: readonly (readonly [string, number])[]): string[] {
+  return others.filter(([, v]) => ld3 > v).map(([name, v]) =>
+    `${name}: ${ld3.toPrecision(4)} vs ${v.toPrecision(4)} (+${(100 * (ld3 / v - 1)).toFixed(1)} %)`
+  );
 }
 
 /** What {@linkcode finishRun} needs besides the scoring context. */
 export interface FinishRunInput {
   runDir: string;
   steps: number;
+  /** The latents the trainer validated on. */
+  tracked: "original" | "relaxed";
+  /** The baseline grids at the run's step count. */
+  baselines: Record<SummaryBaseline, Grid>;
+  /** The grid the run started from, and its name. */
+  start: { name: string; grid: Grid };
   /** Title of the schedule plot. */
   title: string;
   valid: readonly Ld3Sample[];
@@ -114,8 +160,8 @@ async function writeSamplesPng(
   ctx: GridLossContext,
   run: FinishRunInput,
   grid: Grid,
-  baselines: ReturnType<typeof baselineGrids>,
 ): Promise<void> {
+  const baselines = run.baselines;
   const imageShape = imageShapeOf(run.imageShape);
   if (!(imageShape.length === 3 && (imageShape[0] === 1 || imageShape[0] === 3))) return;
   const preview = run.valid.slice(0, Math.min(run.previewCount, run.valid.length));
@@ -128,9 +174,48 @@ async function writeSamplesPng(
   await writeFileAtomic(join(run.runDir, "samples.png"), samplesPng(rows, imageShape));
 }
 
+/** The validation samples with the relaxed latents of the best state in place of z. */
+function relaxedSamples(valid: readonly Ld3Sample[], result: Ld3Result): Ld3Sample[] {
+  const latents = result.checkpoint.best?.validLatents;
+  if (!latents || latents.length !== valid.length) return [...valid];
+  return valid.map((s, i) => ({ ...s, z: latents[i] }));
+}
+
 /**
- * Scores the learned grid against the baselines on the validation samples' original latents
- * and writes the run folder's final files.
+ * Scores the learned grid, its start and the baselines on the validation samples' original
+ * latents, and the learned grid on its relaxed ones; names what is worse.
+ */
+async function evaluateRun(
+  ctx: GridLossContext,
+  run: FinishRunInput,
+  result: Ld3Result,
+): Promise<Ld3Evaluation> {
+  const loss = async (grid: Grid) => (await gridLoss(ctx, grid, run.valid)).mean;
+  const ld3 = await loss(result.grid);
+  const baselines = {} as Record<SummaryBaseline, number>;
+  for (const name of SUMMARY_BASELINES) baselines[name] = await loss(run.baselines[name]);
+  const start = await loss(run.start.grid);
+  const ld3Relaxed = (await gridLoss(ctx, result.grid, relaxedSamples(run.valid, result))).mean;
+  const warnings = worseThan(ld3, [
+    [`start (${run.start.name})`, start],
+    ...SUMMARY_BASELINES.filter((name) => name !== run.start.name)
+      .map((name) => [name, baselines[name]] as const),
+  ]);
+  return {
+    ld3,
+    ...baselines,
+    start,
+    startGrid: run.start.name,
+    ld3Relaxed,
+    tracked: run.tracked,
+    warnings,
+  };
+}
+
+/**
+ * Scores the learned grid against its start and the baselines on the validation samples'
+ * original latents and writes the run folder's final files; `grid.json` records the evaluation
+ * and any warning.
  */
 export async function finishRun(
   ctx: GridLossContext,
@@ -138,31 +223,30 @@ export async function finishRun(
   result: Ld3Result,
 ): Promise<FinishedRun> {
   const schedule = ctx.denoiser.schedule;
-  const baselines = baselineGrids(ctx, run.steps);
-  const evaluation: Ld3Evaluation = {
-    ld3: (await gridLoss(ctx, result.grid, run.valid)).mean,
-    logSNR: (await gridLoss(ctx, baselines.logSNR, run.valid)).mean,
-    edm: (await gridLoss(ctx, baselines.edm, run.valid)).mean,
-    time_uniform: (await gridLoss(ctx, baselines.time_uniform, run.valid)).mean,
-  };
+  const evaluation = await evaluateRun(ctx, run, result);
   const stop = result.history.findLast((e) => e.type === "stop");
   const stopReason = stop?.type === "stop" ? stop.reason : "rounds";
   const step = result.checkpoint.globalStep;
   const gridFile = makeGridFile(
     schedule,
     result.grid,
-    run.gridInfo({ validLoss: result.bestValidLoss, evaluation, step }),
+    run.gridInfo({
+      validLoss: result.bestValidLoss,
+      evaluation,
+      step,
+      ...(evaluation.warnings.length > 0 ? { warnings: evaluation.warnings } : {}),
+    }),
   );
   const gridPath = join(run.runDir, "grid.json");
   await saveGridFile(gridPath, gridFile);
   await writeFileAtomic(
     join(run.runDir, "schedule.png"),
     schedulePlotPng(schedule, result.grid, {
-      title: `${run.title} loss ${result.bestValidLoss.toPrecision(4)}`,
+      title: `${run.title} loss ${evaluation.ld3.toPrecision(4)} (original latents)`,
     }),
   );
   await run.recorder.writeGif();
-  await writeSamplesPng(ctx, run, result.grid, baselines);
+  await writeSamplesPng(ctx, run, result.grid);
   await writeJsonAtomic(join(run.runDir, "summary.json"), {
     grid: gridPath,
     bestValidLoss: result.bestValidLoss,

@@ -165,5 +165,17 @@ Deno.test("end to end on gmm-mnist: LD3 at NFE 4 beats the logSNR and EDM grids"
   const e = r.evaluation;
   assert.ok(e.ld3 < e.logSNR, `LD3 ${e.ld3} vs logSNR ${e.logSNR}`);
   assert.ok(e.ld3 < e.edm, `LD3 ${e.ld3} vs EDM ${e.edm}`);
+  // Every number is named: the start (θ1 = 1 in lambda mode is logSNR), the other baselines,
+  // the relaxed-latent loss, and what the trainer tracked.
+  assert.equal(e.startGrid, "logSNR");
+  assert.ok(Math.abs(e.start - e.logSNR) <= 1e-12 * e.logSNR);
+  assert.equal(e.tracked, "original");
+  assert.ok(Math.abs(r.bestValidLoss - e.ld3) <= 1e-12 * e.ld3);
+  for (const v of [e.time_quadratic, e.dmn, e.ld3Relaxed]) assert.ok(Number.isFinite(v) && v > 0);
+  const beaten = [e.start, e.time_uniform, e.time_quadratic, e.logSNR, e.edm, e.dmn]
+    .filter((v) => e.ld3 > v);
+  assert.equal(e.warnings.length, beaten.length);
+  const file = JSON.parse(await Deno.readTextFile(r.gridPath));
+  assert.deepEqual(file.meta.evaluation, JSON.parse(JSON.stringify(e)));
   await Deno.remove(root, { recursive: true });
 });
