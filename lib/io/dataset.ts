@@ -48,6 +48,8 @@ export interface SolverRecord {
   final_orders?: string;
   /** dpm_solver++ order 3: `reference` or `exact` (absent in files made before the choice). */
   variant_3m?: string;
+  /** dpm_solver: `noise` or `data` (absent in files of its data-only form). */
+  prediction?: string;
   steps: number;
   nfe: number;
 }

@@ -277,6 +277,7 @@ export function studentSolverOptions(o: ResolvedLd3Options): SolverOptions {
   const options: SolverOptions = { order: o.order, variant: o.unipcVariant };
   if (o.lowerOrderFinalBelow !== undefined) options.lowerOrderFinalBelow = o.lowerOrderFinalBelow;
   if (o.variant3M !== undefined) options.variant3M = o.variant3M as SolverOptions["variant3M"];
+  if (o.prediction !== undefined) options.prediction = o.prediction as SolverOptions["prediction"];
   return options;
 }
 

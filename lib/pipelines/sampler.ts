@@ -14,6 +14,8 @@ import { type LoadedModel, loadModel } from "../onnx/model.ts";
 import { type OptionValues, resolveOptions } from "../options.ts";
 import {
   planSolver,
+  singlestepGrid,
+  singlestepOrders,
   solverIdentity,
   type SolverName,
   solverNfe,
@@ -132,7 +134,9 @@ function dmnOrder(solverName: SolverName, order: number | undefined): number {
  * The step times of a grid family on a model: a hand-made skip type, the GITS search on the
  * model (cached, `gits.ts`), a published GITS table, DMN's optimisation for the solver's order
  * (σ²/α error model for latent models, those with a decoder), or the model's Align Your Steps
- * table. The GITS tables hold `steps + 1` intervals (they start after σ_max).
+ * table. The GITS tables hold `steps + 1` intervals (they start after σ_max). For singlestep
+ * `dpm_solver` a skip type places the outer steps and the inner points sit uniformly in λ, as
+ * DPM-Solver and the LD3 reference build its grid (`singlestepGrid`).
  *
  * @throws {RangeError} For a kind that does not apply (no GITS table, no AYS table for the
  * schedule) or bad options.
@@ -160,7 +164,13 @@ export async function namedGrid(
       return aysGrid(schedule, steps, { model: options.aysModel });
     default: {
       const rho = kind === "edm" || kind === "edm_time" ? options.rho : undefined;
-      return skipGrid(kind, schedule, steps, rho ? { rho } : {});
+      if (options.solverName !== "dpm_solver") {
+        return skipGrid(kind, schedule, steps, rho ? { rho } : {});
+      }
+      // Singlestep DPM-Solver: the skip type places the outer steps, λ-uniform inner points.
+      const orders = singlestepOrders(steps, options.order ?? 3);
+      const outer = skipGrid(kind, schedule, orders.length, rho ? { rho } : {});
+      return singlestepGrid(schedule, outer, orders);
     }
   }
 }
@@ -226,6 +236,9 @@ function samplerSolverOptions(
   }
   if (o.solverName === "dpm_solver++" && o.variant3M !== undefined) {
     out.variant3M = o.variant3M as SolverOptions["variant3M"];
+  }
+  if (o.solverName === "dpm_solver" && o.prediction !== undefined) {
+    out.prediction = o.prediction as SolverOptions["prediction"];
   }
   return out;
 }

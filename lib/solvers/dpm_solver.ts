@@ -1,21 +1,37 @@
 /**
  * Singlestep DPM-Solver (orders 1–3), Lu et al. 2022, "DPM-Solver: A Fast ODE Solver for
  * Diffusion Probabilistic Model Sampling in Around 10 Steps" (Algorithms 1–2, order
- * splitting of §3.4), written in data prediction as the singlestep DPM-Solver++ of Lu et al.
- * 2022 ("DPM-Solver++", §4).
+ * splitting of §3.4), in noise prediction as the paper and the LD3 reference
+ * (`prediction: "noise"`, the default), or in data prediction as the singlestep DPM-Solver++ of
+ * Lu et al. 2022 ("DPM-Solver++", §4; `prediction: "data"`). Order 1 is DDIM in both.
  *
  * The grid has NFE + 1 points. Consecutive grid intervals are grouped into steps of order k
  * (k intervals each, see {@linkcode singlestepOrders}); the intermediate evaluations of a step
  * sit *at* the grid points inside its group, so `r1 = (λ_{s+1} − λ_s)/h`,
  * `r2 = (λ_{s+2} − λ_s)/h` come from the grid and every evaluation uses its own `t2`.
  *
- * - Order 1 is DDIM.
+ * Noise prediction, with `ε_j = (x_j − α_j·D_j)/σ_j` at each stage:
+ *
+ * - Order 2 is DPM-Solver-2: `x_t = (α_t/α_s)·x_s − σ_t(e^h − 1)·ε_s − σ_t(e^h − 1)/(2·r1)·(ε_1 − ε_s)`
+ *   after the DDIM stage to `s1`; with `r1 = ½` (the λ-midpoint, what the LD3 reference and
+ *   {@linkcode singlestepGrid} use) it is the reference's.
+ * - Order 3 is DPM-Solver-3: the second stage adds `−σ_{s2}·(r2/r1)·((e^{r2·h} − 1)/(r2·h) − 1)
+ *   ·(ε_1 − ε_s)`, the final update `−(σ_t/r2)·((e^h − 1)/h − 1)·(ε_2 − ε_s)`; third order for
+ *   r1 = ⅓, r2 = ⅔.
+ *
+ * Data prediction:
+ *
  * - Order 2 is DPM-Solver++(2S) in Taylor form: `x_t = DDIM(m0) + α_t·φ_2·(m1 − m0)/r1`.
  * - Order 3: the second stage is DPM-Solver's `x_{s2} = DDIM(m0) + α_{s2}·(r2/r1)·φ_2(r2·h)·(m1 −
  *   m0)` and the final update uses both stages through the first and second divided
  *   differences (`D1 ≈ h·D'`, `D2 ≈ h²·D''`), exact for model outputs quadratic in λ for any
  *   r1 < r2. It is third order when `r2 = 2/3` (λ-uniform inner points, the case of
  *   DPM-Solver's own r1 = 1/3, r2 = 2/3) and second order for other splits.
+ *
+ * The LD3 reference builds a singlestep grid from a skip type as DPM-Solver does: the skip type
+ * gives the outer steps (one per entry of {@linkcode singlestepOrders}) and the inner points sit
+ * uniformly in λ inside each ({@linkcode singlestepGrid}); ld3's `--skip_type` does the same for
+ * `dpm_solver`. Learned and searched grids place every point.
  *
  * @module
  */
@@ -24,10 +40,22 @@ import { type Grid, type PlanSampler, planSampler, type SolverPlan } from "./pla
 import { checkGrid, checkIntOption, type GridValues, gridValues, phi } from "./_coefficients.ts";
 import { PlanBuilder } from "./_plan_builder.ts";
 
+/** The model output a singlestep DPM-Solver expands: noise (DPM-Solver) or data (DPM-Solver++). */
+export type DpmSolverPrediction = "noise" | "data";
+
+/** Every {@linkcode DpmSolverPrediction}. */
+export const DPM_SOLVER_PREDICTIONS: readonly DpmSolverPrediction[] = ["noise", "data"];
+
 /** Options of {@linkcode dpmSolverPlan}. */
 export interface DpmSolverOptions {
   /** Highest order of a singlestep step: 1, 2 or 3. @default {3} */
   order?: number;
+  /**
+   * Expand the noise prediction (DPM-Solver, the LD3 reference's `dpm_solver`) or the data
+   * prediction (singlestep DPM-Solver++, ld3's form before it followed the reference).
+   * @default {"noise"}
+   */
+  prediction?: DpmSolverPrediction;
 }
 
 /**
@@ -53,10 +81,72 @@ export function singlestepOrders(nfe: number, order: number): number[] {
   return repeat(1, nfe);
 }
 
-/** One intermediate or final update `x = x·x_s + Σ_k m[k]·m_k` (m_0 at the step start). */
+/**
+ * One intermediate or final update `x = x·x_s + Σ_k m[k]·m_k + Σ_k states[k]·x_{s,k+1}` (m_0
+ * at the step start, `x_{s,k}` the state of inner stage k; only the noise form uses those).
+ */
 export interface StageCoefficients {
   readonly x: number;
   readonly m: readonly number[];
+  readonly states?: readonly number[];
+}
+
+/**
+ * A noise-form update `(α_t/α_s)·x_s + Σ_q eps[q]·ε_q` written over the registers, with
+ * `ε_q = x_q/σ_q − (α_q/σ_q)·m_q` at grid point `s + points[q]` (`points[0]` = 0: the step
+ * start, whose state is `x_s`).
+ */
+function fromNoise(
+  values: GridValues,
+  s: number,
+  t: number,
+  eps: readonly number[],
+  points: readonly number[],
+): StageCoefficients {
+  let x = values.alpha[t] / values.alpha[s];
+  const m: number[] = [];
+  const states: number[] = [];
+  eps.forEach((e, q) => {
+    const j = s + points[q];
+    const overSigma = e / values.sigma[j];
+    if (q === 0) x += overSigma;
+    else states[points[q] - 1] = (states[points[q] - 1] ?? 0) + overSigma;
+    m[points[q]] = (m[points[q]] ?? 0) - overSigma * values.alpha[j];
+  });
+  for (let k = 0; k < m.length; k++) m[k] ??= 0;
+  for (let k = 0; k < states.length; k++) states[k] ??= 0;
+  return { x, m, states };
+}
+
+/**
+ * DPM-Solver-2 in noise prediction from grid point `s` to `s + 2` (inner stage at `s + 1`):
+ * `[stage at s+1, final at s+2]`.
+ */
+export function dpmSolver2Coefficients(values: GridValues, s: number): StageCoefficients[] {
+  const lambda = values.lambda;
+  const h = lambda[s + 2] - lambda[s];
+  const r1 = (lambda[s + 1] - lambda[s]) / h;
+  const a = values.sigma[s + 2] * Math.expm1(h);
+  const c = a / (2 * r1);
+  return [ddimStage(values, s, s + 1), fromNoise(values, s, s + 2, [-(a - c), -c], [0, 1])];
+}
+
+/**
+ * DPM-Solver-3 in noise prediction from grid point `s` to `s + 3` (inner stages at `s + 1`,
+ * `s + 2`): `[stage at s+1, stage at s+2, final at s+3]`.
+ */
+export function dpmSolver3Coefficients(values: GridValues, s: number): StageCoefficients[] {
+  const lambda = values.lambda;
+  const h = lambda[s + 3] - lambda[s];
+  const r1 = (lambda[s + 1] - lambda[s]) / h;
+  const r2 = (lambda[s + 2] - lambda[s]) / h;
+  const sigma2 = values.sigma[s + 2];
+  const sigmaT = values.sigma[s + 3];
+  const b2 = sigma2 * (r2 / r1) * (Math.expm1(r2 * h) / (r2 * h) - 1);
+  const stage2 = fromNoise(values, s, s + 2, [-sigma2 * Math.expm1(r2 * h) + b2, -b2], [0, 1]);
+  const bt = (sigmaT / r2) * (Math.expm1(h) / h - 1);
+  const final = fromNoise(values, s, s + 3, [-sigmaT * Math.expm1(h) + bt, -bt], [0, 2]);
+  return [ddimStage(values, s, s + 1), stage2, final];
 }
 
 /** DDIM from grid point `s` to grid point `j`. */
@@ -131,7 +221,15 @@ export function dpmSolverPlan(
   options: DpmSolverOptions = {},
 ): SolverPlan {
   const order = options.order ?? 3;
+  const prediction = options.prediction ?? "noise";
   checkIntOption("order", order, 1, 3);
+  if (!DPM_SOLVER_PREDICTIONS.includes(prediction)) {
+    throw new RangeError(
+      `Option prediction must be one of ${DPM_SOLVER_PREDICTIONS.join(", ")}: got ${
+        String(prediction)
+      }`,
+    );
+  }
   const nfe = checkGrid(grid);
   const values = gridValues(schedule, grid.t1);
   const plan = new PlanBuilder(grid);
@@ -140,23 +238,62 @@ export function dpmSolverPlan(
   for (const k of singlestepOrders(nfe, order)) {
     const stages = k === 1
       ? [ddimStage(values, s, s + 1)]
-      : k === 2
-      ? dpmSolver2SCoefficients(values, s)
-      : dpmSolver3SCoefficients(values, s);
+      : prediction === "noise"
+      ? (k === 2 ? dpmSolver2Coefficients(values, s) : dpmSolver3Coefficients(values, s))
+      : (k === 2 ? dpmSolver2SCoefficients(values, s) : dpmSolver3SCoefficients(values, s));
     const outputs = [plan.eval(x, s)];
+    const stageStates: number[] = [];
     let stageState = x;
     stages.forEach((c, j) => {
       stageState = plan.combine([
         { coef: c.x, reg: x },
         ...c.m.map((coef, q) => ({ coef, reg: outputs[q] })),
+        ...(c.states ?? []).map((coef, q) => ({ coef, reg: stageStates[q] })),
       ]);
       // Inner stages feed an evaluation at their own grid point.
-      if (j < stages.length - 1) outputs.push(plan.eval(stageState, s + j + 1));
+      if (j < stages.length - 1) {
+        stageStates.push(stageState);
+        outputs.push(plan.eval(stageState, s + j + 1));
+      }
     });
     x = stageState;
     s += k;
   }
   return plan.build(x);
+}
+
+/**
+ * A singlestep grid as DPM-Solver and the LD3 reference build it from a skip type: the outer
+ * grid (one step per entry of `orders`, e.g. from {@linkcode singlestepOrders}) with each
+ * order-k step split into k parts uniform in λ. The result has `Σ orders` steps.
+ *
+ * @example
+ * ```ts
+ * import { veSchedule } from "../noise_schedule.ts";
+ * const outer = Float64Array.from([80, 1, 0.002]);
+ * console.log(Array.from(singlestepGrid(veSchedule(), outer, [2, 1])).map((t) => +t.toFixed(4)));
+ * // [80, 8.9443, 1, 0.002]
+ * ```
+ */
+export function singlestepGrid(
+  schedule: NoiseSchedule,
+  outer: ArrayLike<number>,
+  orders: readonly number[],
+): Float64Array {
+  if (outer.length !== orders.length + 1) {
+    throw new RangeError(
+      `singlestepGrid needs one outer step per order: got ${outer.length - 1} steps and ` +
+        `${orders.length} orders`,
+    );
+  }
+  const out: number[] = [outer[0]];
+  orders.forEach((k, i) => {
+    const lo = schedule.lambda(outer[i]);
+    const hi = schedule.lambda(outer[i + 1]);
+    for (let j = 1; j < k; j++) out.push(schedule.inverseLambda(lo + (j / k) * (hi - lo)));
+    out.push(outer[i + 1]);
+  });
+  return Float64Array.from(out);
 }
 
 /** Samples with singlestep DPM-Solver: `runPlan(dpmSolverPlan(...), denoiser, xT)`. */

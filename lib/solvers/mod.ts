@@ -21,7 +21,7 @@ import type { NoiseSchedule } from "../noise_schedule.ts";
 import { type Grid, runPlan, type RunPlanOptions, type SolverPlan } from "./plan.ts";
 import { checkIntOption } from "./_coefficients.ts";
 import { checkValue } from "../options.ts";
-import { dpmSolverPlan } from "./dpm_solver.ts";
+import { dpmSolverPlan, type DpmSolverPrediction } from "./dpm_solver.ts";
 import { type Dpm3MVariant, dpmSolverPPPlan } from "./dpm_solver_pp.ts";
 import { eulerPlan } from "./euler.ts";
 import { heunNfe, heunPlan } from "./heun.ts";
@@ -62,6 +62,11 @@ export interface SolverOptions {
    * code) or `exact` (2/(r0+r1), third order). @default {"reference"}
    */
   variant3M?: Dpm3MVariant;
+  /**
+   * Singlestep DPM-Solver's expansion: `noise` (DPM-Solver, the LD3 reference) or `data`
+   * (singlestep DPM-Solver++). @default {"noise"}
+   */
+  prediction?: DpmSolverPrediction;
   /** Apply UniPC's corrector (uni_pc only). @default {true} */
   corrector?: boolean;
 }
@@ -71,7 +76,8 @@ type Planner = (schedule: NoiseSchedule, grid: Grid, options: SolverOptions) => 
 const PLANNERS: Readonly<Record<SolverName, Planner>> = {
   "euler": (schedule, grid) => eulerPlan(schedule, grid),
   "heun": (schedule, grid) => heunPlan(schedule, grid),
-  "dpm_solver": (schedule, grid, o) => dpmSolverPlan(schedule, grid, { order: o.order }),
+  "dpm_solver": (schedule, grid, o) =>
+    dpmSolverPlan(schedule, grid, { order: o.order, prediction: o.prediction }),
   "dpm_solver++": (schedule, grid, o) =>
     dpmSolverPPPlan(schedule, grid, {
       order: o.order,
@@ -84,14 +90,16 @@ const PLANNERS: Readonly<Record<SolverName, Planner>> = {
 };
 
 export { DPM_3M_VARIANTS } from "./dpm_solver_pp.ts";
+export { DPM_SOLVER_PREDICTIONS } from "./dpm_solver.ts";
 export { LOWER_ORDER_FINAL_BELOW, multistepOrders } from "./_coefficients.ts";
 
 /**
  * The options of a solver that change its result, for records and fingerprints: the order,
  * UniPC's variant, and for dpm_solver++ and uni_pc the final-order rule (`final_orders`:
  * `lowered` at every step count, `lowered_below_<N>`, or `full`), for dpm_solver++ of order 3
- * the 3M form (`variant_3m`). Files written before the LD3 reference's rules became the default
- * lack the last two, so they never pass for files of the current solvers.
+ * the 3M form (`variant_3m`), for dpm_solver its expansion (`prediction`). Files written before
+ * the LD3 reference's rules became the default lack these, so they never pass for files of the
+ * current solvers.
  *
  * @example
  * ```ts
@@ -102,8 +110,8 @@ export { LOWER_ORDER_FINAL_BELOW, multistepOrders } from "./_coefficients.ts";
 export function solverIdentity(
   name: SolverName,
   options: SolverOptions = {},
-): { order?: number; variant?: string; final_orders?: string; variant_3m?: string } {
-  const out: { order?: number; variant?: string; final_orders?: string; variant_3m?: string } = {};
+): SolverIdentity {
+  const out: SolverIdentity = {};
   if (options.order !== undefined) out.order = options.order;
   if (name === "uni_pc" && options.variant !== undefined) out.variant = options.variant;
   if (name === "uni_pc" || name === "dpm_solver++") {
@@ -117,7 +125,17 @@ export function solverIdentity(
   if (name === "dpm_solver++" && (options.order ?? 3) === 3) {
     out.variant_3m = options.variant3M ?? "reference";
   }
+  if (name === "dpm_solver") out.prediction = options.prediction ?? "noise";
   return out;
+}
+
+/** What {@linkcode solverIdentity} records. */
+export interface SolverIdentity {
+  order?: number;
+  variant?: string;
+  final_orders?: string;
+  variant_3m?: string;
+  prediction?: string;
 }
 
 /** Every solver name, in registry order. */

@@ -7,11 +7,11 @@
  * @module
  */
 import { declareOptions } from "../options.ts";
-import { DPM_3M_VARIANTS, SOLVER_NAMES } from "./mod.ts";
+import { DPM_3M_VARIANTS, DPM_SOLVER_PREDICTIONS, SOLVER_NAMES } from "./mod.ts";
 
 /**
  * `--solver_name`, `--steps`, `--order`, `--unipc_variant`, and the two named alternatives to the
- * LD3 reference's behaviour: `--lower_order_final_below`, `--dpm_3m`.
+ * LD3 reference's behaviour: `--lower_order_final_below`, `--dpm_3m`, `--dpm_solver_prediction`.
  */
 export const SOLVER_OPTIONS = declareOptions({
   solverName: {
@@ -60,5 +60,13 @@ export const SOLVER_OPTIONS = declareOptions({
     defaultText: "reference",
     help: "DPM-Solver++(3M)'s second-difference weight: reference (1/(r0+r1), DPM-Solver's and " +
       "LD3's code) or exact (2/(r0+r1), third order)",
+  },
+  prediction: {
+    flag: "dpm_solver_prediction",
+    kind: "string",
+    choices: DPM_SOLVER_PREDICTIONS,
+    defaultText: "noise",
+    help: "singlestep dpm_solver's expansion: noise (DPM-Solver, the LD3 reference) or data " +
+      "(singlestep DPM-Solver++)",
   },
 });

@@ -25,7 +25,13 @@ import {
   vpDiscreteSchedule,
   vpLinearSchedule,
 } from "../../lib/noise_schedule.ts";
-import { solve, type SolverName, type SolverOptions } from "../../lib/solvers/mod.ts";
+import {
+  singlestepGrid,
+  singlestepOrders,
+  solve,
+  type SolverName,
+  type SolverOptions,
+} from "../../lib/solvers/mod.ts";
 import { skipGrid, type SkipType } from "../../lib/step_grid.ts";
 
 interface Case {
@@ -42,9 +48,19 @@ interface Refused {
   options: SolverOptions;
   error: string;
 }
+interface SinglestepCase {
+  skip_type: string;
+  nfe: number;
+  options: { order: number };
+  orders: number[];
+  outer: number[];
+  midpoints: number[];
+  x: number[];
+}
 interface ScheduleEntry {
   grids: { skip_type: string; steps: number; t: number[] }[];
   cases: Case[];
+  singlestep: SinglestepCase[];
   refused: Refused[];
 }
 interface Fixture {
@@ -181,6 +197,39 @@ for (const name of Object.keys(SETUPS) as (keyof typeof SETUPS)[]) {
       if (worst > 0) console.log(`  worst relative L2 ${worst.toExponential(1)}`);
     });
   }
+}
+
+for (const name of Object.keys(SETUPS) as (keyof typeof SETUPS)[]) {
+  Deno.test(`${name}: singlestep dpm_solver (orders 1, 2) matches the reference on its grids`, async () => {
+    const entry = FIXTURE.schedules[name];
+    const { schedule } = SETUPS[name];
+    const denoiser = denoiserOf(name);
+    const xT = latents(schedule);
+    assert.equal(entry.singlestep.length, 2 * REFERENCE_SKIP_TYPES.length * STEPS.length);
+    for (const c of entry.singlestep) {
+      const label = `${c.skip_type} NFE ${c.nfe} order ${c.options.order}`;
+      assert.deepEqual(singlestepOrders(c.nfe, c.options.order), c.orders, label);
+      // The grid: the skip type's outer steps, λ-midpoints inside the order-2 steps.
+      const kind = (c.skip_type === "edm" && name !== "ve" ? "edm_time" : c.skip_type) as SkipType;
+      const outer = skipGrid(kind, schedule, c.orders.length);
+      assert.ok(relativeL2(outer, c.outer) < 1e-12, `${label}: outer grid`);
+      const grid = singlestepGrid(schedule, outer, c.orders);
+      assert.equal(grid.length, c.nfe + 1);
+      let k = 0;
+      c.orders.forEach((order, i) => {
+        k += order;
+        if (order === 2) {
+          const mid = grid[k - 1];
+          assert.ok(Math.abs(mid / c.midpoints[i] - 1) < 1e-12, `${label}: midpoint ${i}`);
+        }
+      });
+      const out = await solve("dpm_solver", denoiser, xT, { t1: grid, t2: grid.slice() }, {
+        order: c.options.order,
+      });
+      const error = relativeL2(out, c.x);
+      assert.ok(error < 1e-5, `${label}: relative L2 ${error}`);
+    }
+  });
 }
 
 for (const name of ["vp_linear", "vp_discrete"] as const) {

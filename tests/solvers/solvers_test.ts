@@ -29,6 +29,10 @@ const CONFIGS: [SolverName, SolverOptions][] = [
   ["euler", {}],
   ["heun", {}],
   ...[1, 2, 3].map((order): [SolverName, SolverOptions] => ["dpm_solver", { order }]),
+  ...[2, 3].map((order): [SolverName, SolverOptions] => [
+    "dpm_solver",
+    { order, prediction: "data" },
+  ]),
   ...[1, 2, 3].map((order): [SolverName, SolverOptions] => ["dpm_solver++", { order }]),
   ["dpm_solver++", { order: 3, variant3M: "exact" }],
   ...[1, 2, 3].flatMap((order) =>

@@ -507,6 +507,7 @@ function gridInfoOf(o: RunOptions, plan: RunPlan, model: LoadedModel) {
         ? { lowerOrderFinalBelow: r.lowerOrderFinalBelow }
         : {}),
       ...(r.variant3M !== undefined ? { variant3M: r.variant3M } : {}),
+      ...(r.prediction !== undefined ? { prediction: r.prediction } : {}),
     },
     source: "ld3",
     meta: {
