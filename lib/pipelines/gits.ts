@@ -6,7 +6,9 @@
  * model and search settings and kept in `<gits_dir>/<model>-<key>/cost.json`; each N's grid is
  * then a dynamic program away and is written beside it as a grid file,
  * `grid-N<steps>-coeff<c>.json` (`lib/io/grid_file.ts`, source `gits`), usable with
- * `--load_from` as well.
+ * `--load_from` as well. The calibration samples use their own seed (`--gits_seed`), apart from
+ * the teachers' noise; a conditional model is calibrated without a condition (its unconditional
+ * input), where GITS used prompts or class labels.
  *
  * @module
  */
