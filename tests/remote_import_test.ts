@@ -165,3 +165,57 @@ Deno.test("mod.ts imported over HTTP in a fresh DENO_DIR, without deno.json, sam
     await Deno.remove(work, { recursive: true });
   }
 });
+
+/** The first TypeScript block of the README's "Using the library" section. */
+async function readmeExample(): Promise<string> {
+  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+  const section = readme.slice(readme.indexOf("## Using the library"));
+  const block = /```ts\n([\s\S]*?)```/.exec(section);
+  assert.ok(block, "README.md has a TypeScript example under Using the library");
+  return block[1];
+}
+
+Deno.test("the README's library example runs as written in an empty folder against a served copy", async () => {
+  const { server, port, requested } = serveRepository();
+  const work = await Deno.makeTempDir({ prefix: "ld3_readme_example_" });
+  try {
+    const example = (await readmeExample()).replaceAll(
+      "https://<host>/ld3/",
+      `http://127.0.0.1:${port}/`,
+    );
+    assert.ok(example.includes(`http://127.0.0.1:${port}/configs/`), "the example loads a URL");
+    const script = join(work, "example.ts");
+    await Deno.writeTextFile(script, example);
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-config",
+        "--no-lock",
+        "--node-modules-dir=none",
+        `--allow-import=127.0.0.1:${port}`,
+        `--allow-net=127.0.0.1:${port}`,
+        `--allow-read`,
+        `--allow-write=${work}`,
+        "--allow-env",
+        "--allow-ffi",
+        "--allow-sys",
+        script,
+      ],
+      cwd: work,
+      env: {
+        DENO_DIR: join(work, "deno_dir"),
+        LD3_CACHE_DIR: join(work, "cache"),
+        NO_COLOR: "1",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    assert.equal(new TextDecoder().decode(stdout).trim(), "784");
+    assert.ok(requested.includes("/configs/mnist-edm.yml"));
+    assert.ok(requested.includes("/models/mnist-edm/model.onnx"));
+  } finally {
+    await server.shutdown();
+    await Deno.remove(work, { recursive: true });
+  }
+});

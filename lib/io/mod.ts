@@ -1,6 +1,7 @@
 /**
  * Files and pictures: NumPy `.npy`/`.npz`, PNG images and grids, plots, GIFs, grid files,
- * teacher datasets, MNIST, atomic writes and progress bars. Builds on the math core only.
+ * teacher datasets, MNIST, atomic writes, progress bars, and files given by URL (downloaded once
+ * into a cache). Builds on the math core only.
  *
  * @module
  */
@@ -14,3 +15,4 @@ export * from "./animation.ts";
 export * from "./progress.ts";
 export * from "./grid_file.ts";
 export * from "./dataset.ts";
+export * from "./remote.ts";

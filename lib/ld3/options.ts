@@ -5,13 +5,14 @@
  *
  * @module
  */
-import { declareOptions, withDefaults } from "../options.ts";
+import type { OptionDeclarations } from "../options.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { TIME_MODES } from "./parameterization.ts";
 
 /** The trainer's options (the student solver among them, 10 steps by default). */
-export const LD3_OPTIONS = declareOptions({
-  ...withDefaults(SOLVER_OPTIONS, { steps: 10 }),
+export const LD3_OPTIONS = {
+  ...SOLVER_OPTIONS,
+  steps: { ...SOLVER_OPTIONS.steps, default: 10 },
   timeMode: {
     flag: "time_mode",
     kind: "string",
@@ -168,4 +169,4 @@ export const LD3_OPTIONS = declareOptions({
     default: 0,
     help: "seed of the training-set shuffles",
   },
-});
+} as const satisfies OptionDeclarations;

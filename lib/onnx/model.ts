@@ -676,10 +676,10 @@ async function decodeSamples(
  * @throws {TypeError} when the ONNX inputs/outputs do not match the config
  */
 export async function loadModel(
-  configOrPath: string | ModelConfig,
+  configOrPath: string | URL | ModelConfig,
   options: LoadModelOptions = {},
 ): Promise<LoadedModel> {
-  const config = typeof configOrPath === "string"
+  const config = typeof configOrPath === "string" || configOrPath instanceof URL
     ? await loadModelConfig(configOrPath)
     : configOrPath;
   const device = options.device ?? config.device;

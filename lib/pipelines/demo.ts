@@ -57,9 +57,10 @@ import { runPlan } from "../solvers/plan.ts";
 import { planSolver, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { LD3_OPTIONS } from "../ld3/options.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { FID_REF_OPTIONS, MODEL_OPTIONS } from "./options.ts";
 import { pathExists } from "../io/fs.ts";
+import { isUrl } from "../io/remote.ts";
 
 /** The grids the demo compares, LD3 first. */
 export const DEMO_GRIDS = ["LD3", "EDM", "logSNR", "time_uniform"] as const;
@@ -71,7 +72,7 @@ export type DemoGrid = typeof DEMO_GRIDS[number];
  * the demo's older spellings (`--solver`, `--samples`, `--rounds_v1`, `--rounds_v2`) still work
  * for one release.
  */
-export const DEMO_OPTIONS = declareOptions({
+export const DEMO_OPTIONS = {
   config: {
     flag: "config",
     kind: "string",
@@ -164,7 +165,7 @@ export const DEMO_OPTIONS = declareOptions({
     help: "validation samples shown in comparison.png and trajectory.gif",
   },
   device: MODEL_OPTIONS.device,
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode runDemo}: {@linkcode DEMO_OPTIONS} and these. */
 export interface DemoOptions extends OptionValues<typeof DEMO_OPTIONS> {
@@ -333,7 +334,8 @@ async function demoSetup(options: DemoOptions) {
   if (o.trainingRoundsV1 + o.trainingRoundsV2 === 0) {
     throw new RangeError("trainingRoundsV1 + trainingRoundsV2 must be >= 1: got 0");
   }
-  const configPath = resolve(o.config ?? await defaultDemoConfig());
+  const config0 = o.config ?? await defaultDemoConfig();
+  const configPath = isUrl(config0) ? config0 : resolve(config0);
   const config = await loadModelConfig(configPath);
   const features = options.features ?? featureSpecFromConfig(config);
   const fidRef = o.fidRef ?? config.eval?.fid_ref;

@@ -54,7 +54,7 @@ import {
 } from "./sampler.ts";
 import { runPlan } from "../solvers/plan.ts";
 import { checkCount } from "../_check.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { FID_REF_OPTIONS, MODEL_OPTIONS, SAMPLER_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
 
 /** Identifies an evaluation result document. */
@@ -76,7 +76,7 @@ export function featureSpecFromConfig(config: ModelConfig): FeatureModelSpec | u
 }
 
 /** `--threshold`, `--logits`: the classifier check ({@linkcode classifierQuality}). */
-export const QUALITY_OPTIONS = declareOptions({
+export const QUALITY_OPTIONS = {
   threshold: {
     flag: "threshold",
     kind: "number",
@@ -92,7 +92,7 @@ export const QUALITY_OPTIONS = declareOptions({
     default: "logits",
     help: "the feature model's class-logits output (classifier check)",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of the classifier check ({@linkcode EvaluateOptions.quality}). */
 export type QualityOptions = OptionValues<typeof QUALITY_OPTIONS>;
@@ -179,7 +179,7 @@ export interface EvalBatch {
 }
 
 /** The options of {@linkcode evaluateSchedule} (`deno task eval`) that have a command line. */
-export const EVAL_OPTIONS = declareOptions({
+export const EVAL_OPTIONS = {
   ...SAMPLER_OPTIONS,
   ...SAMPLES_OPTIONS,
   numSamples: {
@@ -230,7 +230,7 @@ export const EVAL_OPTIONS = declareOptions({
     help: "seconds between checkpoint writes",
   },
   device: MODEL_OPTIONS.device,
-});
+} as const satisfies OptionDeclarations;
 
 /**
  * Options of {@linkcode evaluateSchedule}: the sampler, samples and metrics of
@@ -365,7 +365,7 @@ export function meanStd(values: ArrayLike<number>): MeanStd {
 // columns), an optional resume from a checkpoint, the sampling loop that fills the columns, and
 // the metrics and result document computed from them.
 
-type ModelInput = LoadedModel | ModelConfig | string;
+type ModelInput = LoadedModel | ModelConfig | string | URL;
 
 function isLoadedModel(m: ModelInput): m is LoadedModel {
   return typeof m === "object" && "denoiser" in m;
@@ -1007,7 +1007,7 @@ export async function evaluateSchedule(
   // Checks that need nothing loaded come first, so bad input fails fast.
   validateSamplerOptions(options);
   // The config (read, not yet loaded) supplies the FID defaults of its `eval` section.
-  if (typeof model === "string") model = await loadModelConfig(model);
+  if (typeof model === "string" || model instanceof URL) model = await loadModelConfig(model);
   const request = evalRequest(isLoadedModel(model) ? model.config : model, options);
   const owned = !isLoadedModel(model);
   const m = isLoadedModel(model)

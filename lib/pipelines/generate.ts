@@ -23,7 +23,7 @@ import { imageShapeOf, imagesToPngGrid, imageToPng } from "../io/image.ts";
 import { readNpz } from "../io/npz.ts";
 import { ProgressBar, type ProgressBarOptions } from "../io/progress.ts";
 import type { LoadedModel } from "../onnx/model.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { MODEL_OPTIONS, SAMPLER_OPTIONS } from "./options.ts";
 import {
   gridRecord,
@@ -37,7 +37,7 @@ import {
 import { type ConditionInput, type ConditionTable, conditionTable, runBatch } from "./sampling.ts";
 
 /** The options of {@linkcode generateDataset} (`deno task generate`). */
-export const GENERATE_OPTIONS = declareOptions({
+export const GENERATE_OPTIONS = {
   ...SAMPLER_OPTIONS,
   totalSamples: {
     flag: "total_samples",
@@ -70,7 +70,7 @@ export const GENERATE_OPTIONS = declareOptions({
     help: "root folder; the dataset goes to <data_dir>/<solver>_NFE<nfe>_<grid kind>/",
   },
   device: MODEL_OPTIONS.device,
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode generateDataset}: {@linkcode GENERATE_OPTIONS} and these. */
 export interface GenerateDatasetOptions
@@ -108,7 +108,7 @@ export interface GenerateDatasetResult {
  * @param model A loaded model or the path of its YAML config.
  */
 export async function generateDataset(
-  model: LoadedModel | string,
+  model: LoadedModel | string | URL,
   options: GenerateDatasetOptions = {},
 ): Promise<GenerateDatasetResult> {
   validateSamplerOptions(options);

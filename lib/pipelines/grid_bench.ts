@@ -62,7 +62,7 @@ import { initialNoise } from "./sampling.ts";
 import { LD3_TEACHER, prepareSampler, solverRecord } from "./sampler.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
 import { checkCount } from "../_check.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { FID_REF_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
 
 /** `format` of `schedules.json`. */
@@ -134,7 +134,7 @@ export interface ScheduleBenchPlan {
 }
 
 /** The cells of the matrix: `--solvers` × `--nfes` × `--schedules` and the LD3 grids. */
-export const SCHEDULE_BENCH_PLAN_OPTIONS = declareOptions({
+export const SCHEDULE_BENCH_PLAN_OPTIONS = {
   solvers: {
     flag: "solvers",
     kind: "strings",
@@ -163,13 +163,13 @@ export const SCHEDULE_BENCH_PLAN_OPTIONS = declareOptions({
     default: "ld3_grids",
     help: "folder of the learned grids <solver>-NFE<nfe>.json (a missing one shows —)",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode planScheduleBench}: {@linkcode SCHEDULE_BENCH_PLAN_OPTIONS}. */
 export type ScheduleBenchPlanOptions = OptionValues<typeof SCHEDULE_BENCH_PLAN_OPTIONS>;
 
 /** The options of {@linkcode runScheduleBench} (`deno task bench:schedules`) with a flag. */
-export const SCHEDULE_BENCH_OPTIONS = declareOptions({
+export const SCHEDULE_BENCH_OPTIONS = {
   ...SCHEDULE_BENCH_PLAN_OPTIONS,
   ...SAMPLES_OPTIONS,
   numSamples: {
@@ -204,7 +204,7 @@ export const SCHEDULE_BENCH_OPTIONS = declareOptions({
     default: 200,
     help: "RK4 steps of the exact solution",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** What {@linkcode runScheduleBench} expects to do, measured before it starts. */
 export interface ScheduleBenchEstimate {

@@ -19,7 +19,7 @@
  */
 import type { GridFile } from "../io/grid_file.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { checkValue, declareOptions } from "../options.ts";
+import { checkValue, type OptionDeclarations } from "../options.ts";
 
 /** The target formats. */
 export type ExportFormat = "comfyui" | "diffusers-sigmas" | "diffusers-timesteps" | "k-diffusion";
@@ -33,7 +33,7 @@ export const EXPORT_FORMATS: readonly ExportFormat[] = [
 ];
 
 /** `--format`: the target of {@linkcode exportSchedule} (`deno task export-schedule`). */
-export const EXPORT_OPTIONS = declareOptions({
+export const EXPORT_OPTIONS = {
   format: {
     flag: "format",
     kind: "string",
@@ -41,7 +41,7 @@ export const EXPORT_OPTIONS = declareOptions({
     required: true,
     help: "target format",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode exportSchedule}. */
 export interface ExportScheduleOptions {

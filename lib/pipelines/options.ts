@@ -6,12 +6,12 @@
  *
  * @module
  */
-import { declareOptions, withDefaults } from "../options.ts";
+import type { OptionDeclarations } from "../options.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { GRID_KINDS } from "../step_grid.ts";
 
 /** `--config`, `--device`: which model, and where it runs. */
-export const MODEL_OPTIONS = declareOptions({
+export const MODEL_OPTIONS = {
   config: {
     flag: "config",
     kind: "string",
@@ -26,10 +26,10 @@ export const MODEL_OPTIONS = declareOptions({
     defaultText: "the config's",
     help: "execution device: cpu, cuda[:N] or webgpu",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** `--skip_type`, `--rho`, `--load_from`, `--sigmas`: one step grid (at most one of the kinds). */
-export const GRID_OPTIONS = declareOptions({
+export const GRID_OPTIONS = {
   skipType: {
     flag: "skip_type",
     kind: "string",
@@ -60,16 +60,17 @@ export const GRID_OPTIONS = declareOptions({
     help: "explicit σ list, largest first, e.g. 80,10,1,0.002; fixes the steps",
     exclusive: "grid",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** The solver and its grid, 20 steps by default (LD3's teacher: UniPC, 20 steps, edm). */
-export const SAMPLER_OPTIONS = declareOptions({
-  ...withDefaults(SOLVER_OPTIONS, { steps: 20 }),
+export const SAMPLER_OPTIONS = {
+  ...SOLVER_OPTIONS,
+  steps: { ...SOLVER_OPTIONS.steps, default: 20 },
   ...GRID_OPTIONS,
-});
+} as const satisfies OptionDeclarations;
 
 /** `--num_samples`, `--batch_size`, `--seed`: seeded samples, and the batch they are solved in. */
-export const SAMPLES_OPTIONS = declareOptions({
+export const SAMPLES_OPTIONS = {
   numSamples: { flag: "num_samples", kind: "integer", arg: "N", min: 1, help: "samples" },
   batchSize: {
     flag: "batch_size",
@@ -80,10 +81,10 @@ export const SAMPLES_OPTIONS = declareOptions({
     help: "samples per solver batch",
   },
   seed: { flag: "seed", kind: "integer", arg: "N", min: 0, default: 0, help: "noise seed" },
-});
+} as const satisfies OptionDeclarations;
 
 /** `--fid_ref`: FID reference statistics, by default the config's. */
-export const FID_REF_OPTIONS = declareOptions({
+export const FID_REF_OPTIONS = {
   fidRef: {
     flag: "fid_ref",
     kind: "string",
@@ -91,4 +92,4 @@ export const FID_REF_OPTIONS = declareOptions({
     defaultText: "the config's eval.fid_ref",
     help: "FID reference statistics .npz (mu, sigma)",
   },
-});
+} as const satisfies OptionDeclarations;

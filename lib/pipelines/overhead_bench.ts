@@ -22,13 +22,7 @@ import { loadModelConfig, type ModelConfig } from "../onnx/config.ts";
 import { sessionSource } from "../onnx/external.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
 import { createSession, fixedBatch, readOnnxSignature } from "../onnx/session.ts";
-import {
-  declareOptions,
-  type OptionValues,
-  pickOptions,
-  resolveOptions,
-  withDefaults,
-} from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { runPlan } from "../solvers/plan.ts";
 import { generateDataset } from "./generate.ts";
 import { MODEL_OPTIONS, SAMPLER_OPTIONS } from "./options.ts";
@@ -39,8 +33,10 @@ import { initialNoise } from "./sampling.ts";
 export const OVERHEAD_BATCH = 16;
 
 /** The options of {@linkcode benchGenerateOverhead} (`deno task bench`). */
-export const OVERHEAD_BENCH_OPTIONS = declareOptions({
-  ...pickOptions(withDefaults(SAMPLER_OPTIONS, { steps: 10 }), ["solverName", "steps", "skipType"]),
+export const OVERHEAD_BENCH_OPTIONS = {
+  solverName: SAMPLER_OPTIONS.solverName,
+  steps: { ...SAMPLER_OPTIONS.steps, default: 10 },
+  skipType: SAMPLER_OPTIONS.skipType,
   totalSamples: {
     flag: "total_samples",
     kind: "integer",
@@ -58,7 +54,7 @@ export const OVERHEAD_BENCH_OPTIONS = declareOptions({
     help: "interleaved repetitions; medians are reported",
   },
   device: MODEL_OPTIONS.device,
-});
+} as const satisfies OptionDeclarations;
 
 /** What {@linkcode benchGenerateOverhead} measured for one config. */
 export interface OverheadResult {

@@ -11,7 +11,7 @@ import type { GridRecord, SolverRecord } from "../io/dataset.ts";
 import { gridOfFile, loadGridFile } from "../io/grid_file.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
-import { type OptionValues, resolveOptions } from "../options.ts";
+import { type OptionValues, type ResolvedOptions, resolveOptions } from "../options.ts";
 import { planSolver, type SolverName, solverNfe } from "../solvers/mod.ts";
 import type { Grid, SolverPlan } from "../solvers/plan.ts";
 import {
@@ -78,13 +78,18 @@ export function gridRecord(sampler: PreparedSampler, schedule: NoiseSchedule): G
   };
 }
 
+/** Sampler options after {@linkcode validateSamplerOptions}: checked, defaults filled in. */
+export type ResolvedSamplerOptions = ResolvedOptions<typeof SAMPLER_OPTIONS> & {
+  solverName: SolverName;
+};
+
 /**
  * Checks the sampler options that need no model (names, numbers, one grid) and fills in their
  * defaults, so bad input fails before anything is loaded.
  *
  * @throws {TypeError | RangeError} Naming the first bad option.
  */
-export function validateSamplerOptions(options: SamplerOptions) {
+export function validateSamplerOptions(options: SamplerOptions): ResolvedSamplerOptions {
   const { sigmas, ...rest } = options;
   const resolved = resolveOptions(SAMPLER_OPTIONS, {
     ...rest,
@@ -96,7 +101,7 @@ export function validateSamplerOptions(options: SamplerOptions) {
 /** The grid the options name, its kind, and the ρ or file it came from. */
 async function chooseGrid(
   schedule: NoiseSchedule,
-  o: ReturnType<typeof validateSamplerOptions>,
+  o: ResolvedSamplerOptions,
   given: SamplerOptions,
 ): Promise<{ grid: Grid; gridKind: string; rho?: number; loadFrom?: string }> {
   const fixedSteps = (grid: Grid, source: string) => {
@@ -145,11 +150,11 @@ export async function prepareSampler(
  * Runs `work` on a model given loaded or as a config path; a model loaded here is closed after.
  */
 export async function withModel<T>(
-  model: LoadedModel | string,
+  model: LoadedModel | string | URL,
   device: string | undefined,
   work: (model: LoadedModel) => Promise<T>,
 ): Promise<T> {
-  if (typeof model !== "string") return await work(model);
+  if (typeof model !== "string" && !(model instanceof URL)) return await work(model);
   const loaded = await loadModel(model, device ? { device } : {});
   try {
     return await work(loaded);

@@ -1,16 +1,16 @@
 /**
  * The options that pick a solver, declared once for every entry point that takes them
  * (`generate`, `sample`, `eval`, `train`, the demo and their library functions). Each entry
- * point sets its own step count with {@linkcode withDefaults}: 20 for a teacher, 10 for the LD3
+ * point sets its own step count by overriding `steps.default`: 20 for a teacher, 10 for the LD3
  * student.
  *
  * @module
  */
-import { declareOptions } from "../options.ts";
+import type { OptionDeclarations } from "../options.ts";
 import { SOLVER_NAMES } from "./mod.ts";
 
 /** `--solver_name`, `--steps`, `--order`, `--unipc_variant`. */
-export const SOLVER_OPTIONS = declareOptions({
+export const SOLVER_OPTIONS = {
   solverName: {
     flag: "solver_name",
     kind: "string",
@@ -41,4 +41,4 @@ export const SOLVER_OPTIONS = declareOptions({
     default: "bh1",
     help: "UniPC's B(h): h or e^h − 1",
   },
-});
+} as const satisfies OptionDeclarations;

@@ -19,12 +19,12 @@ import type { ProgressBarOptions } from "../../io/progress.ts";
 import { generateDataset } from "../generate.ts";
 import { LD3_TEACHER } from "../sampler.ts";
 import { checkSolverName, type SolverName, solverSteps } from "../../solvers/mod.ts";
-import { checkValue, declareOptions } from "../../options.ts";
+import { checkValue, type OptionDeclarations } from "../../options.ts";
 import { QUICK_LD3, runLd3Training } from "./run.ts";
 import { checkCount } from "../../_check.ts";
 
 /** The sample count of {@linkcode trainLd3Grids} (`--ld3_samples` of `bench:schedules`). */
-export const GRID_SET_OPTIONS = declareOptions({
+export const GRID_SET_OPTIONS = {
   samples: {
     flag: "ld3_samples",
     kind: "integer",
@@ -33,7 +33,7 @@ export const GRID_SET_OPTIONS = declareOptions({
     default: 100,
     help: "teacher samples of the LD3 grids, half train, half validate",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode trainLd3Grids}. */
 export interface TrainLd3GridsOptions {

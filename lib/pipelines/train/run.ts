@@ -36,6 +36,7 @@ import type { DifferentiableDecoder, DifferentiableDenoiser } from "../../differ
 import { gitsGrid, SKIP_TYPES, skipGrid, type SkipType } from "../../step_grid.ts";
 import { type GridFile, gridOfFile, loadGridFile } from "../../io/grid_file.ts";
 import { pathExists } from "../../io/fs.ts";
+import { isUrl } from "../../io/remote.ts";
 import { LOSS_TYPES, lossByName, type SampleLoss } from "../../metrics/losses.ts";
 import { loadLpips } from "../../metrics/lpips.ts";
 import { loadModelConfig, type ModelConfig } from "../../onnx/config.ts";
@@ -46,7 +47,7 @@ import type { Grid } from "../../solvers/plan.ts";
 import { type SolverName, solverNfe } from "../../solvers/mod.ts";
 import {
   declaredValues,
-  declareOptions,
+  type OptionDeclarations,
   type OptionValues,
   resolveOptions,
 } from "../../options.ts";
@@ -74,7 +75,7 @@ export type { Ld3ProgressOptions } from "./recorder.ts";
  * The options of {@linkcode runLd3Training} (`deno task train`): the run's own, then the
  * trainer's ({@linkcode LD3_OPTIONS}), with the reference tool's names and defaults.
  */
-export const TRAIN_OPTIONS = declareOptions({
+export const TRAIN_OPTIONS = {
   ...MODEL_OPTIONS,
   dataDir: {
     flag: "data_dir",
@@ -147,7 +148,7 @@ export const TRAIN_OPTIONS = declareOptions({
     help: "continue the run folder's checkpoint",
   },
   ...LD3_OPTIONS,
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode runLd3Training}: {@linkcode TRAIN_OPTIONS} and these. */
 export interface RunLd3Options extends Omit<OptionValues<typeof TRAIN_OPTIONS>, "resume"> {
@@ -464,7 +465,7 @@ async function openRunFolder(
   }
   const { config, model, dataset } = context;
   const configYml = {
-    model_config: resolve(o.config),
+    model_config: isUrl(o.config) ? o.config : resolve(o.config),
     model: { name: config.name, sha256: model.modelHash },
     data_dir: dataset.dir,
     dataset: {
