@@ -547,7 +547,10 @@ async function demoTrajectoryGif(
     runs.push({ label: name, sampled });
   }
   const shape = [3 * s.previewCount, ...runs[0].sampled.shape.slice(1)];
-  const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, { nrow: s.previewCount });
+  const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, {
+    nrow: s.previewCount,
+    rowLabels: runs.map((r) => r.label),
+  });
   const path = join(s.out, "trajectory.gif");
   await writeFileAtomic(path, gif);
   return path;
@@ -594,7 +597,7 @@ async function demoFiles(
     })),
   ];
   files.comparisonPng = join(s.out, "comparison.png");
-  await writeFileAtomic(files.comparisonPng, samplesPng(pictureRows, imageShape));
+  await writeFileAtomic(files.comparisonPng, await samplesPng(pictureRows, imageShape));
   return files;
 }
 

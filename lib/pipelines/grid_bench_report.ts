@@ -17,14 +17,16 @@ import { join } from "node:path";
 import { writeFileAtomic, writeJsonAtomic, writeTextFileAtomic } from "../io/atomic.ts";
 import { gridLambdas, SKIP_TYPES, skipGrid, type SkipType } from "../step_grid.ts";
 import {
-  combineScenes,
+  type Chart,
+  chartSvg,
+  combineCharts,
   type LambdaGrid,
   lambdaPlot,
   linePlot,
-  type PlotScene,
-  plotToPng,
-  sceneToSvg,
+  MARKERS,
+  PALETTE,
 } from "../io/plot.ts";
+import { svgToPng } from "../io/svg.ts";
 import { formatDuration } from "../io/progress.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import type {
@@ -33,6 +35,20 @@ import type {
   ScheduleBenchResult,
 } from "./grid_bench.ts";
 import { type SolverName, solverSteps } from "../solvers/mod.ts";
+
+/** A schedule's colour and marker, the same in every panel and picture; LD3's line is bold. */
+function scheduleStyle(result: ScheduleBenchDocument, schedule: string) {
+  const k = Math.max(0, (result.schedules as readonly string[]).indexOf(schedule));
+  return {
+    color: PALETTE[k % PALETTE.length],
+    marker: MARKERS[k % MARKERS.length],
+    width: schedule === "ld3" ? 2.8 : 1.8,
+    zorder: schedule === "ld3" ? 1 : 0,
+  };
+}
+
+/** Size of one solver's panel in the pictures. */
+const PANEL_SIZE = { width: 600, height: 380 };
 
 /** Options of {@linkcode scheduleBenchTable}. */
 export interface ScheduleBenchTableOptions {
@@ -197,15 +213,19 @@ export function scheduleBenchMarkdown(
  *
  * @param result A {@linkcode runScheduleBench} result or a `schedules.json` document.
  */
-export function scheduleBenchMetricScene(result: ScheduleBenchDocument): PlotScene {
+export function scheduleBenchMetricScene(result: ScheduleBenchDocument): Chart {
   const { cells, nfes, schedules } = result;
   const hasFid = cells.some((c) => c.metrics?.fid !== undefined);
   const metricName = hasFid ? "FID" : "L2 to teacher";
+  const metricLabel = hasFid
+    ? "FID (lower is better)"
+    : "L2 to teacher (mean squared diff. per pixel)";
   const metric = (c: ScheduleBenchCell) =>
     (hasFid ? c.metrics?.fid : c.metrics?.teacher?.l2.mean) ?? Number.NaN;
   const panels = result.solvers.map((solver) =>
     linePlot(
       schedules.map((schedule) => ({
+        ...scheduleStyle(result, schedule),
         name: schedule,
         x: nfes,
         y: nfes.map((nfe) => {
@@ -217,14 +237,15 @@ export function scheduleBenchMetricScene(result: ScheduleBenchDocument): PlotSce
       })),
       {
         title: `${solver}: ${metricName} vs NFE`,
-        xLabel: "NFE",
-        yLabel: metricName,
+        xLabel: "NFE (network evaluations)",
+        yLabel: metricLabel,
         logY: true,
         xTicksAtData: true,
+        ...PANEL_SIZE,
       },
     )
   );
-  return combineScenes(panels);
+  return combineCharts(panels);
 }
 
 /** Options of {@linkcode scheduleBenchLambdaScene}. */
@@ -245,7 +266,7 @@ export interface ScheduleBenchLambdaOptions {
 export function scheduleBenchLambdaScene(
   result: ScheduleBenchDocument,
   options: ScheduleBenchLambdaOptions = {},
-): PlotScene {
+): Chart {
   const nfe = Math.max(...result.nfes);
   const panels = result.solvers.map((solver) => {
     const grids: LambdaGrid[] = [];
@@ -253,19 +274,20 @@ export function scheduleBenchLambdaScene(
       const c = result.cells.find((c) =>
         c.solver === solver && c.nfe === nfe && c.schedule === schedule
       );
+      const style = scheduleStyle(result, schedule);
       if (c?.lambda1) {
-        grids.push({ name: schedule, lambdas: c.lambda1 });
+        grids.push({ name: schedule, lambdas: c.lambda1, style });
       } else if (
         options.schedule !== undefined && c?.status === "error" &&
         (SKIP_TYPES as readonly string[]).includes(schedule)
       ) {
         const lambdas = handMadeLambdas(options.schedule, solver, schedule as SkipType, nfe);
-        if (lambdas) grids.push({ name: schedule, lambdas });
+        if (lambdas) grids.push({ name: schedule, lambdas, style });
       }
     }
-    return lambdaPlot(grids, { title: `${solver}: λ grids at NFE ${nfe}` });
+    return lambdaPlot(grids, { title: `${solver}: λ grids at NFE ${nfe}`, ...PANEL_SIZE });
   });
-  return combineScenes(panels);
+  return combineCharts(panels);
 }
 
 /** λ of a hand-made grid (EDM with the samplers' ρ = 7), or undefined for an NFE it cannot hit. */
@@ -341,11 +363,11 @@ export async function writeScheduleBench(
   const json = join(outDir, "schedules.json");
   await writeJsonAtomic(json, scheduleBenchDocument(result));
   files.push(json);
-  const metricScene = scheduleBenchMetricScene(result);
-  await write("schedules.png", plotToPng(metricScene));
-  await write("schedules.svg", sceneToSvg(metricScene));
-  const lambdaScene = scheduleBenchLambdaScene(result, options);
-  await write("schedules_lambda.png", plotToPng(lambdaScene));
-  await write("schedules_lambda.svg", sceneToSvg(lambdaScene));
+  const metricSvg = await chartSvg(scheduleBenchMetricScene(result));
+  await write("schedules.png", await svgToPng(metricSvg, { scale: 2 }));
+  await write("schedules.svg", metricSvg);
+  const lambdaSvg = await chartSvg(scheduleBenchLambdaScene(result, options));
+  await write("schedules_lambda.png", await svgToPng(lambdaSvg, { scale: 2 }));
+  await write("schedules_lambda.svg", lambdaSvg);
   return { markdown, files };
 }

@@ -565,7 +565,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     const finished = await finishRun(ctx, {
       runDir: plan.runDir,
       steps: r.steps,
-      title: `${r.solverName} N=${r.steps}`,
+      title: runTitle(r.solverName, r.steps),
       valid,
       previewCount: options.previewCount ?? 8,
       imageShape: model.imageShape,
@@ -591,6 +591,11 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
   }
 }
 
+/** Title of a run's pictures: `uni_pc, 4 steps (NFE 4)`. */
+function runTitle(solverName: SolverName, steps: number): string {
+  return `${solverName}, ${steps} steps (NFE ${solverNfe(solverName, steps)})`;
+}
+
 /** The recorder of a run: its folder, schedule plots, checkpoints and progress line. */
 function newRecorder(
   o: RunOptions,
@@ -607,7 +612,7 @@ function newRecorder(
     {
       runDir: plan.runDir,
       schedule: model.denoiser.schedule,
-      title: `${r.solverName} N=${r.steps}`,
+      title: runTitle(r.solverName, r.steps),
       recordedOptions: plan.recordedOptions,
       sizes: { numTrain: o.numTrain, numValid: o.numValid, size: plan.size },
       previous,
