@@ -11,6 +11,7 @@ export * from "./npy.ts";
 export * from "./npz.ts";
 export * from "./image.ts";
 export * from "./svg.ts";
+export * from "./html.ts";
 export * from "./plot.ts";
 export * from "./labelled_grid.ts";
 export * from "./animation.ts";

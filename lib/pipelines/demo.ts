@@ -229,6 +229,8 @@ export interface DemoResult {
     schedulePng?: string;
     scheduleGif?: string;
     samplesPng?: string;
+    /** The run folder's self-contained HTML report. */
+    reportHtml?: string;
     comparisonPng?: string;
     trajectoryGif?: string;
     demoJson: string;
@@ -574,6 +576,7 @@ async function demoFiles(
     ["schedulePng", "schedule.png"],
     ["scheduleGif", "schedule.gif"],
     ["samplesPng", "samples.png"],
+    ["reportHtml", "report.html"],
   ] as const;
   for (const [key, name] of runFiles) {
     if (await pathExists(join(trained.runDir, name))) files[key] = join(trained.runDir, name);
@@ -720,6 +723,7 @@ export function formatDemoReport(result: DemoResult): string {
     ["schedule.png", f.schedulePng],
     ["schedule.gif", f.scheduleGif],
     ["samples.png", f.samplesPng],
+    ["report.html", f.reportHtml],
     ["comparison.png", f.comparisonPng],
     ["trajectory.gif", f.trajectoryGif],
     ["demo.json", f.demoJson],

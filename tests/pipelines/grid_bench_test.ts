@@ -8,6 +8,7 @@ import { edmGrid, toGrid } from "../../lib/step_grid.ts";
 import { makeGridFile, saveGridFile } from "../../lib/io/grid_file.ts";
 import { loadModel } from "../../lib/onnx/model.ts";
 import { type Chart, chartSize } from "../../lib/io/plot.ts";
+import { findChromium, openPage, PAGE_FACTS, type PageFacts } from "../_chromium.ts";
 import { normalNoise } from "../../lib/rng.ts";
 import { veSchedule } from "../../lib/noise_schedule.ts";
 import {
@@ -73,6 +74,25 @@ function cell(
       : {}),
     ...extra,
   };
+}
+
+const CHROMIUM = findChromium();
+if (!CHROMIUM) console.log("schedules.html browser check skipped: no chromium installed");
+
+/** schedules.html in headless Chromium: no console errors, both charts drawn, the tables. */
+async function assertBenchPageRenders(path: string): Promise<void> {
+  const html = await Deno.readTextFile(path);
+  assert.ok(html.startsWith("<!doctype html>") && !/<script|src="(?!data:)/.test(html));
+  if (!CHROMIUM) return;
+  const page = await openPage<PageFacts>(CHROMIUM, path, PAGE_FACTS);
+  assert.deepEqual(page.consoleErrors, []);
+  assert.deepEqual(page.exceptions, []);
+  assert.equal(page.value.charts, 2);
+  assert.equal(page.value.drawnCharts, 2);
+  assert.ok(page.value.chartTexts.every((n) => n > 20), `${page.value.chartTexts}`);
+  assert.ok(page.value.tables >= 4, `${page.value.tables} tables`);
+  assert.ok(page.value.headings.includes("Charts"));
+  assert.ok(page.value.headings.includes("FID (lower is better)"));
 }
 
 /** Panel titles and legend names of a chart. */
@@ -359,8 +379,10 @@ Deno.test("runScheduleBench() on a tiny GMM: finite metrics, LD3 from a grid fil
         "schedules.svg",
         "schedules_lambda.png",
         "schedules_lambda.svg",
+        "schedules.html",
       ],
     );
+    await assertBenchPageRenders(join(out, "schedules.html"));
     assert.equal(await Deno.readTextFile(join(out, "schedules.md")), written.markdown);
     assert.match(written.markdown, /## FID \(lower is better\)/);
     assert.match(written.markdown, /## Exact-solution error/);
