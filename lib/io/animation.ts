@@ -37,6 +37,8 @@ export interface AnimationFrame {
 
 /** Options of {@linkcode imagesGif}. */
 export interface ImagesGifOptions extends GridOptions {
+  /** Gray level (0–255) of the padding: white gutters between images. @default {255} */
+  padValue?: number;
   /**
    * Integer enlargement of every image pixel.
    * @default {`defaultImageScale(H, W)`: each image at least 84 px, 3 for 28 px MNIST}
@@ -123,8 +125,9 @@ export async function imagesGif(
   checkIntegerIn("frameMs", frameMs, 10, 655350);
   const lastFrameMs = options.lastFrameMs ?? 1500;
   checkIntegerIn("lastFrameMs", lastFrameMs, 10, 655350);
-  const padValue = options.padValue ?? 0;
+  const padValue = options.padValue ?? 255;
   checkIntegerIn("padValue", padValue, 0, 255);
+  options = { ...options, padValue };
 
   const captioned = frames.some((f) => f.caption !== undefined);
   if (!captioned && !(options.rowLabels?.length)) {

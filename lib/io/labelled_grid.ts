@@ -45,6 +45,8 @@ export function defaultImageScale(height: number, width: number): number {
 
 /** Options of {@linkcode labelledGridSvg} and the functions built on it. */
 export interface LabelledGridOptions extends GridOptions {
+  /** Gray level (0–255) of the padding: white gutters between images. @default {255} */
+  padValue?: number;
   /** Integer enlargement of every image pixel. @default {defaultImageScale(H, W)} */
   scale?: number;
   /** One label per grid row, drawn left of it. @default {none} */
@@ -82,7 +84,7 @@ function layoutGrid(
   options: LabelledGridOptions,
 ): GridLayout {
   // gridRaster checks the shape and data first.
-  const raster = gridRaster(images, shape, options);
+  const raster = gridRaster(images, shape, { ...options, padValue: options.padValue ?? 255 });
   const scale = options.scale ?? defaultImageScale(shape[2], shape[3]);
   checkIntegerIn("scale", scale, 1, 64);
   const grid = upscaleRaster(raster, scale);

@@ -251,7 +251,6 @@ export async function samplesPng(
   return await labelledGridPng(data, [rows.length * count, ...imageShape], {
     nrow: count,
     rowLabels: rows.map((r) => r.label),
-    padValue: 255,
     scale: options.scale,
   });
 }
