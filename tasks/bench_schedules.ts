@@ -8,7 +8,8 @@
  * model (FID defaults to the config's `eval` section: the bundled classifier and MNIST test
  * statistics for `configs/mnist-edm.yml`). Writes `<out_dir>/schedules.md` (tables),
  * `<out_dir>/schedules.json` (every cell), `<out_dir>/schedules.png` (metric vs NFE, one panel
- * per solver) and `<out_dir>/schedules_lambda.png` (λ of each grid point vs step index).
+ * per solver), `<out_dir>/schedules_lambda.png` (λ of each grid point vs step index), both
+ * also as SVG, and `<out_dir>/schedules.html` (all of it in one self-contained page).
  *
  * ```sh
  * deno task bench:schedules [--config configs/gmm-mnist.yml] [--num_samples 200] \
@@ -90,7 +91,8 @@ export const BENCH_SCHEDULES = defineTask({
     "FID and teacher distance; resumable",
   details: [
     "Writes <out_dir>/schedules.md (tables), schedules.json (every cell), schedules.png and",
-    "schedules_lambda.png; --train_ld3 makes the LD3 column in the same command.",
+    "schedules_lambda.png (also as .svg) and schedules.html (all of it in one page);",
+    "--train_ld3 makes the LD3 column in the same command.",
   ],
   options: { ...SCHEDULE_BENCH_OPTIONS, ld3Samples: GRID_SET_OPTIONS.samples },
   taskOptions: BENCH_TASK_OPTIONS,
@@ -131,7 +133,7 @@ export const BENCH_SCHEDULES = defineTask({
       console.log(markdown.trimEnd());
       console.log(
         `\nwrote ${join(v.outDir, "schedules.md")}, schedules.json, schedules.png, ` +
-          `schedules_lambda.png (${formatDuration(result.seconds)})`,
+          `schedules_lambda.png, schedules.html (${formatDuration(result.seconds)})`,
       );
     } finally {
       await model.close();

@@ -20,7 +20,8 @@
  * @module
  */
 import { writeFileAtomic } from "../lib/io/atomic.ts";
-import { imageShapeOf, imagesToPngGrid } from "../lib/io/image.ts";
+import { imageShapeOf } from "../lib/io/image.ts";
+import { labelledGridPng } from "../lib/io/labelled_grid.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
 import { loadModelConfig } from "../lib/onnx/config.ts";
 import { loadModel } from "../lib/onnx/model.ts";
@@ -34,7 +35,7 @@ import {
   QUALITY_OPTIONS,
   writeEvalResult,
 } from "../lib/pipelines/evaluate.ts";
-import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
+import { MODEL_OPTIONS, SCALE_OPTIONS } from "../lib/pipelines/options.ts";
 import { prepareSampler } from "../lib/pipelines/sampler.ts";
 import { defineTask, FEATURES_OPTIONS, runCli } from "./_cli.ts";
 
@@ -89,8 +90,9 @@ const EVAL_TASK_OPTIONS = declareOptions({
     flag: "save_png",
     kind: "string",
     arg: "FILE",
-    help: "grid PNG of the first 64 samples",
+    help: "grid PNG of the first 64 samples (enlarged by --scale)",
   },
+  ...SCALE_OPTIONS,
 });
 
 /** The `eval` result in one line. */
@@ -145,7 +147,7 @@ export const EVAL = defineTask({
       const out = v.out ?? `eval_${sampler.solverName}_NFE${sampler.nfe}_${sampler.gridKind}.json`;
       const checkpoint = v.checkpoint ?? `${out}.partial.npz`;
       let bar: ProgressBar | undefined;
-      let png: Uint8Array | undefined;
+      let preview: { images: Float32Array; shape: number[] } | undefined;
       const result = await evaluateSchedule(model, {
         ...options,
         checkpoint,
@@ -160,12 +162,15 @@ export const EVAL = defineTask({
         },
         onPreview(images, count, imageShape) {
           if (v.savePng === undefined) return;
-          png = imagesToPngGrid(images, [count, ...imageShapeOf([...imageShape])]);
+          preview = { images: images.slice(), shape: [count, ...imageShapeOf([...imageShape])] };
         },
       });
       bar?.finish();
       await writeEvalResult(out, result);
-      if (v.savePng !== undefined && png) await writeFileAtomic(v.savePng, png);
+      if (v.savePng !== undefined && preview) {
+        const png = await labelledGridPng(preview.images, preview.shape, { scale: v.scale });
+        await writeFileAtomic(v.savePng, png);
+      }
       console.log(summary(result));
     } finally {
       await model.close();

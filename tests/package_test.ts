@@ -30,7 +30,12 @@ Deno.test("deno publish --dry-run passes its offline checks", async () => {
   const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
   assert.equal(out.code, 0, text);
   assert.match(text, /Success Dry run complete/);
-  assert.doesNotMatch(text, /^warning/m);
+  // The warnings allowed: the heavy optional packages (MNIST, the charting stack) are
+  // imported by a specifier kept in lib/deps.ts, so that code which never draws or reads MNIST
+  // (a mod.ts imported by URL, say) never downloads them.
+  const warnings = [...text.matchAll(/^warning\[([\w-]+)\]/gm)].map((m) => m[1]);
+  const allowed = ["unanalyzable-dynamic-import", "unanalyzable-import-meta-resolve"];
+  assert.deepEqual([...new Set(warnings)].filter((w) => !allowed.includes(w)), []);
   // Only the library and its docs are published: no models, tests or benchmark outputs.
   const files = [...text.matchAll(/file:\/\/\S+/g)].map((m) => m[0].slice(`file://${ROOT}`.length));
   assert.ok(files.includes("mod.ts") && files.some((f) => f.startsWith("lib/")), text);

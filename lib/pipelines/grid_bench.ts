@@ -23,6 +23,7 @@
  * <out_dir>/schedules.json                  every cell (format "ld3-bench-schedules", version 1)
  * <out_dir>/schedules.png, .svg             metric vs NFE, one panel per solver
  * <out_dir>/schedules_lambda.png, .svg      λ of each grid point vs step index, at the largest NFE
+ * <out_dir>/schedules.html                  all of it in one self-contained page
  * ```
  *
  * @module

@@ -93,3 +93,16 @@ export const FID_REF_OPTIONS = {
     help: "FID reference statistics .npz (mu, sigma)",
   },
 } as const satisfies OptionDeclarations;
+
+/** `--scale`: how much picture grids enlarge each image pixel. */
+export const SCALE_OPTIONS = {
+  scale: {
+    flag: "scale",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    max: 64,
+    defaultText: "≥ 84 px per image",
+    help: "enlarge each image pixel to N×N in picture grids (nearest neighbour: pixels stay sharp)",
+  },
+} as const satisfies OptionDeclarations;

@@ -1,6 +1,6 @@
 /**
  * The live record of an LD3 run folder while the trainer runs: every event as a line of
- * `log.jsonl`, every improvement as `grid.json` and `schedule.png` (and a frame of
+ * `log.jsonl`, every improvement as `grid.json` and `schedule.svg`/`.png` (and a frame of
  * `schedule.gif`), a checkpoint after every step, and a progress line on stderr.
  *
  * @module
@@ -13,7 +13,7 @@ import type { CheckpointReason, Ld3Checkpoint, Ld3Event } from "../../ld3/traine
 import type { NoiseSchedule } from "../../noise_schedule.ts";
 import { toGrid } from "../../step_grid.ts";
 import { type LatentSizes, type RunCheckpoint, saveRunCheckpoint } from "./checkpoint.ts";
-import { type ScheduleFrame, scheduleGif, schedulePlotPng } from "./report.ts";
+import { type ScheduleFrame, scheduleGif, writeSchedulePictures } from "./report.ts";
 
 /** Options of the training progress line. */
 export interface Ld3ProgressOptions {
@@ -176,7 +176,7 @@ export class RunRecorder {
     );
   }
 
-  /** An improvement: a GIF frame, a log line, grid.json and schedule.png of the best grid. */
+  /** An improvement: a GIF frame, a log line, grid.json and schedule.svg/.png of the best grid. */
   async #recordImprovement(c: Ld3Checkpoint & { best: NonNullable<Ld3Checkpoint["best"]> }) {
     const { runDir, schedule, title } = this.#setup;
     // Plain arrays: the frames go into checkpoint.json as they are.
@@ -187,12 +187,9 @@ export class RunRecorder {
     const grid = toGrid(c.best.t1, c.best.t2);
     const info = this.#setup.gridInfo({ validLoss: c.best.loss, step: c.globalStep });
     await saveGridFile(join(runDir, "grid.json"), makeGridFile(schedule, grid, info));
-    await writeFileAtomic(
-      join(runDir, "schedule.png"),
-      schedulePlotPng(schedule, grid, {
-        title: `${title} step ${c.globalStep} loss ${c.best.loss.toPrecision(4)}`,
-      }),
-    );
+    await writeSchedulePictures(runDir, schedule, grid, {
+      title: `${title}: step ${c.globalStep}, validation loss ${c.best.loss.toPrecision(4)}`,
+    });
   }
 
   /** The trainer's checkpoint callback: pictures on improvement, then the checkpoint itself. */

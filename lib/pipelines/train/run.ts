@@ -15,10 +15,11 @@
  *   log.jsonl          one line per trainer event (steps, validations, reloads…) and improvement
  *   checkpoint.json    the whole trainer state but the latents, written atomically…
  *   checkpoint.<g>.npz …with the relaxed latents it names (float64); older ones are removed
- *   schedule.png       λ of the best grid vs logSNR / EDM / time-uniform, redrawn on improvement
+ *   schedule.svg, .png λ of the best grid vs logSNR / EDM / time-uniform, redrawn on improvement
  *   schedule.gif       its evolution, one frame per improvement (written at each round end)
  *   samples.png        teacher, LD3 student and baseline students on validation latents
  *   summary.json       final validation losses of LD3 and the baselines, wall-clock
+ *   report.html        all of the above in one self-contained page (html_report.ts)
  * ```
  *
  * A checkpoint (`checkpoint.ts`) is saved after every training step. `resume: true` (or
@@ -65,6 +66,7 @@ import { CHECKPOINT_FILE, readRunCheckpoint, restoreTrainerState } from "./check
 import type { RunCheckpoint } from "./checkpoint.ts";
 import { type Ld3ProgressOptions, RunRecorder } from "./recorder.ts";
 import { finishRun, type GridLossContext, type Ld3Evaluation } from "./summary.ts";
+import { writeRunReport } from "./html_report.ts";
 
 export { gridLoss } from "./summary.ts";
 export type { GridLossContext, Ld3Evaluation } from "./summary.ts";
@@ -566,7 +568,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     const finished = await finishRun(ctx, {
       runDir: plan.runDir,
       steps: r.steps,
-      title: `${r.solverName} N=${r.steps}`,
+      title: runTitle(r.solverName, r.steps),
       valid,
       previewCount: options.previewCount ?? 8,
       imageShape: model.imageShape,
@@ -575,6 +577,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       recorder,
       trainSeconds,
     }, result);
+    await writeRunReport(plan.runDir);
     return {
       runDir: plan.runDir,
       gridPath: join(plan.runDir, "grid.json"),
@@ -590,6 +593,11 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
   } finally {
     await resources.close();
   }
+}
+
+/** Title of a run's pictures: `uni_pc, 4 steps (NFE 4)`. */
+function runTitle(solverName: SolverName, steps: number): string {
+  return `${solverName}, ${steps} steps (NFE ${solverNfe(solverName, steps)})`;
 }
 
 /** The recorder of a run: its folder, schedule plots, checkpoints and progress line. */
@@ -608,7 +616,7 @@ function newRecorder(
     {
       runDir: plan.runDir,
       schedule: model.denoiser.schedule,
-      title: `${r.solverName} N=${r.steps}`,
+      title: runTitle(r.solverName, r.steps),
       recordedOptions: plan.recordedOptions,
       sizes: { numTrain: o.numTrain, numValid: o.numValid, size: plan.size },
       previous,

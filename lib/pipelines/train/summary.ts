@@ -1,6 +1,6 @@
 /**
  * The end of an LD3 run: the learned grid and the hand-made baselines scored on the validation
- * samples from their original latents, the final `grid.json`, `schedule.png`, `schedule.gif`,
+ * samples from their original latents, the final `grid.json`, `schedule.svg`/`.png`, `schedule.gif`,
  * `samples.png` and `summary.json`.
  *
  * @module
@@ -16,7 +16,7 @@ import { planSolver, runPlan, type SolverName } from "../../solvers/mod.ts";
 import type { Grid } from "../../solvers/plan.ts";
 import { skipGrid, toGrid } from "../../step_grid.ts";
 import type { RunRecorder } from "./recorder.ts";
-import { type SampleRow, samplesPng, schedulePlotPng } from "./report.ts";
+import { type SampleRow, samplesPng, writeSchedulePictures } from "./report.ts";
 
 /** Validation losses (same latents z, same loss) of the learned grid and the baselines. */
 export interface Ld3Evaluation {
@@ -125,7 +125,7 @@ async function writeSamplesPng(
     { label: "logSNR", images: (await gridLoss(ctx, baselines.logSNR, preview)).images },
     { label: "EDM", images: (await gridLoss(ctx, baselines.edm, preview)).images },
   ];
-  await writeFileAtomic(join(run.runDir, "samples.png"), samplesPng(rows, imageShape));
+  await writeFileAtomic(join(run.runDir, "samples.png"), await samplesPng(rows, imageShape));
 }
 
 /**
@@ -155,12 +155,9 @@ export async function finishRun(
   );
   const gridPath = join(run.runDir, "grid.json");
   await saveGridFile(gridPath, gridFile);
-  await writeFileAtomic(
-    join(run.runDir, "schedule.png"),
-    schedulePlotPng(schedule, result.grid, {
-      title: `${run.title} loss ${result.bestValidLoss.toPrecision(4)}`,
-    }),
-  );
+  await writeSchedulePictures(run.runDir, schedule, result.grid, {
+    title: `${run.title}: validation loss ${result.bestValidLoss.toPrecision(4)}`,
+  });
   await run.recorder.writeGif();
   await writeSamplesPng(ctx, run, result.grid, baselines);
   await writeJsonAtomic(join(run.runDir, "summary.json"), {

@@ -73,9 +73,11 @@ Deno.test("a run folder has every artefact and resume after an interruption fini
       "log.jsonl",
       "checkpoint.json",
       "schedule.png",
+      "schedule.svg",
       "schedule.gif",
       "samples.png",
       "summary.json",
+      "report.html",
     ]
   ) {
     assert.ok((await Deno.stat(join(full.runDir, name))).size > 0, name);
