@@ -4,17 +4,19 @@
  * ```sh
  * deno task export-schedule logs/<run>/grid.json --format comfyui
  * deno task export-schedule logs/<run>/grid.json --format diffusers-euler --config sd.yml
+ * deno task export-schedule logs/<run>/grid.json --format diffusers-flow-euler --out sigmas.txt
  * ```
  *
  * Each format is named after its consumer (docs/export.md): `comfyui`, `k-diffusion`,
  * `diffusers-euler`, `diffusers-flow-euler`, `diffusers-flow-unipc`, `diffusers-edm-euler`,
- * `diffusers-dpmsolver`. The line to paste goes to stdout;
+ * `diffusers-dpmsolver`. The line to paste goes to stdout (or `--out FILE`, written atomically);
  * the consumer, its conventions, a usage snippet and any warning go to stderr. With `--config`
  * the numbers are recomputed from the model's schedule, which must be the one the grid was made
  * for. A schedule kind the consumer cannot run is one `error:` line naming the format that can.
  *
  * @module
  */
+import { writeTextFileAtomic } from "../lib/io/atomic.ts";
 import { gridOfFile, loadGridFile } from "../lib/io/grid_file.ts";
 import { loadModelConfig, scheduleFromConfig } from "../lib/onnx/config.ts";
 import { declareOptions } from "../lib/options.ts";
@@ -41,8 +43,8 @@ export const EXPORT_SCHEDULE = defineTask({
   name: "export-schedule",
   summary: "Print a grid file's schedule for ComfyUI, diffusers or k-diffusion",
   details: [
-    "Formats are named after their consumer (docs/export.md); the line to paste goes to stdout, " +
-    "the consumer, its conventions, a usage snippet and warnings to stderr.",
+    "Formats are named after their consumer (docs/export.md); the line to paste goes to stdout " +
+    "or --out, the consumer, its conventions, a usage snippet and warnings to stderr.",
   ],
   positionals: { usage: "<grid.json>", min: 1, max: 1 },
   options: EXPORT_OPTIONS,
@@ -59,6 +61,12 @@ export const EXPORT_SCHEDULE = defineTask({
       default: false,
       help: `print {"format", "consumer", "conventions", "values", "text", "usage", ` +
         `"warnings"} as JSON instead of the text form`,
+    },
+    out: {
+      flag: "out",
+      kind: "string",
+      arg: "FILE",
+      help: "write the text form (or the JSON) to FILE, atomically, instead of stdout",
     },
   }),
   async run(v, [gridPath]) {
@@ -77,7 +85,11 @@ export const EXPORT_SCHEDULE = defineTask({
     const body = v.json
       ? JSON.stringify({ format, consumer, conventions, values, text, usage, warnings, warning })
       : text;
-    console.log(body);
+    if (v.out === undefined) console.log(body);
+    else {
+      await writeTextFileAtomic(v.out, body + "\n");
+      console.error(`wrote ${v.out}`);
+    }
   },
 });
 

@@ -55,3 +55,44 @@ Deno.test("export-schedule refuses a consumer that cannot run the grid, naming o
   }
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("export-schedule --out writes the text form (or the JSON) atomically instead of stdout", async () => {
+  const root = await Deno.makeTempDir();
+  const path = await gridFile(root);
+  const text = join(root, "ramp.txt");
+  const r = await runTask("export_schedule", [
+    path,
+    "--format",
+    "diffusers-edm-euler",
+    "--out",
+    text,
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, "");
+  const written = await Deno.readTextFile(text);
+  assert.match(written, /^sigmas=torch\.tensor\(\[0\.0, .*, 1\.0\], dtype=torch\.float64\)\n$/);
+  assert.match(r.stderr, new RegExp(`wrote ${text}\n$`));
+  const json = join(root, "out.json");
+  const j = await runTask("export_schedule", [
+    path,
+    "--format",
+    "k-diffusion",
+    "--json",
+    "--out",
+    json,
+  ]);
+  assert.equal(j.code, 0, j.stderr);
+  const parsed = JSON.parse(await Deno.readTextFile(json));
+  assert.equal(parsed.format, "k-diffusion");
+  assert.deepEqual(parsed.values, [80, 5, 0.3, 0.002, 0]);
+  assert.match(parsed.consumer, /^k-diffusion: /);
+  assert.equal(parsed.warnings.length, 1);
+  assert.equal(parsed.warning, parsed.warnings[0]);
+  // Only the two outputs and the grid: no temporary file left behind.
+  assert.deepEqual([...Deno.readDirSync(root)].map((e) => e.name).sort(), [
+    "grid.json",
+    "out.json",
+    "ramp.txt",
+  ]);
+  await Deno.remove(root, { recursive: true });
+});
