@@ -14,3 +14,4 @@ export * from "./animation.ts";
 export * from "./progress.ts";
 export * from "./grid_file.ts";
 export * from "./dataset.ts";
+export * from "./lock.ts";
