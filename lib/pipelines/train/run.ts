@@ -306,7 +306,7 @@ async function priorGridOf(
   } else if (spec === "gits") {
     t1 = gitsGrid(schedule, solver, steps);
   } else {
-    t1 = gridOfFile(await loadGridFile(spec), schedule).t1;
+    t1 = gridOfFile(await loadGridFile(spec), schedule, `match_prior grid file ${spec}`).t1;
   }
   if (t1.length !== steps + 1) {
     throw new RangeError(
