@@ -13,6 +13,10 @@
  * just before it was removed notices (its open file is no longer the one at the path) and tries
  * again, so two processes never both believe they own the target.
  *
+ * Temporary files of atomic writes (`atomic.ts`) to the target, or in the target folder, that a
+ * killed owner left are removed once the lock is taken, and only then: any other moment they
+ * may be a live run's.
+ *
  * On a file system without `flock` the record decides: a lock whose owner runs on this host
  * under a live pid is held, any other is stale and taken over.
  *
@@ -20,6 +24,7 @@
  */
 import { basename, dirname, join } from "node:path";
 import { hostname } from "node:os";
+import { isTempFileName, isTempFileOf } from "./atomic.ts";
 import { makeDirs, removeEmptyDirs } from "./fs.ts";
 
 /** The record a lock file holds: who owns the target. */
@@ -142,6 +147,19 @@ async function readOwner(file: Deno.FsFile): Promise<LockOwner | undefined> {
   return parseOwner(bytes);
 }
 
+/**
+ * The record of an owner that has just taken the lock and not yet written it: read again for a
+ * moment, so the message can name it.
+ */
+async function awaitOwner(file: Deno.FsFile): Promise<LockOwner | undefined> {
+  for (let k = 0; k < 20; k++) {
+    await new Promise((r) => setTimeout(r, 10));
+    const owner = await readOwner(file);
+    if (owner) return owner;
+  }
+  return undefined;
+}
+
 /** Whether the open file is still the one at `path` (a releasing owner may have removed it). */
 async function stillAtPath(file: Deno.FsFile, path: string): Promise<boolean> {
   const [open, named] = [await file.stat(), await Deno.stat(path).catch(() => undefined)];
@@ -223,7 +241,8 @@ async function tryLockOnce(
   try {
     const os = await tryOsLock(file);
     const previous = await readOwner(file);
-    if (os === "held" || (os === "unsupported" && previous && ownerAlive(previous))) {
+    if (os === "held") throw new LockedError(target, lockFile, previous ?? await awaitOwner(file));
+    if (os === "unsupported" && previous && ownerAlive(previous)) {
       throw new LockedError(target, lockFile, previous);
     }
     if (!await stillAtPath(file, lockFile)) {
@@ -236,9 +255,16 @@ async function tryLockOnce(
       started: new Date().toISOString(),
       ...(options.what ? { what: options.what } : {}),
     };
-    await file.truncate(0);
-    await file.seek(0, Deno.SeekMode.Start);
-    await file.write(new TextEncoder().encode(JSON.stringify(owner) + "\n"));
+    try {
+      await file.truncate(0);
+      await file.seek(0, Deno.SeekMode.Start);
+      await file.write(new TextEncoder().encode(JSON.stringify(owner) + "\n"));
+      await removeTempFilesOf(target);
+    } catch (e) {
+      // Ours, but unusable (a full disk): take it away again while still holding it.
+      await Deno.remove(lockFile).catch(() => {});
+      throw new Error(`Cannot write the lock ${lockFile}: ${(e as Error).message}`);
+    }
     return heldLock(target, lockFile, file, createdDirs, previous);
   } catch (e) {
     try {
@@ -246,6 +272,22 @@ async function tryLockOnce(
     } catch { /* already closed */ }
     throw e;
   }
+}
+
+/** Removes the temporary files of writes to `target` and, for a folder, those in it. */
+async function removeTempFilesOf(target: string): Promise<void> {
+  const name = basename(target);
+  const remove = async (dir: string, test: (entry: string) => boolean) => {
+    try {
+      for await (const entry of Deno.readDir(dir)) {
+        if (entry.isFile && test(entry.name)) await Deno.remove(join(dir, entry.name));
+      }
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound || e instanceof Deno.errors.NotADirectory)) throw e;
+    }
+  };
+  await remove(dirname(target), (entry) => isTempFileOf(entry, name));
+  await remove(target, isTempFileName);
 }
 
 function heldLock(

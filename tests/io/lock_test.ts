@@ -199,3 +199,30 @@ Deno.test("lockOutput() never has two owners while owners come and go", async ()
     await Deno.remove(root, { recursive: true });
   }
 });
+
+Deno.test("lockOutput() removes what a killed owner left half-written, and only that", async () => {
+  const root = await Deno.makeTempDir();
+  try {
+    const out = join(root, "eval.json");
+    const folder = join(root, "run");
+    await Deno.mkdir(folder);
+    const stale = [
+      join(root, ".eval.json.4242.0.ab12cd.tmp"),
+      join(folder, ".checkpoint.json.4242.3.zz.tmp"),
+    ];
+    const kept = [
+      join(root, ".eval.json.partial.npz.4242.1.ab12cd.tmp"), // another target's
+      join(root, "notes.tmp"),
+      join(folder, "log.jsonl"),
+    ];
+    for (const f of [...stale, ...kept]) await Deno.writeTextFile(f, "x");
+    const a = await lockOutput(out);
+    const b = await lockOutput(folder);
+    for (const f of stale) assert.equal(await pathExists(f), false, f);
+    for (const f of kept) assert.equal(await pathExists(f), true, f);
+    await b.release();
+    await a.release();
+  } finally {
+    await Deno.remove(root, { recursive: true });
+  }
+});
