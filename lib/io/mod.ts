@@ -1,6 +1,7 @@
 /**
  * Files and pictures: NumPy `.npy`/`.npz`, PNG images and grids, plots, GIFs, grid files,
- * teacher datasets, MNIST, atomic writes and progress bars. Builds on the math core only.
+ * teacher datasets, MNIST, atomic writes, output locks and progress bars. Builds on the math core
+ * only.
  *
  * @module
  */
