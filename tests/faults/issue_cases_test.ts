@@ -252,6 +252,13 @@ Deno.test("case 8: a task writes nothing outside its output folder (no telemetry
     assert.deepEqual(await listFiles(home), [], "files under HOME");
     assert.deepEqual(await listFiles(tmp), [], "files under TMPDIR");
     assert.equal(await exists(`/tmp/mat-debug-${run.pid}.log`), false);
+    // The documented switch turns ONNX Runtime's telemetry back on.
+    const optIn = await runTask("sample", [
+      ...["--config", gmm.config, "--steps", "4", "--num_samples", "4"],
+      ...["--out", join(outDir, "t.png")],
+    ], { env: { ...env, LD3_ORT_TELEMETRY: "1" }, clearEnv: true });
+    assertOk(optIn);
+    assert.ok((await listFiles(tmp)).includes(`mat-debug-${optIn.pid}.log`), "no telemetry log");
   } finally {
     await gmm.cleanup();
     await Deno.remove(home, { recursive: true });
