@@ -113,7 +113,8 @@ Deno.test("case 3: a second generate into a running one's folder fails and touch
   const gmm = await makeTinyGmm();
   try {
     const data = join(gmm.dir, "data");
-    const args = generateArgs(gmm.config, data, ["--total_samples", "2000"]);
+    // Long enough that the second starts well before the first ends, even on a loaded machine.
+    const args = generateArgs(gmm.config, data, ["--total_samples", "3000"]);
     const first = spawnTask("generate", args);
     const samples = join(datasetDir(data), "samples");
     await waitFor(async () => (await listFiles(samples)).length > 0, "the first samples");
@@ -126,7 +127,7 @@ Deno.test("case 3: a second generate into a running one's folder fails and touch
     );
     const done = await first.done;
     assertOk(done);
-    assert.match(done.stdout, /2000 samples generated/);
+    assert.match(done.stdout, /3000 samples generated/);
     await assertSamplesMatchManifest(datasetDir(data));
     await assertNoStrayFiles(data);
   } finally {
