@@ -8,6 +8,8 @@
  *
  * @module
  */
+// First: telemetry off before onnxruntime-node's native library loads (see the module).
+import "./_no_telemetry.ts";
 export * as ort from "npm:onnxruntime-node@1.30.0";
 export { parse as parseYaml, stringify as stringifyYaml } from "npm:yaml@2.9.1";
 export * as imagescript from "npm:imagescript@1.3.1";

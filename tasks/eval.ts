@@ -20,8 +20,9 @@
  * @module
  */
 import { writeFileAtomic } from "../lib/io/atomic.ts";
-import { imageShapeOf } from "../lib/io/image.ts";
+import { checkPictureShape, imageShapeOf } from "../lib/io/image.ts";
 import { labelledGridPng } from "../lib/io/labelled_grid.ts";
+import { lockOutputs } from "../lib/io/lock.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
 import { loadModelConfig } from "../lib/onnx/config.ts";
 import { loadModel } from "../lib/onnx/model.ts";
@@ -146,6 +147,12 @@ export const EVAL = defineTask({
       const sampler = await prepareSampler(model, options);
       const out = v.out ?? `eval_${sampler.solverName}_NFE${sampler.nfe}_${sampler.gridKind}.json`;
       const checkpoint = v.checkpoint ?? `${out}.partial.npz`;
+      // Everything written at the end is checked now: drawable, its folder made, not shared.
+      if (v.savePng !== undefined) checkPictureShape(model.imageShape, "save_png");
+      await using _outputs = await lockOutputs(
+        v.savePng === undefined ? [out] : [out, v.savePng],
+        { what: "eval" },
+      );
       let bar: ProgressBar | undefined;
       let preview: { images: Float32Array; shape: number[] } | undefined;
       const result = await evaluateSchedule(model, {

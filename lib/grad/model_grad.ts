@@ -288,7 +288,7 @@ async function networkGraph(
 ): Promise<{ bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature }> {
   const m = config.model;
   const bytes = await inlineExternalData(m.path, modelBytes ?? await Deno.readFile(m.path));
-  const signature = readOnnxSignature(bytes);
+  const signature = readOnnxSignature(bytes, m.path);
   const find = (list: readonly TensorSignature[], name: string, field: string) => {
     const s = list.find((v) => v.name === name);
     if (!s) {

@@ -23,7 +23,7 @@
  * @module
  */
 import { imagescript } from "../deps.ts";
-import { type GridOptions, gridRaster, rasterToRgba, upscaleRaster } from "./image.ts";
+import { type GridOptions, gridRaster, pictureSize, rasterToRgba, upscaleRaster } from "./image.ts";
 import { captionWidth, defaultImageScale, labelledGridRgba } from "./labelled_grid.ts";
 import { checkIntegerIn } from "../_check.ts";
 
@@ -63,9 +63,9 @@ export const defaultGifScale: typeof defaultImageScale = defaultImageScale;
 
 function checkShape(shape: readonly number[]): void {
   const ok = Array.isArray(shape) && shape.length === 4 &&
-    shape.every((d) => Number.isSafeInteger(d) && d >= 1) && (shape[1] === 1 || shape[1] === 3);
+    shape.every((d) => Number.isSafeInteger(d) && d >= 1);
   if (!ok) {
-    throw new RangeError(`shape must be [B, C, H, W] with C = 1 or 3: got [${shape}]`);
+    throw new RangeError(`shape must be [B, C, H, W] of positive sizes: got [${shape}]`);
   }
 }
 
@@ -101,7 +101,8 @@ function gifDelay(ms: number): number {
  * `padValue` between) and enlarged `scale` times, with a caption strip above it when any frame
  * has a caption (frames without one get an empty strip, so all frames are the same size) and
  * `rowLabels` left of the rows. Frames are as wide as the labelled grid or the longest
- * caption, whichever is wider. Grayscale (C = 1) and RGB (C = 3) batches both work.
+ * caption, whichever is wider. Grayscale (C = 1) and RGB (C = 3) batches are drawn as such;
+ * any other channel count as the gray strip of its channels side by side (`image.ts`).
  *
  * @param frames The batches, in display order.
  * @param shape `[B, C, H, W]` of every batch.
@@ -118,7 +119,7 @@ export async function imagesGif(
 ): Promise<Uint8Array> {
   checkShape(shape);
   checkFrames(frames, shape);
-  const [, , height, width] = shape;
+  const { height, width } = pictureSize(shape.slice(1));
   const scale = options.scale ?? defaultImageScale(height, width);
   checkIntegerIn("scale", scale, 1, 64);
   const frameMs = options.frameMs ?? 200;

@@ -1,7 +1,7 @@
 /**
  * Files and pictures: NumPy `.npy`/`.npz`, PNG images and labelled grids, charts (SVG and
- * PNG), GIFs, HTML reports, grid files, teacher datasets, MNIST, atomic writes, progress
- * bars, and files given by URL (downloaded once into a cache). Builds on the math core only.
+ * PNG), GIFs, HTML reports, grid files, teacher datasets, MNIST, atomic writes, output
+ * locks, progress bars, and files given by URL (downloaded once into a cache). Builds on the math core only.
  *
  * @module
  */
@@ -19,3 +19,4 @@ export * from "./progress.ts";
 export * from "./grid_file.ts";
 export * from "./dataset.ts";
 export * from "./remote.ts";
+export * from "./lock.ts";

@@ -192,7 +192,7 @@ export async function loadLpips(path: string, options: LpipsOptions = {}): Promi
     throw new RangeError(`LPIPS batchSize must be a positive integer: got ${batchSize}`);
   }
   const bytes = await Deno.readFile(path);
-  const { sig0, sigOut } = lpipsSignature(path, readOnnxSignature(bytes), in0, in1, outName);
+  const { sig0, sigOut } = lpipsSignature(path, readOnnxSignature(bytes, path), in0, in1, outName);
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     executionProviders: executionProviders(options.device ?? "cpu"),
     graphOptimizationLevel: "all",

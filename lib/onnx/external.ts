@@ -188,7 +188,7 @@ export interface OnnxFile {
  */
 export async function readOnnxFile(path: string): Promise<OnnxFile> {
   const bytes = await Deno.readFile(path);
-  return { path, bytes, signature: readOnnxSignature(bytes) };
+  return { path, bytes, signature: readOnnxSignature(bytes, path) };
 }
 
 /**

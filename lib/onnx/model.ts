@@ -18,7 +18,7 @@
  * @module
  */
 import type { DenoiseInfo, Denoiser } from "../denoiser.ts";
-import { sampleSize } from "../denoiser.ts";
+import { sameShape, sampleSize } from "../denoiser.ts";
 import { ort } from "../deps.ts";
 import {
   type DecoderConfig,
@@ -375,7 +375,10 @@ export async function onnxDenoiser(
   config: ModelConfig,
   options: OnnxDenoiserOptions = {},
 ): Promise<Denoiser> {
-  const signature = options.signature ?? readOnnxSignature(await Deno.readFile(config.model.path));
+  const signature = options.signature ?? readOnnxSignature(
+    await Deno.readFile(config.model.path),
+    config.model.path,
+  );
   checkModelSignature(signature, config);
   return await checkedDenoiser(session, config, signature, options.schedule);
 }
@@ -510,7 +513,10 @@ async function runNetwork(
   return out;
 }
 
-/** One network call on `callSize` samples: its raw output, checked for size. */
+/**
+ * One network call on `callSize` samples: its raw output, checked for its dims (not only its
+ * size: a [B, 1, 14, 56] output where [B, 1, 28, 28] is meant would otherwise pass as images).
+ */
 function runCall(
   a: Adapter,
   x: Float32Array,
@@ -523,9 +529,11 @@ function runCall(
   const feeds = networkFeeds(config, a, x, callSize, tValue, cond);
   return withOutputs(a.session, feeds, (result) => {
     const y = result[m.output];
-    if (y.data.length !== callSize * d) {
+    const expected = [callSize, ...config.shape];
+    if (y.data.length !== callSize * d || !sameShape(y.dims, expected)) {
       throw new TypeError(
-        `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected [${callSize}, ${config.shape}]`,
+        `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected ` +
+          `[${expected}] (config shape [${config.shape}])`,
       );
     }
     return y.data as Float32Array;

@@ -57,17 +57,19 @@ function signatureOf(info: ValueInfoProto): TensorSignature {
 /**
  * Decode the input/output signature of ONNX model bytes.
  *
+ * @param source The file the bytes came from, named in errors.
  * @throws {TypeError} when the bytes are not an ONNX model with a graph
  */
-export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
+export function readOnnxSignature(bytes: Uint8Array, source?: string): OnnxSignature {
+  const where = source === undefined ? "" : ` ${source}`;
   let model: ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new TypeError(`Not an ONNX model: ${(e as Error).message}`);
+    throw new TypeError(`Not an ONNX model:${where}: ${(e as Error).message}`);
   }
   const graph = model.graph;
-  if (!graph) throw new TypeError("Not an ONNX model: no graph");
+  if (!graph) throw new TypeError(`Not an ONNX model:${where}: no graph`);
   // Before IR 4 initializers were also listed as inputs; those are weights, not feeds.
   const weights = new Set((graph.initializer ?? []).map((t) => t.name));
   const externalData = new Set<string>();

@@ -13,6 +13,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import { lockOutput } from "../io/lock.ts";
 import { loadModelConfig, type ModelConfig } from "../onnx/config.ts";
 import {
   columnArrays,
@@ -990,6 +991,7 @@ function evalResult(setup: EvalSetup, metrics: EvalMetrics, seconds: number): Ev
  * @returns The result document (see {@linkcode writeEvalResult}).
  * @throws {RangeError} For bad numbers, a missing metric, mismatching statistics or datasets.
  * @throws {TypeError} For a feature model or graph that does not fit.
+ * @throws {LockedError} When another evaluation owns the `checkpoint` (`lib/io/lock.ts`).
  *
  * @example
  * ```ts ignore
@@ -1006,6 +1008,19 @@ export async function evaluateSchedule(
 ): Promise<EvalResult> {
   // Checks that need nothing loaded come first, so bad input fails fast.
   validateSamplerOptions(options);
+  // The checkpoint is this evaluation's while it runs (its folder made, writable, not shared).
+  const lock = options.checkpoint === undefined
+    ? undefined
+    : await lockOutput(options.checkpoint, { what: "eval" });
+  try {
+    return await evaluateOwned(model, options);
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** {@linkcode evaluateSchedule} once its checkpoint is locked. */
+async function evaluateOwned(model: ModelInput, options: EvaluateOptions): Promise<EvalResult> {
   // The config (read, not yet loaded) supplies the FID defaults of its `eval` section.
   if (typeof model === "string" || model instanceof URL) model = await loadModelConfig(model);
   const request = evalRequest(isLoadedModel(model) ? model.config : model, options);

@@ -8,19 +8,24 @@
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
 import {
+  commitManifest,
   datasetDirName,
+  datasetFingerprint,
   type DatasetManifest,
   isSampleComplete,
-  openDatasetForWriting,
   PNG_DIR,
+  resumeDataset,
+  sampleMeta,
   samplePath,
   samplePngPath,
+  SAMPLES_DIR,
   writeSample,
 } from "../io/dataset.ts";
 import { sampleSize } from "../denoiser.ts";
-import { pathExists } from "../io/fs.ts";
-import { imageShapeOf, imageToPng } from "../io/image.ts";
+import { makeDirs, pathExists, removeEmptyDirs, removeIfExists } from "../io/fs.ts";
+import { checkPictureShape, imageShapeOf, imageToPng } from "../io/image.ts";
 import { labelledGridPng } from "../io/labelled_grid.ts";
+import { lockOutput } from "../io/lock.ts";
 import { readNpz } from "../io/npz.ts";
 import { ProgressBar, type ProgressBarOptions } from "../io/progress.ts";
 import type { LoadedModel } from "../onnx/model.ts";
@@ -35,7 +40,13 @@ import {
   validateSamplerOptions,
   withModel,
 } from "./sampler.ts";
-import { type ConditionInput, type ConditionTable, conditionTable, runBatch } from "./sampling.ts";
+import {
+  type ConditionInput,
+  type ConditionTable,
+  conditionTable,
+  range,
+  runBatch,
+} from "./sampling.ts";
 
 /** The options of {@linkcode generateDataset} (`deno task generate`). */
 export const GENERATE_OPTIONS = {
@@ -104,10 +115,15 @@ export interface GenerateDatasetResult {
  * the standard-normal latent `z_i`, the teacher output `x_i` (decoded) and any condition.
  *
  * All options are checked and the model and grid are loaded before the dataset folder is
- * created, so bad input leaves nothing behind. Re-running with the same parameters skips
- * complete samples; a folder made with other parameters is refused.
+ * touched, so bad input leaves nothing behind. The folder is owned by this run while it works
+ * (`lib/io/lock.ts`): a second run into it fails at once, naming this one. The manifest is
+ * written with the first sample, so a run that fails before any sample (a non-finite or
+ * misshapen network output, a full disk) leaves the folder as it found it. Re-running with the
+ * same parameters skips complete samples of this dataset and makes the rest again (missing,
+ * unreadable, or made by another run); a folder made with other parameters is refused.
  *
  * @param model A loaded model or the path of its YAML config.
+ * @throws {LockedError} When another run owns the dataset folder.
  */
 export async function generateDataset(
   model: LoadedModel | string | URL,
@@ -118,26 +134,102 @@ export async function generateDataset(
   return await withModel(model, o.device, async (m) => {
     const sampler = await prepareSampler(m, options);
     const conditions = conditionTable(m, options.condition);
+    // Pictures that could not be drawn are refused before the first network call.
+    if (o.savePng) checkPictureShape(m.imageShape, "save_png");
     const dir = join(o.dataDir, datasetDirName(sampler.solverName, sampler.nfe, sampler.gridKind));
     const draft = manifestDraft(m, sampler, o.seed, o.totalSamples, options.created);
-    const manifest = await openDatasetForWriting(dir, draft);
-    if (o.savePng) await Deno.mkdir(join(dir, PNG_DIR), { recursive: true });
-    const todo = await incompleteSamples(dir, manifest, o.savePng);
-    const started = performance.now();
-    await sampleAndWrite(m, sampler, todo, {
-      dir,
-      manifest,
-      seed: o.seed,
-      batchSize: o.samplingBatchSize,
-      conditions,
-      savePng: o.savePng,
-      progress: options.progress,
-    });
-    const seconds = (performance.now() - started) / 1000;
-    if (o.savePng) await writeGridPng(dir, manifest, Math.min(o.totalSamples, 64), o.scale);
-    const skipped = o.totalSamples - todo.length;
-    return { dir, manifest, generated: todo.length, skipped, seconds };
+    const lock = await lockOutput(dir, { what: "generate" });
+    const writer = new DatasetWriter(dir, o.savePng);
+    try {
+      const opened = await resumeDataset(dir, draft);
+      const manifest = opened.manifest;
+      writer.committed = opened.committed;
+      const todo = await incompleteSamples(dir, manifest, o.savePng);
+      const started = performance.now();
+      await sampleAndWrite(m, sampler, todo, writer, {
+        manifest,
+        seed: o.seed,
+        batchSize: o.samplingBatchSize,
+        conditions,
+        progress: options.progress,
+      });
+      // Every sample was already there (a manifest lost after the last one): write it now.
+      if (!writer.committed) await writer.commit(manifest);
+      const seconds = (performance.now() - started) / 1000;
+      if (o.savePng) await writeGridPng(dir, manifest, Math.min(o.totalSamples, 64), o.scale);
+      const skipped = o.totalSamples - todo.length;
+      return { dir, manifest, generated: todo.length, skipped, seconds };
+    } catch (e) {
+      await writer.rollBack();
+      throw e;
+    } finally {
+      await lock.release();
+    }
   });
+}
+
+/**
+ * The files one run writes into a dataset folder: the folders it creates, and for a new
+ * dataset the manifest, written once the first sample is on disk. Until then the run can be
+ * taken back whole ({@linkcode DatasetWriter.rollBack}).
+ */
+class DatasetWriter {
+  /** Whether manifest.json is on disk (it was there, or this run wrote it). */
+  committed = false;
+  readonly #dir: string;
+  readonly #savePng: boolean;
+  #created: string[] | undefined;
+  /** Files written before the manifest (the first sample and its PNG). */
+  readonly #uncommitted: string[] = [];
+
+  constructor(dir: string, savePng: boolean) {
+    this.#dir = dir;
+    this.#savePng = savePng;
+  }
+
+  /** Whether each sample also gets its PNG. */
+  get savePng(): boolean {
+    return this.#savePng;
+  }
+
+  /** Creates the folders the samples go to (once). */
+  async #folders(): Promise<void> {
+    if (this.#created) return;
+    this.#created = await makeDirs(join(this.#dir, SAMPLES_DIR));
+    if (this.#savePng) this.#created.push(...await makeDirs(join(this.#dir, PNG_DIR)));
+  }
+
+  /** Writes one sample (and its PNG); the first of a new dataset is followed by the manifest. */
+  async write(
+    sample: Parameters<typeof writeSample>[1],
+    manifest: DatasetManifest,
+    png?: Uint8Array,
+  ) {
+    await this.#folders();
+    const first = !this.committed;
+    const path = samplePath(this.#dir, sample.index);
+    if (first) this.#uncommitted.push(path);
+    await writeSample(this.#dir, sample, manifest.shapes);
+    if (png) {
+      const pngPath = samplePngPath(this.#dir, sample.index);
+      if (first) this.#uncommitted.push(pngPath);
+      await writeFileAtomic(pngPath, png);
+    }
+    if (first) await this.commit(manifest);
+  }
+
+  /** Writes the manifest. */
+  async commit(manifest: DatasetManifest): Promise<void> {
+    await commitManifest(this.#dir, manifest);
+    this.committed = true;
+  }
+
+  /** After a failure: when no manifest was written, removes what this run wrote. */
+  async rollBack(): Promise<void> {
+    if (this.committed) return;
+    for (const path of this.#uncommitted) await removeIfExists(path).catch(() => {});
+    await removeEmptyDirs(this.#created ?? []);
+  }
 }
 
 /** The manifest a new dataset of these samples gets. */
@@ -165,75 +257,113 @@ function manifestDraft(
   };
 }
 
-/** Indices of the samples still to make (missing, incomplete, or without their PNG). */
+/**
+ * Indices of the samples still to make: missing, unreadable, made by another run (see
+ * `isSampleComplete`), or without their PNG.
+ */
 async function incompleteSamples(
   dir: string,
   manifest: DatasetManifest,
   savePng: boolean,
 ): Promise<number[]> {
+  const fingerprint = datasetFingerprint(manifest);
   const todo: number[] = [];
   for (let i = 0; i < manifest.count; i++) {
-    const done = await isSampleComplete(dir, i, manifest.shapes) &&
+    const done = await isSampleComplete(dir, i, manifest, fingerprint) &&
       (!savePng || await pathExists(samplePngPath(dir, i)));
     if (!done) todo.push(i);
   }
   return todo;
 }
 
-/** Where and how {@linkcode sampleAndWrite} works. */
-interface WriteTarget {
-  dir: string;
+/**
+ * The batches that make the samples `todo`: batch k is always samples `k·size … (k+1)·size − 1`
+ * (the network's float32 results depend on the batch it runs in), run whole when any of its
+ * samples is wanted. So a resumed or repaired dataset is byte for byte the uninterrupted one.
+ */
+function batchesOf(
+  todo: readonly number[],
+  size: number,
+  count: number,
+): { indices: number[]; wanted: number[] }[] {
+  const batches = new Map<number, number[]>();
+  for (const i of todo) {
+    const k = Math.floor(i / size);
+    const wanted = batches.get(k);
+    if (wanted) wanted.push(i);
+    else batches.set(k, [i]);
+  }
+  return [...batches].map(([k, wanted]) => ({
+    indices: range(k * size, Math.min((k + 1) * size, count)),
+    wanted,
+  }));
+}
+
+/** How {@linkcode sampleAndWrite} samples. */
+interface SamplingRun {
   manifest: DatasetManifest;
   seed: number;
   batchSize: number;
   conditions?: ConditionTable;
-  savePng: boolean;
   progress?: ProgressBarOptions | false;
 }
 
 /**
  * Samples `todo` in batches and writes each sample. The writes of batch k overlap the solve of
  * batch k+1 (at most one batch in flight), so file I/O hides behind network time; a failed
- * write stops the run at the next batch.
+ * write stops the run at the next batch, and a failed solve waits for the writes in flight, so
+ * nothing is left half-written when the error leaves.
  */
 async function sampleAndWrite(
   m: LoadedModel,
   sampler: PreparedSampler,
   todo: readonly number[],
-  target: WriteTarget,
+  writer: DatasetWriter,
+  run: SamplingRun,
 ): Promise<void> {
   // Nothing left to sample (a finished dataset reused): no "0/0" bar.
-  const bar = target.progress === false || todo.length === 0
+  const bar = run.progress === false || todo.length === 0
     ? undefined
-    : new ProgressBar(todo.length, { label: "generate", unit: "samples", ...target.progress });
-  const { shapes } = target.manifest;
-  const pngShape = imageShapeOf(shapes.x);
-  const xSize = sampleSize(shapes.x);
-  const writeBatch = async (indices: number[], batch: Awaited<ReturnType<typeof runBatch>>) => {
-    await Promise.all(indices.map(async (index, b) => {
+    : new ProgressBar(todo.length, { label: "generate", unit: "samples", ...run.progress });
+  const { manifest } = run;
+  const pngShape = imageShapeOf(manifest.shapes.x);
+  const xSize = sampleSize(manifest.shapes.x);
+  const fingerprint = datasetFingerprint(manifest);
+  const writeBatch = async (
+    indices: number[],
+    wanted: number[],
+    batch: Awaited<ReturnType<typeof runBatch>>,
+  ) => {
+    const writeOne = (index: number) => {
+      const b = indices.indexOf(index);
       const x = batch.x.subarray(b * xSize, (b + 1) * xSize);
-      await writeSample(target.dir, { index, z: batch.z[b], x, c: batch.c?.[b] }, shapes);
-      if (target.savePng) {
-        await writeFileAtomic(samplePngPath(target.dir, index), imageToPng(x, pngShape));
-      }
-    }));
-    bar?.increment(indices.length);
+      const meta = sampleMeta(manifest, index, fingerprint);
+      const sample = { index, z: batch.z[b], x, c: batch.c?.[b], meta };
+      return writer.write(sample, manifest, writer.savePng ? imageToPng(x, pngShape) : undefined);
+    };
+    // The first sample of a new dataset goes alone: the manifest follows it.
+    const rest = writer.committed ? 0 : 1;
+    if (rest === 1) await writeOne(wanted[0]);
+    await Promise.all(wanted.slice(rest).map(writeOne));
+    bar?.increment(wanted.length);
   };
   let pending: Promise<void> = Promise.resolve();
   let writeError: unknown;
-  for (let k = 0; k < todo.length; k += target.batchSize) {
-    const indices = todo.slice(k, k + target.batchSize);
-    const batch = await runBatch(m, sampler, indices, {
-      seed: target.seed,
-      conditions: target.conditions,
-    });
+  try {
+    for (const { indices, wanted } of batchesOf(todo, run.batchSize, manifest.count)) {
+      const batch = await runBatch(m, sampler, indices, {
+        seed: run.seed,
+        conditions: run.conditions,
+      });
+      await pending;
+      if (writeError !== undefined) throw writeError;
+      pending = writeBatch(indices, wanted, batch).catch((e) => {
+        writeError = e;
+      });
+    }
+  } finally {
     await pending;
-    if (writeError !== undefined) throw writeError;
-    pending = writeBatch(indices, batch).catch((e) => {
-      writeError = e;
-    });
   }
-  await pending;
   if (writeError !== undefined) throw writeError;
   bar?.finish();
 }

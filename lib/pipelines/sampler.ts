@@ -117,7 +117,7 @@ async function chooseGrid(
     return { grid: fixedSteps(grid, "the sigma list"), gridKind: "sigmas" };
   }
   if (o.loadFrom !== undefined) {
-    const grid = gridOfFile(await loadGridFile(o.loadFrom), schedule);
+    const grid = gridOfFile(await loadGridFile(o.loadFrom), schedule, `Grid file ${o.loadFrom}`);
     return { grid: fixedSteps(grid, o.loadFrom), gridKind: "file", loadFrom: resolve(o.loadFrom) };
   }
   const skipType = o.skipType ?? SAMPLER_OPTIONS.skipType.default;

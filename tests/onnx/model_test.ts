@@ -26,6 +26,7 @@ import {
   externalWeight,
   externalWeightsModel,
   nonFiniteModel,
+  reshapingModel,
 } from "../fixtures/tiny_models.ts";
 
 /** Write `files` into a fresh temp dir and return its path. */
@@ -255,6 +256,32 @@ Deno.test("loadModel() rejects ONNX inputs and outputs that do not match the con
     } finally {
       await Deno.remove(dir, { recursive: true });
     }
+  }
+});
+
+Deno.test("denoise() refuses an output of the right size but the wrong dims, naming the file", async () => {
+  const yaml = configYaml({ shape: "[1, 28, 28]" });
+  await withModel(reshapingModel([1, 28, 28], [1, 14, 56]), yaml, async (model) => {
+    await assert.rejects(
+      () => model.denoiser.denoise(new Float64Array(2 * 784), 1),
+      /^TypeError: ONNX model .*model\.onnx: output "out" has dims \[2,1,14,56\], expected \[2,1,28,28\]/,
+    );
+  });
+  // The same network with the shape it really outputs is fine.
+  await withModel(reshapingModel([1, 28, 28], [1, 28, 28]), yaml, async (model) => {
+    assert.equal((await model.denoiser.denoise(new Float64Array(784), 1)).length, 784);
+  });
+});
+
+Deno.test("loadModel() names the file that is not an ONNX model", async () => {
+  const dir = await tempFiles({ "model.onnx": "not a model\n", "c.yml": configYaml({}) });
+  try {
+    await assert.rejects(
+      () => loadModel(join(dir, "c.yml")),
+      new RegExp(`^TypeError: Not an ONNX model: ${join(dir, "model.onnx")}: `),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });
 

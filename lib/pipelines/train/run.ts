@@ -25,6 +25,8 @@
  * A checkpoint (`checkpoint.ts`) is saved after every training step. `resume: true` (or
  * `"auto"`) reloads it, truncates the log to the lines written up to that checkpoint and
  * finishes exactly as the uninterrupted run (the trainer is deterministic given its state).
+ * While a run works on its folder it owns it (`lib/io/lock.ts`, the lock file
+ * `.<run folder>.lock` beside it): a second run into the same folder fails at once.
  *
  * @module
  */
@@ -38,6 +40,7 @@ import { gitsGrid, SKIP_TYPES, skipGrid, type SkipType } from "../../step_grid.t
 import { type GridFile, gridOfFile, loadGridFile } from "../../io/grid_file.ts";
 import { pathExists } from "../../io/fs.ts";
 import { isUrl } from "../../io/remote.ts";
+import { lockOutput } from "../../io/lock.ts";
 import { LOSS_TYPES, lossByName, type SampleLoss } from "../../metrics/losses.ts";
 import { loadLpips } from "../../metrics/lpips.ts";
 import { loadModelConfig, type ModelConfig } from "../../onnx/config.ts";
@@ -306,7 +309,7 @@ async function priorGridOf(
   } else if (spec === "gits") {
     t1 = gitsGrid(schedule, solver, steps);
   } else {
-    t1 = gridOfFile(await loadGridFile(spec), schedule).t1;
+    t1 = gridOfFile(await loadGridFile(spec), schedule, `match_prior grid file ${spec}`).t1;
   }
   if (t1.length !== steps + 1) {
     throw new RangeError(
@@ -515,6 +518,7 @@ function gridInfoOf(o: RunOptions, plan: RunPlan, model: LoadedModel) {
  * @throws {RangeError} On bad options, a dataset that does not belong to the model (hash,
  * shapes), too few samples, or a run folder that already holds a checkpoint without `resume`
  * (or none with it).
+ * @throws {LockedError} When another run owns the run folder (`lib/io/lock.ts`).
  * @throws {Ld3Interrupted} When `stopAfterStep` is reached.
  *
  * @example
@@ -538,6 +542,9 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     const model = resources.add(await loadModel(config, { device: o.device }));
     checkTeacherFitsModel(dataset, model, o.config);
     const plan = await planRun(o, model);
+    // The run folder is this process's until it ends: a second run into it fails here.
+    const lock = await lockOutput(plan.runDir, { what: "train" });
+    resources.add({ close: () => lock.release() });
     const resumed = await findCheckpoint(o, plan);
     // Everything that can fail on the inputs has run: now the folder is created.
     const parts = await studentParts(o, options, model, resources);
