@@ -20,10 +20,13 @@ export const LD3_OPTIONS = {
     default: "lambda",
     help: "grid parameterization: steps affine in t, or in λ = log(α/σ)",
   },
+  // Above one half, neighbouring evaluation times could cross, and the grid file would not be
+  // a grid any more (the file check refuses it).
   winRate: {
     flag: "win_rate",
     kind: "number",
     min: 0,
+    max: 0.5,
     default: 0.5,
     help: "θ2 window, as a fraction of the smallest gap of the grid",
   },
