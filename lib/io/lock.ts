@@ -20,6 +20,12 @@
  * On a file system without `flock` the record decides: a lock whose owner runs on this host
  * under a live pid is held, any other is stale and taken over.
  *
+ * A *shared* lock (`{ shared: true }`) lets several processes hold a target together — the
+ * shards of one sharded run writing one dataset folder — while keeping out an exclusive owner
+ * (a plain run), and the other way round. Shared holders write no record and remove nothing;
+ * the last one to release removes the lock file. Each shard owns its own part exclusively with a
+ * lock of its own.
+ *
  * @module
  */
 import { basename, dirname, join } from "node:path";
@@ -47,11 +53,11 @@ export class LockedError extends Error {
   readonly lockFile: string;
   /** Its owner, when the record could be read. */
   readonly owner: LockOwner | undefined;
-  constructor(target: string, lockFile: string, owner: LockOwner | undefined) {
+  constructor(target: string, lockFile: string, owner: LockOwner | undefined, holders?: string) {
     const who = owner
       ? `${owner.what ? `${owner.what}, ` : ""}process ${owner.pid} on ${owner.host} since ` +
         owner.started
-      : "another process";
+      : holders ?? "another process";
     super(
       `${target} is in use by ${who} (lock ${lockFile}): wait for it to finish or stop it, ` +
         `or choose another output`,
@@ -67,6 +73,12 @@ export class LockedError extends Error {
 export interface LockOutputOptions {
   /** What the owner does, recorded for the message a second process prints. */
   what?: string;
+  /**
+   * Hold the target together with other shared holders, never with an exclusive owner: no
+   * record is written, no temporary files are removed, and at release the folders made for it
+   * stay (another holder may use them). @default {false}
+   */
+  shared?: boolean;
 }
 
 /** Options of {@linkcode OutputLock.release}. */
@@ -167,9 +179,12 @@ async function stillAtPath(file: Deno.FsFile, path: string): Promise<boolean> {
 }
 
 /** An OS lock on the file, or, where the file system has none, the record's verdict. */
-async function tryOsLock(file: Deno.FsFile): Promise<"locked" | "held" | "unsupported"> {
+async function tryOsLock(
+  file: Deno.FsFile,
+  exclusive = true,
+): Promise<"locked" | "held" | "unsupported"> {
   try {
-    return await file.tryLock(true) ? "locked" : "held";
+    return await file.tryLock(exclusive) ? "locked" : "held";
   } catch {
     return "unsupported";
   }
@@ -239,9 +254,20 @@ async function tryLockOnce(
     throw openError(e, target, lockFile);
   }
   try {
-    const os = await tryOsLock(file);
+    const os = await tryOsLock(file, !options.shared);
     const previous = await readOwner(file);
-    if (os === "held") throw new LockedError(target, lockFile, previous ?? await awaitOwner(file));
+    if (os === "held") {
+      // A releasing owner removed it meanwhile: try again.
+      if (!await stillAtPath(file, lockFile)) {
+        file.close();
+        return undefined;
+      }
+      const owner = previous ?? await awaitOwner(file);
+      if (owner === undefined && await sharedHolders(file)) {
+        throw new LockedError(target, lockFile, undefined, "the shards of a sharded run");
+      }
+      throw new LockedError(target, lockFile, owner);
+    }
     if (os === "unsupported" && previous && ownerAlive(previous)) {
       throw new LockedError(target, lockFile, previous);
     }
@@ -249,6 +275,7 @@ async function tryLockOnce(
       file.close();
       return undefined;
     }
+    if (options.shared) return sharedLock(target, lockFile, file, createdDirs);
     const owner: LockOwner = {
       pid: Deno.pid,
       host: hostname(),
@@ -288,6 +315,46 @@ async function removeTempFilesOf(target: string): Promise<void> {
   };
   await remove(dirname(target), (entry) => isTempFileOf(entry, name));
   await remove(target, isTempFileName);
+}
+
+/**
+ * Whether the lock a file's holders keep is a shared one: a shared lock of our own is granted
+ * only then (and given back at once).
+ */
+async function sharedHolders(file: Deno.FsFile): Promise<boolean> {
+  try {
+    if (!await file.tryLock(false)) return false;
+    await file.unlock();
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A shared hold on a target: at release the last holder removes the lock file. */
+function sharedLock(
+  target: string,
+  lockFile: string,
+  file: Deno.FsFile,
+  createdDirs: string[],
+): OutputLock {
+  let released = false;
+  const release = async () => {
+    if (released) return;
+    released = true;
+    // Alone when an exclusive lock is granted: then the file goes, as an exclusive owner's does.
+    const alone = await file.tryLock(true).catch(() => false);
+    if (alone && await stillAtPath(file, lockFile)) await Deno.remove(lockFile).catch(() => {});
+    file.close();
+  };
+  return {
+    target,
+    lockFile,
+    createdDirs,
+    tookOverFrom: undefined,
+    release,
+    [Symbol.asyncDispose]: () => release(),
+  };
 }
 
 function heldLock(
