@@ -20,3 +20,4 @@ export * from "./grid_file.ts";
 export * from "./dataset.ts";
 export * from "./remote.ts";
 export * from "./lock.ts";
+export * from "./shard_record.ts";
