@@ -6,47 +6,29 @@
  * @module
  */
 import { join } from "node:path";
-import { writeFileAtomic } from "../io/atomic.ts";
-import {
-  commitManifest,
-  datasetDirName,
-  datasetFingerprint,
-  type DatasetManifest,
-  isSampleComplete,
-  PNG_DIR,
-  resumeDataset,
-  sampleMeta,
-  samplePath,
-  samplePngPath,
-  SAMPLES_DIR,
-  writeSample,
-} from "../io/dataset.ts";
-import { sampleSize } from "../denoiser.ts";
-import { makeDirs, pathExists, removeEmptyDirs, removeIfExists } from "../io/fs.ts";
-import { checkPictureShape, imageShapeOf, imageToPng } from "../io/image.ts";
-import { labelledGridPng } from "../io/labelled_grid.ts";
+import { datasetDirName, type DatasetManifest, resumeDataset } from "../io/dataset.ts";
+import { checkPictureShape } from "../io/image.ts";
 import { lockOutput } from "../io/lock.ts";
-import { readNpz } from "../io/npz.ts";
-import { ProgressBar, type ProgressBarOptions } from "../io/progress.ts";
+import type { ProgressBarOptions } from "../io/progress.ts";
 import type { LoadedModel } from "../onnx/model.ts";
 import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
+import type { IndexRange, Shard } from "../shard.ts";
+import {
+  DatasetWriter,
+  generateShard,
+  incompleteSamples,
+  manifestDraft,
+  sampleAndWrite,
+  writeGridPng,
+} from "./_dataset_writer.ts";
 import { MODEL_OPTIONS, SAMPLER_OPTIONS, SCALE_OPTIONS } from "./options.ts";
 import {
-  gridRecord,
-  type PreparedSampler,
   prepareSampler,
   type SamplerOptions,
-  solverRecord,
   validateSamplerOptions,
   withModel,
 } from "./sampler.ts";
-import {
-  type ConditionInput,
-  type ConditionTable,
-  conditionTable,
-  range,
-  runBatch,
-} from "./sampling.ts";
+import { type ConditionInput, conditionTable } from "./sampling.ts";
 
 /** The options of {@linkcode generateDataset} (`deno task generate`). */
 export const GENERATE_OPTIONS = {
@@ -94,6 +76,12 @@ export interface GenerateDatasetOptions
   progress?: ProgressBarOptions | false;
   /** Creation time written to a new manifest. @default {new Date()} */
   created?: Date;
+  /**
+   * Make only this shard's samples (`lib/shard.ts`): whole solver batches, into the shared
+   * dataset folder, leaving the manifest and `grid.png` to `mergeDatasetShards`
+   * (`dataset_merge.ts`).
+   */
+  shard?: Shard;
 }
 
 /** What {@linkcode generateDataset} did. */
@@ -108,6 +96,8 @@ export interface GenerateDatasetResult {
   skipped: number;
   /** Wall time of the sampling loop (solver, decoder and writes) in seconds. */
   seconds: number;
+  /** A shard's samples, `[first, end)` (sharded runs only). */
+  samples?: IndexRange;
 }
 
 /**
@@ -121,6 +111,9 @@ export interface GenerateDatasetResult {
  * misshapen network output, a full disk) leaves the folder as it found it. Re-running with the
  * same parameters skips complete samples of this dataset and makes the rest again (missing,
  * unreadable, or made by another run); a folder made with other parameters is refused.
+ *
+ * With `shard`, the run makes that shard's samples only, beside the job's other shards
+ * (`generateShard` in `_dataset_writer.ts`); `mergeDatasetShards` then writes the manifest.
  *
  * @param model A loaded model or the path of its YAML config.
  * @throws {LockedError} When another run owns the dataset folder.
@@ -138,6 +131,20 @@ export async function generateDataset(
     if (o.savePng) checkPictureShape(m.imageShape, "save_png");
     const dir = join(o.dataDir, datasetDirName(sampler.solverName, sampler.nfe, sampler.gridKind));
     const draft = manifestDraft(m, sampler, o.seed, o.totalSamples, options.created);
+    if (options.shard) {
+      const part = await generateShard(m, sampler, {
+        dir,
+        draft,
+        shard: options.shard,
+        seed: o.seed,
+        batchSize: o.samplingBatchSize,
+        savePng: o.savePng,
+        scale: o.scale,
+        conditions,
+        progress: options.progress,
+      });
+      return { dir, manifest: draft, ...part };
+    }
     const lock = await lockOutput(dir, { what: "generate" });
     const writer = new DatasetWriter(dir, o.savePng);
     try {
@@ -166,222 +173,4 @@ export async function generateDataset(
       await lock.release();
     }
   });
-}
-
-/**
- * The files one run writes into a dataset folder: the folders it creates, and for a new
- * dataset the manifest, written once the first sample is on disk. Until then the run can be
- * taken back whole ({@linkcode DatasetWriter.rollBack}).
- */
-class DatasetWriter {
-  /** Whether manifest.json is on disk (it was there, or this run wrote it). */
-  committed = false;
-  readonly #dir: string;
-  readonly #savePng: boolean;
-  #created: string[] | undefined;
-  /** Files written before the manifest (the first sample and its PNG). */
-  readonly #uncommitted: string[] = [];
-
-  constructor(dir: string, savePng: boolean) {
-    this.#dir = dir;
-    this.#savePng = savePng;
-  }
-
-  /** Whether each sample also gets its PNG. */
-  get savePng(): boolean {
-    return this.#savePng;
-  }
-
-  /** Creates the folders the samples go to (once). */
-  async #folders(): Promise<void> {
-    if (this.#created) return;
-    this.#created = await makeDirs(join(this.#dir, SAMPLES_DIR));
-    if (this.#savePng) this.#created.push(...await makeDirs(join(this.#dir, PNG_DIR)));
-  }
-
-  /** Writes one sample (and its PNG); the first of a new dataset is followed by the manifest. */
-  async write(
-    sample: Parameters<typeof writeSample>[1],
-    manifest: DatasetManifest,
-    png?: Uint8Array,
-  ) {
-    await this.#folders();
-    const first = !this.committed;
-    const path = samplePath(this.#dir, sample.index);
-    if (first) this.#uncommitted.push(path);
-    await writeSample(this.#dir, sample, manifest.shapes);
-    if (png) {
-      const pngPath = samplePngPath(this.#dir, sample.index);
-      if (first) this.#uncommitted.push(pngPath);
-      await writeFileAtomic(pngPath, png);
-    }
-    if (first) await this.commit(manifest);
-  }
-
-  /** Writes the manifest. */
-  async commit(manifest: DatasetManifest): Promise<void> {
-    await commitManifest(this.#dir, manifest);
-    this.committed = true;
-  }
-
-  /** After a failure: when no manifest was written, removes what this run wrote. */
-  async rollBack(): Promise<void> {
-    if (this.committed) return;
-    for (const path of this.#uncommitted) await removeIfExists(path).catch(() => {});
-    await removeEmptyDirs(this.#created ?? []);
-  }
-}
-
-/** The manifest a new dataset of these samples gets. */
-function manifestDraft(
-  m: LoadedModel,
-  sampler: PreparedSampler,
-  seed: number,
-  count: number,
-  created = new Date(),
-): DatasetManifest {
-  const schedule = m.denoiser.schedule;
-  const shapes: DatasetManifest["shapes"] = { z: [...m.sampleShape], x: [...m.imageShape] };
-  if (m.conditionShape) shapes.c = [...m.conditionShape];
-  return {
-    format: "ld3-dataset",
-    version: 1,
-    config: JSON.parse(JSON.stringify(m.config)),
-    model: { name: m.config.name, sha256: m.modelHash },
-    solver: solverRecord(sampler),
-    grid: { skip_type: sampler.gridKind, ...gridRecord(sampler, schedule) },
-    noise: { generator: "philox4x32-10", seed, prior_scale: schedule.priorScale },
-    shapes,
-    count,
-    created: created.toISOString(),
-  };
-}
-
-/**
- * Indices of the samples still to make: missing, unreadable, made by another run (see
- * `isSampleComplete`), or without their PNG.
- */
-async function incompleteSamples(
-  dir: string,
-  manifest: DatasetManifest,
-  savePng: boolean,
-): Promise<number[]> {
-  const fingerprint = datasetFingerprint(manifest);
-  const todo: number[] = [];
-  for (let i = 0; i < manifest.count; i++) {
-    const done = await isSampleComplete(dir, i, manifest, fingerprint) &&
-      (!savePng || await pathExists(samplePngPath(dir, i)));
-    if (!done) todo.push(i);
-  }
-  return todo;
-}
-
-/**
- * The batches that make the samples `todo`: batch k is always samples `k·size … (k+1)·size − 1`
- * (the network's float32 results depend on the batch it runs in), run whole when any of its
- * samples is wanted. So a resumed or repaired dataset is byte for byte the uninterrupted one.
- */
-function batchesOf(
-  todo: readonly number[],
-  size: number,
-  count: number,
-): { indices: number[]; wanted: number[] }[] {
-  const batches = new Map<number, number[]>();
-  for (const i of todo) {
-    const k = Math.floor(i / size);
-    const wanted = batches.get(k);
-    if (wanted) wanted.push(i);
-    else batches.set(k, [i]);
-  }
-  return [...batches].map(([k, wanted]) => ({
-    indices: range(k * size, Math.min((k + 1) * size, count)),
-    wanted,
-  }));
-}
-
-/** How {@linkcode sampleAndWrite} samples. */
-interface SamplingRun {
-  manifest: DatasetManifest;
-  seed: number;
-  batchSize: number;
-  conditions?: ConditionTable;
-  progress?: ProgressBarOptions | false;
-}
-
-/**
- * Samples `todo` in batches and writes each sample. The writes of batch k overlap the solve of
- * batch k+1 (at most one batch in flight), so file I/O hides behind network time; a failed
- * write stops the run at the next batch, and a failed solve waits for the writes in flight, so
- * nothing is left half-written when the error leaves.
- */
-async function sampleAndWrite(
-  m: LoadedModel,
-  sampler: PreparedSampler,
-  todo: readonly number[],
-  writer: DatasetWriter,
-  run: SamplingRun,
-): Promise<void> {
-  // Nothing left to sample (a finished dataset reused): no "0/0" bar.
-  const bar = run.progress === false || todo.length === 0
-    ? undefined
-    : new ProgressBar(todo.length, { label: "generate", unit: "samples", ...run.progress });
-  const { manifest } = run;
-  const pngShape = imageShapeOf(manifest.shapes.x);
-  const xSize = sampleSize(manifest.shapes.x);
-  const fingerprint = datasetFingerprint(manifest);
-  const writeBatch = async (
-    indices: number[],
-    wanted: number[],
-    batch: Awaited<ReturnType<typeof runBatch>>,
-  ) => {
-    const writeOne = (index: number) => {
-      const b = indices.indexOf(index);
-      const x = batch.x.subarray(b * xSize, (b + 1) * xSize);
-      const meta = sampleMeta(manifest, index, fingerprint);
-      const sample = { index, z: batch.z[b], x, c: batch.c?.[b], meta };
-      return writer.write(sample, manifest, writer.savePng ? imageToPng(x, pngShape) : undefined);
-    };
-    // The first sample of a new dataset goes alone: the manifest follows it.
-    const rest = writer.committed ? 0 : 1;
-    if (rest === 1) await writeOne(wanted[0]);
-    await Promise.all(wanted.slice(rest).map(writeOne));
-    bar?.increment(wanted.length);
-  };
-  let pending: Promise<void> = Promise.resolve();
-  let writeError: unknown;
-  try {
-    for (const { indices, wanted } of batchesOf(todo, run.batchSize, manifest.count)) {
-      const batch = await runBatch(m, sampler, indices, {
-        seed: run.seed,
-        conditions: run.conditions,
-      });
-      await pending;
-      if (writeError !== undefined) throw writeError;
-      pending = writeBatch(indices, wanted, batch).catch((e) => {
-        writeError = e;
-      });
-    }
-  } finally {
-    await pending;
-  }
-  if (writeError !== undefined) throw writeError;
-  bar?.finish();
-}
-
-/** `grid.png`: the first `count` teacher outputs, 8 per row, enlarged `scale` times. */
-async function writeGridPng(
-  dir: string,
-  manifest: DatasetManifest,
-  count: number,
-  scale: number | undefined,
-) {
-  const shape = imageShapeOf(manifest.shapes.x);
-  const size = sampleSize(shape);
-  const images = new Float32Array(count * size);
-  for (let i = 0; i < count; i++) {
-    const arrays = await readNpz(samplePath(dir, i));
-    images.set(arrays.x.data as Float32Array, i * size);
-  }
-  const png = await labelledGridPng(images, [count, ...shape], { scale });
-  await writeFileAtomic(join(dir, "grid.png"), png);
 }

@@ -15,5 +15,6 @@ export * from "./eval_checkpoint.ts";
 export * from "./grid_bench.ts";
 export * from "./grid_bench_report.ts";
 export * from "./grid_export.ts";
+export * from "./dataset_merge.ts";
 export * from "./train/mod.ts";
 export * from "./demo.ts";
