@@ -63,6 +63,7 @@ import { initialNoise } from "./sampling.ts";
 import { LD3_TEACHER, prepareSampler, solverRecord } from "./sampler.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
 import { checkCount } from "../_check.ts";
+import { type Shard, shardOwns } from "../shard.ts";
 import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { FID_REF_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
 
@@ -258,6 +259,11 @@ export interface ScheduleBenchOptions
   onEstimate?: (estimate: ScheduleBenchEstimate) => void;
   /** Called after each planned cell with the cell, cells done and cells planned. */
   onCell?: (cell: ScheduleBenchCell, done: number, total: number) => void;
+  /**
+   * Evaluate only this shard's cells: every `N`-th planned cell from `K` (`lib/shard.ts`); the
+   * teacher must be complete. `runScheduleBenchShard` (`grid_bench_shards.ts`) records them.
+   */
+  shard?: Shard;
 }
 
 /** The `schedules.json` document. */
@@ -857,7 +863,20 @@ export async function runScheduleBench(
       );
       ({ saves, reused } = await resumeCells(model, plan.planned, options.resumeDir, common));
     }
-    const todo = plan.planned.filter((p) => p.cell.metrics === undefined);
+    const shard = options.shard;
+    if (shard && teacher.missing > 0) {
+      const t = LD3_TEACHER;
+      throw new RangeError(
+        `The shards of bench:schedules share one teacher, ${teacher.dir}: make it first ` +
+          `(deno task generate --config ${model.config.source} --solver_name ${t.solverName} ` +
+          `--steps ${t.steps} --skip_type ${t.skipType} --seed ${seed} --total_samples ` +
+          `${numSamples} --sampling_batch_size ${batchSize} --data_dir ${teacher.root}, sharded ` +
+          `or not) or give --data_dir`,
+      );
+    }
+    const todo = plan.planned.filter((p, i) =>
+      p.cell.metrics === undefined && (!shard || shardOwns(i, shard))
+    );
     const estimate = await estimateBench(model, todo, context, teacher, reused);
     options.onEstimate?.(estimate);
 
