@@ -18,5 +18,6 @@ export * from "./grid_export.ts";
 export * from "./dataset_merge.ts";
 export * from "./eval_shards.ts";
 export * from "./grid_bench_shards.ts";
+export * from "./merge.ts";
 export * from "./train/mod.ts";
 export * from "./demo.ts";
