@@ -229,9 +229,23 @@ async function evaluateOneShard(
   const dir = evalShardsDir(outputs.out);
   const part = `${dir}/${shardRecordName(shard, "npz")}`;
   const checkpoint = `${dir}/${shardName(shard)}.partial.npz`;
-  await using _outputs = await lockOutputs([part], {
-    what: `eval shard ${shard.index}/${shard.count}`,
-  });
+  const own = await lockOutputs([part], { what: `eval shard ${shard.index}/${shard.count}` });
+  try {
+    await scoreShard(model, options, shard, { ...outputs, part, checkpoint });
+  } finally {
+    // The shards' folder stays: the other shards write into it.
+    await own.release({ removeCreatedDirs: false });
+  }
+}
+
+/** {@linkcode evaluateOneShard} once its part is locked. */
+async function scoreShard(
+  model: Awaited<ReturnType<typeof loadModel>>,
+  options: EvaluateOptions,
+  shard: Shard,
+  outputs: { out: string; savePng?: string; scale?: number; part: string; checkpoint: string },
+): Promise<void> {
+  const { part, checkpoint } = outputs;
   const bar = progressBar(checkpoint);
   const result = await evaluateShard(model, {
     ...options,

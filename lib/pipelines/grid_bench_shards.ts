@@ -54,6 +54,8 @@ export interface BenchShardRecord extends ShardRecordHeader {
   teacher_dir: string;
   /** The command line the report shows. */
   command: string | null;
+  /** The model config (absolute path or URL), whose schedule the report's λ plot needs. */
+  config: string;
 }
 
 /** The place in `cells` of a cell of solver, NFE and schedule. */
@@ -114,7 +116,22 @@ export async function runScheduleBenchShard(
 ): Promise<{ record: BenchShardRecord; path: string; result: ScheduleBenchResult }> {
   const { shard } = options;
   const path = join(outDir, SHARDS_DIR, shardRecordName(shard));
-  await using _own = await lockOutput(path, { what: `bench:schedules ${shardLabel(shard)}` });
+  const own = await lockOutput(path, { what: `bench:schedules ${shardLabel(shard)}` });
+  try {
+    return await runOwnedShard(model, path, options);
+  } finally {
+    // The records' folder stays: the other shards write into it.
+    await own.release({ removeCreatedDirs: false });
+  }
+}
+
+/** {@linkcode runScheduleBenchShard} once its record is locked. */
+async function runOwnedShard(
+  model: LoadedModel,
+  path: string,
+  options: ScheduleBenchShardOptions,
+): Promise<{ record: BenchShardRecord; path: string; result: ScheduleBenchResult }> {
+  const { shard } = options;
   const plan = await planScheduleBench(options);
   const result = await runScheduleBench(model, options);
   const planned = plan.planned.map((p) => p.cell);
@@ -135,6 +152,9 @@ export async function runScheduleBenchShard(
     evaluated: result.evaluated,
     teacher_dir: result.teacherDir,
     command: options.command ?? null,
+    config: /^[a-z][a-z0-9+.-]*:\/\//i.test(model.config.source)
+      ? model.config.source
+      : resolve(model.config.source),
   };
   await writeJsonAtomic(path, record);
   return { record, path, result };
@@ -191,7 +211,7 @@ export async function mergeScheduleBenchShards(outDir: string): Promise<MergedSc
   }
   document.seconds = set.records.reduce((s, r) => s + r.record.document.seconds, 0);
   document.created = set.records.map((r) => r.record.document.created).sort().at(-1)!;
-  const config = await loadModelConfig(document.config.source);
+  const config = await loadModelConfig(first.config);
   const written = await writeScheduleBench(
     outDir,
     { ...document, evaluated: first.evaluated, teacherDir: first.teacher_dir },
