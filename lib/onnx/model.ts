@@ -42,6 +42,7 @@ import {
 import { ElemType } from "./build.ts";
 import { onnxModelHash, openOnnxFile, readOnnxFile } from "./external.ts";
 import {
+  defaultThreads,
   fixedBatch,
   type OnnxSignature,
   readOnnxSignature,
@@ -76,6 +77,11 @@ export class NonFiniteError extends Error {
 export interface LoadModelOptions {
   /** Execution device (`cpu`, `cuda[:<index>]`, `webgpu`); overrides the config's `device`. @default {config.device} */
   device?: string;
+  /**
+   * CPU threads of each ONNX Runtime session; overrides the config's `threads`.
+   * @default {config.threads ?? defaultThreads()}
+   */
+  threads?: number;
 }
 
 /** A loaded model: the denoiser, its decoder and what identifies it. */
@@ -92,6 +98,11 @@ export interface LoadedModel {
   readonly imageShape: number[];
   /** Shape of one sample's condition, for conditional models. */
   readonly conditionShape?: number[];
+  /**
+   * The CPU threads of its sessions; sessions opened for the same network later (VJP graphs,
+   * feature models) take the same count.
+   */
+  readonly threads: number;
   /**
    * Decode a batch of samples to images in [-1, 1]: runs the decoder on `z / scale_factor`
    * when one is configured, then maps `data_range` to [-1, 1].
@@ -684,6 +695,10 @@ export async function loadModel(
     : configOrPath;
   const device = options.device ?? config.device;
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
+  const threads = options.threads ?? config.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`threads must be an integer >= 1: got ${threads}`);
+  }
   const network = await readOnnxFile(config.model.path);
   checkModelSignature(network.signature, config);
   const modelHash = await onnxModelHash(
@@ -696,12 +711,12 @@ export async function loadModel(
 
   const sessions: ort.InferenceSession[] = [];
   try {
-    const session = await openOnnxFile(network, device);
+    const session = await openOnnxFile(network, device, threads);
     sessions.push(session);
     const denoiser = await checkedDenoiser(session, config, network.signature, undefined);
     let decoder: OpenDecoder | undefined;
     if (decoderFile) {
-      const decoderSession = await openOnnxFile(decoderFile, device);
+      const decoderSession = await openOnnxFile(decoderFile, device, threads);
       sessions.push(decoderSession);
       decoder = {
         session: decoderSession,
@@ -709,7 +724,7 @@ export async function loadModel(
         imageShape: await decoderImageShape(decoderSession, decoderFile.signature, config),
       };
     }
-    return loadedModel(config, denoiser, modelHash, decoder, sessions);
+    return loadedModel(config, denoiser, { modelHash, threads }, decoder, sessions);
   } catch (e) {
     for (const s of sessions) await s.release();
     throw e;
@@ -720,7 +735,7 @@ export async function loadModel(
 function loadedModel(
   config: ModelConfig,
   denoiser: Denoiser,
-  modelHash: string,
+  { modelHash, threads }: { modelHash: string; threads: number },
   decoder: OpenDecoder | undefined,
   sessions: readonly ort.InferenceSession[],
 ): LoadedModel {
@@ -729,6 +744,7 @@ function loadedModel(
     config,
     denoiser,
     modelHash,
+    threads,
     sampleShape: [...config.shape],
     imageShape: decoder?.imageShape ?? [...config.shape],
     conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,

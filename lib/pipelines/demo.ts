@@ -164,6 +164,7 @@ export const DEMO_OPTIONS = declareOptions({
     help: "validation samples shown in comparison.png and trajectory.gif",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 });
 
 /** Options of {@linkcode runDemo}: {@linkcode DEMO_OPTIONS} and these. */
@@ -393,6 +394,7 @@ async function demoTeacher(s: DemoSetup): Promise<GenerateDatasetResult> {
     seed: 0,
     savePng: true,
     device: s.device,
+    threads: s.threads,
     progress: s.progress ? { label: "teacher" } : false,
   });
 }
@@ -414,6 +416,7 @@ function demoTraining(s: DemoSetup, teacher: GenerateDatasetResult): Promise<Run
     logPath: join(s.out, "ld3"),
     resume: "auto",
     device: s.device,
+    threads: s.threads,
     previewCount: s.previewCount,
     progress: s.progress ? {} : false,
     ...(s.matchPrior !== "none" ? { matchPrior: s.matchPrior } : {}),
@@ -447,7 +450,7 @@ async function demoEvaluation(
   teacher: GenerateDatasetResult,
   trained: RunLd3Result,
 ): Promise<DemoEvaluation> {
-  const model = await loadModel(s.configPath, s.device ? { device: s.device } : {});
+  const model = await loadModel(s.configPath, { device: s.device, threads: s.threads });
   let featureModel: FeatureModel | undefined;
   try {
     const dataset = await readDataset(teacher.dir);
@@ -469,6 +472,7 @@ async function demoEvaluation(
         outputName: s.features.output,
         inputRange: s.features.inputRange,
         sampleShape: model.imageShape,
+        intraOpNumThreads: model.threads,
       });
     }
     const fidOf = featureModel && fidMeasure(model, featureModel, s, bar);

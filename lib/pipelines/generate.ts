@@ -70,6 +70,7 @@ export const GENERATE_OPTIONS = declareOptions({
     help: "root folder; the dataset goes to <data_dir>/<solver>_NFE<nfe>_<grid kind>/",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 });
 
 /** Options of {@linkcode generateDataset}: {@linkcode GENERATE_OPTIONS} and these. */
@@ -113,7 +114,7 @@ export async function generateDataset(
 ): Promise<GenerateDatasetResult> {
   validateSamplerOptions(options);
   const o = resolveOptions(GENERATE_OPTIONS, { ...options, sigmas: undefined });
-  return await withModel(model, o.device, async (m) => {
+  return await withModel(model, { device: o.device, threads: o.threads }, async (m) => {
     const sampler = await prepareSampler(m, options);
     const conditions = conditionTable(m, options.condition);
     const dir = join(o.dataDir, datasetDirName(sampler.solverName, sampler.nfe, sampler.gridKind));

@@ -58,6 +58,7 @@ export const OVERHEAD_BENCH_OPTIONS = declareOptions({
     help: "interleaved repetitions; medians are reported",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 });
 
 /** What {@linkcode benchGenerateOverhead} measured for one config. */

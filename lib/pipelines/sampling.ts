@@ -171,6 +171,7 @@ export const SAMPLE_IMAGES_OPTIONS = declareOptions({
   ...SAMPLER_OPTIONS,
   ...withDefaults(SAMPLES_OPTIONS, { numSamples: 16 }),
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 });
 
 /** Options of {@linkcode sampleImages}: {@linkcode SAMPLE_IMAGES_OPTIONS} and these. */
@@ -235,7 +236,7 @@ export async function sampleImages(
 ): Promise<SampledImages> {
   validateSamplerOptions(options);
   const o = resolveOptions(SAMPLE_IMAGES_OPTIONS, { ...options, sigmas: undefined });
-  return await withModel(model, o.device, async (m) => {
+  return await withModel(model, { device: o.device, threads: o.threads }, async (m) => {
     const sampler = await prepareSampler(m, options);
     const conditions = conditionTable(m, options.condition);
     const batchSize = o.batchSize ?? m.config.batch_size ?? 16;

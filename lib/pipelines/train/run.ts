@@ -421,7 +421,7 @@ async function studentParts(
     : undefined;
   const loss = options.loss ??
     (o.lossType === "LPIPS"
-      ? resources.add(await loadLpips(o.lpipsModel!, { device }))
+      ? resources.add(await loadLpips(o.lpipsModel!, { device, threads: model.threads }))
       : lossByName(o.lossType));
   return { denoiser, decode, loss };
 }
@@ -532,7 +532,9 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
   const dataset = await openTeacherSet(resolve(o.dataDir), o.numTrain + o.numValid);
   const resources = new Resources();
   try {
-    const model = resources.add(await loadModel(config, { device: o.device }));
+    const model = resources.add(
+      await loadModel(config, { device: o.device, threads: o.threads }),
+    );
     checkTeacherFitsModel(dataset, model, o.config);
     const plan = await planRun(o, model);
     const resumed = await findCheckpoint(o, plan);
