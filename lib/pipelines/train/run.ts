@@ -15,8 +15,8 @@
  *   log.jsonl          one line per trainer event (steps, validations, reloads…) and improvement
  *   checkpoint.json    the whole trainer state but the latents, written atomically…
  *   checkpoint.<g>.npz …with the relaxed latents it names (float64); older ones are removed
- *   schedule.png       λ of the best grid vs logSNR / EDM / time-uniform, redrawn on improvement
- *   schedule.gif       its evolution, one frame per improvement (written at each round end)
+ *   schedule.png       λ of the learned grid vs logSNR / EDM / time-uniform, drawn at the end
+ *   schedule.gif       its evolution, one frame per improvement, drawn at the end
  *   samples.png        teacher, LD3 student and baseline students on validation latents
  *   summary.json       final validation losses of LD3 and the baselines, wall-clock
  * ```
