@@ -40,17 +40,19 @@ import {
   sampleCount,
 } from "./_model_inputs.ts";
 import { ElemType } from "./build.ts";
-import { onnxModelHash, openOnnxFile, readOnnxFile } from "./external.ts";
+import { type OnnxFile, onnxModelHash, openOnnxFile, readOnnxFile } from "./external.ts";
 import {
   defaultThreads,
   fixedBatch,
   type OnnxSignature,
   readOnnxSignature,
+  sessionOptionsFor,
   type TensorSignature,
   withOutputs,
 } from "./session.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { checkDevice } from "./device.ts";
+import { checkDevice, parseDevice } from "./device.ts";
+import { LazySessionWorkers } from "./workers.ts";
 
 /** A network output held NaN or ±Inf. */
 export class NonFiniteError extends Error {
@@ -370,6 +372,8 @@ export interface OnnxDenoiserOptions {
 /** What every call of the adapter needs, fixed when the model loads. */
 interface Adapter extends FeedLayout {
   readonly session: ort.InferenceSession;
+  /** One-thread sessions in worker threads for calls of several samples, when the model has them. */
+  readonly workers: LazySessionWorkers | undefined;
   readonly config: ModelConfig;
   readonly schedule: NoiseSchedule;
   /** One sample's unconditional input (empty without `model.condition`). */
@@ -415,6 +419,7 @@ async function checkedDenoiser(
   config: ModelConfig,
   signature: OnnxSignature,
   schedule: NoiseSchedule | undefined,
+  workers?: LazySessionWorkers,
 ): Promise<Denoiser> {
   const m = config.model;
   checkSessionNames(session, config);
@@ -424,6 +429,7 @@ async function checkedDenoiser(
   const adapter: Adapter = {
     ...layout,
     session,
+    workers,
     config,
     schedule: resolved,
     uncond: await readUncond(m.condition, layout.condSize),
@@ -532,15 +538,20 @@ function runCall(
   const { config, d } = a;
   const m = config.model;
   const feeds = networkFeeds(config, a, x, callSize, tValue, cond);
-  return withOutputs(a.session, feeds, (result) => {
-    const y = result[m.output];
+  const check = (y: { data: ArrayLike<unknown>; dims: readonly number[] }) => {
     if (y.data.length !== callSize * d) {
       throw new TypeError(
         `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected [${callSize}, ${config.shape}]`,
       );
     }
     return y.data as Float32Array;
-  });
+  };
+  if (a.workers && callSize > 1) {
+    return a.workers.get()
+      .then((w) => w.run(feeds, callSize, [m.output]))
+      .then((out) => check(out[m.output]));
+  }
+  return withOutputs(a.session, feeds, (result) => check(result[m.output]));
 }
 
 /** Refuse a raw output holding NaN or ±Inf, naming where, and whether the input already did. */
@@ -710,10 +721,11 @@ export async function loadModel(
   if (decoderFile) checkDecoderSignature(decoderFile.signature, config);
 
   const sessions: ort.InferenceSession[] = [];
+  const workers = batchWorkers(network, device, threads);
   try {
     const session = await openOnnxFile(network, device, threads);
     sessions.push(session);
-    const denoiser = await checkedDenoiser(session, config, network.signature, undefined);
+    const denoiser = await checkedDenoiser(session, config, network.signature, undefined, workers);
     let decoder: OpenDecoder | undefined;
     if (decoderFile) {
       const decoderSession = await openOnnxFile(decoderFile, device, threads);
@@ -724,18 +736,45 @@ export async function loadModel(
         imageShape: await decoderImageShape(decoderSession, decoderFile.signature, config),
       };
     }
-    return loadedModel(config, denoiser, { modelHash, threads }, decoder, sessions);
+    return loadedModel(config, denoiser, { modelHash, threads, workers }, decoder, sessions);
   } catch (e) {
     for (const s of sessions) await s.release();
     throw e;
   }
 }
 
+/**
+ * Networks whose ONNX file (weights inside) holds this many bytes or more run the calls of
+ * several samples on one-thread sessions in worker threads, one per thread of `threads`, the
+ * samples shared out between them (`workers.ts`). Smaller networks cost less per call than
+ * handing a batch to a worker (the Gaussian-mixture model: microseconds); networks with
+ * external weights (over 2 GB) would hold one copy of their weights per worker, and their large
+ * operators keep intra-op threads busy anyway.
+ */
+export const WORKER_MIN_MODEL_BYTES = 2 * 2 ** 20;
+
+/** The workers of a network's batched calls, per {@linkcode WORKER_MIN_MODEL_BYTES}. */
+function batchWorkers(
+  file: OnnxFile,
+  device: string,
+  threads: number,
+): LazySessionWorkers | undefined {
+  const cpu = parseDevice(device).kind === "cpu";
+  const eligible = file.signature.externalData.length === 0 &&
+    file.bytes.length >= WORKER_MIN_MODEL_BYTES;
+  if (!cpu || threads < 2 || !eligible) return undefined;
+  return new LazySessionWorkers(file.bytes, threads, sessionOptionsFor(device, 1));
+}
+
 /** The {@linkcode LoadedModel} around opened sessions, which `close` releases once. */
 function loadedModel(
   config: ModelConfig,
   denoiser: Denoiser,
-  { modelHash, threads }: { modelHash: string; threads: number },
+  { modelHash, threads, workers }: {
+    modelHash: string;
+    threads: number;
+    workers: LazySessionWorkers | undefined;
+  },
   decoder: OpenDecoder | undefined,
   sessions: readonly ort.InferenceSession[],
 ): LoadedModel {
@@ -753,6 +792,7 @@ function loadedModel(
       if (closed) return;
       closed = true;
       for (const s of sessions) await s.release();
+      await workers?.close();
     },
   };
 }
