@@ -28,6 +28,11 @@ export interface DenoiserVjp {
 export interface SavedForward {
   /** Memory it holds, in bytes. */
   readonly bytes: number;
+  /**
+   * Frees it without a VJP (one VJP frees it itself); for a forward whose output got no
+   * cotangent. Optional: what only memory holds needs no release.
+   */
+  release?(): void;
 }
 
 /** Step, conditioning and, optionally, what the forward call at `x, t` saved. */

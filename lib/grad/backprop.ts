@@ -301,8 +301,10 @@ export async function backwardPlan(
       for (let j = 0; j < r.length; j++) dst[j] = cot[r[j]] ??= new Float64Array(n);
       combineBackward(op.terms, r, values, cOut, dst, coefs[i]);
     }
-    // Nothing before op i reads the value op i wrote, nor what its forward call saved.
+    // Nothing before op i reads the value op i wrote, nor what its forward call saved (freed
+    // here when no cotangent reached the op).
     values[i + 1] = undefined;
+    if (op.kind === "eval" && !cOut) tape.saved[i]?.release?.();
     tape.saved[i] = undefined;
   }
   const x = cot[0] ?? new Float64Array(n);

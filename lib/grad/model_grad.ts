@@ -53,6 +53,7 @@ import {
 import { inlineExternalData } from "../onnx/external.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { SplitVjpSession, type VjpSaved, VjpSession } from "../vjp/mod.ts";
+import { SessionWorkers } from "../onnx/workers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Pure float64 derivatives of the adapter's scalar maps
@@ -289,7 +290,16 @@ export async function differentiableDenoiser(
   };
   const vjpSession = await VjpSession.create(bytes, { ...what, returnOutput: true });
   const keep = options.keepResiduals ?? "auto";
-  const split = keep === false ? undefined : await SplitVjpSession.create(bytes, what);
+  // Like the model's own batched calls, the split VJP shares out a batch's samples between
+  // one-thread sessions in worker threads (unless the caller chose the session options).
+  const workers = keep !== false && !options.sessionOptions && model.batchWorkers > 1
+    ? SessionWorkers.start(model.batchWorkers)
+    : undefined;
+  const split = keep === false ? undefined : await SplitVjpSession.create(bytes, {
+    ...what,
+    workers,
+    workerSessionOptions: sessionOptionsFor(device, 1),
+  });
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   let warned = false;
   const adapter: GradAdapter = {
@@ -321,6 +331,7 @@ export async function differentiableDenoiser(
     close: async () => {
       await vjpSession.release();
       await split?.release();
+      await workers?.close();
     },
   };
 }
@@ -370,7 +381,13 @@ async function denoiseKeeping(
     );
   }
   checkFinite(a, raw, `output "${m.output}"`, t, info.step);
-  const call: SavedCall = { adapter: a, net: saved, raw, bytes: saved.bytes + raw.byteLength };
+  const call: SavedCall = {
+    adapter: a,
+    net: saved,
+    raw,
+    bytes: saved.bytes + raw.byteLength,
+    release: () => saved.release(),
+  };
   return { output: toDataPrediction(m.prediction, schedule, t, x, raw), saved: call };
 }
 

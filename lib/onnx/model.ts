@@ -106,6 +106,11 @@ export interface LoadedModel {
    */
   readonly threads: number;
   /**
+   * How many one-thread worker sessions share out the samples of a batched call (`workers.ts`;
+   * {@linkcode WORKER_MIN_MODEL_BYTES}); 0 when every call runs on one session.
+   */
+  readonly batchWorkers: number;
+  /**
    * Decode a batch of samples to images in [-1, 1]: runs the decoder on `z / scale_factor`
    * when one is configured, then maps `data_range` to [-1, 1].
    */
@@ -784,6 +789,7 @@ function loadedModel(
     denoiser,
     modelHash,
     threads,
+    batchWorkers: workers ? threads : 0,
     sampleShape: [...config.shape],
     imageShape: decoder?.imageShape ?? [...config.shape],
     conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,

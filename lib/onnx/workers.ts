@@ -17,22 +17,21 @@
 import { Worker } from "node:worker_threads";
 import type { ort } from "../deps.ts";
 
-/** A tensor as it crosses the thread boundary. */
-interface WireTensor {
-  type: ort.Tensor.Type;
-  dims: number[];
-  data: ort.Tensor.DataType;
-}
-
-/** One output of {@linkcode SessionWorkers.run}: joined along the batch axis. */
+/** A tensor a worker takes or gives: element type, dimensions and its data. */
 export interface WorkerOutput {
   readonly type: ort.Tensor.Type;
   readonly dims: readonly number[];
   readonly data: Float32Array | Float64Array;
 }
 
+/** A worker's reply: outputs, and the handle of what the run kept there. */
+interface Reply {
+  outputs?: Record<string, WorkerOutput>;
+  handle?: number;
+}
+
 interface Pending {
-  resolve: (outputs: Record<string, WireTensor> | undefined) => void;
+  resolve: (reply: Reply) => void;
   reject: (error: Error) => void;
 }
 
@@ -48,13 +47,13 @@ class SessionWorker {
     this.#worker.unref();
     this.#worker.on(
       "message",
-      (m: { id: number; outputs?: Record<string, WireTensor>; error?: string }) => {
+      (m: Reply & { id: number; error?: string }) => {
         const p = this.#pending.get(m.id);
         if (!p) return;
         this.#pending.delete(m.id);
         if (this.#pending.size === 0) this.#worker.unref();
         if (m.error !== undefined) p.reject(new Error(m.error));
-        else p.resolve(m.outputs);
+        else p.resolve(m);
       },
     );
     this.#worker.on("error", (e: Error) => this.#fail(e));
@@ -70,7 +69,7 @@ class SessionWorker {
   request(
     message: Record<string, unknown>,
     transfer: ArrayBuffer[] = [],
-  ): Promise<Record<string, WireTensor> | undefined> {
+  ): Promise<Reply> {
     if (this.#failed) return Promise.reject(this.#failed);
     const id = this.#next++;
     return new Promise((resolve, reject) => {
@@ -101,24 +100,39 @@ export function splitBatch(n: number, k: number): { start: number; count: number
 }
 
 /** Rows `[start, start + count)` of a tensor whose first axis is the batch, as a copy. */
-function sliceRows(t: ort.Tensor, start: number, count: number): WireTensor {
-  const row = t.size / t.dims[0];
-  const data = (t.data as Float32Array).slice(start * row, (start + count) * row);
-  return { type: t.type, dims: [count, ...t.dims.slice(1)], data };
+export function sliceRows(
+  t: { type: ort.Tensor.Type; dims: readonly number[]; data: unknown },
+  start: number,
+  count: number,
+): WorkerOutput {
+  const data = t.data as Float32Array | Float64Array;
+  const row = data.length / t.dims[0];
+  return {
+    type: t.type,
+    dims: [count, ...t.dims.slice(1)],
+    data: data.slice(start * row, (start + count) * row),
+  };
 }
 
-/** Several one-thread sessions of one model, each in a worker thread. */
+/** Several worker threads, each holding the same named one-thread sessions. */
 export class SessionWorkers {
   readonly #workers: SessionWorker[];
+  readonly #opened = new Map<string, Promise<void>>();
   #closed = false;
 
   private constructor(workers: SessionWorker[]) {
     this.#workers = workers;
   }
 
+  /** Starts `count` workers with no session yet. */
+  static start(count: number): SessionWorkers {
+    return new SessionWorkers(Array.from({ length: count }, () => new SessionWorker()));
+  }
+
   /**
-   * Opens `count` workers, each with a session of the model (`source`: ONNX bytes, or the path
-   * of a model with external data) and `options` (their intra-op threads should be 1).
+   * Starts `count` workers, each with a session `"model"` of the model (`source`: ONNX bytes,
+   * or the path of a model with external data) and `options` (their intra-op threads should
+   * be 1).
    *
    * @throws {Error} when a worker cannot open the model
    */
@@ -127,10 +141,9 @@ export class SessionWorkers {
     count: number,
     options: ort.InferenceSession.SessionOptions,
   ): Promise<SessionWorkers> {
-    const workers = Array.from({ length: count }, () => new SessionWorker());
-    const pool = new SessionWorkers(workers);
+    const pool = SessionWorkers.start(count);
     try {
-      await Promise.all(workers.map((w) => w.request({ kind: "open", source, options })));
+      await pool.openSession("model", source, options);
     } catch (e) {
       await pool.close();
       throw e;
@@ -144,45 +157,83 @@ export class SessionWorkers {
   }
 
   /**
-   * Runs `feeds` for a batch of `batch` samples: inputs whose first axis is `batch` are cut into
-   * contiguous parts (one per worker, at most `batch` parts), other inputs go whole to each;
-   * the outputs `names` come back joined along the first axis, in sample order.
+   * Opens session `name` on every worker, once: later calls with the same name wait for the
+   * first and open nothing.
+   */
+  openSession(
+    name: string,
+    source: Uint8Array | string,
+    options: ort.InferenceSession.SessionOptions,
+  ): Promise<void> {
+    if (this.#closed) {
+      return Promise.reject(new RangeError("SessionWorkers: the workers are closed"));
+    }
+    let opened = this.#opened.get(name);
+    if (!opened) {
+      opened = Promise.all(
+        this.#workers.map((w) => w.request({ kind: "open", name, source, options })),
+      ).then(() => {});
+      this.#opened.set(name, opened);
+    }
+    return opened;
+  }
+
+  /**
+   * Runs session `name` of worker `k` on `feeds` (their data is handed over: a caller that
+   * needs it afterwards passes copies) and returns its outputs `names`. `keep` names outputs
+   * the worker keeps under the returned handle instead of sending them; `use` feeds the
+   * tensors kept under a handle of the same worker (and frees it).
+   */
+  async runOn(
+    k: number,
+    name: string,
+    feeds: Record<string, WorkerOutput>,
+    names: readonly string[],
+    options: { keep?: readonly string[]; use?: number } = {},
+  ): Promise<{ outputs: Record<string, WorkerOutput>; handle?: number }> {
+    if (this.#closed) throw new RangeError("SessionWorkers: the workers are closed");
+    const transfer = new Set<ArrayBuffer>();
+    for (const t of Object.values(feeds)) transfer.add(t.data.buffer as ArrayBuffer);
+    const reply = await this.#worker(k).request(
+      { kind: "run", name, feeds, names: [...names], keep: options.keep, use: options.use },
+      [...transfer],
+    );
+    return { outputs: reply.outputs ?? {}, handle: reply.handle };
+  }
+
+  /** Frees tensors kept under `handles` in worker `k` (no reply awaited). */
+  drop(k: number, handles: readonly number[]): void {
+    if (this.#closed || handles.length === 0) return;
+    this.#worker(k).request({ kind: "drop", handles: [...handles] }).catch(() => {});
+  }
+
+  #worker(k: number): SessionWorker {
+    return this.#workers[k % this.#workers.length];
+  }
+
+  /**
+   * Runs session `name` (default `"model"`) on `feeds` for a batch of `batch` samples: inputs
+   * whose first axis is `batch` are cut into contiguous parts (one per worker, at most `batch`
+   * parts), other inputs go whole to each; the outputs `names` come back joined along the first
+   * axis, in sample order.
    */
   async run(
     feeds: Record<string, ort.Tensor>,
     batch: number,
     names: readonly string[],
+    name = "model",
   ): Promise<Record<string, WorkerOutput>> {
-    if (this.#closed) throw new RangeError("SessionWorkers.run: the workers are closed");
     const parts = splitBatch(batch, this.#workers.length);
     const results = await Promise.all(parts.map(({ start, count }, k) => {
-      const wire: Record<string, WireTensor> = {};
-      const transfer: ArrayBuffer[] = [];
-      for (const [name, t] of Object.entries(feeds)) {
-        wire[name] = t.dims.length > 0 && t.dims[0] === batch
+      const wire: Record<string, WorkerOutput> = {};
+      for (const [input, t] of Object.entries(feeds)) {
+        wire[input] = t.dims.length > 0 && t.dims[0] === batch
           ? sliceRows(t, start, count)
-          : { type: t.type, dims: [...t.dims], data: t.data };
-        if (wire[name].data !== t.data) {
-          transfer.push((wire[name].data as Float32Array).buffer as ArrayBuffer);
-        }
+          : { type: t.type, dims: [...t.dims], data: (t.data as Float32Array).slice() };
       }
-      return this.#workers[k].request({ kind: "run", feeds: wire, names: [...names] }, transfer);
+      return this.runOn(k, name, wire, names).then((r) => r.outputs);
     }));
-    const out: Record<string, WorkerOutput> = {};
-    for (const name of names) {
-      const pieces = results.map((r) => r![name]);
-      const first = pieces[0];
-      const rows = pieces.reduce((a, p) => a + p.dims[0], 0);
-      const total = pieces.reduce((a, p) => a + (p.data as Float32Array).length, 0);
-      const data = first.type === "float64" ? new Float64Array(total) : new Float32Array(total);
-      let offset = 0;
-      for (const p of pieces) {
-        data.set(p.data as Float32Array, offset);
-        offset += (p.data as Float32Array).length;
-      }
-      out[name] = { type: first.type, dims: [rows, ...first.dims.slice(1)], data };
-    }
-    return out;
+    return joinRows(results, names);
   }
 
   /** Releases every session and ends the workers; later calls of `close` do nothing. */
@@ -194,6 +245,32 @@ export class SessionWorkers {
       await w.terminate();
     }));
   }
+}
+
+/** The outputs `names` of several parts of a batch, joined along the first axis. */
+export function joinRows(
+  parts: readonly Record<string, WorkerOutput>[],
+  names: readonly string[],
+): Record<string, WorkerOutput> {
+  const out: Record<string, WorkerOutput> = {};
+  for (const name of names) {
+    const pieces = parts.map((r) => r[name]);
+    if (pieces.length === 1) {
+      out[name] = pieces[0];
+      continue;
+    }
+    const first = pieces[0];
+    const rows = pieces.reduce((a, p) => a + p.dims[0], 0);
+    const total = pieces.reduce((a, p) => a + p.data.length, 0);
+    const data = first.type === "float64" ? new Float64Array(total) : new Float32Array(total);
+    let offset = 0;
+    for (const p of pieces) {
+      data.set(p.data, offset);
+      offset += p.data.length;
+    }
+    out[name] = { type: first.type, dims: [rows, ...first.dims.slice(1)], data };
+  }
+  return out;
 }
 
 /** {@linkcode SessionWorkers} opened on the first call that needs them. */

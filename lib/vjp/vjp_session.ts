@@ -16,6 +16,13 @@ import {
   type VjpResidual,
 } from "./build_vjp_model.ts";
 import { cachedBuild } from "./cache.ts";
+import {
+  joinRows,
+  type SessionWorkers,
+  sliceRows,
+  splitBatch,
+  type WorkerOutput,
+} from "../onnx/workers.ts";
 
 /** Options of {@linkcode VjpSession.create}. */
 export interface VjpSessionOptions extends Omit<VjpOptions, "inputShapes"> {
@@ -136,22 +143,82 @@ export class VjpSession {
 
 /** What {@linkcode SplitVjpSession.forward} kept for the backward call: opaque to callers. */
 export interface VjpSaved {
-  /** The specialisation the forward call ran. */
-  readonly key: string;
-  /** The residual tensors, by name. */
-  readonly tensors: Record<string, ort.Tensor>;
-  /** Their size in bytes (what holding this costs). */
+  /** The size of the residuals in bytes (what holding this costs). */
   readonly bytes: number;
+  /** Frees the residuals without a backward call (a backward call frees them itself). */
+  release(): void;
+}
+
+/** Residuals of one part of a batch (the whole batch without workers). */
+interface SavedPart {
+  /** The specialisation that ran the part. */
+  readonly key: string;
+  /** First sample and sample count of the part. */
+  readonly start: number;
+  readonly count: number;
+  /** Its residual tensors, by name, when they are in this thread. */
+  readonly tensors?: Record<string, ort.Tensor>;
+  /** Otherwise the worker that ran the part and keeps them, and their handle there. */
+  readonly worker?: number;
+  readonly handle?: number;
+}
+
+/** Frees what parts left in workers: on release, and when a saved set is collected unused. */
+function dropParts(workers: SessionWorkers | undefined, parts: readonly SavedPart[]): void {
+  for (const p of parts) {
+    if (p.handle !== undefined) workers?.drop(p.worker!, [p.handle]);
+  }
+}
+
+/** Residuals in workers are freed when their saved set is collected without a backward call. */
+const unusedResiduals = new FinalizationRegistry<
+  { workers: SessionWorkers | undefined; parts: readonly SavedPart[] }
+>(({ workers, parts }) => dropParts(workers, parts));
+
+/** The {@linkcode VjpSaved} of this module. */
+class SavedResiduals implements VjpSaved {
+  #used = false;
+  constructor(
+    readonly parts: readonly SavedPart[],
+    readonly bytes: number,
+    readonly workers: SessionWorkers | undefined,
+  ) {
+    if (workers) unusedResiduals.register(this, { workers, parts }, this);
+  }
+  /** Marks the residuals used by a backward call (which frees them). */
+  take(): void {
+    if (this.#used) {
+      throw new RangeError("backward: these residuals served a backward call already");
+    }
+    this.#used = true;
+    unusedResiduals.unregister(this);
+  }
+  release(): void {
+    if (this.#used) return;
+    this.#used = true;
+    unusedResiduals.unregister(this);
+    dropParts(this.workers, this.parts);
+  }
 }
 
 /** Options of {@linkcode SplitVjpSession.create}. */
-export type SplitVjpSessionOptions = Omit<VjpSessionOptions, "returnOutput">;
+export interface SplitVjpSessionOptions extends Omit<VjpSessionOptions, "returnOutput"> {
+  /**
+   * Run calls of several samples on these workers instead of in this thread: the batch is cut
+   * into one contiguous part per worker, each part keeps its residuals, and the backward call
+   * sends each part's residuals back to a worker (`lib/onnx/workers.ts`). The workers' session
+   * options are `workerSessionOptions`.
+   */
+  workers?: SessionWorkers;
+  /** ONNX Runtime options of the sessions opened on `workers`. @default {sessionOptions} */
+  workerSessionOptions?: ort.InferenceSession.SessionOptions;
+}
 
-/** The sessions of one specialisation: the forward part, the backward part, the residuals. */
+/** One specialisation: its models, residuals and (without workers) its two sessions. */
 interface SplitPair {
-  forward: ort.InferenceSession;
-  backward: ort.InferenceSession;
+  files: { forward: Uint8Array; backward: Uint8Array };
   residuals: readonly VjpResidual[];
+  local?: { forward: ort.InferenceSession; backward: ort.InferenceSession };
 }
 
 /**
@@ -159,7 +226,8 @@ interface SplitPair {
  * the model's output exactly as the model does and keeps the residuals the backward pass reads;
  * {@linkcode SplitVjpSession.backward} turns them and a cotangent into the gradients. A caller
  * that runs the forward anyway (a solver trajectory to differentiate later) so pays for no
- * second forward. Specialised per input shapes, like {@linkcode VjpSession}.
+ * second forward. Specialised per input shapes, like {@linkcode VjpSession}. What a forward call
+ * saved serves one backward call.
  */
 export class SplitVjpSession {
   readonly #model: Uint8Array;
@@ -192,59 +260,124 @@ export class SplitVjpSession {
   }
 
   /**
-   * The residuals one forward call at `inputs`' shapes keeps, and their bytes (builds the
-   * specialisation if needed).
+   * The bytes of the residuals one forward call at `inputs`' shapes keeps (builds the
+   * specialisations if needed).
    */
   async residualBytes(inputs: Record<string, ort.Tensor>): Promise<number> {
-    const pair = await this.#pair(inputs);
-    return pair.residuals.reduce((a, r) => a + bytesOf(r), 0);
+    let total = 0;
+    for (const part of this.#parts(inputs)) {
+      const pair = await this.#pair(part.inputs);
+      total += pair.residuals.reduce((a, r) => a + bytesOf(r), 0);
+    }
+    return total;
   }
 
   /**
-   * The model's output at `inputs` (computed by the model's own nodes, so equal to a plain run)
-   * and what the backward call needs.
+   * The model's output at `inputs` (computed by the model's own nodes, so equal to a plain run
+   * of the same samples) and what the backward call needs.
    */
   async forward(
     inputs: Record<string, ort.Tensor>,
   ): Promise<{ output: ort.Tensor; saved: VjpSaved }> {
-    const key = shapeKey(inputs);
-    const pair = await this.#pair(inputs);
-    const result = await pair.forward.run(inputs);
-    const tensors: Record<string, ort.Tensor> = {};
-    let bytes = 0;
-    for (const r of pair.residuals) {
-      tensors[r.name] = result[r.name];
-      bytes += bytesOf(r);
-    }
-    return { output: result[this.#of], saved: { key, tensors, bytes } };
+    const parts = this.#parts(inputs);
+    const outputs = await Promise.all(parts.map(async (part, k) => {
+      const key = shapeKey(part.inputs);
+      const pair = await this.#pair(part.inputs);
+      const bytes = pair.residuals.reduce((a, r) => a + bytesOf(r), 0);
+      const residuals = pair.residuals.map((r) => r.name);
+      const { start, count } = part;
+      if (pair.local) {
+        const result = await pair.local.forward.run(part.inputs);
+        const tensors = Object.fromEntries(residuals.map((n) => [n, result[n]]));
+        return { saved: { key, start, count, tensors }, bytes, out: toWire(result, [this.#of]) };
+      }
+      // The residuals stay in the worker until the backward call there.
+      const { outputs: out, handle } = await this.#options.workers!.runOn(
+        k,
+        `forward ${key}`,
+        wireFeeds(part.inputs),
+        [this.#of],
+        { keep: residuals },
+      );
+      return { saved: { key, start, count, worker: k, handle }, bytes, out };
+    }));
+    const out = joinRows(outputs.map((o) => o.out), [this.#of])[this.#of];
+    const bytes = outputs.reduce((a, o) => a + o.bytes, 0);
+    const saved = outputs.map((o) => o.saved);
+    return {
+      output: new ort.Tensor(out.type, out.data, [...out.dims]),
+      saved: new SavedResiduals(saved, bytes, this.#options.workers),
+    };
   }
 
   /**
    * `cotangentᵀ ∂of/∂x` for each `wrt` input, at the inputs of the forward call that gave
-   * `saved`.
+   * `saved` (which this consumes).
+   *
+   * @throws {RangeError} for a `saved` of another session, or one already used
    */
   async backward(saved: VjpSaved, cotangent: ort.Tensor): Promise<Record<string, ort.Tensor>> {
-    const pair = this.#pairs.get(saved.key);
-    if (!pair) throw new RangeError(`No forward call of these shapes ran: ${saved.key}`);
-    const { backward } = await pair;
-    const result = await backward.run({ ...saved.tensors, [cotangentName(this.#of)]: cotangent });
+    if (!(saved instanceof SavedResiduals)) {
+      throw new RangeError("backward: saved is not what this session's forward call kept");
+    }
+    saved.take();
+    const seed = cotangentName(this.#of);
+    const wrt = this.#options.wrt.map(gradientName);
+    const results = await Promise.all(saved.parts.map(async (part) => {
+      const pair = await this.#pairs.get(part.key)!;
+      const cot = saved.parts.length === 1
+        ? cotangent
+        : toTensor(sliceRows(cotangent, part.start, part.count));
+      if (pair.local) {
+        return toWire(await pair.local.backward.run({ ...part.tensors, [seed]: cot }), wrt);
+      }
+      // The worker that ran the part's forward holds its residuals.
+      const { outputs } = await this.#options.workers!.runOn(
+        part.worker!,
+        `backward ${part.key}`,
+        wireFeeds({ [seed]: cot }),
+        wrt,
+        { use: part.handle },
+      );
+      return outputs;
+    }));
     const gradients: Record<string, ort.Tensor> = {};
-    for (const w of this.#options.wrt) gradients[w] = result[gradientName(w)];
+    for (const w of this.#options.wrt) {
+      const g = joinGradient(results.map((r) => r[gradientName(w)]), saved.parts);
+      gradients[w] = toTensor(g);
+    }
     return gradients;
+  }
+
+  /** The parts of a call: one per worker (at most one per sample), or the whole batch. */
+  #parts(inputs: Record<string, ort.Tensor>) {
+    const workers = this.#options.workers;
+    const batch = inputs[this.#options.wrt[0]]?.dims[0] ?? 1;
+    if (!workers || batch < 2) return [{ start: 0, count: batch, inputs }];
+    return splitBatch(batch, workers.count).map(({ start, count }) => {
+      const part: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(inputs)) {
+        if (t.dims.length > 0 && t.dims[0] === batch) {
+          const rows = sliceRows(t, start, count);
+          part[name] = new ort.Tensor(rows.type, rows.data, [...rows.dims]);
+        } else part[name] = t;
+      }
+      return { start, count, inputs: part };
+    });
   }
 
   #pair(inputs: Record<string, ort.Tensor>): Promise<SplitPair> {
     const key = shapeKey(inputs);
     let pair = this.#pairs.get(key);
     if (!pair) {
-      pair = this.#open(shapesOf(inputs));
+      pair = this.#open(key, shapesOf(inputs));
       this.#pairs.set(key, pair);
     }
     return pair;
   }
 
-  async #open(inputShapes: Record<string, number[]>): Promise<SplitPair> {
-    const { sessionOptions, cache, ...build } = this.#options;
+  async #open(key: string, inputShapes: Record<string, number[]>): Promise<SplitPair> {
+    const { sessionOptions, cache, workers, workerSessionOptions, ...build } = this.#options;
     const options = { ...build, of: this.#of, inputShapes };
     const make = async () => {
       const m = await buildSplitVjpModels(this.#model, options);
@@ -256,23 +389,75 @@ export class SplitVjpSession {
     const { files, meta } = cache
       ? await cachedBuild(this.#model, { kind: "split", ...options }, make)
       : await make();
-    const forward = await ort.InferenceSession.create(files["forward.onnx"], sessionOptions ?? {});
-    const backward = await ort.InferenceSession.create(
-      files["backward.onnx"],
-      sessionOptions ?? {},
-    );
-    return { forward, backward, residuals: meta };
+    const pair: SplitPair = {
+      files: { forward: files["forward.onnx"], backward: files["backward.onnx"] },
+      residuals: meta,
+    };
+    if (workers) {
+      const o = workerSessionOptions ?? sessionOptions ?? {};
+      await workers.openSession(`forward ${key}`, pair.files.forward, o);
+      await workers.openSession(`backward ${key}`, pair.files.backward, o);
+      return pair;
+    }
+    pair.local = {
+      forward: await ort.InferenceSession.create(pair.files.forward, sessionOptions ?? {}),
+      backward: await ort.InferenceSession.create(pair.files.backward, sessionOptions ?? {}),
+    };
+    return pair;
   }
 
-  /** Releases every ONNX Runtime session. */
+  /** Releases the sessions of this thread (the workers belong to their owner). */
   async release(): Promise<void> {
     for (const p of this.#pairs.values()) {
-      const { forward, backward } = await p;
-      await forward.release();
-      await backward.release();
+      const pair = await p.catch(() => undefined);
+      await pair?.local?.forward.release();
+      await pair?.local?.backward.release();
     }
     this.#pairs.clear();
   }
+}
+
+/** Copies of tensors, for handing to a worker (which takes their buffers). */
+function wireFeeds(feeds: Record<string, ort.Tensor>): Record<string, WorkerOutput> {
+  const out: Record<string, WorkerOutput> = {};
+  for (const [name, t] of Object.entries(feeds)) {
+    out[name] = { type: t.type, dims: [...t.dims], data: (t.data as Float32Array).slice() };
+  }
+  return out;
+}
+
+function toTensor(t: WorkerOutput): ort.Tensor {
+  return new ort.Tensor(t.type, t.data, [...t.dims]);
+}
+
+/** The outputs `names` of a run, as plain tensors. */
+function toWire(
+  result: Record<string, ort.Tensor | WorkerOutput>,
+  names: readonly string[],
+): Record<string, WorkerOutput> {
+  const out: Record<string, WorkerOutput> = {};
+  for (const name of names) {
+    const t = result[name];
+    out[name] = { type: t.type, dims: [...t.dims], data: t.data as Float32Array };
+  }
+  return out;
+}
+
+/**
+ * One input's gradient from the parts of a batch: joined along the batch axis when it has one
+ * row per sample, summed when the input was shared by the whole batch (a scalar time).
+ */
+function joinGradient(
+  pieces: readonly WorkerOutput[],
+  parts: readonly SavedPart[],
+): WorkerOutput {
+  if (pieces.length === 1) return pieces[0];
+  if (pieces.every((p, k) => p.dims.length > 0 && p.dims[0] === parts[k].count)) {
+    return joinRows(pieces.map((p) => ({ g: p })), ["g"]).g;
+  }
+  const data = pieces[0].data.slice();
+  for (const p of pieces.slice(1)) for (let i = 0; i < data.length; i++) data[i] += p.data[i];
+  return { type: pieces[0].type, dims: pieces[0].dims, data };
 }
 
 /** Bytes per element of the ONNX element types (float, uint8, int8, …, double, uint32, uint64). */

@@ -11,6 +11,7 @@ import {
   SplitVjpSession,
   VjpSession,
 } from "../../lib/vjp/mod.ts";
+import { SessionWorkers } from "../../lib/onnx/workers.ts";
 
 const DIR = new URL("../fixtures/vjp/", import.meta.url);
 
@@ -57,9 +58,10 @@ Deno.test("SplitVjpSession: the forward part is the model, the backward part PyT
   const g = await split.backward(saved, cot);
   assert.ok(worstRelative(g.x.data as Float32Array, fx.grad_x) <= 1e-4, "grad_x");
   assert.ok(worstRelative(g.sigma.data as Float32Array, fx.grad_sigma) <= 1e-4, "grad_sigma");
-  // The same residuals serve a second cotangent.
+  // What a forward call saved serves one backward call.
+  await assert.rejects(() => split.backward(saved, cot), /served a backward call already/);
   const twice = new ort.Tensor("float32", Float32Array.from(fx.cotangent, (v) => 2 * v), cot.dims);
-  const g2 = await split.backward(saved, twice);
+  const g2 = await split.backward((await split.forward(inputs)).saved, twice);
   const gx = g.x.data as Float32Array;
   assert.ok(worstRelative(g2.x.data as Float32Array, Array.from(gx, (v) => 2 * v)) <= 1e-6);
   await split.release();
@@ -103,12 +105,44 @@ Deno.test("buildSplitVjpModels(): residuals are non-constant forward values, the
   }
 });
 
-Deno.test("SplitVjpSession.backward() refuses residuals of shapes no forward call ran", async () => {
+Deno.test("SplitVjpSession.backward() refuses what another session's forward kept", async () => {
   const { model, cot } = await fixture();
   const split = await SplitVjpSession.create(model, { wrt: ["x"] });
   await assert.rejects(
-    () => split.backward({ key: "x:9", tensors: {}, bytes: 0 }, cot),
-    /No forward call of these shapes ran: x:9/,
+    () => split.backward({ bytes: 0, release() {} }, cot),
+    /saved is not what this session's forward call kept/,
   );
   await split.release();
+});
+
+Deno.test("SplitVjpSession on workers: each sample's part on its own worker, the same gradients", async () => {
+  const { fx, model, inputs, cot } = await fixture();
+  const n = inputs.x.dims[0];
+  assert.ok(n >= 2, "the fixture has a batch to share out");
+  const workers = SessionWorkers.start(2);
+  const local = await SplitVjpSession.create(model, { wrt: ["x", "sigma"] });
+  const shared = await SplitVjpSession.create(model, {
+    wrt: ["x", "sigma"],
+    workers,
+    workerSessionOptions: { intraOpNumThreads: 1 },
+  });
+  try {
+    const a = await local.forward(inputs);
+    const b = await shared.forward(inputs);
+    assert.deepEqual(b.output.dims, a.output.dims);
+    assert.ok(worstRelative(b.output.data as Float32Array, a.output.data as Float32Array) <= 1e-6);
+    assert.equal(b.saved.bytes, a.saved.bytes);
+    const gb = await shared.backward(b.saved, cot);
+    assert.ok(worstRelative(gb.x.data as Float32Array, fx.grad_x) <= 1e-4, "grad_x");
+    assert.ok(worstRelative(gb.sigma.data as Float32Array, fx.grad_sigma) <= 1e-4, "grad_sigma");
+    assert.deepEqual(gb.sigma.dims, [n]);
+    // Residuals no backward call needs are freed in the workers by release().
+    const unused = await shared.forward(inputs);
+    unused.saved.release();
+    await assert.rejects(() => shared.backward(unused.saved, cot), /served a backward call/);
+  } finally {
+    await local.release();
+    await shared.release();
+    await workers.close();
+  }
 });
