@@ -146,10 +146,12 @@ export function defaultThreads(): number {
 /**
  * The session options every ld3 session of a network shares (the model's own, its VJP
  * graphs, feature and loss networks): the device's providers, every graph optimisation, and
- * `threads` intra-op threads that sleep rather than spin while they wait for work. A spinning
- * thread keeps its core busy between operators; on a machine whose cores other processes also
- * want, that made two threads slower than one (docs/performance.md). The thread count changes
- * no result: ONNX Runtime splits an operator's work, not its sums.
+ * `threads` intra-op threads that sleep rather than spin while they wait for work and take it
+ * in small blocks as they come free. A spinning thread keeps its core busy between operators;
+ * on a machine whose cores other processes also want, that made two threads slower than one;
+ * without spinning, small blocks (`dynamic_block_base`) won back what spinning had given on
+ * idle cores (docs/performance.md). The thread count changes no result: ONNX Runtime splits an
+ * operator's work, not its sums.
  *
  * @throws {RangeError} for a bad device name or thread count
  */
@@ -164,7 +166,9 @@ export function sessionOptionsFor(
     executionProviders: executionProviders(device),
     graphOptimizationLevel: "all",
     intraOpNumThreads: threads,
-    ...(threads > 1 ? { extra: { session: { intra_op: { allow_spinning: "0" } } } } : {}),
+    ...(threads > 1
+      ? { extra: { session: { intra_op: { allow_spinning: "0" }, dynamic_block_base: "4" } } }
+      : {}),
   };
 }
 

@@ -27,7 +27,9 @@ Deno.test("sessionOptionsFor() sets the threads, which sleep between operators w
   assert.equal(one.extra, undefined);
   const two = sessionOptionsFor("cpu", 2);
   assert.equal(two.intraOpNumThreads, 2);
-  assert.deepEqual(two.extra, { session: { intra_op: { allow_spinning: "0" } } });
+  assert.deepEqual(two.extra, {
+    session: { intra_op: { allow_spinning: "0" }, dynamic_block_base: "4" },
+  });
   assert.equal(sessionOptionsFor("cpu").intraOpNumThreads, defaultThreads());
   assert.throws(() => sessionOptionsFor("cpu", 0), /threads must be an integer >= 1: got 0/);
   assert.throws(() => sessionOptionsFor("cpu", 1.5), /threads must be an integer >= 1: got 1.5/);
