@@ -768,7 +768,8 @@ function batchWorkers(
   const eligible = file.signature.externalData.length === 0 &&
     file.bytes.length >= WORKER_MIN_MODEL_BYTES;
   if (!cpu || threads < 2 || !eligible) return undefined;
-  return new LazySessionWorkers(file.bytes, threads, sessionOptionsFor(device, 1));
+  // Each worker reads the file itself: sending it the bytes costs more.
+  return new LazySessionWorkers(file.path, threads, sessionOptionsFor(device, 1));
 }
 
 /** The {@linkcode LoadedModel} around opened sessions, which `close` releases once. */

@@ -107,6 +107,11 @@ export interface CachedBuild<M> {
   files: Record<string, Uint8Array>;
   /** The builder's metadata. */
   meta: M;
+  /**
+   * The entry's folder, holding the files under their names, when they are in the cache (a
+   * reader in another thread can open them from there instead of being sent the bytes).
+   */
+  dir?: string;
 }
 
 /** Options of {@linkcode cachedBuild}. */
@@ -140,10 +145,10 @@ export async function cachedBuild<M>(
   const keyHash = (await sha256Hex(new TextEncoder().encode(canonicalJson(fullKey)))).slice(0, 24);
   const dir = join(root, (await sha256Hex(model)).slice(0, 24), keyHash);
   const hit = await readEntry<M>(dir);
-  if (hit) return hit;
+  if (hit) return { ...hit, dir };
   const built = await build();
-  await writeEntry(dir, fullKey, built).catch(() => {});
-  return built;
+  const written = await writeEntry(dir, fullKey, built).then(() => true, () => false);
+  return written ? { ...built, dir } : built;
 }
 
 /** An entry whose every file matches its record, or `undefined`. */

@@ -6,6 +6,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import { ort } from "../deps.ts";
 import {
   buildSplitVjpModels,
@@ -15,7 +16,7 @@ import {
   type VjpOptions,
   type VjpResidual,
 } from "./build_vjp_model.ts";
-import { cachedBuild } from "./cache.ts";
+import { type CachedBuild, cachedBuild } from "./cache.ts";
 import {
   joinRows,
   type SessionWorkers,
@@ -386,17 +387,23 @@ export class SplitVjpSession {
         meta: m.residuals,
       };
     };
-    const { files, meta } = cache
+    const built: CachedBuild<readonly VjpResidual[]> = cache
       ? await cachedBuild(this.#model, { kind: "split", ...options }, make)
       : await make();
+    const { files, meta, dir } = built;
     const pair: SplitPair = {
       files: { forward: files["forward.onnx"], backward: files["backward.onnx"] },
       residuals: meta,
     };
     if (workers) {
+      // From the cache's files when there are some: sending each worker the bytes costs more
+      // than the worker reading them.
       const o = workerSessionOptions ?? sessionOptions ?? {};
-      await workers.openSession(`forward ${key}`, pair.files.forward, o);
-      await workers.openSession(`backward ${key}`, pair.files.backward, o);
+      const source = (name: string, bytes: Uint8Array) => dir ? join(dir, name) : bytes;
+      await Promise.all([
+        workers.openSession(`forward ${key}`, source("forward.onnx", pair.files.forward), o),
+        workers.openSession(`backward ${key}`, source("backward.onnx", pair.files.backward), o),
+      ]);
       return pair;
     }
     pair.local = {
