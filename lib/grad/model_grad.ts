@@ -231,6 +231,8 @@ interface GradAdapter extends FeedLayout {
   readonly split: SplitVjpSession | undefined;
   /** `keepResiduals`: `"auto"` checks each call's residual size against the budget. */
   readonly keep: boolean | "auto";
+  /** Under `"auto"`: whether calls of n samples keep their residuals, by n. */
+  readonly keepsAt: Map<number, boolean>;
   /** An int64 time input (discrete steps) has no gradient. */
   readonly timeIsInteger: boolean;
   /** One sample's unconditional input (empty without `model.condition`). */
@@ -309,6 +311,7 @@ export async function differentiableDenoiser(
     vjpSession,
     split,
     keep,
+    keepsAt: new Map(),
     timeIsInteger,
     uncond: await readUncond(m.condition, layout.condSize),
     warnNoTimeGradient() {
@@ -370,9 +373,10 @@ async function denoiseKeeping(
   if (!a.split || guided || !oneCall) return { output: await forward.denoise(x, t, info) };
   const x32 = Float32Array.from(x);
   const feeds = networkFeeds(config, a, x32, n, networkTime(config, schedule, t), cond);
-  if (a.keep === "auto" && await a.split.residualBytes(feeds) > RESIDUAL_BUDGET_BYTES) {
-    return { output: await forward.denoise(x, t, info) };
+  if (a.keep === "auto" && !a.keepsAt.has(n)) {
+    a.keepsAt.set(n, await a.split.residualBytes(feeds) <= RESIDUAL_BUDGET_BYTES);
   }
+  if (a.keep === "auto" && !a.keepsAt.get(n)) return { output: await forward.denoise(x, t, info) };
   const { output, saved } = await a.split.forward(feeds);
   const raw = output.data as Float32Array;
   if (raw.length !== n * a.d) {
