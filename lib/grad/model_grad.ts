@@ -53,7 +53,6 @@ import {
 import { inlineExternalData } from "../onnx/external.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { SplitVjpSession, type VjpSaved, VjpSession } from "../vjp/mod.ts";
-import { SessionWorkers } from "../onnx/workers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Pure float64 derivatives of the adapter's scalar maps
@@ -293,9 +292,10 @@ export async function differentiableDenoiser(
   const vjpSession = await VjpSession.create(bytes, { ...what, returnOutput: true });
   const keep = options.keepResiduals ?? "auto";
   // Like the model's own batched calls, the split VJP shares out a batch's samples between
-  // one-thread sessions in worker threads (unless the caller chose the session options).
-  const workers = keep !== false && !options.sessionOptions && model.batchWorkers > 1
-    ? SessionWorkers.start(model.batchWorkers)
+  // one-thread sessions on the model's worker threads (unless the caller chose the session
+  // options).
+  const workers = keep !== false && !options.sessionOptions && model.sessionWorkers
+    ? await model.sessionWorkers.get()
     : undefined;
   const split = keep === false ? undefined : await SplitVjpSession.create(bytes, {
     ...what,
@@ -334,7 +334,6 @@ export async function differentiableDenoiser(
     close: async () => {
       await vjpSession.release();
       await split?.release();
-      await workers?.close();
     },
   };
 }

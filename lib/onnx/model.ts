@@ -111,6 +111,11 @@ export interface LoadedModel {
    */
   readonly batchWorkers: number;
   /**
+   * Those worker threads (opened on first use, closed with the model), for other sessions of
+   * the same network to run on the same threads (the VJP parts of a differentiable denoiser).
+   */
+  readonly sessionWorkers?: LazySessionWorkers;
+  /**
    * Decode a batch of samples to images in [-1, 1]: runs the decoder on `z / scale_factor`
    * when one is configured, then maps `data_range` to [-1, 1].
    */
@@ -792,6 +797,7 @@ function loadedModel(
     modelHash,
     threads,
     batchWorkers: workers ? threads : 0,
+    sessionWorkers: workers,
     sampleShape: [...config.shape],
     imageShape: decoder?.imageShape ?? [...config.shape],
     conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,

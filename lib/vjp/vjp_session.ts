@@ -217,9 +217,11 @@ export interface SplitVjpSessionOptions extends Omit<VjpSessionOptions, "returnO
 
 /** One specialisation: its models, residuals and (without workers) its two sessions. */
 interface SplitPair {
-  files: { forward: Uint8Array; backward: Uint8Array };
   residuals: readonly VjpResidual[];
-  local?: { forward: ort.InferenceSession; backward: ort.InferenceSession };
+  /** The forward part, in this thread (without workers); one for every shape. */
+  forward?: ort.InferenceSession;
+  /** The backward part of these shapes, in this thread (without workers). */
+  backward?: ort.InferenceSession;
 }
 
 /**
@@ -234,12 +236,17 @@ export class SplitVjpSession {
   readonly #model: Uint8Array;
   readonly #options: SplitVjpSessionOptions;
   readonly #pairs = new Map<string, Promise<SplitPair>>();
+  /** The forward part's session: its graph does not depend on the input shapes. */
+  #forward: Promise<ort.InferenceSession | undefined> | undefined;
   readonly #of: string;
+  /** Names of this session's models on the workers (shared by sessions of the same VJP). */
+  readonly #name: string;
 
   private constructor(model: Uint8Array, options: SplitVjpSessionOptions, of: string) {
     this.#model = model;
     this.#options = options;
     this.#of = of;
+    this.#name = `vjp ${options.wrt.join(",")} of ${of}`;
   }
 
   /**
@@ -287,15 +294,15 @@ export class SplitVjpSession {
       const bytes = pair.residuals.reduce((a, r) => a + bytesOf(r), 0);
       const residuals = pair.residuals.map((r) => r.name);
       const { start, count } = part;
-      if (pair.local) {
-        const result = await pair.local.forward.run(part.inputs);
+      if (pair.forward) {
+        const result = await pair.forward.run(part.inputs);
         const tensors = Object.fromEntries(residuals.map((n) => [n, result[n]]));
         return { saved: { key, start, count, tensors }, bytes, out: toWire(result, [this.#of]) };
       }
       // The residuals stay in the worker until the backward call there.
       const { outputs: out, handle } = await this.#options.workers!.runOn(
         k,
-        `forward ${key}`,
+        `${this.#name} forward`,
         wireFeeds(part.inputs),
         [this.#of],
         { keep: residuals },
@@ -329,13 +336,13 @@ export class SplitVjpSession {
       const cot = saved.parts.length === 1
         ? cotangent
         : toTensor(sliceRows(cotangent, part.start, part.count));
-      if (pair.local) {
-        return toWire(await pair.local.backward.run({ ...part.tensors, [seed]: cot }), wrt);
+      if (pair.backward) {
+        return toWire(await pair.backward.run({ ...part.tensors, [seed]: cot }), wrt);
       }
       // The worker that ran the part's forward holds its residuals.
       const { outputs } = await this.#options.workers!.runOn(
         part.worker!,
-        `backward ${part.key}`,
+        `${this.#name} backward ${part.key}`,
         wireFeeds({ [seed]: cot }),
         wrt,
         { use: part.handle },
@@ -391,36 +398,44 @@ export class SplitVjpSession {
       ? await cachedBuild(this.#model, { kind: "split", ...options }, make)
       : await make();
     const { files, meta, dir } = built;
-    const pair: SplitPair = {
-      files: { forward: files["forward.onnx"], backward: files["backward.onnx"] },
-      residuals: meta,
-    };
+    // Workers open the cache's files when there are some: sending each worker the bytes costs
+    // more than the worker reading them.
+    const source = (name: string) => dir ? join(dir, name) : files[name];
+    this.#forward ??= workers
+      ? workers.openSession(
+        `${this.#name} forward`,
+        source("forward.onnx"),
+        workerSessionOptions ?? sessionOptions ?? {},
+      ).then(() => undefined)
+      : ort.InferenceSession.create(files["forward.onnx"], sessionOptions ?? {});
     if (workers) {
-      // From the cache's files when there are some: sending each worker the bytes costs more
-      // than the worker reading them.
-      const o = workerSessionOptions ?? sessionOptions ?? {};
-      const source = (name: string, bytes: Uint8Array) => dir ? join(dir, name) : bytes;
       await Promise.all([
-        workers.openSession(`forward ${key}`, source("forward.onnx", pair.files.forward), o),
-        workers.openSession(`backward ${key}`, source("backward.onnx", pair.files.backward), o),
+        this.#forward,
+        workers.openSession(
+          `${this.#name} backward ${key}`,
+          source("backward.onnx"),
+          workerSessionOptions ?? sessionOptions ?? {},
+        ),
       ]);
-      return pair;
+      return { residuals: meta };
     }
-    pair.local = {
-      forward: await ort.InferenceSession.create(pair.files.forward, sessionOptions ?? {}),
-      backward: await ort.InferenceSession.create(pair.files.backward, sessionOptions ?? {}),
+    return {
+      residuals: meta,
+      forward: await this.#forward,
+      backward: await ort.InferenceSession.create(files["backward.onnx"], sessionOptions ?? {}),
     };
-    return pair;
   }
 
   /** Releases the sessions of this thread (the workers belong to their owner). */
   async release(): Promise<void> {
     for (const p of this.#pairs.values()) {
       const pair = await p.catch(() => undefined);
-      await pair?.local?.forward.release();
-      await pair?.local?.backward.release();
+      await pair?.backward?.release();
     }
     this.#pairs.clear();
+    const forward = await this.#forward?.catch(() => undefined);
+    await forward?.release();
+    this.#forward = undefined;
   }
 }
 
