@@ -318,6 +318,36 @@ async function scoreGrid(
   return { l2, l1, preview };
 }
 
+/** The key of each demo grid in the LD3 run's evaluation. */
+const RUN_EVALUATION_KEYS = {
+  LD3: "ld3",
+  EDM: "edm",
+  logSNR: "logSNR",
+  time_uniform: "time_uniform",
+} as const satisfies Record<DemoGrid, keyof Ld3Evaluation>;
+
+/**
+ * The distances to the teacher of a grid's images of the validation samples, and the first
+ * `keep` of them for the comparison picture (what {@linkcode scoreGrid} computes, from images
+ * made already).
+ */
+function scoreImages(
+  images: Float64Array,
+  valid: readonly { x: Float32Array }[],
+  xSize: number,
+  keep: number,
+): { l2: Float64Array; l1: Float64Array; preview: Float32Array } {
+  // The float32 images LoadedModel.decode hands out: the run's are the same values in float64.
+  const decoded = Float32Array.from(images);
+  const teacher = new Float32Array(valid.length * xSize);
+  valid.forEach((s, b) => teacher.set(s.x, b * xSize));
+  return {
+    l2: l2Distance(decoded, teacher, valid.length),
+    l1: l1Distance(decoded, teacher, valid.length),
+    preview: decoded.slice(0, Math.min(keep, valid.length) * xSize),
+  };
+}
+
 /** The demo's options checked and resolved, with the quick-mode sizes, before any work. */
 async function demoSetup(options: DemoOptions) {
   const { samples, nfe, ...rest } = options;
@@ -479,14 +509,13 @@ async function demoEvaluation(
     const rows: DemoRow[] = [];
     const previews: Float32Array[] = [];
     for (const [name, grid] of grids) {
-      const scored = await scoreGrid(
-        model,
-        s.solverName,
-        grid,
-        valid,
-        s.previewCount,
-        (n) => bar?.increment(n),
-      );
+      // The LD3 run scored these grids on the same samples already (runLd3Training's
+      // validImages): the distances come from its images, and no grid runs again.
+      const images = trained.validImages[RUN_EVALUATION_KEYS[name]];
+      const scored = images
+        ? scoreImages(images, valid, sampleSize(model.imageShape), s.previewCount)
+        : await scoreGrid(model, s.solverName, grid, valid, s.previewCount, () => {});
+      bar?.increment(valid.length);
       previews.push(scored.preview);
       rows.push({
         grid: name,

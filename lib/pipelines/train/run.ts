@@ -188,6 +188,11 @@ export interface RunLd3Result {
   bestValidLoss: number;
   /** Validation loss on the original latents z of LD3 vs the baselines. */
   evaluation: Ld3Evaluation;
+  /**
+   * The images behind `evaluation`: each grid's student output (decoded, in [-1, 1]) for the
+   * validation samples, in order, `numValid × C·H·W` values each.
+   */
+  validImages: Record<keyof Ld3Evaluation, Float64Array>;
   /** Training wall-clock of all sessions of this run, seconds (checkpoints included). */
   trainSeconds: number;
   /** Global training steps done. */
@@ -583,6 +588,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       gridFile: finished.gridFile,
       bestValidLoss: result.bestValidLoss,
       evaluation: finished.evaluation,
+      validImages: finished.validImages,
       trainSeconds,
       steps: result.checkpoint.globalStep,
       stopReason: finished.stopReason,

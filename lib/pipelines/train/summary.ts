@@ -107,6 +107,8 @@ export interface FinishedRun {
   gridFile: GridFile;
   evaluation: Ld3Evaluation;
   stopReason: "rounds" | "lr2_floor";
+  /** The images each grid made from the validation samples' original latents, in order. */
+  validImages: Record<keyof Ld3Evaluation, Float64Array>;
 }
 
 /**
@@ -145,11 +147,12 @@ export async function finishRun(
   const ld3 = await gridLoss(ctx, result.grid, run.valid);
   const logSNR = await gridLoss(ctx, baselines.logSNR, run.valid);
   const edm = await gridLoss(ctx, baselines.edm, run.valid);
+  const timeUniform = await gridLoss(ctx, baselines.time_uniform, run.valid);
   const evaluation: Ld3Evaluation = {
     ld3: ld3.mean,
     logSNR: logSNR.mean,
     edm: edm.mean,
-    time_uniform: (await gridLoss(ctx, baselines.time_uniform, run.valid)).mean,
+    time_uniform: timeUniform.mean,
   };
   const stop = result.history.findLast((e) => e.type === "stop");
   const stopReason = stop?.type === "stop" ? stop.reason : "rounds";
@@ -179,5 +182,11 @@ export async function finishRun(
     stopReason,
     improvements: run.recorder.frames.length,
   });
-  return { gridFile, evaluation, stopReason };
+  const validImages = {
+    ld3: ld3.images,
+    logSNR: logSNR.images,
+    edm: edm.images,
+    time_uniform: timeUniform.images,
+  };
+  return { gridFile, evaluation, stopReason, validImages };
 }
