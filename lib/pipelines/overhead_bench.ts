@@ -124,7 +124,10 @@ async function bareDenoiser(config: ModelConfig, batch: number): Promise<BareNet
   const bytes = await Deno.readFile(config.model.path);
   const signature = readOnnxSignature(bytes);
   const source = sessionSource(config.model.path, bytes, signature.externalData);
-  const session = await createSession(source, { device: config.device });
+  const session = await createSession(source, {
+    device: config.device,
+    intraOpNumThreads: config.threads,
+  });
   const typeOf = (name: string) =>
     signature.inputs.find((s) => s.name === name)?.elemType ?? ELEM_FLOAT;
   const m = config.model;
@@ -147,7 +150,10 @@ async function bareDecoder(config: ModelConfig, batch: number): Promise<BareNetw
   const bytes = await Deno.readFile(decoder.path);
   const signature = readOnnxSignature(bytes);
   const source = sessionSource(decoder.path, bytes, signature.externalData);
-  const session = await createSession(source, { device: config.device });
+  const session = await createSession(source, {
+    device: config.device,
+    intraOpNumThreads: config.threads,
+  });
   const rows = fixedBatch(signature, decoder.input) ?? Math.min(config.batch_size, batch);
   return {
     session,
@@ -250,6 +256,7 @@ export async function benchGenerateOverhead(
   }
   const config = await loadModelConfig(path);
   if (o.device !== undefined) config.device = o.device;
+  if (o.threads !== undefined) config.threads = o.threads;
   const model = await loadModel(config);
   const bare = { denoiser: await bareDenoiser(config, OVERHEAD_BATCH) } as OverheadSetup["bare"];
   bare.decoder = await bareDecoder(config, OVERHEAD_BATCH);
