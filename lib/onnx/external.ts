@@ -197,8 +197,13 @@ export async function readOnnxFile(path: string): Promise<OnnxFile> {
  *
  * @throws {DeviceUnavailableError} when the device's provider cannot start
  */
-export function openOnnxFile(file: OnnxFile, device: string): Promise<ort.InferenceSession> {
+export function openOnnxFile(
+  file: OnnxFile,
+  device: string,
+  threads?: number,
+): Promise<ort.InferenceSession> {
   return createSession(sessionSource(file.path, file.bytes, file.signature.externalData), {
     device,
+    intraOpNumThreads: threads,
   });
 }
