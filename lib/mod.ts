@@ -29,3 +29,4 @@ export * from "./gmm.ts";
 export * from "./gmm_grad.ts";
 export * from "./fingerprint.ts";
 export * from "./options.ts";
+export * from "./shard.ts";

@@ -12,6 +12,14 @@
 import { Buffer } from "node:buffer";
 import { imagescript } from "../lib/deps.ts";
 import { encodePng, type GridOptions, gridRaster, upscaleRaster } from "../lib/io/image.ts";
+import { defaultImageScale } from "../lib/io/labelled_grid.ts";
+import {
+  type Chart,
+  chartSvg,
+  linePlot,
+  type LinePlotOptions,
+  type Series as LibrarySeries,
+} from "../lib/io/plot.ts";
 
 // Kept importable from here: the notebooks and their tests use it beside the other helpers.
 export { upscaleRaster };
@@ -61,7 +69,7 @@ export function gif(bytes: Uint8Array, options: PngOptions = {}): Displayable {
 
 /** Options of {@linkcode imageGrid}. */
 export interface ImageGridOptions extends GridOptions, PngOptions {
-  /** Integer enlargement of the grid. @default {3} */
+  /** Integer enlargement of the grid. @default {each image at least 84 px: 3 for MNIST} */
   scale?: number;
 }
 
@@ -74,7 +82,8 @@ export function imageGrid(
   shape: readonly number[],
   options: ImageGridOptions = {},
 ): Displayable {
-  const raster = upscaleRaster(gridRaster(images, shape, options), options.scale ?? 3);
+  const scale = options.scale ?? defaultImageScale(shape[2], shape[3]);
+  const raster = upscaleRaster(gridRaster(images, shape, options), scale);
   return png(encodePng(raster), { alt: options.alt ?? `${shape[0]} images` });
 }
 
@@ -146,161 +155,56 @@ export function table(headers: readonly string[], rows: readonly (readonly Cell[
   });
 }
 
-/** One line of a {@linkcode lineChartSvg}. */
-export interface Series {
-  /** Legend label. */
-  name: string;
-  /** y values. */
-  y: ArrayLike<number>;
+/** One line of a {@linkcode lineChartSvg}: the library's series, with x optional. */
+export interface Series extends Omit<LibrarySeries, "x"> {
   /** x values (same length as `y`). @default {0, 1, …, y.length − 1} */
   x?: ArrayLike<number>;
 }
 
-/** Options of {@linkcode lineChartSvg}. */
-export interface LineChartOptions {
-  /** Width in pixels. @default {560} */
-  width?: number;
-  /** Height in pixels. @default {320} */
-  height?: number;
-  /** Title above the plot. @default {""} */
-  title?: string;
-  /** x-axis label. @default {""} */
-  xLabel?: string;
-  /** y-axis label. @default {""} */
-  yLabel?: string;
-  /** Plot y on a log10 scale (all y must be positive). @default {false} */
-  logY?: boolean;
-}
-
-/** Line colours, picked to stay apart for colour-blind readers (Okabe–Ito). */
-const PALETTE = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#D55E00", "#56B4E9", "#000000"];
-
-/** About five round tick values covering [lo, hi]. */
-export function niceTicks(lo: number, hi: number, count = 5): number[] {
-  if (!(Number.isFinite(lo) && Number.isFinite(hi))) {
-    throw new RangeError(`Tick range must be finite: got [${lo}, ${hi}]`);
-  }
-  if (hi === lo) return [lo];
-  const raw = (hi - lo) / count;
-  const magnitude = 10 ** Math.floor(Math.log10(raw));
-  const step = [1, 2, 2.5, 5, 10].map((m) => m * magnitude).find((s) => s >= raw) as number;
-  const ticks: number[] = [];
-  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) {
-    ticks.push(Number(v.toPrecision(12)));
-  }
-  return ticks;
-}
+/** Options of {@linkcode lineChartSvg}: those of the library's `linePlot`. */
+export type LineChartOptions = LinePlotOptions;
 
 /**
- * A line chart with markers, axes, ticks and a legend as a standalone SVG document: enough
- * to compare a few step schedules without a plotting library.
+ * A line chart as a standalone SVG document, drawn by the library's plotting module (the one
+ * behind every picture of ld3: title, labelled axes, ticks, legend, distinct markers).
  *
- * @throws {RangeError} When there is no series, a series is empty or has mismatched x/y,
- * a value is not finite, or `logY` meets a non-positive y.
+ * @throws {RangeError} When there is no series, a series has mismatched x/y, a value is not
+ * finite, or `logY` meets a non-positive y.
  */
-export function lineChartSvg(series: readonly Series[], options: LineChartOptions = {}): string {
+export async function lineChartSvg(
+  series: readonly Series[],
+  options: LineChartOptions = {},
+): Promise<string> {
   if (series.length === 0) throw new RangeError("Line chart needs at least one series");
-  const width = options.width ?? 560;
-  const height = options.height ?? 320;
-  const logY = options.logY ?? false;
-  const points = series.map((s) => {
-    if (s.y.length === 0) throw new RangeError(`Series "${s.name}" is empty`);
+  const full = series.map((s) => {
     if (s.x && s.x.length !== s.y.length) {
       throw new RangeError(`Series "${s.name}" has ${s.x.length} x values and ${s.y.length} y`);
     }
-    return Array.from(s.y, (y, i) => {
-      const x = s.x ? s.x[i] : i;
-      if (!Number.isFinite(x) || !Number.isFinite(y) || (logY && y <= 0)) {
-        throw new RangeError(`Series "${s.name}" point ${i} is not plottable: (${x}, ${y})`);
+    const x = s.x ?? Array.from(s.y, (_, i) => i);
+    Array.from(s.y).forEach((y, i) => {
+      if (!Number.isFinite(x[i]) || !Number.isFinite(y) || (options.logY && y <= 0)) {
+        throw new RangeError(`Series "${s.name}" point ${i} is not plottable: (${x[i]}, ${y})`);
       }
-      return [x, logY ? Math.log10(y) : y] as const;
     });
+    return { ...s, x };
   });
-  const xs = points.flat().map((p) => p[0]);
-  const ys = points.flat().map((p) => p[1]);
-  let [x0, x1] = [Math.min(...xs), Math.max(...xs)];
-  let [y0, y1] = [Math.min(...ys), Math.max(...ys)];
-  // A flat range would divide by zero below; widen it symmetrically.
-  if (x0 === x1) [x0, x1] = [x0 - 1, x1 + 1];
-  if (y0 === y1) [y0, y1] = [y0 - 1, y1 + 1];
-  const pad = { left: 64, right: 130, top: options.title ? 32 : 12, bottom: 46 };
-  const plotW = width - pad.left - pad.right;
-  const plotH = height - pad.top - pad.bottom;
-  const sx = (x: number) => pad.left + ((x - x0) / (x1 - x0)) * plotW;
-  const sy = (y: number) => pad.top + (1 - (y - y0) / (y1 - y0)) * plotH;
-  const f = (v: number) => v.toFixed(1);
-  const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" ` +
-    `viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="11">`,
-    `<rect width="${width}" height="${height}" fill="white"/>`,
-  ];
-  if (options.title) {
-    parts.push(
-      `<text x="${f(pad.left + plotW / 2)}" y="20" text-anchor="middle" font-size="13">${
-        escapeXml(options.title)
-      }</text>`,
-    );
-  }
-  for (const t of niceTicks(x0, x1)) {
-    parts.push(
-      `<line x1="${f(sx(t))}" y1="${pad.top}" x2="${f(sx(t))}" y2="${
-        pad.top + plotH
-      }" stroke="#eee"/>`,
-      `<text x="${f(sx(t))}" y="${pad.top + plotH + 14}" text-anchor="middle">${
-        formatNumber(t)
-      }</text>`,
-    );
-  }
-  for (const t of niceTicks(y0, y1)) {
-    const label = logY ? formatNumber(10 ** t) : formatNumber(t);
-    parts.push(
-      `<line x1="${pad.left}" y1="${f(sy(t))}" x2="${pad.left + plotW}" y2="${
-        f(sy(t))
-      }" stroke="#eee"/>`,
-      `<text x="${pad.left - 6}" y="${f(sy(t) + 4)}" text-anchor="end">${label}</text>`,
-    );
-  }
-  parts.push(
-    `<rect x="${pad.left}" y="${pad.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#444"/>`,
-  );
-  if (options.xLabel) {
-    parts.push(
-      `<text x="${f(pad.left + plotW / 2)}" y="${height - 8}" text-anchor="middle">${
-        escapeXml(options.xLabel)
-      }</text>`,
-    );
-  }
-  if (options.yLabel) {
-    const cy = f(pad.top + plotH / 2);
-    parts.push(
-      `<text x="14" y="${cy}" text-anchor="middle" transform="rotate(-90 14 ${cy})">${
-        escapeXml(options.yLabel + (logY ? " (log scale)" : ""))
-      }</text>`,
-    );
-  }
-  points.forEach((pts, i) => {
-    const colour = PALETTE[i % PALETTE.length];
-    const path = pts.map(([x, y]) => `${f(sx(x))},${f(sy(y))}`).join(" ");
-    parts.push(`<polyline points="${path}" fill="none" stroke="${colour}" stroke-width="1.8"/>`);
-    for (const [x, y] of pts) {
-      parts.push(`<circle cx="${f(sx(x))}" cy="${f(sy(y))}" r="2.8" fill="${colour}"/>`);
-    }
-    const ly = pad.top + 10 + i * 18;
-    const lx = pad.left + plotW + 12;
-    parts.push(
-      `<line x1="${lx}" y1="${ly}" x2="${
-        lx + 18
-      }" y2="${ly}" stroke="${colour}" stroke-width="2"/>`,
-      `<text x="${lx + 24}" y="${ly + 4}">${escapeXml(series[i].name)}</text>`,
-    );
-  });
-  parts.push("</svg>");
-  return parts.join("\n");
+  return await chartSvg(linePlot(full, options));
 }
 
 /** A line chart (see {@linkcode lineChartSvg}) as an inline SVG image. */
-export function lineChart(series: readonly Series[], options: LineChartOptions = {}): Displayable {
-  return svg(lineChartSvg(series, options), options.title || "line chart");
+export async function lineChart(
+  series: readonly Series[],
+  options: LineChartOptions = {},
+): Promise<Displayable> {
+  return svg(await lineChartSvg(series, options), options.title || "line chart");
+}
+
+/**
+ * Any chart of the library (`linePlot`, `lambdaPlot`, `schedulePlot`, `combineCharts`, …) as an
+ * inline SVG image.
+ */
+export async function chart(c: Chart, alt = "chart"): Promise<Displayable> {
+  return svg(await chartSvg(c), alt);
 }
 
 /** True inside the Deno Jupyter kernel (where `Deno.jupyter.display` works). */
@@ -386,8 +290,8 @@ export function liveDisplay(name = "ld3-live"): LiveDisplay {
 }
 
 /**
- * Enlarges a PNG file by an integer factor with nearest-neighbour sampling (a picture of 28×28
- * digits written by the library, such as `samplesPng`, is small in a notebook).
+ * Enlarges a PNG file by an integer factor with nearest-neighbour sampling (for a small picture
+ * made elsewhere; the library's own picture grids are already enlarged).
  *
  * @throws {RangeError} When `factor` is not a positive integer.
  */

@@ -14,6 +14,7 @@ import { EVAL } from "./eval.ts";
 import { EXPORT_SCHEDULE } from "./export_schedule.ts";
 import { GENERATE } from "./generate.ts";
 import { GRAD_MODEL } from "./grad_model.ts";
+import { MERGE } from "./merge.ts";
 import { SAMPLE } from "./sample.ts";
 import { TRAIN } from "./train.ts";
 
@@ -34,6 +35,7 @@ export const TASKS: readonly TaskEntry[] = [
   { task: EXPORT_SCHEDULE, script: "export_schedule.ts" },
   { task: CHECK_MODEL, script: "check_model.ts" },
   { task: BENCH_SCHEDULES, script: "bench_schedules.ts" },
+  { task: MERGE, script: "merge.ts" },
   { task: BENCH, script: "bench.ts" },
   { task: GRAD_MODEL, script: "grad_model.ts" },
 ];

@@ -9,7 +9,8 @@
  * model (FID defaults to the config's `eval` section: the bundled classifier and MNIST test
  * statistics for `configs/mnist-edm.yml`). Writes `<out_dir>/schedules.md` (tables),
  * `<out_dir>/schedules.json` (every cell), `<out_dir>/schedules.png` (metric vs NFE, one panel
- * per solver) and `<out_dir>/schedules_lambda.png` (λ of each grid point vs step index).
+ * per solver), `<out_dir>/schedules_lambda.png` (λ of each grid point vs step index), both
+ * also as SVG, and `<out_dir>/schedules.html` (all of it in one self-contained page).
  *
  * ```sh
  * deno task bench:schedules [--config configs/gmm-mnist.yml] [--num_samples 200] \
@@ -41,9 +42,12 @@ import {
   type ScheduleBenchEstimate,
 } from "../lib/pipelines/grid_bench.ts";
 import { writeScheduleBench } from "../lib/pipelines/grid_bench_report.ts";
+import { runScheduleBenchShard } from "../lib/pipelines/grid_bench_shards.ts";
+import { SHARD_OPTIONS } from "../lib/shard.ts";
 import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
 import { GRID_SET_OPTIONS, trainLd3Grids } from "../lib/pipelines/train/grid_set.ts";
 import { defineTask, FEATURES_OPTIONS, runCli } from "./_cli.ts";
+import { announceShard, commandWithoutShard } from "./_shard.ts";
 
 const ROOT = resolve(new URL("..", import.meta.url).pathname);
 const REAL_CONFIG = join(ROOT, "configs/mnist-edm.yml");
@@ -67,6 +71,7 @@ const BENCH_TASK_OPTIONS = declareOptions({
     defaultText: "configs/mnist-edm.yml when present, else configs/gmm-mnist.yml",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
   ...FEATURES_OPTIONS,
   outDir: {
     flag: "out_dir",
@@ -82,6 +87,7 @@ const BENCH_TASK_OPTIONS = declareOptions({
     help: "first train the missing LD3 grids into --ld3_dir (the demo's settings: a seed-0 " +
       "UniPC-20 teacher of --ld3_samples, 1 + 2 rounds from EDM; resumable, in <out_dir>/ld3)",
   },
+  ...SHARD_OPTIONS,
 });
 
 /** The `bench:schedules` task. */
@@ -92,18 +98,27 @@ export const BENCH_SCHEDULES = defineTask({
     "FID and teacher distance; resumable",
   details: [
     "Writes <out_dir>/schedules.md (tables), schedules.json (every cell), schedules.png and",
-    "schedules_lambda.png; --train_ld3 makes the LD3 column in the same command.",
+    "schedules_lambda.png (also as .svg) and schedules.html (all of it in one page);",
+    "--train_ld3 makes the LD3 column in the same command. With --shard K/N (or in a Slurm",
+    "array / Indexed Job) it evaluates every N-th cell from K on an existing teacher;",
+    "`deno task merge <out_dir>` then writes the report.",
   ],
   options: { ...SCHEDULE_BENCH_OPTIONS, ld3Samples: GRID_SET_OPTIONS.samples },
   taskOptions: BENCH_TASK_OPTIONS,
   async run(v) {
+    const shard = announceShard("bench:schedules", v);
     const configPath = v.config ?? (await pathExists(REAL_CONFIG) ? REAL_CONFIG : GMM_CONFIG);
+    if (shard && v.trainLd3) {
+      throw new TypeError(
+        "--train_ld3 with --shard: train the LD3 grids once, then run the shards",
+      );
+    }
     if (v.trainLd3) {
       await trainLd3Column(configPath, v);
     } else if (v.ld3Samples !== undefined) {
       throw new TypeError("--ld3_samples needs --train_ld3");
     }
-    const model = await loadModel(configPath, v.device ? { device: v.device } : {});
+    const model = await loadModel(configPath, { device: v.device, threads: v.threads });
     try {
       // FID: explicit files, else the config's eval section (the bundled classifier and the
       // MNIST test statistics for the bundled model). Loaded once for every cell.
@@ -118,15 +133,29 @@ export const BENCH_SCHEDULES = defineTask({
           }`,
         );
       }
-      const { features: _, ...given } = v;
-      const result = await runScheduleBench(model, {
+      const { features: _, shard: _shard, ...given } = v;
+      const options = {
         ...given,
         teacherRoot: join(v.outDir, "teacher"),
         resumeDir: join(v.outDir, "cells"),
         gitsDir: join(v.outDir, "gits"),
         ...(spec !== undefined && fidRef !== undefined ? { features: spec, fidRef } : {}),
-        onEstimate: (e) => console.log(estimateLine(model.config.name, e)),
-      });
+        onEstimate: (e: ScheduleBenchEstimate) => console.log(estimateLine(model.config.name, e)),
+      };
+      if (shard) {
+        const command = commandWithoutShard("bench:schedules", Deno.args);
+        const { record, path } = await runScheduleBenchShard(model, v.outDir, {
+          ...options,
+          shard,
+          command,
+        });
+        console.log(
+          `${path}: ${record.cells.length} cells; when all shards are done: ` +
+            `deno task merge ${v.outDir}`,
+        );
+        return;
+      }
+      const result = await runScheduleBench(model, options);
       const { markdown } = await writeScheduleBench(v.outDir, result, {
         command: ["deno task bench:schedules", ...Deno.args].join(" "),
         schedule: model.denoiser.schedule,
@@ -134,7 +163,7 @@ export const BENCH_SCHEDULES = defineTask({
       console.log(markdown.trimEnd());
       console.log(
         `\nwrote ${join(v.outDir, "schedules.md")}, schedules.json, schedules.png, ` +
-          `schedules_lambda.png (${formatDuration(result.seconds)})`,
+          `schedules_lambda.png, schedules.html (${formatDuration(result.seconds)})`,
       );
     } finally {
       await model.close();
@@ -153,6 +182,7 @@ async function trainLd3Column(
     outDir: string;
     ld3Samples?: number;
     device?: string;
+    threads?: number;
   },
 ): Promise<void> {
   if (v.schedules !== undefined && !v.schedules.includes("ld3")) {
@@ -166,6 +196,7 @@ async function trainLd3Column(
     workDir: join(v.outDir, "ld3"),
     samples: v.ld3Samples,
     device: v.device,
+    threads: v.threads,
     onGrid: (g) =>
       console.log(
         `ld3 grid ${g.solver} NFE ${g.nfe}: ${g.status}` +

@@ -20,7 +20,9 @@
  * @module
  */
 import { writeFileAtomic } from "../lib/io/atomic.ts";
-import { imageShapeOf, imagesToPngGrid } from "../lib/io/image.ts";
+import { checkPictureShape, imageShapeOf } from "../lib/io/image.ts";
+import { labelledGridPng } from "../lib/io/labelled_grid.ts";
+import { lockOutputs } from "../lib/io/lock.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
 import { loadModelConfig } from "../lib/onnx/config.ts";
 import { loadModel } from "../lib/onnx/model.ts";
@@ -34,9 +36,13 @@ import {
   QUALITY_OPTIONS,
   writeEvalResult,
 } from "../lib/pipelines/evaluate.ts";
-import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
+import { MODEL_OPTIONS, SCALE_OPTIONS } from "../lib/pipelines/options.ts";
 import { prepareSampler } from "../lib/pipelines/sampler.ts";
+import { evalShardsDir, evaluateShard, writeEvalShard } from "../lib/pipelines/eval_shards.ts";
+import { shardRecordName } from "../lib/io/shard_record.ts";
+import { type Shard, SHARD_OPTIONS, shardName } from "../lib/shard.ts";
 import { defineTask, FEATURES_OPTIONS, runCli } from "./_cli.ts";
+import { announceShard } from "./_shard.ts";
 
 /** What `eval` measures beyond the library's options, and where it writes. */
 const EVAL_TASK_OPTIONS = declareOptions({
@@ -89,8 +95,10 @@ const EVAL_TASK_OPTIONS = declareOptions({
     flag: "save_png",
     kind: "string",
     arg: "FILE",
-    help: "grid PNG of the first 64 samples",
+    help: "grid PNG of the first 64 samples (enlarged by --scale)",
   },
+  ...SCALE_OPTIONS,
+  ...SHARD_OPTIONS,
 });
 
 /** The `eval` result in one line. */
@@ -109,11 +117,17 @@ export const EVAL = defineTask({
     "error, classifier check; resumable",
   details: [
     "FID defaults to the config's eval section. Partial results go to <out>.partial.npz every",
-    "30 s, so an interrupted run continues where it stopped when rerun.",
+    "30 s, so an interrupted run continues where it stopped when rerun. With --shard K/N (or in",
+    "a Slurm array / Indexed Job) it scores shard K's batches into <out>.shards/;",
+    "`deno task merge <out>` then writes the result one process writes.",
   ],
   options: { ...MODEL_OPTIONS, ...EVAL_OPTIONS, ...QUALITY_OPTIONS },
   taskOptions: EVAL_TASK_OPTIONS,
   async run(v) {
+    const shard = announceShard("eval", v);
+    if (shard && v.checkpoint !== undefined) {
+      throw new TypeError("--checkpoint: each shard keeps its own, in <out>.shards/");
+    }
     const config = await loadModelConfig(v.config);
     const fidFromConfig = !v.noFid && config.eval?.features !== undefined &&
       config.eval?.fid_ref !== undefined;
@@ -137,15 +151,26 @@ export const EVAL = defineTask({
       lpips: v.lpipsModel,
       configEval: !v.noFid,
       quality: v.quality ? { threshold: v.threshold, logits: v.logits } : false,
+      shard: undefined,
     };
-    const model = await loadModel(config, v.device ? { device: v.device } : {});
+    const model = await loadModel(config, { device: v.device, threads: v.threads });
     try {
       // The default names need the solver's NFE and the grid kind before the run.
       const sampler = await prepareSampler(model, options);
       const out = v.out ?? `eval_${sampler.solverName}_NFE${sampler.nfe}_${sampler.gridKind}.json`;
+      // Everything written at the end is checked now: drawable, its folder made, not shared.
+      if (v.savePng !== undefined) checkPictureShape(model.imageShape, "save_png");
+      if (shard) {
+        await evaluateOneShard(model, options, shard, { out, savePng: v.savePng, scale: v.scale });
+        return;
+      }
       const checkpoint = v.checkpoint ?? `${out}.partial.npz`;
+      await using _outputs = await lockOutputs(
+        v.savePng === undefined ? [out] : [out, v.savePng],
+        { what: "eval" },
+      );
       let bar: ProgressBar | undefined;
-      let png: Uint8Array | undefined;
+      let preview: { images: Float32Array; shape: number[] } | undefined;
       const result = await evaluateSchedule(model, {
         ...options,
         checkpoint,
@@ -160,17 +185,85 @@ export const EVAL = defineTask({
         },
         onPreview(images, count, imageShape) {
           if (v.savePng === undefined) return;
-          png = imagesToPngGrid(images, [count, ...imageShapeOf([...imageShape])]);
+          preview = { images: images.slice(), shape: [count, ...imageShapeOf([...imageShape])] };
         },
       });
       bar?.finish();
       await writeEvalResult(out, result);
-      if (v.savePng !== undefined && png) await writeFileAtomic(v.savePng, png);
+      if (v.savePng !== undefined && preview) {
+        const png = await labelledGridPng(preview.images, preview.shape, { scale: v.scale });
+        await writeFileAtomic(v.savePng, png);
+      }
       console.log(summary(result));
     } finally {
       await model.close();
     }
   },
 });
+
+/** A progress bar for an evaluation's samples, telling of a resumed checkpoint. */
+function progressBar(checkpoint: string) {
+  let bar: ProgressBar | undefined;
+  return {
+    onProgress(done: number, total: number) {
+      if (bar === undefined) {
+        if (done > 0) console.error(`resuming ${checkpoint}: ${done}/${total} samples done`);
+        bar = new ProgressBar(total, { label: "eval", unit: "samples", initial: done });
+      }
+      bar.update(done);
+    },
+    finish: () => bar?.finish(),
+  };
+}
+
+/**
+ * `eval --shard K/N`: scores shard K's batches and writes its part to
+ * `<out>.shards/shard-K-of-N.npz` (its checkpoint beside it), owned by this run while it works.
+ */
+async function evaluateOneShard(
+  model: Awaited<ReturnType<typeof loadModel>>,
+  options: EvaluateOptions,
+  shard: Shard,
+  outputs: { out: string; savePng?: string; scale?: number },
+): Promise<void> {
+  const dir = evalShardsDir(outputs.out);
+  const part = `${dir}/${shardRecordName(shard, "npz")}`;
+  const checkpoint = `${dir}/${shardName(shard)}.partial.npz`;
+  const own = await lockOutputs([part], { what: `eval shard ${shard.index}/${shard.count}` });
+  try {
+    await scoreShard(model, options, shard, { ...outputs, part, checkpoint });
+  } finally {
+    // The shards' folder stays: the other shards write into it.
+    await own.release({ removeCreatedDirs: false });
+  }
+}
+
+/** {@linkcode evaluateOneShard} once its part is locked. */
+async function scoreShard(
+  model: Awaited<ReturnType<typeof loadModel>>,
+  options: EvaluateOptions,
+  shard: Shard,
+  outputs: { out: string; savePng?: string; scale?: number; part: string; checkpoint: string },
+): Promise<void> {
+  const { part, checkpoint } = outputs;
+  const bar = progressBar(checkpoint);
+  const result = await evaluateShard(model, {
+    ...options,
+    shard,
+    checkpoint,
+    previewImages: 64,
+    ...(outputs.savePng !== undefined
+      ? { pictures: { png: outputs.savePng, scale: outputs.scale } }
+      : {}),
+    onProgress: bar.onProgress,
+  });
+  bar.finish();
+  await writeEvalShard(part, result);
+  const { first, end, total } = result.record.samples;
+  console.log(
+    `${part}: samples ${first}…${end - 1} of ${total} (${result.record.seconds.toFixed(1)} s); ` +
+      `when all shards are done: deno task merge ${outputs.out}`,
+  );
+}
 
 if (import.meta.main) await runCli(EVAL);

@@ -14,7 +14,9 @@
  */
 import { GENERATE_OPTIONS, generateDataset } from "../lib/pipelines/generate.ts";
 import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
+import { SHARD_OPTIONS, sourceDateEpoch } from "../lib/shard.ts";
 import { CONDITION_OPTIONS, conditionOf, defineTask, runCli } from "./_cli.ts";
+import { announceShard } from "./_shard.ts";
 
 /** The `generate` task. */
 export const GENERATE = defineTask({
@@ -23,18 +25,33 @@ export const GENERATE = defineTask({
   details: [
     "The dataset goes to <data_dir>/<solver>_NFE<nfe>_<grid kind>/; sample i always gets the",
     "same noise whatever the batch size, so a rerun skips complete samples and refuses changed",
-    "parameters.",
+    "parameters. With --shard K/N (or in a Slurm array / Indexed Job) it makes shard K's",
+    "batches only, beside the other shards; `deno task merge <dataset>` then writes the manifest.",
+    "The manifest's created time is SOURCE_DATE_EPOCH when set.",
   ],
   options: { ...MODEL_OPTIONS, ...GENERATE_OPTIONS },
-  taskOptions: CONDITION_OPTIONS,
+  taskOptions: { ...CONDITION_OPTIONS, ...SHARD_OPTIONS },
   async run(v) {
-    const result = await generateDataset(v.config, { ...v, condition: await conditionOf(v) });
+    const shard = announceShard("generate", v);
+    const result = await generateDataset(v.config, {
+      ...v,
+      condition: await conditionOf(v),
+      shard,
+      created: sourceDateEpoch(Deno.env.toObject()),
+    });
     const perSample = result.generated > 0
       ? ` (${(result.seconds / result.generated * 1000).toFixed(1)} ms/sample)`
       : "";
+    const range = result.samples;
+    const part = range === undefined
+      ? ""
+      : range.end > range.first
+      ? ` samples ${range.first}…${range.end - 1}:`
+      : " no batch of its own (more shards than batches):";
     console.log(
-      `${result.dir}: ${result.generated} samples generated, ${result.skipped} already complete` +
-        perSample,
+      `${result.dir}:${part} ${result.generated} samples generated, ${result.skipped} already ` +
+        `complete${perSample}` +
+        (shard ? `; when all shards are done: deno task merge ${result.dir}` : ""),
     );
   },
 });

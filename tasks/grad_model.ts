@@ -12,6 +12,7 @@
  * @module
  */
 import { writeFileAtomic } from "../lib/io/atomic.ts";
+import { lockOutputs } from "../lib/io/lock.ts";
 import { declareOptions } from "../lib/options.ts";
 import { buildVjpModel } from "../lib/vjp/mod.ts";
 import { defineTask, runCli } from "./_cli.ts";
@@ -66,6 +67,8 @@ export const GRAD_MODEL = defineTask({
     out: { flag: "out", kind: "string", arg: "FILE", required: true, help: "the VJP model" },
   }),
   async run(v, [input]) {
+    // The output's folder is made (or found unwritable) before the graph is built.
+    await using _out = await lockOutputs([v.out], { what: "grad-model" });
     const vjp = await buildVjpModel(await Deno.readFile(input), {
       wrt: v.wrt,
       of: v.of,

@@ -1,6 +1,7 @@
 /**
  * `deno task sample`: images from any solver and grid (a skip type or a learned grid file),
- * saved as one PNG grid, and optionally as a GIF of the sampling trajectory (`--gif`): the
+ * saved as one PNG grid (each image enlarged to at least 84 px unless `--scale` says otherwise),
+ * and optionally as a GIF of the sampling trajectory (`--gif`): the
  * x0-prediction after each network evaluation, then the final samples.
  *
  * ```sh
@@ -14,9 +15,13 @@
  */
 import { writeFileAtomic } from "../lib/io/atomic.ts";
 import { imagesGif } from "../lib/io/animation.ts";
-import { imagesToPngGrid } from "../lib/io/image.ts";
+import { checkPictureShape } from "../lib/io/image.ts";
+import { labelledGridPng } from "../lib/io/labelled_grid.ts";
+import { lockOutputs } from "../lib/io/lock.ts";
+import { loadModel } from "../lib/onnx/model.ts";
 import { declareOptions } from "../lib/options.ts";
-import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
+import { MODEL_OPTIONS, SCALE_OPTIONS } from "../lib/pipelines/options.ts";
+import { validateSamplerOptions } from "../lib/pipelines/sampler.ts";
 import {
   SAMPLE_IMAGES_OPTIONS,
   sampleImages,
@@ -48,26 +53,39 @@ export const SAMPLE = defineTask({
   name: "sample",
   summary: "Sample images with any solver and grid (a skip type, σ list or learned grid file)",
   options: { ...MODEL_OPTIONS, ...SAMPLE_IMAGES_OPTIONS },
-  taskOptions: { ...CONDITION_OPTIONS, ...PICTURE_OPTIONS },
+  taskOptions: { ...CONDITION_OPTIONS, ...PICTURE_OPTIONS, ...SCALE_OPTIONS },
   async run(v) {
     if (v.gif === "") throw new TypeError("--gif needs a file name");
-    const sampled = await sampleImages(v.config, {
-      ...v,
-      condition: await conditionOf(v),
-      trajectory: v.gif !== undefined,
-    });
-    const { images, shape, sampler } = sampled;
-    await writeFileAtomic(v.out, imagesToPngGrid(images, shape, { nrow: v.nrow }));
-    let gifNote = "";
-    if (v.gif !== undefined) {
-      const frames = trajectoryFrames(sampled);
-      await writeFileAtomic(v.gif, await imagesGif(frames, shape, { nrow: v.nrow }));
-      gifNote = `; ${v.gif}: ${frames.length} frames`;
+    validateSamplerOptions(v); // bad options fail before the model loads
+    const condition = await conditionOf(v);
+    const model = await loadModel(v.config, v.device ? { device: v.device } : {});
+    try {
+      // What could not be drawn or written is refused before the first network call.
+      checkPictureShape(model.imageShape, "out");
+      await using _outputs = await lockOutputs(v.gif === undefined ? [v.out] : [v.out, v.gif], {
+        what: "sample",
+      });
+      const sampled = await sampleImages(model, {
+        ...v,
+        condition,
+        trajectory: v.gif !== undefined,
+      });
+      const { images, shape, sampler } = sampled;
+      const grid = { nrow: v.nrow, scale: v.scale };
+      await writeFileAtomic(v.out, await labelledGridPng(images, shape, grid));
+      let gifNote = "";
+      if (v.gif !== undefined) {
+        const frames = trajectoryFrames(sampled);
+        await writeFileAtomic(v.gif, await imagesGif(frames, shape, grid));
+        gifNote = `; ${v.gif}: ${frames.length} frames`;
+      }
+      console.log(
+        `${v.out}: ${shape[0]} samples, ${sampler.solverName} ${sampler.gridKind}, ` +
+          `NFE ${sampler.nfe}${gifNote}`,
+      );
+    } finally {
+      await model.close();
     }
-    console.log(
-      `${v.out}: ${shape[0]} samples, ${sampler.solverName} ${sampler.gridKind}, ` +
-        `NFE ${sampler.nfe}${gifNote}`,
-    );
   },
 });
 

@@ -23,8 +23,9 @@ export const TRAIN = defineTask({
   summary: "Learn a step schedule with LD3 from a teacher dataset; resumable run folder",
   details: [
     "The run folder <log_path>/<solver>-N<steps>-b<bound>-<loss>-lr2<lr2>rv1<r1>-rv2<r2>-seed<seed>/",
-    "gets grid.json (for --load_from), config.yml, log.jsonl, checkpoints, schedule.png,",
-    "schedule.gif, samples.png and summary.json (docs/training.md).",
+    "gets grid.json (for --load_from), config.yml, log.jsonl, checkpoints, schedule.svg and",
+    ".png, schedule.gif, samples.png, summary.json and report.html, the whole run in one page",
+    "for a browser (docs/training.md).",
   ],
   options: TRAIN_OPTIONS,
   taskOptions: QUIET_OPTION,

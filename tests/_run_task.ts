@@ -14,14 +14,22 @@ export interface TaskOutput {
   stderr: string;
 }
 
-/** Runs `tasks/<task>.ts` with `args` in `cwd` (default: the repository root), without colours. */
-export async function runTask(task: string, args: string[], cwd = ROOT): Promise<TaskOutput> {
+/**
+ * Runs `tasks/<task>.ts` with `args` in `cwd` (default: the repository root), without colours,
+ * with `env` added to the environment.
+ */
+export async function runTask(
+  task: string,
+  args: string[],
+  cwd = ROOT,
+  env: Record<string, string> = {},
+): Promise<TaskOutput> {
   const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
     args: ["run", "--allow-all", "--quiet", join(ROOT, "tasks", `${task}.ts`), ...args],
     cwd,
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1" },
+    env: { NO_COLOR: "1", ...env },
   }).output();
   return {
     code,

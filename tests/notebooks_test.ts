@@ -20,7 +20,6 @@ import {
   imageGrid,
   lineChartSvg,
   markdownTable,
-  niceTicks,
   png,
   table,
   upscaleRaster,
@@ -369,39 +368,32 @@ Deno.test("_display: tables in Markdown and escaped HTML", () => {
   assert.equal(escapeXml(`a&"'`), "a&#38;&#34;&#39;");
 });
 
-Deno.test("_display: niceTicks covers the range with round steps", () => {
-  assert.deepEqual(niceTicks(0, 6), [0, 2, 4, 6]);
-  assert.deepEqual(niceTicks(-3.1, 5.9), [-2, 0, 2, 4]);
-  assert.deepEqual(niceTicks(0.02, 0.11), [0.02, 0.04, 0.06, 0.08, 0.1]);
-  assert.deepEqual(niceTicks(3, 3), [3]);
-  assert.throws(() => niceTicks(0, Infinity), RangeError);
-});
-
-Deno.test("_display: lineChartSvg draws one polyline per series through the data", () => {
-  const svg = lineChartSvg(
+Deno.test("_display: lineChartSvg draws one line per series with the library's plotting", async () => {
+  const svg = await lineChartSvg(
     [{ name: "up", y: [0, 1, 2] }, { name: "<down>", x: [0, 1, 2], y: [2, 1, 0] }],
-    { width: 300, height: 200, title: "t", xLabel: "k", yLabel: "λ" },
+    { width: 400, height: 240, title: "t", xLabel: "k", yLabel: "λ" },
   );
-  assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"'));
-  assert.ok(svg.endsWith("</svg>"));
-  const lines = [...svg.matchAll(/<polyline points="([^"]+)"/g)].map((m) =>
-    m[1].split(" ").map((p) => p.split(",").map(Number))
+  assert.ok(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg" width="400" height="240"'));
+  assert.ok(svg.trimEnd().endsWith("</svg>"));
+  // Two curves and two legend swatches, each a line group in its series' colour.
+  const lines = [...svg.matchAll(/<g\b[^>]*aria-label="line"[^>]*><path d="([^"]+)"/g)].map((m) =>
+    m[1].slice(1).split("L").map((p) => p.split(",").map(Number))
   );
-  assert.equal(lines.length, 2);
+  assert.equal(lines.length, 4);
   assert.equal(lines[0].length, 3);
   // The rising series goes up (SVG y decreases), the falling one mirrors it.
   assert.ok(lines[0][0][1] > lines[0][2][1]);
   assert.deepEqual(lines[1].map((p) => p[1]), lines[0].map((p) => p[1]).reverse());
   assert.deepEqual(lines[1].map((p) => p[0]), lines[0].map((p) => p[0]));
-  assert.match(svg, /&#60;down&#62;/);
-  assert.equal(svg.match(/<circle /g)?.length, 6);
-  assert.throws(() => lineChartSvg([]), /at least one series/);
-  assert.throws(
-    () => lineChartSvg([{ name: "a", y: [1, Number.NaN] }]),
+  assert.match(svg, /&#60;down&#62;|&lt;down&gt;/);
+  for (const text of [">t<", ">k<", ">λ<"]) assert.ok(svg.includes(text), text);
+  await assert.rejects(lineChartSvg([]), /at least one series/);
+  await assert.rejects(
+    lineChartSvg([{ name: "a", y: [1, Number.NaN] }]),
     /point 1 is not plottable/,
   );
-  assert.throws(() => lineChartSvg([{ name: "a", y: [1, 0] }], { logY: true }), /not plottable/);
-  assert.throws(() => lineChartSvg([{ name: "a", x: [1], y: [1, 2] }]), /1 x values and 2 y/);
+  await assert.rejects(lineChartSvg([{ name: "a", y: [1, 0] }], { logY: true }), /not plottable/);
+  await assert.rejects(lineChartSvg([{ name: "a", x: [1], y: [1, 2] }]), /1 x values and 2 y/);
   // A constant series still gives finite coordinates.
-  assert.doesNotMatch(lineChartSvg([{ name: "flat", y: [5, 5] }]), /NaN|Infinity/);
+  assert.doesNotMatch(await lineChartSvg([{ name: "flat", y: [5, 5] }]), /NaN|Infinity/);
 });

@@ -3,6 +3,7 @@ import {
   checkValue,
   declaredValues,
   declareOptions,
+  type OptionDeclarations,
   optionsMarkdown,
   parseCommandLine,
   pickOptions,
@@ -167,4 +168,19 @@ Deno.test("usageLines() and optionsMarkdown() show every option with its default
   assert.equal(table.length, 2 + Object.keys(OPTIONS).length);
   assert.equal(table[2], "| `--steps` | N | 10 | solver steps |");
   assert.equal(table[4], "| `--solver_name` (was `--solver`) | euler \\| heun | euler | solver |");
+});
+
+Deno.test("every option declaration set the library exports is well formed", async () => {
+  const api = await import("../mod.ts") as Record<string, unknown>;
+  const isDeclaration = (v: unknown) =>
+    typeof v === "object" && v !== null && "flag" in v && "kind" in v && "help" in v;
+  const sets = Object.entries(api).filter(([name, value]) =>
+    name.endsWith("_OPTIONS") && typeof value === "object" && value !== null &&
+    Object.values(value).every(isDeclaration)
+  );
+  assert.ok(sets.length >= 15, `found ${sets.map(([n]) => n)}`);
+  for (const [name, value] of sets) {
+    // Unique flags, and every default passing its own checks.
+    assert.doesNotThrow(() => declareOptions(value as OptionDeclarations), name);
+  }
 });

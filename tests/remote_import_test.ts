@@ -6,8 +6,9 @@
  * The first tests scan every import of `mod.ts` and `lib/`. The last serves the repository on
  * 127.0.0.1 and runs a script in a fresh `DENO_DIR`, without the config file or a
  * `node_modules` folder, that imports `http://127.0.0.1:<port>/mod.ts` and samples the GMM
- * model; its checksum must equal an in-process run's. The fresh `DENO_DIR` downloads the pinned
- * npm packages from the registry (onnxruntime-node is the big one: about 5 s measured here).
+ * model; its checksum must equal an in-process run's, and then draws a chart (the plotting
+ * packages load lazily, on first use). The fresh `DENO_DIR` downloads the pinned npm packages
+ * from the registry (onnxruntime-node is the big one: about 5 s measured here).
  */
 import assert from "node:assert/strict";
 import { join, normalize, relative } from "node:path";
@@ -119,12 +120,15 @@ Deno.test("mod.ts imported over HTTP in a fresh DENO_DIR, without deno.json, sam
     await Deno.writeTextFile(
       script,
       [
-        `import { sampleImages } from "http://127.0.0.1:${port}/mod.ts";`,
+        `import { chartPng, lambdaPlot, sampleImages } from "http://127.0.0.1:${port}/mod.ts";`,
         `const r = await sampleImages(${JSON.stringify(CONFIG)}, ${JSON.stringify(SAMPLING)});`,
         `const bytes = new Uint8Array(r.images.slice().buffer);`,
         `const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));`,
         `const hex = Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("");`,
         'console.log(`${r.shape.join("x")} ${hex}`);',
+        // The charting packages load lazily, from the npm cache, on the first chart.
+        `const png = await chartPng(lambdaPlot([{ name: "logSNR", lambdas: [-4, 0, 6] }]));`,
+        "console.error(`chart PNG ${png.length} bytes, signature ${png[1] === 0x50}`);",
       ].join("\n"),
     );
     const denoDir = join(work, "deno_dir");
@@ -154,12 +158,67 @@ Deno.test("mod.ts imported over HTTP in a fresh DENO_DIR, without deno.json, sam
     assert.ok(requested.includes("/mod.ts") && requested.includes("/lib/deps.ts"));
     const outside = requested.filter((p) => !(p === "/mod.ts" || /^\/lib\/.+\.ts$/.test(p)));
     assert.deepEqual(outside, [], "only mod.ts and lib/ modules are fetched");
+    assert.match(err, /chart PNG \d+ bytes, signature true/);
 
     const local = await sampleImages(CONFIG, SAMPLING);
     assert.equal(
       new TextDecoder().decode(stdout).trim(),
       await checksum(local.images, local.shape),
     );
+  } finally {
+    await server.shutdown();
+    await Deno.remove(work, { recursive: true });
+  }
+});
+
+/** The first TypeScript block of the README's "Using the library" section. */
+async function readmeExample(): Promise<string> {
+  const readme = await Deno.readTextFile(join(ROOT, "README.md"));
+  const section = readme.slice(readme.indexOf("## Using the library"));
+  const block = /```ts\n([\s\S]*?)```/.exec(section);
+  assert.ok(block, "README.md has a TypeScript example under Using the library");
+  return block[1];
+}
+
+Deno.test("the README's library example runs as written in an empty folder against a served copy", async () => {
+  const { server, port, requested } = serveRepository();
+  const work = await Deno.makeTempDir({ prefix: "ld3_readme_example_" });
+  try {
+    const example = (await readmeExample()).replaceAll(
+      "https://<host>/ld3/",
+      `http://127.0.0.1:${port}/`,
+    );
+    assert.ok(example.includes(`http://127.0.0.1:${port}/configs/`), "the example loads a URL");
+    const script = join(work, "example.ts");
+    await Deno.writeTextFile(script, example);
+    const { code, stdout, stderr } = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-config",
+        "--no-lock",
+        "--node-modules-dir=none",
+        `--allow-import=127.0.0.1:${port}`,
+        `--allow-net=127.0.0.1:${port}`,
+        `--allow-read`,
+        `--allow-write=${work}`,
+        "--allow-env",
+        "--allow-ffi",
+        "--allow-sys",
+        script,
+      ],
+      cwd: work,
+      env: {
+        DENO_DIR: join(work, "deno_dir"),
+        LD3_CACHE_DIR: join(work, "cache"),
+        NO_COLOR: "1",
+      },
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(code, 0, new TextDecoder().decode(stderr));
+    assert.equal(new TextDecoder().decode(stdout).trim(), "784");
+    assert.ok(requested.includes("/configs/mnist-edm.yml"));
+    assert.ok(requested.includes("/models/mnist-edm/model.onnx"));
   } finally {
     await server.shutdown();
     await Deno.remove(work, { recursive: true });

@@ -22,6 +22,7 @@ import {
   vpLinearSchedule,
 } from "../lib/noise_schedule.ts";
 import { gridOfFile, loadGridFile, makeGridFile, saveGridFile } from "../lib/io/grid_file.ts";
+import { thetaToGrid } from "../lib/ld3/parameterization.ts";
 
 const SCHEDULES = {
   ve: veSchedule(),
@@ -138,4 +139,30 @@ Deno.test("grid files round-trip and are checked against the schedule", async ()
     (e) => ok(/strictly decreasing/.test(e.message), e.message),
   );
   await Deno.remove(dir, { recursive: true });
+});
+
+Deno.test("gridOfFile() checks the evaluation grid t2 against the schedule too", () => {
+  const s = veSchedule();
+  const t1 = edmGrid(s, 4);
+  const file = makeGridFile(s, { t1, t2: t1 });
+  const withT2 = (t2: number[]) => ({ ...file, t2 });
+  const source = "grid file runs/x/grid.json";
+  // t2[1] = 1000 on a schedule of [0.002, 80].
+  throws(
+    () => gridOfFile(withT2([80, 1000, 1, 0.1, 0.002]), s, source),
+    /^RangeError: grid file runs\/x\/grid\.json: evaluation time t2\[1\] = 1000 falls outside the model's \[80, 0\.002\]/,
+  );
+  throws(() => gridOfFile(withT2([80, 10, 1, 0.1, 0.001]), s), /t2\[4\] = 0\.001 falls outside/);
+  throws(
+    () => gridOfFile(withT2([80, 1, 10, 0.1, 0.002]), s, source),
+    /grid\.json: evaluation grid t2 must not increase: t2\[2\] = 10 > t2\[1\] = 1/,
+  );
+  throws(() => gridOfFile(withT2([80, 10, 1, 0.1]), s, source), /grid\.json: Evaluation grid t2/);
+  // LD3's evaluation times (within half the smallest gap of their step) pass, even clamped
+  // at the window's edge from both sides, where neighbours meet up to round-off.
+  for (const sign of [1, -1]) {
+    const theta2 = Float64Array.from({ length: 7 }, (_, k) => sign * (k % 2 ? 1e3 : -1e3));
+    const g = thetaToGrid(s, new Float64Array(7).fill(1), theta2, { timeMode: "lambda" });
+    gridOfFile(makeGridFile(s, { t1: g.t1, t2: g.t2 }), s);
+  }
 });

@@ -1,12 +1,13 @@
 /**
  * `deno task docs`: writes what the option declarations say into the files people read —
  * `docs/tasks.md` (every task's usage and option table), the task table of the README (between
- * its `tasks` markers) and the task descriptions of `deno.json`. `tests/tasks/docs_test.ts`
- * fails when one of them differs from the declarations, so a changed default cannot go
- * undocumented.
+ * its `tasks` markers) and the task descriptions of `deno.json`; and the export formats'
+ * consumers, conventions and examples into `docs/export.md` (between its `export` markers, from
+ * `lib/pipelines/export_targets.ts`). `tests/tasks/docs_test.ts` fails when one of them differs
+ * from the declarations, so a changed default cannot go undocumented.
  *
  * ```sh
- * deno task docs           # rewrite the three files
+ * deno task docs           # rewrite the four files
  * deno task docs --check   # exit 1 when one is out of date
  * ```
  *
@@ -14,6 +15,7 @@
  */
 import { join } from "node:path";
 import { taskMarkdown } from "../tasks/_cli.ts";
+import { withExportSection } from "./export_docs.ts";
 import { TASKS } from "../tasks/_all.ts";
 
 /** The repository root. */
@@ -52,7 +54,7 @@ export function readmeTaskTable(): string {
     ...rows,
     "| `test` | the tests, the JSDoc examples and the notebooks |",
     "| `notebooks` | executes every notebook in `notebooks/` |",
-    "| `docs` | rewrites docs/tasks.md, this table and the deno.json descriptions |",
+    "| `docs` | rewrites docs/tasks.md, the tables of docs/export.md, this table and the deno.json descriptions |",
     END,
   ].join("\n");
 }
@@ -99,13 +101,14 @@ async function formatted(text: string, ext: string): Promise<string> {
   return new TextDecoder().decode(out.stdout);
 }
 
-/** The three files as the declarations would have them (formatted): path → content. */
+/** The generated files as the declarations would have them (formatted): path → content. */
 export async function expectedFiles(): Promise<Map<string, string>> {
   const read = (path: string) => Deno.readTextFile(join(ROOT, path));
   return new Map([
     ["docs/tasks.md", await formatted(tasksMarkdown(), "md")],
     ["README.md", await formatted(withReadmeTable(await read("README.md")), "md")],
     ["deno.json", await formatted(withTaskDescriptions(await read("deno.json")), "json")],
+    ["docs/export.md", await formatted(withExportSection(await read("docs/export.md")), "md")],
   ]);
 }
 

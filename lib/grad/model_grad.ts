@@ -16,7 +16,7 @@
  *
  * @module
  */
-import type { DenoiseInfo } from "../denoiser.ts";
+import type { DenoiseInfo, Denoiser } from "../denoiser.ts";
 import { sampleSize } from "../denoiser.ts";
 import { ort } from "../deps.ts";
 import type { DecoderConfig, ModelConfig, PredictionType, TimeInput } from "../onnx/config.ts";
@@ -26,8 +26,10 @@ import {
   type DifferentiableDenoiser,
   dLambdaDt,
   dLogAlphaDt,
+  type SavedForward,
+  type VjpInfo,
 } from "../differentiable.ts";
-import { type LoadedModel, networkTime, NonFiniteError } from "../onnx/model.ts";
+import { type LoadedModel, networkTime, NonFiniteError, toDataPrediction } from "../onnx/model.ts";
 import {
   conditionBatch,
   type FeedLayout,
@@ -42,15 +44,15 @@ import {
 } from "../onnx/_model_inputs.ts";
 import { ElemType } from "../onnx/build.ts";
 import {
-  executionProviders,
   fixedBatch,
   type OnnxSignature,
   readOnnxSignature,
+  sessionOptionsFor,
   type TensorSignature,
 } from "../onnx/session.ts";
 import { inlineExternalData } from "../onnx/external.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { VjpSession } from "../vjp/mod.ts";
+import { SplitVjpSession, type VjpSaved, VjpSession } from "../vjp/mod.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Pure float64 derivatives of the adapter's scalar maps
@@ -157,7 +159,7 @@ export interface DifferentiableDenoiserOptions {
   /**
    * ONNX Runtime options of the VJP models; replaces the device's defaults.
    *
-   * @default {{executionProviders: executionProviders(device), graphOptimizationLevel: "all"}}
+   * @default {sessionOptionsFor(device, threads)}
    */
   sessionOptions?: ort.InferenceSession.SessionOptions;
   /**
@@ -166,7 +168,37 @@ export interface DifferentiableDenoiserOptions {
    * @default {console.warn}
    */
   onWarning?: (message: string) => void;
+  /**
+   * CPU threads of the VJP sessions (ignored with `sessionOptions`).
+   *
+   * @default {model.threads}
+   */
+  threads?: number;
+  /**
+   * Whether the forward calls of a trajectory keep the activations their VJPs read
+   * (`denoiseForVjp`), so that no VJP runs the network's forward pass again: `true`, `false`
+   * (every VJP recomputes its forward), or `"auto"`: keep them while one call's residuals fit
+   * in {@linkcode RESIDUAL_BUDGET_BYTES} (a trajectory holds one such set per network call
+   * until its backward pass, so a large network at a large batch recomputes instead).
+   *
+   * @default {"auto"}
+   */
+  keepResiduals?: boolean | "auto";
+  /**
+   * Keep built VJP graphs in the disk cache (`lib/vjp/cache.ts`), so that a second run on the
+   * same network and shapes starts without building them.
+   *
+   * @default {true}
+   */
+  cache?: boolean;
 }
+
+/**
+ * The most bytes one forward call may keep for its VJP under `keepResiduals: "auto"`: 256 MiB.
+ * The bundled MNIST UNet keeps about 8 MB per sample (training batches of 2 keep 16 MB per call);
+ * a network whose activations would exceed this recomputes its forward in each VJP instead.
+ */
+export const RESIDUAL_BUDGET_BYTES = 256 * 2 ** 20;
 
 /** An ONNX-backed {@linkcode DifferentiableDenoiser} that owns VJP sessions. */
 export interface OnnxDifferentiableDenoiser extends DifferentiableDenoiser {
@@ -194,6 +226,12 @@ interface GradAdapter extends FeedLayout {
   readonly config: ModelConfig;
   readonly schedule: NoiseSchedule;
   readonly vjpSession: VjpSession;
+  /** The forward and backward parts, when forward calls may keep residuals. */
+  readonly split: SplitVjpSession | undefined;
+  /** `keepResiduals`: `"auto"` checks each call's residual size against the budget. */
+  readonly keep: boolean | "auto";
+  /** Under `"auto"`: whether calls of n samples keep their residuals, by n. */
+  readonly keepsAt: Map<number, boolean>;
   /** An int64 time input (discrete steps) has no gradient. */
   readonly timeIsInteger: boolean;
   /** One sample's unconditional input (empty without `model.condition`). */
@@ -213,11 +251,15 @@ function sumPrefix(data: ArrayLike<number>, count: number): number {
  * `vjp(x, t, cot)` returns `⟨cot, ∂D/∂x⟩` per sample and `Σ_batch ⟨cot, ∂D/∂t⟩` through the
  * network, its time input, the prediction-type conversion and classifier-free guidance.
  *
- * One `vjp` call costs one run of the VJP graph per chunk, which also returns the network
- * output (no separate forward run). Float32 networks get float32 inputs and cotangents and
- * give float32 gradients; the surrounding chain rule runs in float64. A network whose time
- * input is int64 (discrete DDPM steps) has no time gradient: `vjp` returns `t = 0` and warns
- * once.
+ * `denoiseForVjp` is `denoise` (bit for bit: the model's own nodes and session options) run
+ * through the forward part of a split VJP graph, which also keeps the activations the backward
+ * reads; `vjp` given them (`info.saved`) runs the backward part alone. A trajectory so pays one
+ * forward and one backward per network call, not a forward and a whole VJP (forward again, then
+ * backward). Where nothing was kept (`keepResiduals`, guidance, a call that takes several
+ * chunks) one `vjp` call runs the one-graph VJP per chunk, which also returns the network
+ * output. Float32 networks get float32 inputs and cotangents and give float32 gradients; the
+ * surrounding chain rule runs in float64. A network whose time input is int64 (discrete DDPM
+ * steps) has no time gradient: `vjp` returns `t = 0` and warns once.
  *
  * @example
  * ```ts ignore
@@ -240,14 +282,25 @@ export async function differentiableDenoiser(
   const layout = feedLayout(config, signature, tSig);
   const timeIsInteger = tSig.elemType === ElemType.int64;
   const device = options.device ?? config.device;
-  const vjpSession = await VjpSession.create(bytes, {
+  const what = {
     wrt: timeIsInteger ? [m.inputs.x] : [m.inputs.x, m.inputs.t],
     of: m.output,
-    returnOutput: true,
-    sessionOptions: options.sessionOptions ?? {
-      executionProviders: executionProviders(device),
-      graphOptimizationLevel: "all",
-    },
+    sessionOptions: options.sessionOptions ??
+      sessionOptionsFor(device, options.threads ?? model.threads),
+    cache: options.cache ?? true,
+  };
+  const vjpSession = await VjpSession.create(bytes, { ...what, returnOutput: true });
+  const keep = options.keepResiduals ?? "auto";
+  // Like the model's own batched calls, the split VJP shares out a batch's samples between
+  // one-thread sessions on the model's worker threads (unless the caller chose the session
+  // options).
+  const workers = keep !== false && !options.sessionOptions && model.sessionWorkers
+    ? await model.sessionWorkers.get()
+    : undefined;
+  const split = keep === false ? undefined : await SplitVjpSession.create(bytes, {
+    ...what,
+    workers,
+    workerSessionOptions: sessionOptionsFor(device, 1),
   });
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   let warned = false;
@@ -256,6 +309,9 @@ export async function differentiableDenoiser(
     config,
     schedule: model.denoiser.schedule,
     vjpSession,
+    split,
+    keep,
+    keepsAt: new Map(),
     timeIsInteger,
     uncond: await readUncond(m.condition, layout.condSize),
     warnNoTimeGradient() {
@@ -273,9 +329,92 @@ export async function differentiableDenoiser(
     sampleShape: [...config.shape],
     hasTimeGradient: !timeIsInteger,
     denoise: (x, t, info) => forward.denoise(x, t, info),
+    denoiseForVjp: (x, t, info = {}) => denoiseKeeping(adapter, forward, x, t, info),
     vjp: (x, t, cotangent, info = {}) => denoiserVjp(adapter, x, t, cotangent, info),
-    close: () => vjpSession.release(),
+    close: async () => {
+      await vjpSession.release();
+      await split?.release();
+    },
   };
+}
+
+/** What {@linkcode denoiseKeeping} saves: the forward part's residuals and raw output. */
+interface SavedCall extends SavedForward {
+  readonly adapter: GradAdapter;
+  readonly net: VjpSaved;
+  /** The raw network output (float32, as the forward pass saw it). */
+  readonly raw: Float32Array;
+}
+
+function isSavedCall(a: GradAdapter, saved: SavedForward | undefined): saved is SavedCall {
+  return saved !== undefined && (saved as Partial<SavedCall>).adapter === a;
+}
+
+/**
+ * `denoise` through the split VJP's forward part, which computes the model's own output (the
+ * same nodes, the same session options) and keeps the residuals of the backward part. Calls
+ * the split cannot serve as one network call (guidance, several chunks, a fixed export batch
+ * other than n) or whose residuals exceed the budget run the plain forward and keep nothing.
+ */
+async function denoiseKeeping(
+  a: GradAdapter,
+  forward: Denoiser,
+  x: Float64Array,
+  t: number,
+  info: DenoiseInfo,
+): Promise<{ output: Float64Array; saved?: SavedForward }> {
+  const { config, schedule } = a;
+  const m = config.model;
+  const n = sampleCount(x, a.d, "denoise");
+  const cond = conditionBatch("denoise", config, n, a.uncond, info.condition);
+  const guided = m.condition && cond && a.guidance !== 1;
+  const oneCall = n <= a.maxBatch && (a.exportBatch === undefined || a.exportBatch === n);
+  if (!a.split || guided || !oneCall) return { output: await forward.denoise(x, t, info) };
+  const x32 = Float32Array.from(x);
+  const feeds = networkFeeds(config, a, x32, n, networkTime(config, schedule, t), cond);
+  if (a.keep === "auto" && !a.keepsAt.has(n)) {
+    a.keepsAt.set(n, await a.split.residualBytes(feeds) <= RESIDUAL_BUDGET_BYTES);
+  }
+  if (a.keep === "auto" && !a.keepsAt.get(n)) return { output: await forward.denoise(x, t, info) };
+  const { output, saved } = await a.split.forward(feeds);
+  const raw = output.data as Float32Array;
+  if (raw.length !== n * a.d) {
+    throw new TypeError(
+      `ONNX model ${m.path}: output "${m.output}" has dims [${output.dims}], expected [${n}, ${config.shape}]`,
+    );
+  }
+  checkFinite(a, raw, `output "${m.output}"`, t, info.step);
+  const call: SavedCall = {
+    adapter: a,
+    net: saved,
+    raw,
+    bytes: saved.bytes + raw.byteLength,
+    release: () => saved.release(),
+  };
+  return { output: toDataPrediction(m.prediction, schedule, t, x, raw), saved: call };
+}
+
+/** The network VJP from a forward call's residuals: the backward part alone. */
+async function savedNetworkVjp(
+  a: GradAdapter,
+  saved: SavedCall,
+  n: number,
+  cot: Float32Array,
+): Promise<NetworkVjp> {
+  const m = a.config.model;
+  const seed = new ort.Tensor("float32", cot, [n, ...a.config.shape]);
+  const gradients = await a.split!.backward(saved.net, seed);
+  try {
+    const gx = Float64Array.from(gradients[m.inputs.x].data as Float32Array);
+    let gTau = 0;
+    if (!a.timeIsInteger) {
+      const gt = gradients[m.inputs.t].data as Float32Array | Float64Array;
+      gTau = m.time_shape === "batch" ? sumPrefix(gt, n) : gt[0];
+    }
+    return { raw: saved.raw, gx, gTau };
+  } finally {
+    for (const tensor of Object.values(gradients)) tensor.dispose();
+  }
 }
 
 /**
@@ -288,7 +427,7 @@ async function networkGraph(
 ): Promise<{ bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature }> {
   const m = config.model;
   const bytes = await inlineExternalData(m.path, modelBytes ?? await Deno.readFile(m.path));
-  const signature = readOnnxSignature(bytes);
+  const signature = readOnnxSignature(bytes, m.path);
   const find = (list: readonly TensorSignature[], name: string, field: string) => {
     const s = list.find((v) => v.name === name);
     if (!s) {
@@ -308,7 +447,7 @@ async function denoiserVjp(
   x: Float64Array,
   t: number,
   cotangent: Float64Array,
-  info: DenoiseInfo,
+  info: VjpInfo,
 ): Promise<DenoiserVjp> {
   const { config, schedule } = a;
   const m = config.model;
@@ -326,7 +465,9 @@ async function denoiserVjp(
   // D = a·x + b·out, so the network output's cotangent is b·cot.
   const cotOut = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) cotOut[i] = b * cotangent[i];
-  const net = m.condition && cond && a.guidance !== 1
+  const net = isSavedCall(a, info.saved)
+    ? await savedNetworkVjp(a, info.saved, n, cotOut)
+    : m.condition && cond && a.guidance !== 1
     ? await guidedNetworkVjp(a, x32, n, tau, cond, cotOut, t, info.step)
     : await networkVjp(a, x32, n, tau, cond, cotOut);
   checkFinite(a, net.raw, `output "${m.output}"`, t, info.step);
@@ -478,9 +619,15 @@ export interface DifferentiableDecoderOptions {
   /**
    * ONNX Runtime options of the VJP model; replaces the device's defaults.
    *
-   * @default {{executionProviders: executionProviders(device), graphOptimizationLevel: "all"}}
+   * @default {sessionOptionsFor(device, threads)}
    */
   sessionOptions?: ort.InferenceSession.SessionOptions;
+  /**
+   * CPU threads of the VJP session (ignored with `sessionOptions`).
+   *
+   * @default {model.threads}
+   */
+  threads?: number;
 }
 
 /** An ONNX-backed {@linkcode DifferentiableDecoder} that owns a VJP session. */
@@ -504,7 +651,7 @@ export async function differentiableDecoder(
   const config = model.config;
   const [lo, hi] = config.data_range;
   const dec = config.decoder;
-  const opened = dec ? await openDecoderVjp(dec, config, options) : undefined;
+  const opened = dec ? await openDecoderVjp(dec, config, model.threads, options) : undefined;
   const g: DecoderGrad = {
     model,
     d: sampleSize(config.shape),
@@ -547,6 +694,7 @@ interface DecoderGrad {
 async function openDecoderVjp(
   dec: DecoderConfig,
   config: ModelConfig,
+  threads: number,
   options: DifferentiableDecoderOptions,
 ): Promise<{ session: VjpSession; exportBatch: number | undefined }> {
   const bytes = await inlineExternalData(
@@ -566,10 +714,9 @@ async function openDecoderVjp(
   const session = await VjpSession.create(bytes, {
     wrt: [dec.input],
     of: dec.output,
-    sessionOptions: options.sessionOptions ?? {
-      executionProviders: executionProviders(options.device ?? config.device),
-      graphOptimizationLevel: "all",
-    },
+    sessionOptions: options.sessionOptions ??
+      sessionOptionsFor(options.device ?? config.device, options.threads ?? threads),
+    cache: true,
   });
   return { session, exportBatch };
 }

@@ -3,9 +3,9 @@
  * each network evaluation, so schedules can be compared by watching the images form.
  *
  * Every frame is a batch `[B, C, H, W]` (values in a data range, [-1, 1] by default) laid out
- * like `gridRaster` in `image.ts`, with an optional caption strip above it drawn with the
- * 5×7 font of `plot.ts`. The whole frame is then upscaled by an integer factor (nearest
- * neighbour, so pixels stay sharp) and encoded with imagescript.
+ * like `gridRaster` in `image.ts`, enlarged by an integer factor (nearest neighbour, so pixels
+ * stay sharp), with an optional caption above and labels left of the rows, in DejaVu Sans
+ * (`labelled_grid.ts`); imagescript encodes the frames.
  *
  * @example
  * ```ts
@@ -23,25 +23,29 @@
  * @module
  */
 import { imagescript } from "../deps.ts";
-import { type GridOptions, gridRaster, type Raster, rasterToRgba, upscaleRaster } from "./image.ts";
-import { type PlotScene, rasterizeScene, type Rgb, textWidth } from "./plot.ts";
+import { type GridOptions, gridRaster, pictureSize, rasterToRgba, upscaleRaster } from "./image.ts";
+import { captionWidth, defaultImageScale, labelledGridRgba } from "./labelled_grid.ts";
 import { checkIntegerIn } from "../_check.ts";
 
 /** One frame of {@linkcode imagesGif}: a batch of images and an optional caption. */
 export interface AnimationFrame {
   /** `B × C·H·W` values, channel-first, in the data range (one batch of the GIF's shape). */
   images: ArrayLike<number>;
-  /** Text in a strip above the grid (5×7 pixel font; lower case is drawn as upper case). */
+  /** Text in a strip above the grid. */
   caption?: string;
 }
 
 /** Options of {@linkcode imagesGif}. */
 export interface ImagesGifOptions extends GridOptions {
+  /** Gray level (0–255) of the padding: white gutters between images. @default {255} */
+  padValue?: number;
   /**
-   * Integer upscaling of every pixel (caption included).
-   * @default {about 80 px per tile: `min(4, max(1, ceil(80 / max(H, W))))`, 3 for 28 px MNIST}
+   * Integer enlargement of every image pixel.
+   * @default {`defaultImageScale(H, W)`: each image at least 84 px, 3 for 28 px MNIST}
    */
   scale?: number;
+  /** One label per grid row, drawn left of it in every frame. @default {none} */
+  rowLabels?: readonly string[];
   /**
    * Display time of each frame but the last, in ms. GIF stores hundredths of a second, so it
    * is rounded to a multiple of 10. @default {200}
@@ -51,21 +55,17 @@ export interface ImagesGifOptions extends GridOptions {
   lastFrameMs?: number;
 }
 
-/** Pixels of padding around the caption text, at scale 1. */
-const CAPTION_MARGIN = 2;
-/** Height of a glyph of the plot font. */
-const GLYPH_HEIGHT = 7;
-
-/** The default upscaling: tiles of about 80 px, at most 4×. */
-export function defaultGifScale(height: number, width: number): number {
-  return Math.min(4, Math.max(1, Math.ceil(80 / Math.max(height, width))));
-}
+/**
+ * The old default enlargement of GIF tiles, now the one of every picture grid.
+ * @deprecated Use `defaultImageScale` (`labelled_grid.ts`).
+ */
+export const defaultGifScale: typeof defaultImageScale = defaultImageScale;
 
 function checkShape(shape: readonly number[]): void {
   const ok = Array.isArray(shape) && shape.length === 4 &&
-    shape.every((d) => Number.isSafeInteger(d) && d >= 1) && (shape[1] === 1 || shape[1] === 3);
+    shape.every((d) => Number.isSafeInteger(d) && d >= 1);
   if (!ok) {
-    throw new RangeError(`shape must be [B, C, H, W] with C = 1 or 3: got [${shape}]`);
+    throw new RangeError(`shape must be [B, C, H, W] of positive sizes: got [${shape}]`);
   }
 }
 
@@ -98,10 +98,11 @@ function gifDelay(ms: number): number {
  * Encodes a list of image batches as an animated GIF that loops forever.
  *
  * Each frame is the batch laid out as a grid (`nrow` images per row, `padding` pixels of
- * `padValue` between), with a caption strip above it when any frame has a caption (frames
- * without one get an empty strip, so all frames are the same size). The strip is as wide as
- * the grid or the longest caption, whichever is wider, and the grid is centred under it.
- * Grayscale (C = 1) and RGB (C = 3) batches both work.
+ * `padValue` between) and enlarged `scale` times, with a caption strip above it when any frame
+ * has a caption (frames without one get an empty strip, so all frames are the same size) and
+ * `rowLabels` left of the rows. Frames are as wide as the labelled grid or the longest
+ * caption, whichever is wider. Grayscale (C = 1) and RGB (C = 3) batches are drawn as such;
+ * any other channel count as the gray strip of its channels side by side (`image.ts`).
  *
  * @param frames The batches, in display order.
  * @param shape `[B, C, H, W]` of every batch.
@@ -118,82 +119,63 @@ export async function imagesGif(
 ): Promise<Uint8Array> {
   checkShape(shape);
   checkFrames(frames, shape);
-  const [, , height, width] = shape;
-  const scale = options.scale ?? defaultGifScale(height, width);
+  const { height, width } = pictureSize(shape.slice(1));
+  const scale = options.scale ?? defaultImageScale(height, width);
   checkIntegerIn("scale", scale, 1, 64);
   const frameMs = options.frameMs ?? 200;
   checkIntegerIn("frameMs", frameMs, 10, 655350);
   const lastFrameMs = options.lastFrameMs ?? 1500;
   checkIntegerIn("lastFrameMs", lastFrameMs, 10, 655350);
-  const padValue = options.padValue ?? 0;
+  const padValue = options.padValue ?? 255;
   checkIntegerIn("padValue", padValue, 0, 255);
+  options = { ...options, padValue };
 
-  const grids = frames.map((f) => gridRaster(f.images, shape, options));
-  const gridWidth = grids[0].width;
   const captioned = frames.some((f) => f.caption !== undefined);
-  const captionWidth = Math.max(
-    0,
-    ...frames.map((f) => f.caption ? textWidth(f.caption) + 2 * CAPTION_MARGIN : 0),
-  );
-  const layout: FrameLayout = {
-    width: Math.max(gridWidth, captionWidth),
-    stripHeight: captioned ? GLYPH_HEIGHT + 2 * CAPTION_MARGIN : 0,
-    background: [padValue, padValue, padValue],
-    // Light text on a dark strip, dark text on a light one.
-    textColor: padValue < 128 ? [255, 255, 255] : [0, 0, 0],
-  };
-  const gifFrames = grids.map((grid, k) => {
-    const composite = composeFrame(grid, frames[k].caption ?? "", layout);
-    const last = k === frames.length - 1;
+  if (!captioned && !(options.rowLabels?.length)) {
+    // Pixels only: no text to draw.
+    return await encodeGif(
+      frames.map((f) => {
+        const raster = upscaleRaster(gridRaster(f.images, shape, options), scale);
+        const rgba = new Uint8Array(raster.width * raster.height * 4);
+        rasterToRgba(raster, rgba);
+        return { width: raster.width, height: raster.height, rgba };
+      }),
+      frameMs,
+      lastFrameMs,
+    );
+  }
+  // One size for every frame: room for the longest caption.
+  const minWidth = Math.max(0, ...frames.map((f) => captionWidth(f.caption ?? "")));
+  const images = [];
+  for (const f of frames) {
+    images.push(
+      await labelledGridRgba(f.images, shape, {
+        ...options,
+        scale,
+        caption: f.caption,
+        captionStrip: captioned,
+        minWidth,
+      }),
+    );
+  }
+  return await encodeGif(images, frameMs, lastFrameMs);
+}
+
+/** Encodes RGBA frames of one size as a GIF that loops forever; the last one holds longer. */
+async function encodeGif(
+  images: readonly { width: number; height: number; rgba: Uint8Array }[],
+  frameMs: number,
+  lastFrameMs: number,
+): Promise<Uint8Array> {
+  const gifFrames = images.map((image, k) => {
+    const last = k === images.length - 1;
     const frame = new imagescript.Frame(
-      composite.width * scale,
-      composite.height * scale,
+      image.width,
+      image.height,
       gifDelay(last ? lastFrameMs : frameMs),
     );
-    rasterToRgba(upscaleRaster(composite, scale), frame.bitmap);
+    frame.bitmap.set(image.rgba);
     return frame;
   });
   return await new imagescript.GIF(gifFrames, -1).encode(100);
-}
-
-/** Size and colours shared by every frame. */
-interface FrameLayout {
-  width: number;
-  stripHeight: number;
-  background: Rgb;
-  textColor: Rgb;
-}
-
-/** The unscaled RGB frame: caption strip on top, grid centred below. */
-function composeFrame(grid: Raster, caption: string, layout: FrameLayout): Raster {
-  const { width, stripHeight } = layout;
-  const height = stripHeight + grid.height;
-  const scene: PlotScene = {
-    width,
-    height,
-    background: layout.background,
-    primitives: caption
-      ? [{
-        kind: "text",
-        x: CAPTION_MARGIN,
-        y: CAPTION_MARGIN,
-        text: caption,
-        color: layout.textColor,
-        // Left-aligned, so captions that change length between frames do not jitter.
-        anchor: "start",
-      }]
-      : [],
-  };
-  const out = rasterizeScene(scene);
-  const x0 = Math.floor((width - grid.width) / 2);
-  for (let y = 0; y < grid.height; y++) {
-    for (let x = 0; x < grid.width; x++) {
-      const src = (y * grid.width + x) * grid.channels;
-      const dst = ((stripHeight + y) * width + x0 + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        out.pixels[dst + c] = grid.pixels[grid.channels === 3 ? src + c : src];
-      }
-    }
-  }
-  return out;
 }

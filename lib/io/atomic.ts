@@ -18,6 +18,21 @@ export function isTempFileName(name: string): boolean {
   return name.startsWith(".") && name.endsWith(".tmp");
 }
 
+/**
+ * Whether a file name is a temporary file of a write to a file named `target` (in the same
+ * folder): `.<target>.<pid>.<n>.<random>.tmp`.
+ *
+ * @example
+ * ```ts
+ * console.log(isTempFileOf(".a.json.12.0.x1y2.tmp", "a.json")); // true
+ * console.log(isTempFileOf(".a.json.partial.npz.12.0.x1y2.tmp", "a.json")); // false
+ * ```
+ */
+export function isTempFileOf(name: string, target: string): boolean {
+  const prefix = `.${target}.`;
+  return name.startsWith(prefix) && /^\d+\.\d+\.[a-z0-9]*\.tmp$/.test(name.slice(prefix.length));
+}
+
 /** Options of {@linkcode writeFileAtomic}. */
 export interface WriteFileAtomicOptions {
   /** Flush the data to disk (fsync) before the rename. @default {false} */

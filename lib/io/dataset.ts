@@ -4,9 +4,9 @@
  *
  * ```text
  * <data_dir>/<solver>_NFE<nfe>_<skip_type>/
- *   manifest.json          run parameters (written first), see DatasetManifest
+ *   manifest.json          run parameters (written with the first sample), see DatasetManifest
  *   samples/000000.npz     z (float32, standard-normal latent), x (float32, teacher output),
- *   samples/000001.npz     c (float32, condition; conditional models only)
+ *   samples/000001.npz     c (float32, condition; conditional models only), meta (what made it)
  *   png/000000.png         with --save_png: one image per sample
  *   grid.png               with --save_png: the first 64 samples
  * ```
@@ -14,11 +14,20 @@
  * Every file is written atomically (temporary sibling + rename), so a sample file that exists
  * is complete; an interrupted run is resumed by re-running it with the same parameters.
  *
+ * Each sample file records what made it (`meta`: its index, the noise seed and the dataset's
+ * {@linkcode datasetFingerprint}), so a sample of another run that landed in the folder is
+ * recognised: readers refuse it, and a rerun of `generate` makes it again. Sample files of older
+ * datasets have no `meta`; readers accept them, and a rerun checks their noise `z` against the
+ * seed instead (exact, since `z` is a function of the seed and the index).
+ *
  * @module
  */
+import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { isTempFileName, writeJsonAtomic } from "./atomic.ts";
-import { sameShape } from "../denoiser.ts";
+import { sameShape, sampleSize } from "../denoiser.ts";
+import { canonicalJson } from "../fingerprint.ts";
+import { normalNoise } from "../rng.ts";
 import type { NpyArray } from "./npy.ts";
 import { decodeNpz, encodeNpz, type NpzEntry } from "./npz.ts";
 import { writeFileAtomic } from "./atomic.ts";
@@ -93,10 +102,27 @@ export interface DatasetManifest {
   created: string;
 }
 
+/** Identifies a sample file's `meta` record. */
+export const SAMPLE_META_FORMAT = "ld3-sample";
+
+/** What made a sample: stored as the `meta` entry (UTF-8 JSON) of its `.npz` file. */
+export interface SampleMeta {
+  /** Always {@linkcode SAMPLE_META_FORMAT}. */
+  format: typeof SAMPLE_META_FORMAT;
+  /** The sample's index. */
+  index: number;
+  /** The noise seed its latent came from. */
+  seed: number;
+  /** {@linkcode datasetFingerprint} of the manifest it was made for. */
+  dataset: string;
+}
+
 /** One sample of a dataset. */
 export interface DatasetSample {
   /** Sample index. */
   index: number;
+  /** What made it (absent in sample files of datasets written before it was recorded). */
+  meta?: SampleMeta;
   /** Standard-normal latent, `shapes.z`. */
   z: Float32Array;
   /** Teacher output (decoded image for latent models), `shapes.x`. */
@@ -120,6 +146,28 @@ export function samplePngPath(dir: string, index: number): string {
   return join(dir, PNG_DIR, `${String(index).padStart(6, "0")}.png`);
 }
 
+/**
+ * The fingerprint of what a dataset's samples are: the SHA-256 (hex) of the canonical JSON of
+ * the manifest's identity ({@linkcode manifestIdentity}) without the sample count. Sample `i` of
+ * two manifests with the same fingerprint is the same sample.
+ */
+export function datasetFingerprint(manifest: DatasetManifest): string {
+  const { count: _count, ...identity } = manifestIdentity(manifest);
+  return createHash("sha256").update(canonicalJson(identity)).digest("hex");
+}
+
+/**
+ * The `meta` record of sample `index` of the dataset of `manifest` (pass its fingerprint when
+ * known: it costs a hash of the manifest).
+ */
+export function sampleMeta(
+  manifest: DatasetManifest,
+  index: number,
+  fingerprint: string = datasetFingerprint(manifest),
+): SampleMeta {
+  return { format: SAMPLE_META_FORMAT, index, seed: manifest.noise.seed, dataset: fingerprint };
+}
+
 /** Encodes one sample as `.npz` bytes (arrays stored without a batch axis). */
 export function encodeSample(sample: DatasetSample, shapes: DatasetManifest["shapes"]): Uint8Array {
   const record: Record<string, NpzEntry> = {
@@ -129,6 +177,10 @@ export function encodeSample(sample: DatasetSample, shapes: DatasetManifest["sha
   if (shapes.c) {
     if (!sample.c) throw new TypeError(`Sample ${sample.index} lacks its condition c`);
     record.c = { data: sample.c, shape: shapes.c };
+  }
+  if (sample.meta) {
+    const bytes = new TextEncoder().encode(canonicalJson(sample.meta));
+    record.meta = { data: bytes, shape: [bytes.length] };
   }
   return encodeNpz(record);
 }
@@ -152,13 +204,33 @@ function float32Of(array: NpyArray | undefined, name: string, shape: number[], w
   return array.data as Float32Array;
 }
 
-/** Decodes and checks one sample file against the manifest's shapes. */
+function metaOf(array: NpyArray | undefined, where: string): SampleMeta | undefined {
+  if (!array) return undefined;
+  let meta: SampleMeta | undefined;
+  try {
+    if (array.data instanceof Uint8Array) meta = JSON.parse(new TextDecoder().decode(array.data));
+  } catch { /* reported below */ }
+  if (
+    meta?.format !== SAMPLE_META_FORMAT || !Number.isSafeInteger(meta.index) ||
+    !Number.isSafeInteger(meta.seed) || typeof meta.dataset !== "string"
+  ) {
+    throw new TypeError(`${where}: array "meta" is not an ld3 sample record`);
+  }
+  return meta;
+}
+
+/**
+ * Decodes and checks one sample file against the manifest's shapes.
+ *
+ * @param source The file the bytes came from, named in errors. @default {`Sample <index>`}
+ */
 export function decodeSample(
   bytes: Uint8Array,
   index: number,
   shapes: DatasetManifest["shapes"],
+  source = `Sample ${index}`,
 ): DatasetSample {
-  const where = `Sample ${index}`;
+  const where = source;
   let arrays: Record<string, NpyArray>;
   try {
     arrays = decodeNpz(bytes);
@@ -171,24 +243,59 @@ export function decodeSample(
     x: float32Of(arrays.x, "x", shapes.x, where),
   };
   if (shapes.c) sample.c = float32Of(arrays.c, "c", shapes.c, where);
+  const meta = metaOf(arrays.meta, where);
+  if (meta) sample.meta = meta;
   return sample;
 }
 
-/** Whether sample `index` exists and decodes with the expected shapes. */
+/**
+ * Why a decoded sample is not sample `index` of `manifest`'s dataset, or undefined when it is.
+ * A sample with a `meta` record must name this index, seed and fingerprint; one without (an
+ * older dataset) must hold the noise `z` of this seed and index, bit for bit.
+ */
+export function foreignSampleReason(
+  sample: DatasetSample,
+  manifest: DatasetManifest,
+  fingerprint: string = datasetFingerprint(manifest),
+): string | undefined {
+  const { meta, index } = sample;
+  const seed = manifest.noise.seed;
+  if (meta) {
+    if (meta.index !== index) return `it is sample ${meta.index}`;
+    if (meta.dataset !== fingerprint || meta.seed !== seed) {
+      return `it belongs to another dataset (seed ${meta.seed}, fingerprint ` +
+        `${meta.dataset.slice(0, 12)}…; this one: seed ${seed}, ${fingerprint.slice(0, 12)}…)`;
+    }
+    return undefined;
+  }
+  const z = normalNoise(seed, index, sampleSize(manifest.shapes.z));
+  for (let j = 0; j < z.length; j++) {
+    if (Math.fround(z[j]) !== sample.z[j]) return `its noise z is not that of seed ${seed}`;
+  }
+  return undefined;
+}
+
+/** Whether sample `index` exists, decodes with the expected shapes and is this dataset's. */
 export async function isSampleComplete(
   dir: string,
   index: number,
-  shapes: DatasetManifest["shapes"],
+  expected: DatasetManifest["shapes"] | DatasetManifest,
+  fingerprint?: string,
 ): Promise<boolean> {
+  const manifest = "format" in expected ? expected as DatasetManifest : undefined;
+  const shapes = manifest ? manifest.shapes : expected as DatasetManifest["shapes"];
   try {
-    decodeSample(await Deno.readFile(samplePath(dir, index)), index, shapes);
-    return true;
+    const sample = decodeSample(await Deno.readFile(samplePath(dir, index)), index, shapes);
+    return !manifest || foreignSampleReason(sample, manifest, fingerprint) === undefined;
   } catch {
     return false;
   }
 }
 
-/** Removes temporary files an interrupted run left in `dir/samples` and `dir/png`. */
+/**
+ * Removes temporary files an interrupted run left in `dir/samples` and `dir/png`. Call it only
+ * while holding the folder's lock (`lib/io/lock.ts`): another run's temporary files are live.
+ */
 export async function removeStrayTempFiles(dir: string): Promise<void> {
   for (const sub of [dir, join(dir, SAMPLES_DIR), join(dir, PNG_DIR)]) {
     try {
@@ -302,36 +409,61 @@ export async function readManifest(dir: string): Promise<DatasetManifest> {
 }
 
 /**
- * Opens a dataset folder for a run with `manifest`: creates it and writes the manifest when
- * new; when it exists, refuses a manifest with different parameters and keeps the original
- * creation time. Returns the manifest in force.
+ * The manifest in force for a run with `manifest` in folder `dir`: the one on disk when there is
+ * one (its creation time kept), else `manifest`, not yet written (see
+ * {@linkcode commitManifest}). Removes the temporary files an interrupted run left, so call it
+ * while holding the folder's lock.
  *
  * @throws {Error} When the folder holds a dataset made with different parameters.
  */
-export async function openDatasetForWriting(
+export async function resumeDataset(
   dir: string,
   manifest: DatasetManifest,
-): Promise<DatasetManifest> {
+): Promise<{ manifest: DatasetManifest; committed: boolean }> {
   let existing: DatasetManifest | undefined;
   try {
     existing = await readManifest(dir);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
   }
-  if (existing) {
-    const difference = firstDifference(manifestIdentity(existing), manifestIdentity(manifest));
-    if (difference) {
-      throw new Error(
-        `Dataset folder ${dir} holds a dataset made with different parameters (${difference}): ` +
-          `use another --data_dir or delete the folder`,
-      );
-    }
-    await removeStrayTempFiles(dir);
-    return existing;
+  const difference = existing &&
+    firstDifference(manifestIdentity(existing), manifestIdentity(manifest));
+  if (difference) {
+    throw new Error(
+      `Dataset folder ${dir} holds a dataset made with different parameters (${difference}): ` +
+        `use another --data_dir or delete the folder`,
+    );
   }
-  await Deno.mkdir(join(dir, SAMPLES_DIR), { recursive: true });
-  // The manifest is the one file whose loss would orphan the samples: flush it to disk.
+  await removeStrayTempFiles(dir);
+  return existing ? { manifest: existing, committed: true } : { manifest, committed: false };
+}
+
+/**
+ * Writes `dir/manifest.json`, flushed to disk: the one file whose loss would orphan the samples.
+ * `generate` writes it once the first sample is on disk, so a run that fails before any sample
+ * leaves no dataset claiming the folder.
+ */
+export async function commitManifest(dir: string, manifest: DatasetManifest): Promise<void> {
   await writeJsonAtomic(join(dir, MANIFEST_FILE), manifest, { sync: true });
+}
+
+/**
+ * Opens a dataset folder for a run with `manifest`: creates it and writes the manifest when
+ * new; when it exists, refuses a manifest with different parameters and keeps the original
+ * creation time. Returns the manifest in force.
+ *
+ * @deprecated A manifest written before any sample claims the folder even when the run then
+ * fails: use {@linkcode resumeDataset}, and {@linkcode commitManifest} after the first sample.
+ * @throws {Error} When the folder holds a dataset made with different parameters.
+ */
+export async function openDatasetForWriting(
+  dir: string,
+  manifest: DatasetManifest,
+): Promise<DatasetManifest> {
+  const opened = await resumeDataset(dir, manifest);
+  if (opened.committed) return opened.manifest;
+  await Deno.mkdir(join(dir, SAMPLES_DIR), { recursive: true });
+  await commitManifest(dir, manifest);
   return manifest;
 }
 
@@ -385,11 +517,22 @@ export async function readDataset(dir: string, options: ReadDatasetOptions = {})
         `(first: ${missing[0]}); re-run generate with the same parameters to finish it`,
     );
   }
+  const fingerprint = datasetFingerprint(manifest);
   async function read(index: number): Promise<DatasetSample> {
     if (!Number.isInteger(index) || index < 0 || index >= manifest.count) {
       throw new RangeError(`Sample index out of range [0, ${manifest.count}): got ${index}`);
     }
-    return decodeSample(await Deno.readFile(samplePath(dir, index)), index, manifest.shapes);
+    const path = samplePath(dir, index);
+    const sample = decodeSample(await Deno.readFile(path), index, manifest.shapes, path);
+    // Older sample files carry no record: accepted as they are (generate checks their noise).
+    const foreign = sample.meta && foreignSampleReason(sample, manifest, fingerprint);
+    if (foreign) {
+      throw new TypeError(
+        `Sample file ${path} is not sample ${index} of dataset ${dir}: ${foreign}; rerun ` +
+          `generate with the dataset's parameters to make it again`,
+      );
+    }
+    return sample;
   }
   return {
     dir,

@@ -5,6 +5,7 @@
  *
  * @module
  */
+import { dirname, resolve } from "node:path";
 
 /**
  * Whether something exists at `path`.
@@ -33,5 +34,50 @@ export async function removeIfExists(path: string): Promise<void> {
     await Deno.remove(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound)) throw e;
+  }
+}
+
+/**
+ * Creates folder `dir` and its missing parents, like `mkdir -p`, and says which it created.
+ *
+ * @returns The folders created, outermost first (empty when `dir` existed).
+ *
+ * @example
+ * ```ts
+ * const root = Deno.makeTempDirSync();
+ * console.log((await makeDirs(`${root}/a/b`)).length); // 2
+ * ```
+ */
+export async function makeDirs(dir: string): Promise<string[]> {
+  const missing: string[] = [];
+  for (let d = resolve(dir); !await pathExists(d); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  const created: string[] = [];
+  for (const d of missing) {
+    try {
+      await Deno.mkdir(d);
+      created.push(d);
+    } catch (e) {
+      // Another process made it meanwhile: not ours to remove later.
+      if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+    }
+  }
+  return created;
+}
+
+/**
+ * Removes the folders `dirs` (as {@linkcode makeDirs} returns them, outermost first) from the
+ * innermost out, each only while it is empty; never fails.
+ */
+export async function removeEmptyDirs(dirs: readonly string[]): Promise<void> {
+  for (const d of [...dirs].reverse()) {
+    try {
+      await Deno.remove(d);
+    } catch (e) {
+      // Not empty (or not ours to remove): the folders above it are not empty either.
+      if (!(e instanceof Deno.errors.NotFound)) return;
+    }
   }
 }

@@ -142,24 +142,49 @@ export async function loadGridFile(path: string): Promise<GridFile> {
 }
 
 /**
- * The solver grid of a grid file, checked against the schedule it will be used with.
+ * The solver grid of a grid file, checked against the schedule it will be used with: both the
+ * step grid `t1` (strictly decreasing) and the evaluation grid `t2` (non-increasing) must lie
+ * in the schedule's time range `[tMin, tMax]`, so that a bad file fails before any network call.
  *
- * @throws {RangeError} when the file was made for another kind of schedule or time range.
+ * @param source Names the file in errors, e.g. `grid file runs/a/grid.json`.
+ * @throws {RangeError} when the file was made for another kind of schedule, or a time falls
+ * outside the range, or `t2` increases.
  */
-export function gridOfFile(file: GridFile, schedule: NoiseSchedule): Grid {
+export function gridOfFile(file: GridFile, schedule: NoiseSchedule, source = "Grid file"): Grid {
   if (file.schedule.kind !== schedule.kind) {
     throw new RangeError(
-      `Grid file was made for a "${file.schedule.kind}" schedule, the model uses "${schedule.kind}"`,
+      `${source} was made for a "${file.schedule.kind}" schedule, the model uses "${schedule.kind}"`,
     );
   }
-  const grid = toGrid(file.t1, file.t2);
+  let grid: Grid;
+  try {
+    grid = toGrid(file.t1, file.t2);
+  } catch (e) {
+    throw new RangeError(`${source}: ${(e as Error).message}`);
+  }
   const slack = 1e-6 * schedule.tMax;
-  if (grid.t1[0] > schedule.tMax + slack || grid.t1[grid.t1.length - 1] < schedule.tMin - slack) {
+  const last = grid.t1.length - 1;
+  if (grid.t1[0] > schedule.tMax + slack || grid.t1[last] < schedule.tMin - slack) {
     throw new RangeError(
-      `Grid file times [${grid.t1[0]}, ${
-        grid.t1[grid.t1.length - 1]
-      }] fall outside the model's [${schedule.tMax}, ${schedule.tMin}]`,
+      `${source} times [${grid.t1[0]}, ${grid.t1[last]}] fall outside the model's ` +
+        `[${schedule.tMax}, ${schedule.tMin}]`,
     );
+  }
+  for (let k = 0; k <= last; k++) {
+    const t = grid.t2[k];
+    if (t > schedule.tMax + slack || t < schedule.tMin - slack) {
+      throw new RangeError(
+        `${source}: evaluation time t2[${k}] = ${t} falls outside the model's ` +
+          `[${schedule.tMax}, ${schedule.tMin}]`,
+      );
+    }
+    // LD3 keeps each t2 within half the smallest gap of its t1: they never cross (round-off aside).
+    if (k > 0 && t > grid.t2[k - 1] * (1 + 1e-9)) {
+      throw new RangeError(
+        `${source}: evaluation grid t2 must not increase: t2[${k}] = ${t} > t2[${k - 1}] = ` +
+          `${grid.t2[k - 1]}`,
+      );
+    }
   }
   return grid;
 }

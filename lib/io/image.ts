@@ -4,8 +4,11 @@
  * Images arrive as float arrays in channel-first layout `[C, H, W]` (batches `[B, C, H, W]`)
  * with values in a data range (ld3 models use [-1, 1]). They are mapped to 8-bit, laid out in
  * a grid like torchvision's `make_grid` (`nrow` images per row, `padding` pixels between), and
- * encoded as an 8-bit grayscale (C = 1) or RGB (C = 3) PNG. The encoder is a few lines over
- * `node:zlib` and is deterministic, so a dataset's PNGs are reproducible byte for byte.
+ * encoded as an 8-bit grayscale (C = 1) or RGB (C = 3) PNG. Any other channel count (a
+ * 2-channel model, Stable Diffusion's 4-channel latents) is drawn as a gray strip: the C
+ * channels side by side, each an H × W gray tile, so a sample becomes one H × C·W gray picture
+ * and every channel stays visible. The encoder is a few lines over `node:zlib` and is
+ * deterministic, so a dataset's PNGs are reproducible byte for byte.
  *
  * @module
  */
@@ -42,13 +45,57 @@ export interface GridOptions extends ToRasterOptions {
 
 function checkImageShape(shape: readonly number[], batched: boolean): number[] {
   const rank = batched ? 4 : 3;
-  const channels = shape[batched ? 1 : 0];
-  if (shape.length !== rank || !(channels === 1 || channels === 3)) {
+  if (
+    !Array.isArray(shape) || shape.length !== rank ||
+    !shape.every((d, i) => Number.isSafeInteger(d) && (d >= 1 || (batched && i === 0 && d >= 0)))
+  ) {
     throw new RangeError(
-      `Image shape must be [${batched ? "B, " : ""}C, H, W] with C = 1 or 3: got [${shape}]`,
+      `Image shape must be [${batched ? "B, " : ""}C, H, W] of positive sizes: got [${shape}]`,
     );
   }
   return [...shape];
+}
+
+/** Whether `channels` is drawn as one picture (gray or RGB) rather than a strip of gray tiles. */
+function isColorLayout(channels: number): channels is 1 | 3 {
+  return channels === 1 || channels === 3;
+}
+
+/**
+ * Width and channels of the picture of one `[C, H, W]` image: itself for C = 1 or 3, else the
+ * gray strip of its C channels side by side (`C·W` wide).
+ *
+ * @example
+ * ```ts
+ * console.log(pictureSize([4, 8, 8])); // { width: 32, height: 8, channels: 1 }
+ * ```
+ */
+export function pictureSize(
+  [channels, height, width]: readonly number[],
+): { width: number; height: number; channels: 1 | 3 } {
+  return isColorLayout(channels)
+    ? { width, height, channels }
+    : { width: channels * width, height, channels: 1 };
+}
+
+/**
+ * The `[C, H, W]` shape in which samples of `shape` are drawn ({@linkcode imageShapeOf}),
+ * checked to be drawable, so that a task refuses before any work what it could not write.
+ *
+ * @param what Names the samples in the error, e.g. `"save_png"`.
+ * @throws {RangeError} When the shape is not an image of any channel count.
+ */
+export function checkPictureShape(shape: readonly number[], what = "image"): number[] {
+  const image = imageShapeOf(shape);
+  if (
+    image.length !== 3 || !image.every((d) => Number.isSafeInteger(d) && d >= 1)
+  ) {
+    throw new RangeError(
+      `${what}: samples of shape [${shape}] cannot be drawn as pictures (need [C, H, W], [H, W] ` +
+        `or a square [D])`,
+    );
+  }
+  return image;
 }
 
 /** Maps one float to a byte: clip to the data range, scale, round half up. */
@@ -59,9 +106,10 @@ function toByte(v: number, lo: number, scale: number): number {
 }
 
 /**
- * Converts one channel-first float image `[C, H, W]` to an 8-bit interleaved raster.
+ * Converts one channel-first float image `[C, H, W]` to an 8-bit interleaved raster (C other
+ * than 1 and 3: the gray strip of its channels, see the module doc).
  *
- * @throws {RangeError} When the shape is not `[1|3, H, W]` or does not match the data.
+ * @throws {RangeError} When the shape is not `[C, H, W]` or does not match the data.
  */
 export function toRaster(
   data: ArrayLike<number>,
@@ -90,12 +138,28 @@ function rasterAt(
   const scale = 255 / (hi - lo);
   const pixels = new Uint8Array(channels * height * width);
   const plane = height * width;
+  if (!isColorLayout(channels)) {
+    // Gray strip: channel c is the tile at columns c·W … (c + 1)·W − 1.
+    const stripWidth = channels * width;
+    for (let c = 0; c < channels; c++) {
+      for (let y = 0; y < height; y++) {
+        for (let x = 0; x < width; x++) {
+          pixels[y * stripWidth + c * width + x] = toByte(
+            data[offset + c * plane + y * width + x],
+            lo,
+            scale,
+          );
+        }
+      }
+    }
+    return { width: stripWidth, height, channels: 1, pixels };
+  }
   for (let c = 0; c < channels; c++) {
     for (let p = 0; p < plane; p++) {
       pixels[p * channels + c] = toByte(data[offset + c * plane + p], lo, scale);
     }
   }
-  return { width, height, channels: channels as 1 | 3, pixels };
+  return { width, height, channels, pixels };
 }
 
 /**
@@ -107,14 +171,16 @@ export function gridRaster(
   shape: readonly number[],
   options: GridOptions = {},
 ): Raster {
-  const [batch, channels, height, width] = checkImageShape(shape, true);
+  const [batch, channels, height, imageWidth] = checkImageShape(shape, true);
+  const picture = pictureSize([channels, height, imageWidth]);
+  const width = picture.width;
   const nrow = options.nrow ?? 8;
   const padding = options.padding ?? 2;
   if (!Number.isInteger(nrow) || nrow < 1) throw new RangeError(`nrow must be >= 1: got ${nrow}`);
   if (!Number.isInteger(padding) || padding < 0) {
     throw new RangeError(`padding must be >= 0: got ${padding}`);
   }
-  const size = channels * height * width;
+  const size = channels * height * imageWidth;
   if (data.length !== batch * size) {
     throw new RangeError(
       `Batch data has ${data.length} values, shape [${shape}] needs ${batch * size}`,
@@ -124,17 +190,18 @@ export function gridRaster(
   const rows = Math.max(Math.ceil(batch / nrow), 1);
   const gridWidth = cols * (width + padding) + padding;
   const gridHeight = rows * (height + padding) + padding;
-  const pixels = new Uint8Array(gridWidth * gridHeight * channels).fill(options.padValue ?? 0);
+  const depth = picture.channels;
+  const pixels = new Uint8Array(gridWidth * gridHeight * depth).fill(options.padValue ?? 0);
   for (let b = 0; b < batch; b++) {
-    const tile = rasterAt(data, b * size, [channels, height, width], options);
+    const tile = rasterAt(data, b * size, [channels, height, imageWidth], options);
     const x0 = padding + (b % nrow) * (width + padding);
     const y0 = padding + Math.floor(b / nrow) * (height + padding);
     for (let y = 0; y < height; y++) {
-      const row = tile.pixels.subarray(y * width * channels, (y + 1) * width * channels);
-      pixels.set(row, ((y0 + y) * gridWidth + x0) * channels);
+      const row = tile.pixels.subarray(y * width * depth, (y + 1) * width * depth);
+      pixels.set(row, ((y0 + y) * gridWidth + x0) * depth);
     }
   }
-  return { width: gridWidth, height: gridHeight, channels: channels as 1 | 3, pixels };
+  return { width: gridWidth, height: gridHeight, channels: depth, pixels };
 }
 
 function pngChunk(type: string, body: Uint8Array): Uint8Array {

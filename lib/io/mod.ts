@@ -1,6 +1,7 @@
 /**
- * Files and pictures: NumPy `.npy`/`.npz`, PNG images and grids, plots, GIFs, grid files,
- * teacher datasets, MNIST, atomic writes and progress bars. Builds on the math core only.
+ * Files and pictures: NumPy `.npy`/`.npz`, PNG images and labelled grids, charts (SVG and
+ * PNG), GIFs, HTML reports, grid files, teacher datasets, MNIST, atomic writes, output
+ * locks, progress bars, and files given by URL (downloaded once into a cache). Builds on the math core only.
  *
  * @module
  */
@@ -9,8 +10,14 @@ export * from "./fs.ts";
 export * from "./npy.ts";
 export * from "./npz.ts";
 export * from "./image.ts";
+export * from "./svg.ts";
+export * from "./html.ts";
 export * from "./plot.ts";
+export * from "./labelled_grid.ts";
 export * from "./animation.ts";
 export * from "./progress.ts";
 export * from "./grid_file.ts";
 export * from "./dataset.ts";
+export * from "./remote.ts";
+export * from "./lock.ts";
+export * from "./shard_record.ts";

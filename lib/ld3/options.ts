@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { declareOptions, withDefaults } from "../options.ts";
+import type { OptionDeclarations } from "../options.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { TIME_MODES } from "./parameterization.ts";
 
@@ -13,8 +13,9 @@ import { TIME_MODES } from "./parameterization.ts";
 export const VALID_LATENTS = ["original", "relaxed"] as const;
 
 /** The trainer's options (the student solver among them, 10 steps by default). */
-export const LD3_OPTIONS = declareOptions({
-  ...withDefaults(SOLVER_OPTIONS, { steps: 10 }),
+export const LD3_OPTIONS = {
+  ...SOLVER_OPTIONS,
+  steps: { ...SOLVER_OPTIONS.steps, default: 10 },
   timeMode: {
     flag: "time_mode",
     kind: "string",
@@ -22,10 +23,13 @@ export const LD3_OPTIONS = declareOptions({
     default: "lambda",
     help: "grid parameterization: steps affine in t, or in λ = log(α/σ)",
   },
+  // Above one half, neighbouring evaluation times could cross, and the grid file would not be
+  // a grid any more (the file check refuses it).
   winRate: {
     flag: "win_rate",
     kind: "number",
     min: 0,
+    max: 0.5,
     default: 0.5,
     help: "θ2 window, as a fraction of the smallest gap of the grid",
   },
@@ -180,4 +184,4 @@ export const LD3_OPTIONS = declareOptions({
     default: 0,
     help: "seed of the training-set shuffles",
   },
-});
+} as const satisfies OptionDeclarations;

@@ -158,7 +158,7 @@ export async function loadFeatureModel(
   if (range !== "[-1,1]" && range !== "[0,1]" && range !== "[0,255]") {
     throw new RangeError(`Field inputRange must be "[-1,1]", "[0,1]" or "[0,255]": got ${range}`);
   }
-  const signature = readOnnxSignature(bytes);
+  const signature = readOnnxSignature(bytes, typeof model === "string" ? model : undefined);
   const input = featureInput(signature, inputName);
   const outputNames = new Set(signature.outputs.map((s) => s.name));
   if (!outputNames.has(outputName)) {

@@ -9,3 +9,4 @@ export * from "./lpips.ts";
 export * from "./distance.ts";
 export * from "./features.ts";
 export * from "./fid.ts";
+export * from "./fid_moments.ts";

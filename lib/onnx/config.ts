@@ -25,6 +25,8 @@
 import { dirname, resolve } from "node:path";
 import { parseYaml } from "../deps.ts";
 import { parseDevice } from "./device.ts";
+import { fetchCached, isUrl, resolveReference, verifySha256 } from "../io/remote.ts";
+import { readOnnxSignature } from "./session.ts";
 import { readNpy } from "../io/npy.ts";
 import {
   discreteBetas,
@@ -234,6 +236,7 @@ export interface EvalConfig {
  * data_range: [-1, 1]
  * device: cpu                                 # cpu | cuda | cuda:<index> | webgpu
  * batch_size: 64
+ * # threads: 2                                # CPU threads per session; default one per core
  * eval:                                       # FID defaults of eval, bench:schedules, demo
  *   features:                                 # or just the path
  *     path: ../models/mnist-features/model.onnx
@@ -247,8 +250,13 @@ export interface EvalConfig {
 export interface ModelConfig {
   /** Short model name used in reports and error messages. */
   name: string;
-  /** Path of the YAML file this config was read from (as given to the loader). */
+  /** Path or URL of the YAML file this config was read from (as given to the loader). */
   source: string;
+  /**
+   * Expected SHA-256 (hex) of files the config names (YAML `sha256:`, keyed there by the path
+   * as written, here by the resolved path or URL): checked before a file is used or cached.
+   */
+  sha256?: Record<string, string>;
   /** The ONNX network and how to call it. */
   model: ModelSection;
   /** The forward process the network was trained with. */
@@ -263,6 +271,11 @@ export interface ModelConfig {
   device: string;
   /** Largest batch passed to one network call. @default {16} */
   batch_size: number;
+  /**
+   * CPU threads of each ONNX Runtime session (`--threads` overrides it).
+   * @default {one per core: defaultThreads() in session.ts}
+   */
+  threads?: number;
   /** FID feature model and reference statistics; absent when the config has no `eval` section. */
   eval?: EvalConfig;
 }
@@ -377,7 +390,13 @@ class FieldReader {
   }
 
   path(obj: Obj, key: string, field: string): string {
-    return resolve(this.dir, this.string(obj, key, field));
+    return this.resolvePath(this.string(obj, key, field));
+  }
+
+  /** A path as written, relative to the config: a remote config's become URLs beside it. */
+  resolvePath(value: string): string {
+    if (isUrl(this.dir) || isUrl(value)) return resolveReference(this.dir, value);
+    return resolve(this.dir, value);
   }
 }
 
@@ -511,7 +530,8 @@ function checkTimes<T extends { t_max: number; t_min: number }>(r: FieldReader, 
  * @throws {ConfigError} naming the first bad field
  */
 export function validateModelConfig(doc: unknown, source: string): ModelConfig {
-  const r = new FieldReader(source, dirname(resolve(source)));
+  const base = isUrl(source) ? new URL(source).href : dirname(resolve(source));
+  const r = new FieldReader(source, base);
   const top = r.object(doc, "", [
     "name",
     "model",
@@ -521,7 +541,9 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     "data_range",
     "device",
     "batch_size",
+    "threads",
     "eval",
+    "sha256",
   ]);
   const name = r.string(top, "name", "name");
 
@@ -609,8 +631,24 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     data_range: [(range as number[])[0], (range as number[])[1]],
     device: readDevice(r, top),
     batch_size: r.integer(top, "batch_size", "batch_size", 16),
+    ...(top.threads != null ? { threads: r.integer(top, "threads", "threads") } : {}),
     ...(top.eval != null ? { eval: readEval(r, top.eval) } : {}),
+    ...(top.sha256 != null ? { sha256: readHashes(r, top.sha256) } : {}),
   };
+}
+
+/** `sha256:` — the expected hash of files the config names, keyed by their path as written. */
+function readHashes(r: FieldReader, value: unknown): Record<string, string> {
+  const o = r.object(value, "sha256", null);
+  const hashes: Record<string, string> = {};
+  for (const key of Object.keys(o)) {
+    const hex = o[key];
+    if (typeof hex !== "string" || !/^[0-9a-fA-F]{64}$/.test(hex)) {
+      r.fail(`sha256.${key}`, `must be 64 hexadecimal digits: got ${show(hex)}`);
+    }
+    hashes[r.resolvePath(key)] = (hex as string).toLowerCase();
+  }
+  return hashes;
 }
 
 /**
@@ -628,7 +666,72 @@ export function parseModelConfig(text: string, source: string): ModelConfig {
   return validateModelConfig(doc, source);
 }
 
-async function checkFile(config: ModelConfig, field: string, path: string): Promise<void> {
+/**
+ * Read, parse and validate a model config file or URL, checking that every file it names exists
+ * (or can be fetched, for a remote config: see `lib/io/remote.ts`), matches its `sha256:` entry
+ * when it has one, and that its schedule can be built. Remote files are downloaded once into
+ * the cache, and the returned config names their local copies.
+ *
+ * @throws {ConfigError} for an unreadable file, malformed YAML, a bad field, a missing file or a
+ * hash that does not match
+ */
+export async function loadModelConfig(pathOrUrl: string | URL): Promise<ModelConfig> {
+  const source = pathOrUrl instanceof URL ? pathOrUrl.href : pathOrUrl;
+  let text: string;
+  try {
+    text = await Deno.readTextFile(isUrl(source) ? await fetchCached(source) : source);
+  } catch (e) {
+    throw new ConfigError(source, "", `cannot be read: ${(e as Error).message}`);
+  }
+  const config = parseModelConfig(text, source);
+  for (const [field, get, set] of CONFIG_FILES) {
+    const path = get(config);
+    if (path === undefined) continue;
+    set(config, await localFile(config, field, path));
+  }
+  await scheduleFromConfig(config);
+  return config;
+}
+
+/** Every file a config may name: its field, and how to read and replace its path. */
+const CONFIG_FILES: readonly [
+  string,
+  (c: ModelConfig) => string | undefined,
+  (c: ModelConfig, path: string) => void,
+][] = [
+  ["model.path", (c) => c.model.path, (c, p) => c.model.path = p],
+  ["decoder.path", (c) => c.decoder?.path, (c, p) => c.decoder!.path = p],
+  [
+    "model.condition.uncond",
+    (c) => c.model.condition?.uncond === "zeros" ? undefined : c.model.condition?.uncond,
+    (c, p) => c.model.condition!.uncond = p,
+  ],
+  [
+    "schedule.alphas_cumprod",
+    (c) => c.schedule.kind === "vp_discrete" ? c.schedule.alphas_cumprod : undefined,
+    (c, p) => (c.schedule as VpDiscreteScheduleConfig).alphas_cumprod = p,
+  ],
+  ["eval.features.path", (c) => c.eval?.features?.path, (c, p) => c.eval!.features!.path = p],
+  ["eval.fid_ref", (c) => c.eval?.fid_ref, (c, p) => c.eval!.fid_ref = p],
+  ["eval.lpips", (c) => c.eval?.lpips, (c, p) => c.eval!.lpips = p],
+];
+
+/**
+ * The local file behind a config field: a URL downloaded into the cache (an ONNX model with its
+ * external-data files beside it), a path checked to be a file; either checked against the
+ * config's `sha256:` entry.
+ */
+async function localFile(config: ModelConfig, field: string, path: string): Promise<string> {
+  const expected = config.sha256?.[path];
+  if (isUrl(path)) {
+    try {
+      const local = await fetchCached(path, { sha256: expected });
+      if (path.endsWith(".onnx")) await fetchExternalData(path, local, config);
+      return local;
+    } catch (e) {
+      throw new ConfigError(config.source, field, (e as Error).message);
+    }
+  }
   let info: Deno.FileInfo;
   try {
     info = await Deno.stat(path);
@@ -636,33 +739,23 @@ async function checkFile(config: ModelConfig, field: string, path: string): Prom
     throw new ConfigError(config.source, field, `names a file that does not exist: ${path}`);
   }
   if (!info.isFile) throw new ConfigError(config.source, field, `is not a file: ${path}`);
+  if (expected !== undefined) {
+    try {
+      await verifySha256(path, expected);
+    } catch (e) {
+      throw new ConfigError(config.source, field, (e as Error).message);
+    }
+  }
+  return path;
 }
 
-/**
- * Read, parse and validate a model config file, checking that every file it names exists
- * and that its schedule can be built.
- *
- * @throws {ConfigError} for an unreadable file, malformed YAML, a bad field or a missing file
- */
-export async function loadModelConfig(path: string): Promise<ModelConfig> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    throw new ConfigError(path, "", `cannot be read: ${(e as Error).message}`);
+/** The external-data files of a remote ONNX model, fetched into the cache beside it. */
+async function fetchExternalData(url: string, local: string, config: ModelConfig) {
+  const { externalData } = readOnnxSignature(await Deno.readFile(local));
+  for (const name of externalData) {
+    const fileUrl = resolveReference(url, name);
+    await fetchCached(fileUrl, { sha256: config.sha256?.[fileUrl] });
   }
-  const config = parseModelConfig(text, path);
-  await checkFile(config, "model.path", config.model.path);
-  if (config.decoder) await checkFile(config, "decoder.path", config.decoder.path);
-  const uncond = config.model.condition?.uncond;
-  if (uncond && uncond !== "zeros") await checkFile(config, "model.condition.uncond", uncond);
-  if (config.eval?.features) {
-    await checkFile(config, "eval.features.path", config.eval.features.path);
-  }
-  if (config.eval?.fid_ref) await checkFile(config, "eval.fid_ref", config.eval.fid_ref);
-  if (config.eval?.lpips) await checkFile(config, "eval.lpips", config.eval.lpips);
-  await scheduleFromConfig(config);
-  return config;
 }
 
 /**

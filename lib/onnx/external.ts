@@ -188,7 +188,7 @@ export interface OnnxFile {
  */
 export async function readOnnxFile(path: string): Promise<OnnxFile> {
   const bytes = await Deno.readFile(path);
-  return { path, bytes, signature: readOnnxSignature(bytes) };
+  return { path, bytes, signature: readOnnxSignature(bytes, path) };
 }
 
 /**
@@ -197,8 +197,13 @@ export async function readOnnxFile(path: string): Promise<OnnxFile> {
  *
  * @throws {DeviceUnavailableError} when the device's provider cannot start
  */
-export function openOnnxFile(file: OnnxFile, device: string): Promise<ort.InferenceSession> {
+export function openOnnxFile(
+  file: OnnxFile,
+  device: string,
+  threads?: number,
+): Promise<ort.InferenceSession> {
   return createSession(sessionSource(file.path, file.bytes, file.signature.externalData), {
     device,
+    intraOpNumThreads: threads,
   });
 }

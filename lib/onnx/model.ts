@@ -18,7 +18,7 @@
  * @module
  */
 import type { DenoiseInfo, Denoiser } from "../denoiser.ts";
-import { sampleSize } from "../denoiser.ts";
+import { sameShape, sampleSize } from "../denoiser.ts";
 import { ort } from "../deps.ts";
 import {
   type DecoderConfig,
@@ -40,16 +40,19 @@ import {
   sampleCount,
 } from "./_model_inputs.ts";
 import { ElemType } from "./build.ts";
-import { onnxModelHash, openOnnxFile, readOnnxFile } from "./external.ts";
+import { type OnnxFile, onnxModelHash, openOnnxFile, readOnnxFile } from "./external.ts";
 import {
+  defaultThreads,
   fixedBatch,
   type OnnxSignature,
   readOnnxSignature,
+  sessionOptionsFor,
   type TensorSignature,
   withOutputs,
 } from "./session.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { checkDevice } from "./device.ts";
+import { checkDevice, parseDevice } from "./device.ts";
+import { LazySessionWorkers } from "./workers.ts";
 
 /** A network output held NaN or ±Inf. */
 export class NonFiniteError extends Error {
@@ -76,6 +79,11 @@ export class NonFiniteError extends Error {
 export interface LoadModelOptions {
   /** Execution device (`cpu`, `cuda[:<index>]`, `webgpu`); overrides the config's `device`. @default {config.device} */
   device?: string;
+  /**
+   * CPU threads of each ONNX Runtime session; overrides the config's `threads`.
+   * @default {config.threads ?? defaultThreads()}
+   */
+  threads?: number;
 }
 
 /** A loaded model: the denoiser, its decoder and what identifies it. */
@@ -92,6 +100,21 @@ export interface LoadedModel {
   readonly imageShape: number[];
   /** Shape of one sample's condition, for conditional models. */
   readonly conditionShape?: number[];
+  /**
+   * The CPU threads of its sessions; sessions opened for the same network later (VJP graphs,
+   * feature models) take the same count.
+   */
+  readonly threads: number;
+  /**
+   * How many one-thread worker sessions share out the samples of a batched call (`workers.ts`;
+   * {@linkcode WORKER_MIN_MODEL_BYTES}); 0 when every call runs on one session.
+   */
+  readonly batchWorkers: number;
+  /**
+   * Those worker threads (opened on first use, closed with the model), for other sessions of
+   * the same network to run on the same threads (the VJP parts of a differentiable denoiser).
+   */
+  readonly sessionWorkers?: LazySessionWorkers;
   /**
    * Decode a batch of samples to images in [-1, 1]: runs the decoder on `z / scale_factor`
    * when one is configured, then maps `data_range` to [-1, 1].
@@ -359,6 +382,8 @@ export interface OnnxDenoiserOptions {
 /** What every call of the adapter needs, fixed when the model loads. */
 interface Adapter extends FeedLayout {
   readonly session: ort.InferenceSession;
+  /** One-thread sessions in worker threads for calls of several samples, when the model has them. */
+  readonly workers: LazySessionWorkers | undefined;
   readonly config: ModelConfig;
   readonly schedule: NoiseSchedule;
   /** One sample's unconditional input (empty without `model.condition`). */
@@ -375,7 +400,10 @@ export async function onnxDenoiser(
   config: ModelConfig,
   options: OnnxDenoiserOptions = {},
 ): Promise<Denoiser> {
-  const signature = options.signature ?? readOnnxSignature(await Deno.readFile(config.model.path));
+  const signature = options.signature ?? readOnnxSignature(
+    await Deno.readFile(config.model.path),
+    config.model.path,
+  );
   checkModelSignature(signature, config);
   return await checkedDenoiser(session, config, signature, options.schedule);
 }
@@ -404,6 +432,7 @@ async function checkedDenoiser(
   config: ModelConfig,
   signature: OnnxSignature,
   schedule: NoiseSchedule | undefined,
+  workers?: LazySessionWorkers,
 ): Promise<Denoiser> {
   const m = config.model;
   checkSessionNames(session, config);
@@ -413,6 +442,7 @@ async function checkedDenoiser(
   const adapter: Adapter = {
     ...layout,
     session,
+    workers,
     config,
     schedule: resolved,
     uncond: await readUncond(m.condition, layout.condSize),
@@ -510,7 +540,10 @@ async function runNetwork(
   return out;
 }
 
-/** One network call on `callSize` samples: its raw output, checked for size. */
+/**
+ * One network call on `callSize` samples: its raw output, checked for its dims (not only its
+ * size: a [B, 1, 14, 56] output where [B, 1, 28, 28] is meant would otherwise pass as images).
+ */
 function runCall(
   a: Adapter,
   x: Float32Array,
@@ -521,15 +554,22 @@ function runCall(
   const { config, d } = a;
   const m = config.model;
   const feeds = networkFeeds(config, a, x, callSize, tValue, cond);
-  return withOutputs(a.session, feeds, (result) => {
-    const y = result[m.output];
-    if (y.data.length !== callSize * d) {
+  const expected = [callSize, ...config.shape];
+  const check = (y: { data: ArrayLike<unknown>; dims: readonly number[] }) => {
+    if (y.data.length !== callSize * d || !sameShape(y.dims, expected)) {
       throw new TypeError(
-        `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected [${callSize}, ${config.shape}]`,
+        `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected ` +
+          `[${expected}] (config shape [${config.shape}])`,
       );
     }
     return y.data as Float32Array;
-  });
+  };
+  if (a.workers && callSize > 1) {
+    return a.workers.get()
+      .then((w) => w.run(feeds, callSize, [m.output]))
+      .then((out) => check(out[m.output]));
+  }
+  return withOutputs(a.session, feeds, (result) => check(result[m.output]));
 }
 
 /** Refuse a raw output holding NaN or ±Inf, naming where, and whether the input already did. */
@@ -676,14 +716,18 @@ async function decodeSamples(
  * @throws {TypeError} when the ONNX inputs/outputs do not match the config
  */
 export async function loadModel(
-  configOrPath: string | ModelConfig,
+  configOrPath: string | URL | ModelConfig,
   options: LoadModelOptions = {},
 ): Promise<LoadedModel> {
-  const config = typeof configOrPath === "string"
+  const config = typeof configOrPath === "string" || configOrPath instanceof URL
     ? await loadModelConfig(configOrPath)
     : configOrPath;
   const device = options.device ?? config.device;
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
+  const threads = options.threads ?? config.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`threads must be an integer >= 1: got ${threads}`);
+  }
   const network = await readOnnxFile(config.model.path);
   checkModelSignature(network.signature, config);
   const modelHash = await onnxModelHash(
@@ -695,13 +739,14 @@ export async function loadModel(
   if (decoderFile) checkDecoderSignature(decoderFile.signature, config);
 
   const sessions: ort.InferenceSession[] = [];
+  const workers = batchWorkers(network, device, threads);
   try {
-    const session = await openOnnxFile(network, device);
+    const session = await openOnnxFile(network, device, threads);
     sessions.push(session);
-    const denoiser = await checkedDenoiser(session, config, network.signature, undefined);
+    const denoiser = await checkedDenoiser(session, config, network.signature, undefined, workers);
     let decoder: OpenDecoder | undefined;
     if (decoderFile) {
-      const decoderSession = await openOnnxFile(decoderFile, device);
+      const decoderSession = await openOnnxFile(decoderFile, device, threads);
       sessions.push(decoderSession);
       decoder = {
         session: decoderSession,
@@ -709,18 +754,47 @@ export async function loadModel(
         imageShape: await decoderImageShape(decoderSession, decoderFile.signature, config),
       };
     }
-    return loadedModel(config, denoiser, modelHash, decoder, sessions);
+    return loadedModel(config, denoiser, { modelHash, threads, workers }, decoder, sessions);
   } catch (e) {
     for (const s of sessions) await s.release();
     throw e;
   }
 }
 
+/**
+ * Networks whose ONNX file (weights inside) holds this many bytes or more (1 MiB) run the
+ * calls of several samples on one-thread sessions in worker threads, one per thread of
+ * `threads`, the samples shared out between them (`workers.ts`). The weights stand in for the
+ * work of a call: a 0.56 M-parameter UNet (1.8 MB) takes milliseconds per sample, the
+ * Gaussian-mixture model (0.3 MB) microseconds, less than handing a batch to a worker costs.
+ * Networks with external weights (over 2 GB) would hold one copy of their weights per worker,
+ * and their large operators keep intra-op threads busy anyway.
+ */
+export const WORKER_MIN_MODEL_BYTES = 2 ** 20;
+
+/** The workers of a network's batched calls, per {@linkcode WORKER_MIN_MODEL_BYTES}. */
+function batchWorkers(
+  file: OnnxFile,
+  device: string,
+  threads: number,
+): LazySessionWorkers | undefined {
+  const cpu = parseDevice(device).kind === "cpu";
+  const eligible = file.signature.externalData.length === 0 &&
+    file.bytes.length >= WORKER_MIN_MODEL_BYTES;
+  if (!cpu || threads < 2 || !eligible) return undefined;
+  // Each worker reads the file itself: sending it the bytes costs more.
+  return new LazySessionWorkers(file.path, threads, sessionOptionsFor(device, 1));
+}
+
 /** The {@linkcode LoadedModel} around opened sessions, which `close` releases once. */
 function loadedModel(
   config: ModelConfig,
   denoiser: Denoiser,
-  modelHash: string,
+  { modelHash, threads, workers }: {
+    modelHash: string;
+    threads: number;
+    workers: LazySessionWorkers | undefined;
+  },
   decoder: OpenDecoder | undefined,
   sessions: readonly ort.InferenceSession[],
 ): LoadedModel {
@@ -729,6 +803,9 @@ function loadedModel(
     config,
     denoiser,
     modelHash,
+    threads,
+    batchWorkers: workers ? threads : 0,
+    sessionWorkers: workers,
     sampleShape: [...config.shape],
     imageShape: decoder?.imageShape ?? [...config.shape],
     conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,
@@ -737,6 +814,7 @@ function loadedModel(
       if (closed) return;
       closed = true;
       for (const s of sessions) await s.release();
+      await workers?.close();
     },
   };
 }

@@ -26,7 +26,7 @@ import { type Denoiser, sampleSize } from "../denoiser.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import type { LoadedModel } from "./model.ts";
 import { normalNoise } from "../rng.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 
 /** One check of {@linkcode checkModel}. */
 export interface ModelCheck {
@@ -53,7 +53,7 @@ export interface ModelCheckReport {
 }
 
 /** The options of {@linkcode checkModel} (`deno task check-model`). */
-export const CHECK_MODEL_OPTIONS = declareOptions({
+export const CHECK_MODEL_OPTIONS = {
   seed: { flag: "seed", kind: "integer", arg: "N", min: 0, default: 0, help: "noise seed" },
   identityTolerance: {
     flag: "identity_tolerance",
@@ -69,7 +69,7 @@ export const CHECK_MODEL_OPTIONS = declareOptions({
     default: 3,
     help: "largest RMS of D at t_max, in half-widths of the data range, that passes",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode checkModel}: {@linkcode CHECK_MODEL_OPTIONS}. */
 export type CheckModelOptions = OptionValues<typeof CHECK_MODEL_OPTIONS>;

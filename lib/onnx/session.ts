@@ -57,17 +57,19 @@ function signatureOf(info: ValueInfoProto): TensorSignature {
 /**
  * Decode the input/output signature of ONNX model bytes.
  *
+ * @param source The file the bytes came from, named in errors.
  * @throws {TypeError} when the bytes are not an ONNX model with a graph
  */
-export function readOnnxSignature(bytes: Uint8Array): OnnxSignature {
+export function readOnnxSignature(bytes: Uint8Array, source?: string): OnnxSignature {
+  const where = source === undefined ? "" : ` ${source}`;
   let model: ModelProto;
   try {
     model = onnx.ModelProto.decode(bytes);
   } catch (e) {
-    throw new TypeError(`Not an ONNX model: ${(e as Error).message}`);
+    throw new TypeError(`Not an ONNX model:${where}: ${(e as Error).message}`);
   }
   const graph = model.graph;
-  if (!graph) throw new TypeError("Not an ONNX model: no graph");
+  if (!graph) throw new TypeError(`Not an ONNX model:${where}: no graph`);
   // Before IR 4 initializers were also listed as inputs; those are weights, not feeds.
   const weights = new Set((graph.initializer ?? []).map((t) => t.name));
   const externalData = new Set<string>();
@@ -117,7 +119,7 @@ export type OutputLocation = "cpu" | "gpu-buffer";
 export interface CreateSessionOptions {
   /** Execution device: `cpu`, `cuda`, `cuda:<index>` or `webgpu`. @default {"cpu"} */
   device?: string;
-  /** Intra-op thread count; ORT picks one per core when unset. */
+  /** Intra-op thread count. @default {defaultThreads()} */
   intraOpNumThreads?: number;
   /**
    * Where the outputs of a run stay. `"gpu-buffer"` (WebGPU only) keeps them on the device,
@@ -126,6 +128,50 @@ export interface CreateSessionOptions {
    * @default {"cpu"}
    */
   preferredOutputLocation?: OutputLocation;
+}
+
+/**
+ * The CPU threads ONNX Runtime gets per session when a caller names none: one per core the
+ * process may use (`navigator.hardwareConcurrency`). ONNX Runtime's own default counts physical
+ * cores and so used one thread on the 2-vCPU machines ld3 was measured on (docs/performance.md).
+ *
+ * @example
+ * ```ts
+ * console.log(defaultThreads() >= 1); // true
+ * ```
+ */
+export function defaultThreads(): number {
+  const cores = globalThis.navigator?.hardwareConcurrency;
+  return Number.isInteger(cores) && cores > 0 ? cores : 1;
+}
+
+/**
+ * The session options every ld3 session of a network shares (the model's own, its VJP
+ * graphs, feature and loss networks): the device's providers, every graph optimisation, and
+ * `threads` intra-op threads that sleep rather than spin while they wait for work and take it
+ * in small blocks as they come free. A spinning thread keeps its core busy between operators;
+ * on a machine whose cores other processes also want, that made two threads slower than one;
+ * without spinning, small blocks (`dynamic_block_base`) won back what spinning had given on
+ * idle cores (docs/performance.md). The thread count changes no result: ONNX Runtime splits an
+ * operator's work, not its sums.
+ *
+ * @throws {RangeError} for a bad device name or thread count
+ */
+export function sessionOptionsFor(
+  device: string,
+  threads: number = defaultThreads(),
+): ort.InferenceSession.SessionOptions {
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`threads must be an integer >= 1: got ${threads}`);
+  }
+  return {
+    executionProviders: executionProviders(device),
+    graphOptimizationLevel: "all",
+    intraOpNumThreads: threads,
+    ...(threads > 1
+      ? { extra: { session: { intra_op: { allow_spinning: "0" }, dynamic_block_base: "4" } } }
+      : {}),
+  };
 }
 
 /**
@@ -168,9 +214,7 @@ export async function createSession(
   }
   try {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: executionProviders(device),
-      graphOptimizationLevel: "all",
-      ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+      ...sessionOptionsFor(device, options.intraOpNumThreads),
       ...(location !== "cpu" ? { preferredOutputLocation: location } : {}),
     };
     return typeof source === "string"

@@ -46,6 +46,7 @@ import { gridOfFile, loadGridFile } from "../io/grid_file.ts";
 import { imageShapeOf } from "../io/image.ts";
 import { samplesPng } from "./train/report.ts";
 import { type Ld3Evaluation, QUICK_LD3, type RunLd3Result, runLd3Training } from "./train/run.ts";
+import type { ScoredGrid } from "./train/summary.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
 import { ProgressBar } from "../io/progress.ts";
 import { generateDataset, type GenerateDatasetResult } from "./generate.ts";
@@ -57,9 +58,10 @@ import { runPlan } from "../solvers/plan.ts";
 import { planSolver, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { LD3_OPTIONS } from "../ld3/options.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { FID_REF_OPTIONS, MODEL_OPTIONS } from "./options.ts";
 import { pathExists } from "../io/fs.ts";
+import { isUrl } from "../io/remote.ts";
 
 /** The grids the demo compares, LD3 first. */
 export const DEMO_GRIDS = ["LD3", "EDM", "logSNR", "time_uniform"] as const;
@@ -71,7 +73,7 @@ export type DemoGrid = typeof DEMO_GRIDS[number];
  * the demo's older spellings (`--solver`, `--samples`, `--rounds_v1`, `--rounds_v2`) still work
  * for one release.
  */
-export const DEMO_OPTIONS = declareOptions({
+export const DEMO_OPTIONS = {
   config: {
     flag: "config",
     kind: "string",
@@ -164,7 +166,8 @@ export const DEMO_OPTIONS = declareOptions({
     help: "validation samples shown in comparison.png and trajectory.gif",
   },
   device: MODEL_OPTIONS.device,
-});
+  threads: MODEL_OPTIONS.threads,
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode runDemo}: {@linkcode DEMO_OPTIONS} and these. */
 export interface DemoOptions extends OptionValues<typeof DEMO_OPTIONS> {
@@ -229,6 +232,8 @@ export interface DemoResult {
     schedulePng?: string;
     scheduleGif?: string;
     samplesPng?: string;
+    /** The run folder's self-contained HTML report. */
+    reportHtml?: string;
     comparisonPng?: string;
     trajectoryGif?: string;
     demoJson: string;
@@ -317,6 +322,36 @@ async function scoreGrid(
   return { l2, l1, preview };
 }
 
+/** The key of each demo grid in the LD3 run's evaluation. */
+const RUN_EVALUATION_KEYS = {
+  LD3: "ld3",
+  EDM: "edm",
+  logSNR: "logSNR",
+  time_uniform: "time_uniform",
+} as const satisfies Record<DemoGrid, ScoredGrid>;
+
+/**
+ * The distances to the teacher of a grid's images of the validation samples, and the first
+ * `keep` of them for the comparison picture (what {@linkcode scoreGrid} computes, from images
+ * made already).
+ */
+function scoreImages(
+  images: Float64Array,
+  valid: readonly { x: Float32Array }[],
+  xSize: number,
+  keep: number,
+): { l2: Float64Array; l1: Float64Array; preview: Float32Array } {
+  // The float32 images LoadedModel.decode hands out: the run's are the same values in float64.
+  const decoded = Float32Array.from(images);
+  const teacher = new Float32Array(valid.length * xSize);
+  valid.forEach((s, b) => teacher.set(s.x, b * xSize));
+  return {
+    l2: l2Distance(decoded, teacher, valid.length),
+    l1: l1Distance(decoded, teacher, valid.length),
+    preview: decoded.slice(0, Math.min(keep, valid.length) * xSize),
+  };
+}
+
 /** The demo's options checked and resolved, with the quick-mode sizes, before any work. */
 async function demoSetup(options: DemoOptions) {
   const { samples, nfe, ...rest } = options;
@@ -333,7 +368,8 @@ async function demoSetup(options: DemoOptions) {
   if (o.trainingRoundsV1 + o.trainingRoundsV2 === 0) {
     throw new RangeError("trainingRoundsV1 + trainingRoundsV2 must be >= 1: got 0");
   }
-  const configPath = resolve(o.config ?? await defaultDemoConfig());
+  const config0 = o.config ?? await defaultDemoConfig();
+  const configPath = isUrl(config0) ? config0 : resolve(config0);
   const config = await loadModelConfig(configPath);
   const features = options.features ?? featureSpecFromConfig(config);
   const fidRef = o.fidRef ?? config.eval?.fid_ref;
@@ -393,6 +429,7 @@ async function demoTeacher(s: DemoSetup): Promise<GenerateDatasetResult> {
     seed: 0,
     savePng: true,
     device: s.device,
+    threads: s.threads,
     progress: s.progress ? { label: "teacher" } : false,
   });
 }
@@ -414,6 +451,7 @@ function demoTraining(s: DemoSetup, teacher: GenerateDatasetResult): Promise<Run
     logPath: join(s.out, "ld3"),
     resume: "auto",
     device: s.device,
+    threads: s.threads,
     previewCount: s.previewCount,
     progress: s.progress ? {} : false,
     ...(s.matchPrior !== "none" ? { matchPrior: s.matchPrior } : {}),
@@ -447,7 +485,7 @@ async function demoEvaluation(
   teacher: GenerateDatasetResult,
   trained: RunLd3Result,
 ): Promise<DemoEvaluation> {
-  const model = await loadModel(s.configPath, s.device ? { device: s.device } : {});
+  const model = await loadModel(s.configPath, { device: s.device, threads: s.threads });
   let featureModel: FeatureModel | undefined;
   try {
     const dataset = await readDataset(teacher.dir);
@@ -469,20 +507,20 @@ async function demoEvaluation(
         outputName: s.features.output,
         inputRange: s.features.inputRange,
         sampleShape: model.imageShape,
+        intraOpNumThreads: model.threads,
       });
     }
     const fidOf = featureModel && fidMeasure(model, featureModel, s, bar);
     const rows: DemoRow[] = [];
     const previews: Float32Array[] = [];
     for (const [name, grid] of grids) {
-      const scored = await scoreGrid(
-        model,
-        s.solverName,
-        grid,
-        valid,
-        s.previewCount,
-        (n) => bar?.increment(n),
-      );
+      // The LD3 run scored these grids on the same samples already (runLd3Training's
+      // validImages): the distances come from its images, and no grid runs again.
+      const images = trained.validImages[RUN_EVALUATION_KEYS[name]];
+      const scored = images
+        ? scoreImages(images, valid, sampleSize(model.imageShape), s.previewCount)
+        : await scoreGrid(model, s.solverName, grid, valid, s.previewCount, () => {});
+      bar?.increment(valid.length);
       previews.push(scored.preview);
       rows.push({
         grid: name,
@@ -547,7 +585,10 @@ async function demoTrajectoryGif(
     runs.push({ label: name, sampled });
   }
   const shape = [3 * s.previewCount, ...runs[0].sampled.shape.slice(1)];
-  const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, { nrow: s.previewCount });
+  const gif = await imagesGif(stackedTrajectoryFrames(runs), shape, {
+    nrow: s.previewCount,
+    rowLabels: runs.map((r) => r.label),
+  });
   const path = join(s.out, "trajectory.gif");
   await writeFileAtomic(path, gif);
   return path;
@@ -571,6 +612,7 @@ async function demoFiles(
     ["schedulePng", "schedule.png"],
     ["scheduleGif", "schedule.gif"],
     ["samplesPng", "samples.png"],
+    ["reportHtml", "report.html"],
   ] as const;
   for (const [key, name] of runFiles) {
     if (await pathExists(join(trained.runDir, name))) files[key] = join(trained.runDir, name);
@@ -594,7 +636,7 @@ async function demoFiles(
     })),
   ];
   files.comparisonPng = join(s.out, "comparison.png");
-  await writeFileAtomic(files.comparisonPng, samplesPng(pictureRows, imageShape));
+  await writeFileAtomic(files.comparisonPng, await samplesPng(pictureRows, imageShape));
   return files;
 }
 
@@ -717,6 +759,7 @@ export function formatDemoReport(result: DemoResult): string {
     ["schedule.png", f.schedulePng],
     ["schedule.gif", f.scheduleGif],
     ["samples.png", f.samplesPng],
+    ["report.html", f.reportHtml],
     ["comparison.png", f.comparisonPng],
     ["trajectory.gif", f.trajectoryGif],
     ["demo.json", f.demoJson],

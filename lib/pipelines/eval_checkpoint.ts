@@ -11,7 +11,7 @@
  *
  * @module
  */
-import { type NpyData } from "../io/npy.ts";
+import type { NpyData } from "../io/npy.ts";
 import { canonicalJson, type Fingerprint, fingerprintDiff } from "../fingerprint.ts";
 import { removeIfExists } from "../io/fs.ts";
 import { type NpzEntry, readNpz, writeNpz } from "../io/npz.ts";

@@ -13,6 +13,7 @@
  */
 import { isAbsolute, relative, resolve, sep } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.ts";
+import { lockOutput } from "../io/lock.ts";
 import { loadModelConfig, type ModelConfig } from "../onnx/config.ts";
 import {
   columnArrays,
@@ -36,7 +37,8 @@ import { sameShape, sampleSize } from "../denoiser.ts";
 import type { Fingerprint } from "../fingerprint.ts";
 import { l1Distance, l2Distance, rmsDistance } from "../metrics/distance.ts";
 import type { FeatureModel } from "../metrics/features.ts";
-import { type FeatureStats, featureStats, fidFromStats, statsDim } from "../metrics/fid.ts";
+import { type FeatureStats, fidFromStats, statsDim } from "../metrics/fid.ts";
+import { type FeatureMoments, momentsStats, treeMoments } from "../metrics/fid_moments.ts";
 import type { Gmm } from "../gmm.ts";
 import { gmmFromOnnx } from "../onnx/gmm_onnx.ts";
 import type { SampleLoss } from "../metrics/losses.ts";
@@ -54,7 +56,8 @@ import {
 } from "./sampler.ts";
 import { runPlan } from "../solvers/plan.ts";
 import { checkCount } from "../_check.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type Shard, shardSamples } from "../shard.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { FID_REF_OPTIONS, MODEL_OPTIONS, SAMPLER_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
 
 /** Identifies an evaluation result document. */
@@ -76,7 +79,7 @@ export function featureSpecFromConfig(config: ModelConfig): FeatureModelSpec | u
 }
 
 /** `--threshold`, `--logits`: the classifier check ({@linkcode classifierQuality}). */
-export const QUALITY_OPTIONS = declareOptions({
+export const QUALITY_OPTIONS = {
   threshold: {
     flag: "threshold",
     kind: "number",
@@ -92,7 +95,7 @@ export const QUALITY_OPTIONS = declareOptions({
     default: "logits",
     help: "the feature model's class-logits output (classifier check)",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of the classifier check ({@linkcode EvaluateOptions.quality}). */
 export type QualityOptions = OptionValues<typeof QUALITY_OPTIONS>;
@@ -179,7 +182,7 @@ export interface EvalBatch {
 }
 
 /** The options of {@linkcode evaluateSchedule} (`deno task eval`) that have a command line. */
-export const EVAL_OPTIONS = declareOptions({
+export const EVAL_OPTIONS = {
   ...SAMPLER_OPTIONS,
   ...SAMPLES_OPTIONS,
   numSamples: {
@@ -230,7 +233,8 @@ export const EVAL_OPTIONS = declareOptions({
     help: "seconds between checkpoint writes",
   },
   device: MODEL_OPTIONS.device,
-});
+  threads: MODEL_OPTIONS.threads,
+} as const satisfies OptionDeclarations;
 
 /**
  * Options of {@linkcode evaluateSchedule}: the sampler, samples and metrics of
@@ -287,6 +291,11 @@ export interface EvaluateOptions
    * run's earlier part included (unlike `onBatch`, which sees only the batches run now).
    */
   onPreview?: (images: Float32Array, count: number, imageShape: readonly number[]) => void;
+  /**
+   * Evaluate only this shard's samples (`lib/shard.ts`): {@linkcode evaluateRun} and the shard
+   * functions of `eval_shards.ts` take it; {@linkcode evaluateSchedule} refuses it.
+   */
+  shard?: Shard;
 }
 
 /** Mean and sample standard deviation (divides by `count − 1`; 0 for one sample). */
@@ -365,7 +374,7 @@ export function meanStd(values: ArrayLike<number>): MeanStd {
 // columns), an optional resume from a checkpoint, the sampling loop that fills the columns, and
 // the metrics and result document computed from them.
 
-type ModelInput = LoadedModel | ModelConfig | string;
+type ModelInput = LoadedModel | ModelConfig | string | URL;
 
 function isLoadedModel(m: ModelInput): m is LoadedModel {
   return typeof m === "object" && "denoiser" in m;
@@ -481,14 +490,19 @@ interface EvalSamples {
   teacher?: Dataset;
   /** Noise seed (the teacher's own with a teacher). */
   seed: number;
+  /** Samples this run evaluates: `first … first + numSamples − 1`. */
   numSamples: number;
+  /** The first of them (a shard's; 0 for the whole evaluation). */
+  first: number;
+  /** Samples of the whole evaluation. */
+  total: number;
 }
 
 /** The samples of an evaluation; a teacher's seed and size win over the defaults. */
 async function chooseSamples(m: LoadedModel, options: EvaluateOptions): Promise<EvalSamples> {
   const seed = options.seed ?? EVAL_OPTIONS.seed.default;
   const numSamples = options.numSamples ?? EVAL_OPTIONS.numSamples.default;
-  if (options.teacherDir === undefined) return { seed, numSamples };
+  if (options.teacherDir === undefined) return { seed, numSamples, first: 0, total: numSamples };
   const teacher = await openTeacher(options.teacherDir, m);
   const { count, noise } = teacher.manifest;
   if (options.seed !== undefined && options.seed !== noise.seed) {
@@ -504,7 +518,13 @@ async function chooseSamples(m: LoadedModel, options: EvaluateOptions): Promise<
         `teacher dataset ${options.teacherDir}`,
     );
   }
-  return { teacher, seed: noise.seed, numSamples: teacherSamples };
+  return {
+    teacher,
+    seed: noise.seed,
+    numSamples: teacherSamples,
+    first: 0,
+    total: teacherSamples,
+  };
 }
 
 /** The models an evaluation opened itself: it closes them at the end (a caller's stay open). */
@@ -548,7 +568,7 @@ async function openFeatureSetup(
     throw new RangeError(`FID needs num_samples >= 2: got ${numSamples}`);
   }
   const ref = wantFid ? await fidReference(request.fidRef!) : undefined;
-  const features = await openFeatureModel(request.featureSpec!, m.imageShape);
+  const features = await openFeatureModel(request.featureSpec!, m.imageShape, m.threads);
   const model = features.model;
   if (features.owned) opened.features = model;
   if (!sameShape(model.sampleShape, m.imageShape)) {
@@ -595,6 +615,7 @@ async function openLpips(
     const loss = await loadLpips(lpips, {
       imageShape: m.imageShape,
       device: device ?? m.config.device,
+      threads: m.threads,
     });
     opened.lpips = loss;
     return { loss, name: resultPath(lpips) };
@@ -690,6 +711,11 @@ async function openInputs(
   const reference = await exactReference(m, options, request);
   const conditions = samples.teacher ? undefined : conditionTable(m);
   const batchSize = options.batchSize ?? m.config.batch_size ?? 16;
+  // A shard evaluates its batches of the whole evaluation: each sample in its own batch.
+  if (options.shard) {
+    const { first, end } = shardSamples(samples.total, batchSize, options.shard);
+    Object.assign(samples, { first, numSamples: end - first });
+  }
   return { m, sampler, samples, batchSize, features, lpips, reference, conditions };
 }
 
@@ -699,7 +725,9 @@ function sampleColumns(inputs: EvalInputs, request: EvalRequest): SampleColumns 
   const teacher = inputs.samples.teacher !== undefined;
   const { dim, classes } = inputs.features;
   const imageSize = sampleSize(inputs.m.imageShape);
-  const previewCount = Math.min(request.previewImages, n);
+  // The first previewImages samples of the whole evaluation that are this run's.
+  const first = inputs.samples.first;
+  const previewCount = Math.max(0, Math.min(request.previewImages, first + n) - first);
   const columns = {
     l2: new Float64Array(teacher ? n : 0),
     l1: new Float64Array(teacher ? n : 0),
@@ -733,6 +761,9 @@ function evalFingerprint(setup: EvalSetup, request: EvalRequest): Fingerprint {
     solver: solverRecord(sampler),
     grid: { t1: Array.from(sampler.grid.t1), t2: Array.from(sampler.grid.t2) },
     num_samples: samples.numSamples,
+    ...(samples.numSamples !== samples.total
+      ? { samples: { first: samples.first, total: samples.total } }
+      : {}),
     seed,
     batch_size: setup.batchSize,
     noise: teacher
@@ -895,7 +926,7 @@ async function sampleAndScore(
   options.onProgress?.(from.done, numSamples);
   for (let start = from.done; start < numSamples; start += batchSize) {
     const count = Math.min(batchSize, numSamples - start);
-    const indices = Array.from({ length: count }, (_, k) => start + k);
+    const indices = Array.from({ length: count }, (_, k) => samples.first + start + k);
     const input = teacher
       ? await teacherBatch(m, teacher, indices)
       : seededBatch(m, samples.seed, indices, setup.conditions);
@@ -921,42 +952,101 @@ async function sampleAndScore(
   }
 }
 
-/** The metrics of the filled columns: FID, the classifier check, teacher and exact errors. */
-function collectMetrics(setup: EvalSetup, request: EvalRequest): EvalMetrics {
-  const { columns, features, samples, lpips, reference } = setup;
-  const n = samples.numSamples;
+/**
+ * What the metrics of an evaluation are named and sized by, besides its per-sample columns:
+ * JSON, so that a shard records it and a merge computes the same metrics from merged columns.
+ */
+export interface EvalMetricsInfo {
+  /** FID: the feature dimension and how the result names the feature model and statistics. */
+  fid?: { dim: number; features: string; ref: string };
+  /** The classifier check: its threshold, logits output and class count. */
+  quality?: { threshold: number; logits: string; classes: number };
+  /** The teacher distances: the teacher dataset and the LPIPS model, as the result names them. */
+  teacher?: { dir: string; solver: string; nfe: number; lpips_model?: string };
+  /** The exact-solution error's reference. */
+  exact?: { reference: string };
+}
+
+/** The per-sample values the metrics are computed from (an empty array: not computed). */
+export interface EvalMetricColumns {
+  l2: Float64Array;
+  l1: Float64Array;
+  lpips: Float64Array;
+  exact: Float64Array;
+  /** `classes` logits per sample. */
+  logits: Float64Array;
+}
+
+/** FID's inputs: the samples' feature moments about `shift`, and the reference statistics. */
+export interface EvalFidInput {
+  moments: FeatureMoments;
+  shift: ArrayLike<number>;
+  ref: FeatureStats;
+}
+
+/**
+ * The metrics of `n` samples from their per-sample columns and, for FID, their feature moments
+ * (`lib/metrics/fid_moments.ts`): what one evaluation computes at its end, and what a merge of
+ * its shards computes from theirs — the same function of the same numbers.
+ */
+export function metricsFromColumns(
+  info: EvalMetricsInfo,
+  columns: EvalMetricColumns,
+  n: number,
+  fid?: EvalFidInput,
+): EvalMetrics {
   const metrics: EvalMetrics = {};
+  if (info.fid && fid) {
+    metrics.fid = fidFromStats(momentsStats(fid.moments, fid.shift), fid.ref);
+    metrics.fidInfo = { ...info.fid };
+  }
+  if (info.quality) {
+    const { threshold, logits, classes } = info.quality;
+    metrics.quality = { ...classifierQuality(columns.logits, n, classes, threshold), logits };
+  }
+  if (info.teacher) {
+    const { lpips_model, ...teacher } = info.teacher;
+    metrics.teacher = {
+      l2: meanStd(columns.l2),
+      l1: meanStd(columns.l1),
+      ...(lpips_model !== undefined ? { lpips: meanStd(columns.lpips), lpips_model } : {}),
+      ...teacher,
+    };
+  }
+  if (info.exact) metrics.exact = { rms: meanStd(columns.exact), ...info.exact };
+  return metrics;
+}
+
+/** What the metrics of `setup` are named and sized by. */
+function metricsInfo(setup: EvalSetup, request: EvalRequest): EvalMetricsInfo {
+  const { features, samples, lpips, reference } = setup;
+  const info: EvalMetricsInfo = {};
   if (features.ref && features.model) {
     const spec = request.featureSpec!;
-    metrics.fid = fidFromStats(featureStats(columns.features, n, features.dim), features.ref);
-    metrics.fidInfo = {
+    info.fid = {
       dim: features.dim,
       features: isFeatureModel(spec) ? "(loaded)" : resultPath(spec.path),
       ref: typeof request.fidRef === "string" ? resultPath(request.fidRef) : "(given)",
     };
   }
   if (request.quality) {
-    metrics.quality = {
-      ...classifierQuality(columns.logits, n, features.classes, request.threshold),
-      logits: features.logitsName,
-    };
+    const { threshold } = request;
+    info.quality = { threshold, logits: features.logitsName, classes: features.classes };
   }
   if (samples.teacher) {
-    metrics.teacher = {
-      l2: meanStd(columns.l2),
-      l1: meanStd(columns.l1),
-      ...(lpips ? { lpips: meanStd(columns.lpips), lpips_model: lpips.name } : {}),
+    info.teacher = {
       dir: resultPath(samples.teacher.dir),
       solver: samples.teacher.manifest.solver.name,
       nfe: samples.teacher.manifest.solver.nfe,
+      ...(lpips ? { lpips_model: lpips.name } : {}),
     };
   }
-  if (reference) metrics.exact = { rms: meanStd(columns.exact), reference: reference.name };
-  return metrics;
+  if (reference) info.exact = { reference: reference.name };
+  return info;
 }
 
-/** The result document of a finished evaluation. */
-function evalResult(setup: EvalSetup, metrics: EvalMetrics, seconds: number): EvalResult {
+/** The result document of a finished evaluation, its metrics still empty. */
+function evalResult(setup: EvalSetup, seconds: number): EvalResult {
   const { m, sampler, samples } = setup;
   const schedule = m.denoiser.schedule;
   return {
@@ -971,15 +1061,53 @@ function evalResult(setup: EvalSetup, metrics: EvalMetrics, seconds: number): Ev
       lambda1: Array.from(gridLambdas(schedule, sampler.grid.t1)),
     },
     options: {
-      num_samples: samples.numSamples,
+      num_samples: samples.total,
       seed: samples.seed,
       batch_size: setup.batchSize,
       noise: samples.teacher ? "teacher" : "seed",
     },
-    metrics,
+    metrics: {},
     seconds,
     created: new Date().toISOString(),
   };
+}
+
+/**
+ * A finished run of an evaluation, or of one shard of it ({@linkcode evaluateRun}): its
+ * per-sample columns and what its metrics need besides.
+ */
+export interface EvalRun {
+  /** The result document with empty `metrics` (`options.num_samples` is the whole evaluation's). */
+  result: EvalResult;
+  /** What the metrics are named and sized by. */
+  info: EvalMetricsInfo;
+  /** The samples run: `first … first + count − 1` of `total`. */
+  samples: { first: number; count: number; total: number };
+  /** Samples per batch: a batch is one block of the FID moments. */
+  batchSize: number;
+  /** The per-sample columns of the samples run, and `dim` features per sample (FID). */
+  columns: EvalMetricColumns & { features: Float64Array; dim: number };
+  /** The first decoded images of the whole evaluation that are this run's (`count` of them). */
+  preview: { images: Float32Array; count: number };
+  /** `[C, H, W]` of one decoded image. */
+  imageShape: number[];
+  /** FID reference statistics, when FID is computed. */
+  fidRef?: FeatureStats;
+  /** What the run's samples depend on (its checkpoint's fingerprint, without `samples`). */
+  fingerprint: Fingerprint;
+}
+
+/** The metrics of a whole evaluation's run; FID from its features summed batch by batch. */
+export function evalRunMetrics(run: EvalRun): EvalMetrics {
+  const { columns, fidRef, samples, batchSize } = run;
+  const fid = fidRef && run.info.fid
+    ? {
+      moments: treeMoments(columns.features, samples.count, batchSize, fidRef.mu),
+      shift: fidRef.mu,
+      ref: fidRef,
+    }
+    : undefined;
+  return metricsFromColumns(run.info, columns, samples.count, fid);
 }
 
 /**
@@ -990,6 +1118,7 @@ function evalResult(setup: EvalSetup, metrics: EvalMetrics, seconds: number): Ev
  * @returns The result document (see {@linkcode writeEvalResult}).
  * @throws {RangeError} For bad numbers, a missing metric, mismatching statistics or datasets.
  * @throws {TypeError} For a feature model or graph that does not fit.
+ * @throws {LockedError} When another evaluation owns the `checkpoint` (`lib/io/lock.ts`).
  *
  * @example
  * ```ts ignore
@@ -1004,15 +1133,64 @@ export async function evaluateSchedule(
   model: ModelInput,
   options: EvaluateOptions = {},
 ): Promise<EvalResult> {
+  if (options.shard !== undefined) {
+    throw new TypeError(
+      "evaluateSchedule() runs a whole evaluation: run a shard with evaluateShard()",
+    );
+  }
+  const run = await evaluateRun(model, options);
+  run.result.metrics = evalRunMetrics(run);
+  return run.result;
+}
+
+/**
+ * Runs an evaluation, or with `shard` one shard of it, up to its per-sample results: what
+ * {@linkcode evaluateSchedule} computes its metrics from, and what a shard keeps for the merge.
+ * The checkpoint is locked while it runs and removed once the run is complete.
+ */
+export async function evaluateRun(
+  model: ModelInput,
+  options: EvaluateOptions = {},
+): Promise<EvalRun> {
   // Checks that need nothing loaded come first, so bad input fails fast.
   validateSamplerOptions(options);
+  // The checkpoint is this evaluation's while it runs (its folder made, writable, not shared).
+  const lock = options.checkpoint === undefined
+    ? undefined
+    : await lockOutput(options.checkpoint, { what: "eval" });
+  try {
+    return await evaluateOwned(model, options);
+  } finally {
+    await lock?.release();
+  }
+}
+
+/** The {@linkcode EvalRun} of a finished setup. */
+function evalRun(setup: EvalSetup, request: EvalRequest, seconds: number): EvalRun {
+  const { columns, samples, features } = setup;
+  const { samples: _range, preview: _preview, ...fingerprint } = evalFingerprint(setup, request);
+  return {
+    result: evalResult(setup, seconds),
+    info: metricsInfo(setup, request),
+    samples: { first: samples.first, count: samples.numSamples, total: samples.total },
+    batchSize: setup.batchSize,
+    columns: { ...columns, dim: features.dim },
+    preview: { images: columns.preview, count: columns.previewCount },
+    imageShape: [...setup.m.imageShape],
+    ...(features.ref && request.wantFid ? { fidRef: features.ref } : {}),
+    fingerprint: { ...fingerprint, num_samples: samples.total },
+  };
+}
+
+/** {@linkcode evaluateRun} once its checkpoint is locked. */
+async function evaluateOwned(model: ModelInput, options: EvaluateOptions): Promise<EvalRun> {
   // The config (read, not yet loaded) supplies the FID defaults of its `eval` section.
-  if (typeof model === "string") model = await loadModelConfig(model);
+  if (typeof model === "string" || model instanceof URL) model = await loadModelConfig(model);
   const request = evalRequest(isLoadedModel(model) ? model.config : model, options);
   const owned = !isLoadedModel(model);
   const m = isLoadedModel(model)
     ? model
-    : await loadModel(model, options.device ? { device: options.device } : {});
+    : await loadModel(model, { device: options.device, threads: options.threads });
   const opened: Opened = {};
   try {
     const inputs = await openInputs(m, request, options, opened);
@@ -1030,11 +1208,11 @@ export async function evaluateSchedule(
     });
     const { preview, previewCount } = setup.columns;
     if (previewCount > 0) options.onPreview?.(preview, previewCount, m.imageShape);
-    const metrics = collectMetrics(setup, request);
     const seconds = resumed.priorSeconds + (performance.now() - started) / 1000;
+    const run = evalRun(setup, request, seconds);
     // The result is complete: the caller writes it, the partial state has done its job.
     if (checkpoint !== undefined) await removeEvalCheckpoint(checkpoint);
-    return evalResult(setup, metrics, seconds);
+    return run;
   } finally {
     await opened.features?.close();
     await opened.lpips?.close();

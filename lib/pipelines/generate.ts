@@ -6,38 +6,32 @@
  * @module
  */
 import { join } from "node:path";
-import { writeFileAtomic } from "../io/atomic.ts";
-import {
-  datasetDirName,
-  type DatasetManifest,
-  isSampleComplete,
-  openDatasetForWriting,
-  PNG_DIR,
-  samplePath,
-  samplePngPath,
-  writeSample,
-} from "../io/dataset.ts";
-import { sampleSize } from "../denoiser.ts";
-import { pathExists } from "../io/fs.ts";
-import { imageShapeOf, imagesToPngGrid, imageToPng } from "../io/image.ts";
-import { readNpz } from "../io/npz.ts";
-import { ProgressBar, type ProgressBarOptions } from "../io/progress.ts";
+import { datasetDirName, type DatasetManifest, resumeDataset } from "../io/dataset.ts";
+import { checkPictureShape } from "../io/image.ts";
+import { lockOutput } from "../io/lock.ts";
+import type { ProgressBarOptions } from "../io/progress.ts";
 import type { LoadedModel } from "../onnx/model.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
-import { MODEL_OPTIONS, SAMPLER_OPTIONS } from "./options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
+import type { IndexRange, Shard } from "../shard.ts";
 import {
-  gridRecord,
-  type PreparedSampler,
+  DatasetWriter,
+  generateShard,
+  incompleteSamples,
+  manifestDraft,
+  sampleAndWrite,
+  writeGridPng,
+} from "./_dataset_writer.ts";
+import { MODEL_OPTIONS, SAMPLER_OPTIONS, SCALE_OPTIONS } from "./options.ts";
+import {
   prepareSampler,
   type SamplerOptions,
-  solverRecord,
   validateSamplerOptions,
   withModel,
 } from "./sampler.ts";
-import { type ConditionInput, type ConditionTable, conditionTable, runBatch } from "./sampling.ts";
+import { type ConditionInput, conditionTable } from "./sampling.ts";
 
 /** The options of {@linkcode generateDataset} (`deno task generate`). */
-export const GENERATE_OPTIONS = declareOptions({
+export const GENERATE_OPTIONS = {
   ...SAMPLER_OPTIONS,
   totalSamples: {
     flag: "total_samples",
@@ -60,8 +54,9 @@ export const GENERATE_OPTIONS = declareOptions({
     flag: "save_png",
     kind: "boolean",
     default: false,
-    help: "also write png/<i>.png and grid.png (the first 64 samples)",
+    help: "also write png/<i>.png and grid.png (the first 64 samples, enlarged by --scale)",
   },
+  ...SCALE_OPTIONS,
   dataDir: {
     flag: "data_dir",
     kind: "string",
@@ -70,7 +65,8 @@ export const GENERATE_OPTIONS = declareOptions({
     help: "root folder; the dataset goes to <data_dir>/<solver>_NFE<nfe>_<grid kind>/",
   },
   device: MODEL_OPTIONS.device,
-});
+  threads: MODEL_OPTIONS.threads,
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode generateDataset}: {@linkcode GENERATE_OPTIONS} and these. */
 export interface GenerateDatasetOptions
@@ -81,6 +77,12 @@ export interface GenerateDatasetOptions
   progress?: ProgressBarOptions | false;
   /** Creation time written to a new manifest. @default {new Date()} */
   created?: Date;
+  /**
+   * Make only this shard's samples (`lib/shard.ts`): whole solver batches, into the shared
+   * dataset folder, leaving the manifest and `grid.png` to `mergeDatasetShards`
+   * (`dataset_merge.ts`).
+   */
+  shard?: Shard;
 }
 
 /** What {@linkcode generateDataset} did. */
@@ -95,6 +97,8 @@ export interface GenerateDatasetResult {
   skipped: number;
   /** Wall time of the sampling loop (solver, decoder and writes) in seconds. */
   seconds: number;
+  /** A shard's samples, `[first, end)` (sharded runs only). */
+  samples?: IndexRange;
 }
 
 /**
@@ -102,148 +106,72 @@ export interface GenerateDatasetResult {
  * the standard-normal latent `z_i`, the teacher output `x_i` (decoded) and any condition.
  *
  * All options are checked and the model and grid are loaded before the dataset folder is
- * created, so bad input leaves nothing behind. Re-running with the same parameters skips
- * complete samples; a folder made with other parameters is refused.
+ * touched, so bad input leaves nothing behind. The folder is owned by this run while it works
+ * (`lib/io/lock.ts`): a second run into it fails at once, naming this one. The manifest is
+ * written with the first sample, so a run that fails before any sample (a non-finite or
+ * misshapen network output, a full disk) leaves the folder as it found it. Re-running with the
+ * same parameters skips complete samples of this dataset and makes the rest again (missing,
+ * unreadable, or made by another run); a folder made with other parameters is refused.
+ *
+ * With `shard`, the run makes that shard's samples only, beside the job's other shards
+ * (`generateShard` in `_dataset_writer.ts`); `mergeDatasetShards` then writes the manifest.
  *
  * @param model A loaded model or the path of its YAML config.
+ * @throws {LockedError} When another run owns the dataset folder.
  */
 export async function generateDataset(
-  model: LoadedModel | string,
+  model: LoadedModel | string | URL,
   options: GenerateDatasetOptions = {},
 ): Promise<GenerateDatasetResult> {
   validateSamplerOptions(options);
   const o = resolveOptions(GENERATE_OPTIONS, { ...options, sigmas: undefined });
-  return await withModel(model, o.device, async (m) => {
+  return await withModel(model, { device: o.device, threads: o.threads }, async (m) => {
     const sampler = await prepareSampler(m, options);
     const conditions = conditionTable(m, options.condition);
+    // Pictures that could not be drawn are refused before the first network call.
+    if (o.savePng) checkPictureShape(m.imageShape, "save_png");
     const dir = join(o.dataDir, datasetDirName(sampler.solverName, sampler.nfe, sampler.gridKind));
     const draft = manifestDraft(m, sampler, o.seed, o.totalSamples, options.created);
-    const manifest = await openDatasetForWriting(dir, draft);
-    if (o.savePng) await Deno.mkdir(join(dir, PNG_DIR), { recursive: true });
-    const todo = await incompleteSamples(dir, manifest, o.savePng);
-    const started = performance.now();
-    await sampleAndWrite(m, sampler, todo, {
-      dir,
-      manifest,
-      seed: o.seed,
-      batchSize: o.samplingBatchSize,
-      conditions,
-      savePng: o.savePng,
-      progress: options.progress,
-    });
-    const seconds = (performance.now() - started) / 1000;
-    if (o.savePng) await writeGridPng(dir, manifest, Math.min(o.totalSamples, 64));
-    const skipped = o.totalSamples - todo.length;
-    return { dir, manifest, generated: todo.length, skipped, seconds };
+    if (options.shard) {
+      const part = await generateShard(m, sampler, {
+        dir,
+        draft,
+        shard: options.shard,
+        seed: o.seed,
+        batchSize: o.samplingBatchSize,
+        savePng: o.savePng,
+        scale: o.scale,
+        conditions,
+        progress: options.progress,
+      });
+      return { dir, manifest: draft, ...part };
+    }
+    const lock = await lockOutput(dir, { what: "generate" });
+    const writer = new DatasetWriter(dir, o.savePng);
+    try {
+      const opened = await resumeDataset(dir, draft);
+      const manifest = opened.manifest;
+      writer.committed = opened.committed;
+      const todo = await incompleteSamples(dir, manifest, o.savePng);
+      const started = performance.now();
+      await sampleAndWrite(m, sampler, todo, writer, {
+        manifest,
+        seed: o.seed,
+        batchSize: o.samplingBatchSize,
+        conditions,
+        progress: options.progress,
+      });
+      // Every sample was already there (a manifest lost after the last one): write it now.
+      if (!writer.committed) await writer.commit(manifest);
+      const seconds = (performance.now() - started) / 1000;
+      if (o.savePng) await writeGridPng(dir, manifest, Math.min(o.totalSamples, 64), o.scale);
+      const skipped = o.totalSamples - todo.length;
+      return { dir, manifest, generated: todo.length, skipped, seconds };
+    } catch (e) {
+      await writer.rollBack();
+      throw e;
+    } finally {
+      await lock.release();
+    }
   });
-}
-
-/** The manifest a new dataset of these samples gets. */
-function manifestDraft(
-  m: LoadedModel,
-  sampler: PreparedSampler,
-  seed: number,
-  count: number,
-  created = new Date(),
-): DatasetManifest {
-  const schedule = m.denoiser.schedule;
-  const shapes: DatasetManifest["shapes"] = { z: [...m.sampleShape], x: [...m.imageShape] };
-  if (m.conditionShape) shapes.c = [...m.conditionShape];
-  return {
-    format: "ld3-dataset",
-    version: 1,
-    config: JSON.parse(JSON.stringify(m.config)),
-    model: { name: m.config.name, sha256: m.modelHash },
-    solver: solverRecord(sampler),
-    grid: { skip_type: sampler.gridKind, ...gridRecord(sampler, schedule) },
-    noise: { generator: "philox4x32-10", seed, prior_scale: schedule.priorScale },
-    shapes,
-    count,
-    created: created.toISOString(),
-  };
-}
-
-/** Indices of the samples still to make (missing, incomplete, or without their PNG). */
-async function incompleteSamples(
-  dir: string,
-  manifest: DatasetManifest,
-  savePng: boolean,
-): Promise<number[]> {
-  const todo: number[] = [];
-  for (let i = 0; i < manifest.count; i++) {
-    const done = await isSampleComplete(dir, i, manifest.shapes) &&
-      (!savePng || await pathExists(samplePngPath(dir, i)));
-    if (!done) todo.push(i);
-  }
-  return todo;
-}
-
-/** Where and how {@linkcode sampleAndWrite} works. */
-interface WriteTarget {
-  dir: string;
-  manifest: DatasetManifest;
-  seed: number;
-  batchSize: number;
-  conditions?: ConditionTable;
-  savePng: boolean;
-  progress?: ProgressBarOptions | false;
-}
-
-/**
- * Samples `todo` in batches and writes each sample. The writes of batch k overlap the solve of
- * batch k+1 (at most one batch in flight), so file I/O hides behind network time; a failed
- * write stops the run at the next batch.
- */
-async function sampleAndWrite(
-  m: LoadedModel,
-  sampler: PreparedSampler,
-  todo: readonly number[],
-  target: WriteTarget,
-): Promise<void> {
-  // Nothing left to sample (a finished dataset reused): no "0/0" bar.
-  const bar = target.progress === false || todo.length === 0
-    ? undefined
-    : new ProgressBar(todo.length, { label: "generate", unit: "samples", ...target.progress });
-  const { shapes } = target.manifest;
-  const pngShape = imageShapeOf(shapes.x);
-  const xSize = sampleSize(shapes.x);
-  const writeBatch = async (indices: number[], batch: Awaited<ReturnType<typeof runBatch>>) => {
-    await Promise.all(indices.map(async (index, b) => {
-      const x = batch.x.subarray(b * xSize, (b + 1) * xSize);
-      await writeSample(target.dir, { index, z: batch.z[b], x, c: batch.c?.[b] }, shapes);
-      if (target.savePng) {
-        await writeFileAtomic(samplePngPath(target.dir, index), imageToPng(x, pngShape));
-      }
-    }));
-    bar?.increment(indices.length);
-  };
-  let pending: Promise<void> = Promise.resolve();
-  let writeError: unknown;
-  for (let k = 0; k < todo.length; k += target.batchSize) {
-    const indices = todo.slice(k, k + target.batchSize);
-    const batch = await runBatch(m, sampler, indices, {
-      seed: target.seed,
-      conditions: target.conditions,
-    });
-    await pending;
-    if (writeError !== undefined) throw writeError;
-    pending = writeBatch(indices, batch).catch((e) => {
-      writeError = e;
-    });
-  }
-  await pending;
-  if (writeError !== undefined) throw writeError;
-  bar?.finish();
-}
-
-/** `grid.png`: the first `count` teacher outputs, 8 per row. */
-async function writeGridPng(dir: string, manifest: DatasetManifest, count: number) {
-  const shape = imageShapeOf(manifest.shapes.x);
-  const size = sampleSize(shape);
-  const images = new Float32Array(count * size);
-  for (let i = 0; i < count; i++) {
-    const arrays = await readNpz(samplePath(dir, i));
-    images.set(arrays.x.data as Float32Array, i * size);
-  }
-  await writeFileAtomic(join(dir, "grid.png"), imagesToPngGrid(images, [count, ...shape]));
 }

@@ -27,14 +27,14 @@ import {
 } from "../gits.ts";
 import type { LoadedModel } from "../onnx/model.ts";
 import { sha256Hex } from "../onnx/session.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import type { SolverName } from "../solvers/mod.ts";
 import { edmGrid } from "../step_grid.ts";
 import { normalNoise } from "../rng.ts";
 import { sampleSize } from "../denoiser.ts";
 
 /** The settings of a GITS search, declared once (every task with `--skip_type` takes them). */
-export const GITS_OPTIONS = declareOptions({
+export const GITS_OPTIONS = {
   gitsDir: {
     flag: "gits_dir",
     kind: "string",
@@ -88,7 +88,7 @@ export const GITS_OPTIONS = declareOptions({
     default: 1.15,
     help: "growth of the step weights towards the end in the dynamic program (GITS: 1.15)",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode gitsSearchGrid}: {@linkcode GITS_OPTIONS} and a batch size. */
 export interface GitsSearchOptions extends OptionValues<typeof GITS_OPTIONS> {

@@ -27,6 +27,7 @@
  * <out_dir>/schedules.json                  every cell (format "ld3-bench-schedules", version 1)
  * <out_dir>/schedules.png, .svg             metric vs NFE, one panel per solver
  * <out_dir>/schedules_lambda.png, .svg      λ of each grid point vs step index, at the largest NFE
+ * <out_dir>/schedules.html                  all of it in one self-contained page
  * ```
  *
  * @module
@@ -67,7 +68,8 @@ import { initialNoise } from "./sampling.ts";
 import { LD3_TEACHER, prepareSampler, solverRecord } from "./sampler.ts";
 import { SOLVER_NAMES, type SolverName, solverNfe, solverSteps } from "../solvers/mod.ts";
 import { checkCount } from "../_check.ts";
-import { declareOptions, type OptionValues, resolveOptions } from "../options.ts";
+import { type Shard, shardOwns } from "../shard.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { FID_REF_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
 
 /** `format` of `schedules.json`. */
@@ -159,7 +161,7 @@ export interface ScheduleBenchPlan {
 }
 
 /** The cells of the matrix: `--solvers` × `--nfes` × `--schedules` and the LD3 grids. */
-export const SCHEDULE_BENCH_PLAN_OPTIONS = declareOptions({
+export const SCHEDULE_BENCH_PLAN_OPTIONS = {
   solvers: {
     flag: "solvers",
     kind: "strings",
@@ -188,13 +190,13 @@ export const SCHEDULE_BENCH_PLAN_OPTIONS = declareOptions({
     default: "ld3_grids",
     help: "folder of the learned grids <solver>-NFE<nfe>.json (a missing one shows —)",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode planScheduleBench}: {@linkcode SCHEDULE_BENCH_PLAN_OPTIONS}. */
 export type ScheduleBenchPlanOptions = OptionValues<typeof SCHEDULE_BENCH_PLAN_OPTIONS>;
 
 /** The options of {@linkcode runScheduleBench} (`deno task bench:schedules`) with a flag. */
-export const SCHEDULE_BENCH_OPTIONS = declareOptions({
+export const SCHEDULE_BENCH_OPTIONS = {
   ...SCHEDULE_BENCH_PLAN_OPTIONS,
   ...SAMPLES_OPTIONS,
   numSamples: {
@@ -229,7 +231,7 @@ export const SCHEDULE_BENCH_OPTIONS = declareOptions({
     default: 200,
     help: "RK4 steps of the exact solution",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** What {@linkcode runScheduleBench} expects to do, measured before it starts. */
 export interface ScheduleBenchEstimate {
@@ -284,6 +286,11 @@ export interface ScheduleBenchOptions
   onEstimate?: (estimate: ScheduleBenchEstimate) => void;
   /** Called after each planned cell with the cell, cells done and cells planned. */
   onCell?: (cell: ScheduleBenchCell, done: number, total: number) => void;
+  /**
+   * Evaluate only this shard's cells: every `N`-th planned cell from `K` (`lib/shard.ts`); the
+   * teacher must be complete. `runScheduleBenchShard` (`grid_bench_shards.ts`) records them.
+   */
+  shard?: Shard;
 }
 
 /** The `schedules.json` document. */
@@ -643,7 +650,7 @@ async function openBenchFid(
 ): Promise<BenchFid | undefined> {
   if (options.features === undefined || options.fidRef === undefined) return undefined;
   const fidRef = await fidReference(options.fidRef);
-  const opened = await openFeatureModel(options.features, model.imageShape);
+  const opened = await openFeatureModel(options.features, model.imageShape, model.threads);
   return { features: opened.model, fidRef, owned: opened.owned };
 }
 
@@ -943,7 +950,20 @@ export async function runScheduleBench(
         options.gitsDir,
       ));
     }
-    const todo = plan.planned.filter((p) => p.cell.metrics === undefined);
+    const shard = options.shard;
+    if (shard && teacher.missing > 0) {
+      const t = LD3_TEACHER;
+      throw new RangeError(
+        `The shards of bench:schedules share one teacher, ${teacher.dir}: make it first ` +
+          `(deno task generate --config ${model.config.source} --solver_name ${t.solverName} ` +
+          `--steps ${t.steps} --skip_type ${t.skipType} --seed ${seed} --total_samples ` +
+          `${numSamples} --sampling_batch_size ${batchSize} --data_dir ${teacher.root}, sharded ` +
+          `or not) or give --data_dir`,
+      );
+    }
+    const todo = plan.planned.filter((p, i) =>
+      p.cell.metrics === undefined && (!shard || shardOwns(i, shard))
+    );
     const estimate = await estimateBench(model, todo, context, teacher, reused);
     options.onEstimate?.(estimate);
 

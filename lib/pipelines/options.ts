@@ -6,14 +6,14 @@
  *
  * @module
  */
-import { declareOptions, withDefaults } from "../options.ts";
+import type { OptionDeclarations } from "../options.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { GRID_KINDS } from "../step_grid.ts";
 import { AYS_MODELS } from "../ays.ts";
 import { GITS_OPTIONS } from "./gits.ts";
 
-/** `--config`, `--device`: which model, and where it runs. */
-export const MODEL_OPTIONS = declareOptions({
+/** `--config`, `--device`, `--threads`: which model, and where and how wide it runs. */
+export const MODEL_OPTIONS = {
   config: {
     flag: "config",
     kind: "string",
@@ -28,13 +28,21 @@ export const MODEL_OPTIONS = declareOptions({
     defaultText: "the config's",
     help: "execution device: cpu, cuda[:N] or webgpu",
   },
-});
+  threads: {
+    flag: "threads",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    defaultText: "the config's threads, else one per core",
+    help: "CPU threads of each ONNX Runtime session (1 can win on a busy machine)",
+  },
+} as const satisfies OptionDeclarations;
 
 /**
  * `--skip_type`, `--rho`, `--load_from`, `--sigmas`: one step grid (at most one of the kinds);
  * `--ays_model` and the GITS search's settings (`--gits_*`).
  */
-export const GRID_OPTIONS = declareOptions({
+export const GRID_OPTIONS = {
   skipType: {
     flag: "skip_type",
     kind: "string",
@@ -74,16 +82,17 @@ export const GRID_OPTIONS = declareOptions({
     help: "whose Align Your Steps schedule --skip_type ays uses",
   },
   ...GITS_OPTIONS,
-});
+} as const satisfies OptionDeclarations;
 
 /** The solver and its grid, 20 steps by default (LD3's teacher: UniPC, 20 steps, edm). */
-export const SAMPLER_OPTIONS = declareOptions({
-  ...withDefaults(SOLVER_OPTIONS, { steps: 20 }),
+export const SAMPLER_OPTIONS = {
+  ...SOLVER_OPTIONS,
+  steps: { ...SOLVER_OPTIONS.steps, default: 20 },
   ...GRID_OPTIONS,
-});
+} as const satisfies OptionDeclarations;
 
 /** `--num_samples`, `--batch_size`, `--seed`: seeded samples, and the batch they are solved in. */
-export const SAMPLES_OPTIONS = declareOptions({
+export const SAMPLES_OPTIONS = {
   numSamples: { flag: "num_samples", kind: "integer", arg: "N", min: 1, help: "samples" },
   batchSize: {
     flag: "batch_size",
@@ -94,10 +103,10 @@ export const SAMPLES_OPTIONS = declareOptions({
     help: "samples per solver batch",
   },
   seed: { flag: "seed", kind: "integer", arg: "N", min: 0, default: 0, help: "noise seed" },
-});
+} as const satisfies OptionDeclarations;
 
 /** `--fid_ref`: FID reference statistics, by default the config's. */
-export const FID_REF_OPTIONS = declareOptions({
+export const FID_REF_OPTIONS = {
   fidRef: {
     flag: "fid_ref",
     kind: "string",
@@ -105,4 +114,17 @@ export const FID_REF_OPTIONS = declareOptions({
     defaultText: "the config's eval.fid_ref",
     help: "FID reference statistics .npz (mu, sigma)",
   },
-});
+} as const satisfies OptionDeclarations;
+
+/** `--scale`: how much picture grids enlarge each image pixel. */
+export const SCALE_OPTIONS = {
+  scale: {
+    flag: "scale",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    max: 64,
+    defaultText: "≥ 84 px per image",
+    help: "enlarge each image pixel to N×N in picture grids (nearest neighbour: pixels stay sharp)",
+  },
+} as const satisfies OptionDeclarations;

@@ -22,13 +22,7 @@ import { loadModelConfig, type ModelConfig } from "../onnx/config.ts";
 import { sessionSource } from "../onnx/external.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
 import { createSession, fixedBatch, readOnnxSignature } from "../onnx/session.ts";
-import {
-  declareOptions,
-  type OptionValues,
-  pickOptions,
-  resolveOptions,
-  withDefaults,
-} from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { runPlan } from "../solvers/plan.ts";
 import { generateDataset } from "./generate.ts";
 import { MODEL_OPTIONS, SAMPLER_OPTIONS } from "./options.ts";
@@ -39,8 +33,10 @@ import { initialNoise } from "./sampling.ts";
 export const OVERHEAD_BATCH = 16;
 
 /** The options of {@linkcode benchGenerateOverhead} (`deno task bench`). */
-export const OVERHEAD_BENCH_OPTIONS = declareOptions({
-  ...pickOptions(withDefaults(SAMPLER_OPTIONS, { steps: 10 }), ["solverName", "steps", "skipType"]),
+export const OVERHEAD_BENCH_OPTIONS = {
+  solverName: SAMPLER_OPTIONS.solverName,
+  steps: { ...SAMPLER_OPTIONS.steps, default: 10 },
+  skipType: SAMPLER_OPTIONS.skipType,
   totalSamples: {
     flag: "total_samples",
     kind: "integer",
@@ -58,7 +54,8 @@ export const OVERHEAD_BENCH_OPTIONS = declareOptions({
     help: "interleaved repetitions; medians are reported",
   },
   device: MODEL_OPTIONS.device,
-});
+  threads: MODEL_OPTIONS.threads,
+} as const satisfies OptionDeclarations;
 
 /** What {@linkcode benchGenerateOverhead} measured for one config. */
 export interface OverheadResult {
@@ -123,7 +120,10 @@ async function bareDenoiser(config: ModelConfig, batch: number): Promise<BareNet
   const bytes = await Deno.readFile(config.model.path);
   const signature = readOnnxSignature(bytes);
   const source = sessionSource(config.model.path, bytes, signature.externalData);
-  const session = await createSession(source, { device: config.device });
+  const session = await createSession(source, {
+    device: config.device,
+    intraOpNumThreads: config.threads,
+  });
   const typeOf = (name: string) =>
     signature.inputs.find((s) => s.name === name)?.elemType ?? ELEM_FLOAT;
   const m = config.model;
@@ -146,7 +146,10 @@ async function bareDecoder(config: ModelConfig, batch: number): Promise<BareNetw
   const bytes = await Deno.readFile(decoder.path);
   const signature = readOnnxSignature(bytes);
   const source = sessionSource(decoder.path, bytes, signature.externalData);
-  const session = await createSession(source, { device: config.device });
+  const session = await createSession(source, {
+    device: config.device,
+    intraOpNumThreads: config.threads,
+  });
   const rows = fixedBatch(signature, decoder.input) ?? Math.min(config.batch_size, batch);
   return {
     session,
@@ -249,6 +252,7 @@ export async function benchGenerateOverhead(
   }
   const config = await loadModelConfig(path);
   if (o.device !== undefined) config.device = o.device;
+  if (o.threads !== undefined) config.threads = o.threads;
   const model = await loadModel(config);
   const bare = { denoiser: await bareDenoiser(config, OVERHEAD_BATCH) } as OverheadSetup["bare"];
   bare.decoder = await bareDecoder(config, OVERHEAD_BATCH);

@@ -10,8 +10,8 @@ import { resolve } from "node:path";
 import type { GridRecord, SolverRecord } from "../io/dataset.ts";
 import { gridOfFile, loadGridFile } from "../io/grid_file.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { type LoadedModel, loadModel } from "../onnx/model.ts";
-import { type OptionValues, resolveOptions } from "../options.ts";
+import { type LoadedModel, loadModel, type LoadModelOptions } from "../onnx/model.ts";
+import { type OptionValues, type ResolvedOptions, resolveOptions } from "../options.ts";
 import {
   planSolver,
   singlestepGrid,
@@ -90,13 +90,18 @@ export function gridRecord(sampler: PreparedSampler, schedule: NoiseSchedule): G
   };
 }
 
+/** Sampler options after {@linkcode validateSamplerOptions}: checked, defaults filled in. */
+export type ResolvedSamplerOptions = ResolvedOptions<typeof SAMPLER_OPTIONS> & {
+  solverName: SolverName;
+};
+
 /**
  * Checks the sampler options that need no model (names, numbers, one grid) and fills in their
  * defaults, so bad input fails before anything is loaded.
  *
  * @throws {TypeError | RangeError} Naming the first bad option.
  */
-export function validateSamplerOptions(options: SamplerOptions) {
+export function validateSamplerOptions(options: SamplerOptions): ResolvedSamplerOptions {
   const { sigmas, ...rest } = options;
   const resolved = resolveOptions(SAMPLER_OPTIONS, {
     ...rest,
@@ -178,7 +183,7 @@ export async function namedGrid(
 /** The grid the options name, its kind, and the ρ or file it came from. */
 async function chooseGrid(
   model: LoadedModel,
-  o: ReturnType<typeof validateSamplerOptions>,
+  o: ResolvedSamplerOptions,
   given: SamplerOptions,
 ): Promise<{ grid: Grid; gridKind: string; rho?: number; loadFrom?: string }> {
   const schedule = model.denoiser.schedule;
@@ -195,7 +200,7 @@ async function chooseGrid(
     return { grid: fixedSteps(grid, "the sigma list"), gridKind: "sigmas" };
   }
   if (o.loadFrom !== undefined) {
-    const grid = gridOfFile(await loadGridFile(o.loadFrom), schedule);
+    const grid = gridOfFile(await loadGridFile(o.loadFrom), schedule, `Grid file ${o.loadFrom}`);
     return { grid: fixedSteps(grid, o.loadFrom), gridKind: "file", loadFrom: resolve(o.loadFrom) };
   }
   const kind = (o.skipType ?? SAMPLER_OPTIONS.skipType.default) as GridKind;
@@ -224,7 +229,7 @@ function pickGitsOptions(o: Partial<OptionValues<typeof GITS_OPTIONS>>) {
  * solver, so records and fingerprints of the defaults stay as they were.
  */
 function samplerSolverOptions(
-  o: ReturnType<typeof validateSamplerOptions>,
+  o: ResolvedSamplerOptions,
   given: SamplerOptions,
 ): SolverOptions {
   const out: SolverOptions = {};
@@ -262,12 +267,12 @@ export async function prepareSampler(
  * Runs `work` on a model given loaded or as a config path; a model loaded here is closed after.
  */
 export async function withModel<T>(
-  model: LoadedModel | string,
-  device: string | undefined,
+  model: LoadedModel | string | URL,
+  load: LoadModelOptions,
   work: (model: LoadedModel) => Promise<T>,
 ): Promise<T> {
-  if (typeof model !== "string") return await work(model);
-  const loaded = await loadModel(model, device ? { device } : {});
+  if (typeof model !== "string" && !(model instanceof URL)) return await work(model);
+  const loaded = await loadModel(model, load);
   try {
     return await work(loaded);
   } finally {

@@ -14,7 +14,7 @@ import { type Denoiser, sampleSize } from "../denoiser.ts";
 import { gridSigmas } from "../step_grid.ts";
 import { imageShapeOf } from "../io/image.ts";
 import type { LoadedModel } from "../onnx/model.ts";
-import { declareOptions, type OptionValues, resolveOptions, withDefaults } from "../options.ts";
+import { type OptionDeclarations, type OptionValues, resolveOptions } from "../options.ts";
 import { normalNoise } from "../rng.ts";
 import { runPlan } from "../solvers/plan.ts";
 import { MODEL_OPTIONS, SAMPLER_OPTIONS, SAMPLES_OPTIONS } from "./options.ts";
@@ -167,11 +167,13 @@ export async function runBatch(
 }
 
 /** The options of {@linkcode sampleImages} (`deno task sample`). */
-export const SAMPLE_IMAGES_OPTIONS = declareOptions({
+export const SAMPLE_IMAGES_OPTIONS = {
   ...SAMPLER_OPTIONS,
-  ...withDefaults(SAMPLES_OPTIONS, { numSamples: 16 }),
+  ...SAMPLES_OPTIONS,
+  numSamples: { ...SAMPLES_OPTIONS.numSamples, default: 16 },
   device: MODEL_OPTIONS.device,
-});
+  threads: MODEL_OPTIONS.threads,
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode sampleImages}: {@linkcode SAMPLE_IMAGES_OPTIONS} and these. */
 export interface SampleImagesOptions
@@ -230,12 +232,12 @@ export interface SampledImages {
  * ```
  */
 export async function sampleImages(
-  model: LoadedModel | string,
+  model: LoadedModel | string | URL,
   options: SampleImagesOptions = {},
 ): Promise<SampledImages> {
   validateSamplerOptions(options);
   const o = resolveOptions(SAMPLE_IMAGES_OPTIONS, { ...options, sigmas: undefined });
-  return await withModel(model, o.device, async (m) => {
+  return await withModel(model, { device: o.device, threads: o.threads }, async (m) => {
     const sampler = await prepareSampler(m, options);
     const conditions = conditionTable(m, options.condition);
     const batchSize = o.batchSize ?? m.config.batch_size ?? 16;

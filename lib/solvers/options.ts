@@ -1,19 +1,19 @@
 /**
  * The options that pick a solver, declared once for every entry point that takes them
  * (`generate`, `sample`, `eval`, `train`, the demo and their library functions). Each entry
- * point sets its own step count with {@linkcode withDefaults}: 20 for a teacher, 10 for the LD3
+ * point sets its own step count by overriding `steps.default`: 20 for a teacher, 10 for the LD3
  * student.
  *
  * @module
  */
-import { declareOptions } from "../options.ts";
+import type { OptionDeclarations } from "../options.ts";
 import { DPM_3M_VARIANTS, DPM_SOLVER_PREDICTIONS, SOLVER_NAMES } from "./mod.ts";
 
 /**
  * `--solver_name`, `--steps`, `--order`, `--unipc_variant`, and the two named alternatives to the
  * LD3 reference's behaviour: `--lower_order_final_below`, `--dpm_3m`, `--dpm_solver_prediction`.
  */
-export const SOLVER_OPTIONS = declareOptions({
+export const SOLVER_OPTIONS = {
   solverName: {
     flag: "solver_name",
     kind: "string",
@@ -69,4 +69,4 @@ export const SOLVER_OPTIONS = declareOptions({
     help: "singlestep dpm_solver's expansion: noise (DPM-Solver, the LD3 reference) or data " +
       "(singlestep DPM-Solver++)",
   },
-});
+} as const satisfies OptionDeclarations;

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { imagescript } from "../../lib/deps.ts";
 import { type AnimationFrame, defaultGifScale, imagesGif } from "../../lib/io/animation.ts";
+import { captionWidth, labelColumn } from "../../lib/io/labelled_grid.ts";
 
 type Decoded = InstanceType<typeof imagescript.GIF>;
 
@@ -37,7 +38,7 @@ Deno.test("imagesGif() frames: count, size with scale and caption strip, delays,
   const values = [[-1, 0, 0.5], [-0.5, 0.25, 1], [0.9, -0.9, 0]];
   const frames: AnimationFrame[] = values.map((v, k) => ({
     images: flatTiles(v),
-    caption: `NFE ${k + 1}/3`,
+    caption: k === 2 ? "final sample, a longer caption" : `NFE ${k + 1}/3`,
   }));
   const bytes = await imagesGif(frames, [3, 1, 4, 4], {
     nrow: 2,
@@ -50,42 +51,66 @@ Deno.test("imagesGif() frames: count, size with scale and caption strip, delays,
   const gif = await imagescript.GIF.decode(bytes);
   const decoded = frameList(gif);
   assert.equal(decoded.length, 3);
-  // Grid: 2 columns of 4 px + 3 × 1 px padding = 11 px wide, 2 rows = 11 px high. The caption
-  // "NFE 1/3" (7 glyphs of 6 px, less the last gap, plus 2 px margins) is 45 px: it sets the
-  // width. The strip is 7 px glyphs + 2 × 2 px margins = 11 px high.
-  const width = 45;
-  const strip = 11;
+  // Grid: 2 columns of 4 px + 3 × 1 px padding = 11 px, times 3 = 33 px square, under a 26 px
+  // caption strip. Every frame is as wide as the longest caption.
+  const width = captionWidth("final sample, a longer caption");
+  const strip = 26;
   for (const f of decoded) {
-    assert.equal(f.width, width * 3);
-    assert.equal(f.height, (strip + 11) * 3);
+    assert.equal(f.width, width);
+    assert.equal(f.height, strip + 33);
   }
   assert.deepEqual(decoded.map((f) => f.duration), [120, 120, 1000]);
-  // The grid is centred under the strip: tiles start at x = 17 + 1.
-  const x0 = Math.floor((width - 11) / 2);
   decoded.forEach((f, k) => {
     values[k].forEach((v, b) => {
-      const x = x0 + 1 + (b % 2) * 5 + 2;
-      const y = strip + 1 + Math.floor(b / 2) * 5 + 1;
-      const [r, g, bl, a] = pixel(f, x, y, 3);
+      const x = (1 + (b % 2) * 5 + 2) * 3;
+      const y = strip + (1 + Math.floor(b / 2) * 5 + 2) * 3;
+      const [r, g, bl, a] = pixel(f, x, y, 1);
       assert.ok(Math.abs(r - byteOf(v)) <= 1, `frame ${k} tile ${b}: ${r} vs ${byteOf(v)}`);
       assert.equal(g, r);
       assert.equal(bl, r);
       assert.equal(a, 255);
     });
-    // Padding between tiles and the strip's background are padValue; the text is white.
-    assert.ok(Math.abs(pixel(f, x0 + 5, strip + 2, 3)[0] - 40) <= 1);
-    assert.ok(Math.abs(pixel(f, width - 1, 0, 3)[0] - 40) <= 1);
-    let brightest = 0;
+    // Padding between tiles is padValue; the strip is white with dark text.
+    assert.ok(Math.abs(pixel(f, 5 * 3 + 1, strip + 4, 1)[0] - 40) <= 1);
+    assert.deepEqual(pixel(f, width - 2, 1, 1), [255, 255, 255, 255]);
+    let darkest = 255;
     for (let y = 0; y < strip; y++) {
-      for (let x = 0; x < width; x++) brightest = Math.max(brightest, pixel(f, x, y, 3)[0]);
+      for (let x = 0; x < width; x++) darkest = Math.min(darkest, pixel(f, x, y, 1)[0]);
     }
-    assert.equal(brightest, 255);
+    assert.ok(darkest < 80, `caption text drawn (darkest ${darkest})`);
   });
+});
+
+Deno.test("imagesGif() draws a label left of each row", async () => {
+  const bytes = await imagesGif([{ images: flatTiles([1, 1, -1, -1]) }], [4, 1, 4, 4], {
+    nrow: 2,
+    scale: 10,
+    rowLabels: ["LD3", "EDM"],
+  });
+  const [f] = frameList(await imagescript.GIF.decode(bytes));
+  const left = labelColumn({ rowLabels: ["LD3", "EDM"] });
+  // 2 columns of 4 px + 3 × 2 px padding = 14 px, times 10; no caption strip.
+  assert.equal(f.width, left + 140);
+  assert.equal(f.height, 140);
+  assert.deepEqual(pixel(f, left + 40, 40, 1), [255, 255, 255, 255]);
+  assert.deepEqual(pixel(f, left + 40, 100, 1), [0, 0, 0, 255]);
+  // Some dark text in the label column beside each row.
+  for (const [top, bottom] of [[20, 60], [80, 120]]) {
+    let darkest = 255;
+    for (let y = top; y < bottom; y++) {
+      for (let x = 0; x < left; x++) darkest = Math.min(darkest, pixel(f, x, y, 1)[0]);
+    }
+    assert.ok(darkest < 80, `label beside rows ${top}–${bottom} (darkest ${darkest})`);
+  }
+  await assert.rejects(
+    imagesGif([{ images: flatTiles([1, 1]) }], [2, 1, 4, 4], { rowLabels: ["a", "b"] }),
+    { name: "RangeError", message: "rowLabels has 2 labels: the grid has 1 rows" },
+  );
 });
 
 Deno.test("imagesGif() without captions has no strip and scales MNIST-sized tiles 3x", async () => {
   assert.equal(defaultGifScale(28, 28), 3);
-  assert.equal(defaultGifScale(4, 4), 4);
+  assert.equal(defaultGifScale(4, 4), 21);
   assert.equal(defaultGifScale(256, 256), 1);
   const tiles = new Float32Array(2 * 28 * 28).fill(-1);
   tiles.fill(1, 28 * 28); // second tile white
@@ -108,17 +133,17 @@ Deno.test("imagesGif() keeps RGB colours and rounds delays to GIF's 10 ms", asyn
   images.fill(1, 12 + 8, 12 + 12); // tile 1, channel B
   const bytes = await imagesGif([{ images, caption: "rgb" }], [2, 3, 2, 2], {
     padding: 0,
-    scale: 2,
+    scale: 20,
     lastFrameMs: 125,
   });
   const decoded = frameList(await imagescript.GIF.decode(bytes));
   assert.equal(decoded.length, 1);
   assert.equal(decoded[0].duration, 130);
-  // Caption "rgb": 17 px + 4 px margins = 21 px wide; the 4 px grid starts at x = 8.
-  assert.equal(decoded[0].width, 21 * 2);
-  assert.equal(decoded[0].height, (11 + 2) * 2);
-  assert.deepEqual(pixel(decoded[0], 8, 11, 2), [255, 0, 0, 255]);
-  assert.deepEqual(pixel(decoded[0], 11, 12, 2), [0, 0, 255, 255]);
+  // The 2 × 1 tiles, 20 times enlarged, under the 26 px caption strip.
+  assert.equal(decoded[0].width, Math.max(80, captionWidth("rgb")));
+  assert.equal(decoded[0].height, 26 + 40);
+  assert.deepEqual(pixel(decoded[0], 20, 26 + 20, 1), [255, 0, 0, 255]);
+  assert.deepEqual(pixel(decoded[0], 60, 26 + 20, 1), [0, 0, 255, 255]);
 });
 
 Deno.test("imagesGif() rejects bad input, naming the field", async () => {
@@ -132,9 +157,9 @@ Deno.test("imagesGif() rejects bad input, naming the field", async () => {
     name: "RangeError",
     message: "frames[1].images has 15 values: shape [1,1,4,4] needs 16",
   });
-  await assert.rejects(imagesGif(ok, [1, 2, 4, 4]), {
+  await assert.rejects(imagesGif(ok, [1, 1, 0, 4]), {
     name: "RangeError",
-    message: "shape must be [B, C, H, W] with C = 1 or 3: got [1,2,4,4]",
+    message: "shape must be [B, C, H, W] of positive sizes: got [1,1,0,4]",
   });
   await assert.rejects(imagesGif(ok, [16]), { name: "RangeError", message: /^shape must be/ });
   await assert.rejects(imagesGif(ok, shape, { scale: 1.5 }), {

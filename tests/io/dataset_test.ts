@@ -1,6 +1,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { readDataset, readManifest, samplePath } from "../../lib/io/dataset.ts";
+import {
+  datasetFingerprint,
+  decodeSample,
+  encodeSample,
+  readDataset,
+  readManifest,
+  samplePath,
+} from "../../lib/io/dataset.ts";
+import type { DenoiseInfo } from "../../lib/denoiser.ts";
+import { pathExists } from "../../lib/io/fs.ts";
+import { loadModel } from "../../lib/onnx/model.ts";
 import { decodeNpz } from "../../lib/io/npz.ts";
 import { normalNoise } from "../../lib/rng.ts";
 import { generateDataset, type GenerateDatasetOptions } from "../../lib/pipelines/generate.ts";
@@ -192,14 +202,24 @@ Deno.test("generateDataset() leaves nothing behind on bad input", async () => {
   }
 });
 
-Deno.test("sample files are plain npz archives of float32 arrays", async () => {
+Deno.test("sample files are plain npz archives of float32 arrays and a meta record", async () => {
   const gmm = await makeTinyGmm();
   try {
     const r = await generateDataset(gmm.config, options(join(gmm.dir, "d"), { totalSamples: 1 }));
     const arrays = decodeNpz(await Deno.readFile(samplePath(r.dir, 0)));
-    assert.deepEqual(Object.keys(arrays), ["z", "x"]);
+    assert.deepEqual(Object.keys(arrays), ["z", "x", "meta"]);
     assert.equal(arrays.z.dtype, "float32");
     assert.deepEqual(arrays.x.shape, [1, 4, 4]);
+    // meta: UTF-8 JSON of what made the sample (numpy: json.loads(a["meta"].tobytes())).
+    assert.equal(arrays.meta.dtype, "uint8");
+    const meta = JSON.parse(new TextDecoder().decode(arrays.meta.data as Uint8Array));
+    assert.deepEqual(meta, {
+      dataset: datasetFingerprint(r.manifest),
+      format: "ld3-sample",
+      index: 0,
+      seed: 3,
+    });
+    assert.match(meta.dataset, /^[0-9a-f]{64}$/);
   } finally {
     await gmm.cleanup();
   }
@@ -224,4 +244,126 @@ Deno.test("generateDataset() on an explicit sigma list records it as the grid", 
   } finally {
     await gmm.cleanup();
   }
+});
+
+/** The tiny model with a denoiser that throws from network call `failAt` on. */
+async function failingModel(config: string, failAt: number) {
+  const model = await loadModel(config);
+  let calls = 0;
+  const denoiser = {
+    ...model.denoiser,
+    denoise(x: Float64Array, t: number, info?: DenoiseInfo) {
+      if (++calls >= failAt) throw new RangeError(`network call ${calls} failed`);
+      return model.denoiser.denoise(x, t, info);
+    },
+  };
+  return { ...model, denoiser };
+}
+
+Deno.test("generateDataset() that fails before its first sample leaves no trace", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const root = join(gmm.dir, "data");
+    const model = await failingModel(gmm.config, 1);
+    try {
+      await assert.rejects(generateDataset(model, options(root)), /network call 1 failed/);
+    } finally {
+      await model.close();
+    }
+    // The data dir did not exist: it does not now, and a corrected rerun just works.
+    assert.equal(await pathExists(root), false);
+    const r = await generateDataset(gmm.config, options(root));
+    assert.equal(r.generated, 9);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("generateDataset() that fails later keeps its samples, and a rerun finishes", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const reference = await generateDataset(gmm.config, options(join(gmm.dir, "ref")));
+    const root = join(gmm.dir, "data");
+    // 4 steps per batch of 4: the third batch's first call fails.
+    const model = await failingModel(gmm.config, 9);
+    try {
+      await assert.rejects(generateDataset(model, options(root)), /network call 9 failed/);
+    } finally {
+      await model.close();
+    }
+    const dir = join(root, "dpm_solver++_NFE4_logSNR");
+    assert.deepEqual(await readManifest(dir), reference.manifest);
+    assert.deepEqual((await readDataset(dir, { requireComplete: false })).indices, [
+      0,
+      1,
+      2,
+      3,
+      4,
+      5,
+      6,
+      7,
+    ]);
+    const again = await generateDataset(gmm.config, options(root));
+    assert.equal(again.generated, 1);
+    assert.deepEqual(await hashTree(dir), await hashTree(reference.dir));
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("a sample of another dataset is refused by readers and made again by generate", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const ours = await generateDataset(gmm.config, options(join(gmm.dir, "a")));
+    const before = await hashTree(ours.dir);
+    const theirs = await generateDataset(gmm.config, options(join(gmm.dir, "b"), { seed: 4 }));
+    await Deno.copyFile(samplePath(theirs.dir, 5), samplePath(ours.dir, 5));
+    const data = await readDataset(ours.dir);
+    await assert.rejects(
+      data.read(5),
+      new RegExp(
+        `Sample file ${samplePath(ours.dir, 5).replaceAll("+", "\\+")} is not sample 5 of ` +
+          `dataset .*: it belongs to another dataset \\(seed 4`,
+      ),
+    );
+    const again = await generateDataset(gmm.config, options(join(gmm.dir, "a")));
+    assert.equal(again.generated, 1);
+    assert.deepEqual(await hashTree(ours.dir), before);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("older sample files without a record are read, and checked by their noise", async () => {
+  const gmm = await makeTinyGmm();
+  try {
+    const ours = await generateDataset(gmm.config, options(join(gmm.dir, "a")));
+    const theirs = await generateDataset(gmm.config, options(join(gmm.dir, "b"), { seed: 4 }));
+    const { shapes } = ours.manifest;
+    // Rewrite every sample as an older ld3 wrote it (z and x only); sample 2 from seed 4.
+    for (let i = 0; i < 9; i++) {
+      const from = i === 2 ? theirs.dir : ours.dir;
+      const s = decodeSample(await Deno.readFile(samplePath(from, i)), i, shapes);
+      await Deno.writeFile(
+        samplePath(ours.dir, i),
+        encodeSample({ index: i, z: s.z, x: s.x }, shapes),
+      );
+    }
+    const data = await readDataset(ours.dir);
+    assert.equal((await data.read(2)).meta, undefined); // accepted as it is
+    const again = await generateDataset(gmm.config, options(join(gmm.dir, "a")));
+    assert.equal(again.generated, 1); // only sample 2: its z is not seed 3's
+    const repaired = await data.read(2);
+    assert.deepEqual(repaired.z, Float32Array.from(normalNoise(3, 2, 16)));
+    assert.equal(repaired.meta?.seed, 3);
+  } finally {
+    await gmm.cleanup();
+  }
+});
+
+Deno.test("decodeSample() names the file of a corrupt sample", () => {
+  assert.throws(
+    () => decodeSample(new Uint8Array(10), 3, { z: [1], x: [1] }, "/data/samples/000003.npz"),
+    /^TypeError: \/data\/samples\/000003\.npz: Not an \.npz file/,
+  );
 });

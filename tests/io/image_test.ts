@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { Image } from "imagescript";
 import {
+  checkPictureShape,
   encodePng,
   gridRaster,
   imageShapeOf,
   imagesToPngGrid,
   imageToPng,
+  pictureSize,
   rasterToRgba,
   toRaster,
   upscaleRaster,
@@ -21,7 +23,34 @@ Deno.test("toRaster() maps the data range to 0..255 with clipping", () => {
   // RGB is interleaved from channel-first planes.
   const rgb = toRaster([1, -1, -1, 1, -1, -1], [3, 1, 2]);
   assert.deepEqual([...rgb.pixels], [255, 0, 0, 0, 255, 0]);
-  assert.throws(() => toRaster([0, 0], [2, 1, 1]), /C = 1 or 3: got \[2,1,1\]/);
+  assert.throws(
+    () => toRaster([0, 0], [2, 1]),
+    /must be \[C, H, W\] of positive sizes: got \[2,1\]/,
+  );
+});
+
+Deno.test("toRaster() and gridRaster() draw other channel counts as a gray strip", () => {
+  // Two channels of a 2×2 image: channel 0 dark (-1), channel 1 light (1), side by side.
+  const two = toRaster([-1, -1, -1, -1, 1, 1, 1, 1], [2, 2, 2]);
+  assert.deepEqual([two.width, two.height, two.channels], [4, 2, 1]);
+  assert.deepEqual([...two.pixels], [0, 0, 255, 255, 0, 0, 255, 255]);
+  // Four channels (a Stable Diffusion latent): channel c is the tile at columns c·W…
+  const four = Float32Array.from({ length: 4 * 1 * 2 }, (_, i) => Math.floor(i / 2) / 2 - 1);
+  assert.deepEqual([...toRaster(four, [4, 1, 2]).pixels], [0, 0, 64, 64, 128, 128, 191, 191]);
+  const grid = gridRaster(new Float32Array(3 * 2 * 2 * 2), [3, 2, 2, 2], { nrow: 2, padding: 1 });
+  // Tiles 4 wide (2 channels × 2), two per row, padding 1.
+  assert.deepEqual([grid.width, grid.height, grid.channels], [2 * 5 + 1, 2 * 3 + 1, 1]);
+  assert.equal(pictureSize([4, 64, 64]).width, 256);
+});
+
+Deno.test("checkPictureShape() refuses what cannot be drawn, naming the option", () => {
+  assert.deepEqual(checkPictureShape([2, 8, 8]), [2, 8, 8]);
+  assert.deepEqual(checkPictureShape([784]), [1, 28, 28]);
+  assert.throws(
+    () => checkPictureShape([4, 2, 8, 8], "save_png"),
+    /^RangeError: save_png: samples of shape \[4,2,8,8\] cannot be drawn as pictures/,
+  );
+  assert.throws(() => checkPictureShape([10], "out"), /out: samples of shape \[10\]/);
 });
 
 Deno.test("gridRaster() places images with padding like make_grid", () => {

@@ -1,84 +1,110 @@
+/**
+ * Charts: the data description, the SVG Observable Plot lays out (title, labels, ticks, legend,
+ * one line per series) and the PNG resvg draws from it.
+ */
 import assert from "node:assert/strict";
 import { Image } from "imagescript";
 import {
-  combineScenes,
+  chartPng,
+  chartSize,
+  chartSvg,
+  combineCharts,
   formatTick,
   lambdaPlot,
   linePlot,
-  niceTicks,
   PALETTE,
-  plotToPng,
-  rasterizeScene,
-  sceneToSvg,
-  textWidth,
 } from "../../lib/io/plot.ts";
+import { svgToPng, svgToRgba, textWidth } from "../../lib/io/svg.ts";
 
-Deno.test("niceTicks() covers the range with 1-2-5 steps", () => {
-  assert.deepEqual(niceTicks(0, 1, 5), [0, 0.2, 0.4, 0.6, 0.8, 1]);
-  assert.deepEqual(niceTicks(4, 10, 3), [4, 6, 8, 10]);
-  assert.deepEqual(niceTicks(-4.4, 6.2, 10), [-4, -2, 0, 2, 4, 6]);
-  assert.deepEqual(niceTicks(3, 3), [3]);
-  assert.throws(() => niceTicks(0, Infinity), RangeError);
-});
+/** Text of every `<text>` element of an SVG document, entities decoded. */
+function texts(svg: string): string[] {
+  return [...svg.matchAll(/<text\b[^>]*>([\s\S]*?)<\/text>/g)].map((m) =>
+    m[1].replace(/<[^>]+>/g, "").replace(/&#(\d+);/g, (_, c) => String.fromCharCode(Number(c)))
+      .replace(/&lt;/g, "<").replace(/&gt;/g, ">").replace(/&amp;/g, "&")
+  );
+}
 
-Deno.test("formatTick() keeps labels short", () => {
+Deno.test("formatTick() keeps labels short, with a real minus sign", () => {
   assert.equal(formatTick(0.30000000000000004), "0.3");
-  assert.equal(formatTick(1e-5), "1e-5");
+  assert.equal(formatTick(1e-5), "1e−5");
+  assert.equal(formatTick(-2), "−2");
   assert.equal(formatTick(0), "0");
 });
 
-Deno.test("linePlot() draws each series in its colour where its points are", () => {
-  const scene = linePlot(
-    [{ name: "a", x: [0, 1, 2], y: [0, 1, 2] }, { name: "b", x: [0, 1, 2], y: [2, NaN, 0] }],
-    { width: 300, height: 200, title: "t", xLabel: "x" },
-  );
-  const raster = rasterizeScene(scene);
-  assert.equal(raster.width, 300);
-  assert.equal(raster.height, 200);
-  assert.equal(raster.channels, 3);
-  // Every marker of series "a" is painted in palette colour 0 at its centre.
-  const markers = scene.primitives.filter((p) => p.kind === "marker");
-  assert.equal(markers.length, 5, "NaN points get no marker");
-  for (const m of markers.slice(0, 3)) {
-    if (m.kind !== "marker") continue;
-    const i: number = (Math.round(m.y) * raster.width + Math.round(m.x)) * 3;
-    assert.deepEqual([...raster.pixels.subarray(i, i + 3)], [...PALETTE[0]]);
-  }
-  // The NaN splits series "b" into two single points: no polyline for it except its legend.
-  const bLines = scene.primitives.filter((p) =>
-    p.kind === "polyline" && p.color === PALETTE[1] && p.width === 2
-  );
-  assert.equal(bLines.length, 1);
-  // Higher y is drawn higher up.
-  const [m0, m2] = [markers[0], markers[2]];
-  assert.ok(m0.kind === "marker" && m2.kind === "marker" && m2.y < m0.y);
-});
-
-Deno.test("plotToPng() writes a PNG of the scene's size", async () => {
-  const scene = combineScenes([
-    lambdaPlot([{ name: "logSNR", lambdas: [-4.4, 0, 6.2] }]),
-    linePlot([{ name: "edm", x: [4, 6], y: [10, 1] }], { logY: true }),
-  ]);
-  const image = await Image.decode(plotToPng(scene));
-  assert.equal(image.width, scene.width);
-  assert.equal(image.height, scene.height);
-  assert.equal(scene.width, 2 * 520);
-});
-
-Deno.test("sceneToSvg() holds every primitive and escapes text", () => {
-  const scene = linePlot([{ name: "a<b", x: [0, 1], y: [1, 2] }], { title: "dpm_solver++" });
-  const svg = sceneToSvg(scene);
-  assert.match(svg, /^<svg xmlns/);
-  assert.match(svg, /a&lt;b/);
-  assert.match(svg, /DPM_SOLVER\+\+|dpm_solver\+\+/);
-  assert.equal(
-    (svg.match(/<polyline/g) ?? []).length,
-    scene.primitives.filter((p) => p.kind === "polyline").length,
-  );
-});
-
-Deno.test("linePlot() rejects mismatched series and tiny sizes", () => {
+Deno.test("linePlot() describes the chart; it rejects mismatched series and tiny sizes", () => {
+  const chart = linePlot([{ name: "a", x: [0, 1], y: [1, 2] }], { title: "T", logY: true });
+  assert.equal(chart.kind, "line");
+  assert.equal(chart.title, "T");
+  assert.equal(chart.logY, true);
+  assert.deepEqual(chartSize(chart), { width: 640, height: 400 });
   assert.throws(() => linePlot([{ name: "a", x: [0, 1], y: [1] }]), /Series "a"/);
   assert.throws(() => linePlot([], { width: 50 }), RangeError);
-  assert.equal(textWidth("abc"), 17);
+});
+
+Deno.test("chartSvg() has a title, labelled axes, enough ticks and a legend entry per series", async () => {
+  const chart = lambdaPlot(
+    [
+      { name: "LD3 step grid t1", lambdas: [-4.4, -1, 2, 6.2] },
+      { name: "LD3 eval grid t2", lambdas: [-4.4, -1, 2, 6.2], style: { dash: "7 4" } },
+      { name: "a<b", lambdas: [-4.4, 0, 3, 6.2] },
+    ],
+    { title: "uni_pc, 3 steps" },
+  );
+  const svg = await chartSvg(chart);
+  assert.match(svg, /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg" width="640" height="400"/);
+  const words = texts(svg);
+  assert.ok(words.includes("uni_pc, 3 steps"));
+  assert.ok(words.some((t) => t.startsWith("step index i")));
+  assert.ok(words.some((t) => t.startsWith("half-log-SNR λ(tᵢ)")));
+  // The λ axis from −4.4 to 6.2 gets a tick label for every whole number.
+  for (const tick of ["−4", "−2", "0", "2", "4", "6"]) assert.ok(words.includes(tick), tick);
+  // x ticks at the step indices.
+  for (const tick of ["0", "1", "2", "3"]) assert.ok(words.includes(tick), tick);
+  for (const name of ["LD3 step grid t1", "LD3 eval grid t2", "a<b"]) {
+    assert.ok(words.includes(name), name);
+  }
+  assert.ok(svg.includes("a&#60;b") || svg.includes("a&lt;b"), "legend text is escaped");
+  // Three curves and three legend swatches, the second dashed in both, in its own colour.
+  const lines = svg.match(/<g\b[^>]*aria-label="line"[^>]*>/g) ?? [];
+  assert.equal(lines.filter((l) => l.includes(PALETTE[1])).length, 2);
+  assert.ok(lines.filter((l) => l.includes(PALETTE[1])).every((l) => l.includes("7 4")));
+  assert.ok(svg.includes("DejaVu Sans"));
+});
+
+Deno.test("chartPng() draws every series' colour at twice the chart's size", async () => {
+  const chart = combineCharts(
+    [
+      linePlot([{ name: "edm", x: [4, 6, 8], y: [30, 10, 3] }], { logY: true, width: 400 }),
+      linePlot([{ name: "ld3", x: [4, 6, 8], y: [20, 5, 1] }], { logY: true, width: 400 }),
+    ],
+    2,
+    "two panels",
+  );
+  const { width, height } = chartSize(chart);
+  assert.equal(width, 800);
+  const image = await Image.decode(await chartPng(chart));
+  assert.equal(image.width, 2 * width);
+  assert.equal(image.height, 2 * height);
+  const seen = new Set<string>();
+  for (let i = 0; i < image.bitmap.length; i += 4) {
+    const [r, g, b] = image.bitmap.subarray(i, i + 3);
+    seen.add("#" + [r, g, b].map((v) => v.toString(16).padStart(2, "0")).join("").toUpperCase());
+  }
+  assert.ok(seen.has(PALETTE[0]), "first series' colour");
+  assert.ok(seen.has(PALETTE[0]) && [...seen].length > 20, "antialiased text and lines");
+  assert.throws(() => combineCharts([]), RangeError);
+});
+
+Deno.test("svgToPng() draws text in DejaVu Sans; svgToRgba() gives the pixels", async () => {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="80" height="24">` +
+    `<text x="4" y="18" font-size="16" fill="black">λ σ θ₁</text></svg>`;
+  const image = await Image.decode(await svgToPng(svg, { scale: 2 }));
+  assert.equal(image.width, 160);
+  const { width, height, rgba } = await svgToRgba(svg);
+  assert.deepEqual([width, height], [80, 24]);
+  let dark = 0;
+  for (let i = 0; i < rgba.length; i += 4) if (rgba[i] < 100) dark++;
+  assert.ok(dark > 40, `glyphs drawn: ${dark} dark pixels`);
+  assert.ok(textWidth("mmm", 10) > textWidth("iii", 10));
+  await assert.rejects(svgToPng(svg, { scale: 0 }), RangeError);
 });

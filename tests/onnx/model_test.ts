@@ -7,6 +7,7 @@ import { ort } from "../../lib/deps.ts";
 import { type LoadedModel, loadModel, NonFiniteError, onnxDenoiser } from "../../lib/onnx/model.ts";
 import { encodeNpy } from "../../lib/io/npy.ts";
 import { ElemType } from "../../lib/onnx/build.ts";
+import { defaultThreads } from "../../lib/onnx/session.ts";
 import { normalNoise } from "../../lib/rng.ts";
 import {
   discreteBetas,
@@ -26,6 +27,7 @@ import {
   externalWeight,
   externalWeightsModel,
   nonFiniteModel,
+  reshapingModel,
 } from "../fixtures/tiny_models.ts";
 
 /** Write `files` into a fresh temp dir and return its path. */
@@ -258,6 +260,32 @@ Deno.test("loadModel() rejects ONNX inputs and outputs that do not match the con
   }
 });
 
+Deno.test("denoise() refuses an output of the right size but the wrong dims, naming the file", async () => {
+  const yaml = configYaml({ shape: "[1, 28, 28]" });
+  await withModel(reshapingModel([1, 28, 28], [1, 14, 56]), yaml, async (model) => {
+    await assert.rejects(
+      () => model.denoiser.denoise(new Float64Array(2 * 784), 1),
+      /^TypeError: ONNX model .*model\.onnx: output "out" has dims \[2,1,14,56\], expected \[2,1,28,28\]/,
+    );
+  });
+  // The same network with the shape it really outputs is fine.
+  await withModel(reshapingModel([1, 28, 28], [1, 28, 28]), yaml, async (model) => {
+    assert.equal((await model.denoiser.denoise(new Float64Array(784), 1)).length, 784);
+  });
+});
+
+Deno.test("loadModel() names the file that is not an ONNX model", async () => {
+  const dir = await tempFiles({ "model.onnx": "not a model\n", "c.yml": configYaml({}) });
+  try {
+    await assert.rejects(
+      () => loadModel(join(dir, "c.yml")),
+      new RegExp(`^TypeError: Not an ONNX model: ${join(dir, "model.onnx")}: `),
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("denoise() throws NonFiniteError with the step, t and model for x/0 and Log(-1)", async () => {
   const yaml = configYaml({ shape: "[3]" });
   await withModel(nonFiniteModel("div0"), yaml, async (model) => {
@@ -348,6 +376,25 @@ Deno.test("denoise() applies classifier-free guidance on the raw output in one 2
       );
     }, { "u.npy": encodeNpy(uncond, [2]) });
   }
+});
+
+Deno.test("loadModel() takes its threads from the options, the config, or one per core", async () => {
+  const config = await loadModelConfig("configs/gmm-mnist.yml");
+  for (
+    const [options, conf, expected] of [
+      [{}, {}, defaultThreads()],
+      [{}, { threads: 3 }, 3],
+      [{ threads: 1 }, { threads: 3 }, 1],
+    ] as const
+  ) {
+    const model = await loadModel({ ...config, ...conf }, options);
+    assert.equal(model.threads, expected);
+    await model.close();
+  }
+  await assert.rejects(
+    () => loadModel(config, { threads: 0 }),
+    /threads must be an integer >= 1: got 0/,
+  );
 });
 
 Deno.test("loadModel() refuses unknown devices and decodes through a configured decoder", async () => {

@@ -118,8 +118,9 @@ Deno.test("runDemo() --quick trains, evaluates and draws on gmm-mnist, and a re-
     await assertPicture(r.files.samplesPng);
     await assertPicture(r.files.scheduleGif, [0x47, 0x49, 0x46]);
     const comparison = await Image.decode(await assertPicture(r.files.comparisonPng));
-    assert.ok(comparison.height >= 4 * 28 && comparison.height < 5 * 28, `${comparison.height}`);
-    assert.ok(comparison.width > 4 * 28);
+    // Four rows of 28 px digits enlarged 3× (84 px each, 2 px padding enlarged too).
+    assert.equal(comparison.height, (4 * 30 + 2) * 3);
+    assert.ok(comparison.width > 4 * 84);
     // trajectory.gif: LD3 / EDM / logSNR rows, one frame per network evaluation plus the samples.
     const gif = await GIF.decode(await assertPicture(r.files.trajectoryGif, [0x47, 0x49, 0x46]));
     assert.equal(gif.length, 6 + 1);

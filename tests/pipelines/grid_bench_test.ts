@@ -7,7 +7,8 @@ import { createGmm, gmmReferenceSolve } from "../../lib/gmm.ts";
 import { edmGrid, toGrid } from "../../lib/step_grid.ts";
 import { makeGridFile, saveGridFile } from "../../lib/io/grid_file.ts";
 import { loadModel } from "../../lib/onnx/model.ts";
-import type { PlotScene } from "../../lib/io/plot.ts";
+import { type Chart, chartSize } from "../../lib/io/plot.ts";
+import { findChromium, openPage, PAGE_FACTS, type PageFacts } from "../_chromium.ts";
 import { normalNoise } from "../../lib/rng.ts";
 import { discreteBetas, veSchedule, vpDiscreteSchedule } from "../../lib/noise_schedule.ts";
 import {
@@ -75,8 +76,29 @@ function cell(
   };
 }
 
-function texts(scene: PlotScene): string[] {
-  return scene.primitives.flatMap((p) => p.kind === "text" ? [p.text] : []);
+const CHROMIUM = findChromium();
+if (!CHROMIUM) console.log("schedules.html browser check skipped: no chromium installed");
+
+/** schedules.html in headless Chromium: no console errors, both charts drawn, the tables. */
+async function assertBenchPageRenders(path: string): Promise<void> {
+  const html = await Deno.readTextFile(path);
+  assert.ok(html.startsWith("<!doctype html>") && !/<script|src="(?!data:)/.test(html));
+  if (!CHROMIUM) return;
+  const page = await openPage<PageFacts>(CHROMIUM, path, PAGE_FACTS);
+  assert.deepEqual(page.consoleErrors, []);
+  assert.deepEqual(page.exceptions, []);
+  assert.equal(page.value.charts, 2);
+  assert.equal(page.value.drawnCharts, 2);
+  assert.ok(page.value.chartTexts.every((n) => n > 20), `${page.value.chartTexts}`);
+  assert.ok(page.value.tables >= 4, `${page.value.tables} tables`);
+  assert.ok(page.value.headings.includes("Charts"));
+  assert.ok(page.value.headings.includes("FID (lower is better)"));
+}
+
+/** Panel titles and legend names of a chart. */
+function texts(chart: Chart): string[] {
+  const panels = chart.kind === "figure" ? chart.panels : [chart];
+  return panels.flatMap((p) => [p.title, ...p.series.map((s) => s.name)]);
 }
 
 Deno.test("planScheduleBench() marks GITS tables, AYS and LD3 n/a and refuses NFEs a solver cannot spend", async () => {
@@ -283,7 +305,7 @@ Deno.test("scheduleBenchLambdaScene() draws a failed hand-made cell's grid only 
   // The ipndm panel gains EDM; Heun cannot spend NFE 4, so its panel stays empty.
   assert.deepEqual(texts(scene).filter((t) => t === "logSNR" || t === "edm"), ["logSNR", "edm"]);
   assert.ok(texts(scene).includes("heun: λ grids at NFE 4"));
-  assert.equal(scene.width, 2 * 520);
+  assert.equal(chartSize(scene).width, 2 * 600);
 });
 
 Deno.test("runScheduleBench() on a tiny GMM: finite metrics, LD3 from a grid file, files written", async () => {
@@ -376,8 +398,10 @@ Deno.test("runScheduleBench() on a tiny GMM: finite metrics, LD3 from a grid fil
         "schedules.svg",
         "schedules_lambda.png",
         "schedules_lambda.svg",
+        "schedules.html",
       ],
     );
+    await assertBenchPageRenders(join(out, "schedules.html"));
     assert.equal(await Deno.readTextFile(join(out, "schedules.md")), written.markdown);
     assert.match(written.markdown, /## FID \(lower is better\)/);
     assert.match(written.markdown, /## Exact-solution error/);
@@ -399,7 +423,8 @@ Deno.test("runScheduleBench() on a tiny GMM: finite metrics, LD3 from a grid fil
     ]);
     assert.deepEqual(json.cells, JSON.parse(JSON.stringify(result.cells)));
     const png = await Image.decode(await Deno.readFile(join(out, "schedules_lambda.png")));
-    assert.equal(png.width, 2 * 520);
+    // Two 600 px panels, drawn at 2 pixels per chart pixel.
+    assert.equal(png.width, 2 * 2 * 600);
 
     // A second run reuses the teacher: no teacher evaluations in the estimate.
     estimates.length = 0;

@@ -45,7 +45,8 @@ Deno.test("generate task writes a resumable dataset with PNGs", async () => {
     const data = await readDataset(dir);
     assert.equal(data.manifest.solver.steps, 3);
     const grid = await Image.decode(await Deno.readFile(join(dir, "grid.png")));
-    assert.equal(grid.width, 3 * (4 + 2) + 2);
+    // Enlarged 21× by default, so that a 4 px image is 84 px.
+    assert.equal(grid.width, (3 * (4 + 2) + 2) * 21);
     const again = await runTask("generate", args);
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /0 samples generated, 3 already complete/);
@@ -76,8 +77,9 @@ Deno.test("sample task writes a PNG grid", async () => {
     ]);
     assert.equal(r.code, 0, r.stderr);
     const png = await Image.decode(await Deno.readFile(out));
-    assert.equal(png.width, 2 * 6 + 2);
-    assert.equal(png.height, 3 * 6 + 2);
+    // 4×4 tiles with 2 px padding, enlarged 21× by default so that each is at least 84 px.
+    assert.equal(png.width, (2 * 6 + 2) * 21);
+    assert.equal(png.height, (3 * 6 + 2) * 21);
   } finally {
     await gmm.cleanup();
   }
@@ -141,6 +143,8 @@ Deno.test("sample task --gif writes the trajectory as an animated GIF", async ()
       out,
       "--gif",
       gifPath,
+      "--scale",
+      "4",
     ]);
     assert.equal(r.code, 0, r.stderr);
     // Heun on 3 steps: 5 evaluations, so 5 prediction frames and the final sample.
@@ -148,10 +152,11 @@ Deno.test("sample task --gif writes the trajectory as an animated GIF", async ()
     const gif = await GIF.decode(await Deno.readFile(gifPath));
     assert.equal(gif.length, 6);
     const png = await Image.decode(await Deno.readFile(out));
-    // 4×4 tiles are scaled 4×; an 11 px caption strip sits above the PNG's grid, which is
-    // centred under captions wider than itself.
-    assert.equal(gif.height, (11 + png.height) * 4);
-    assert.ok(gif.width >= png.width * 4 && gif.width % 4 === 0, `width ${gif.width}`);
+    // --scale 4 for both: 3 × 6 + 2 = 20 px wide, 8 px high, times 4. A 26 px caption strip
+    // sits above the GIF's grid; captions may make it wider than the grid.
+    assert.deepEqual([png.width, png.height], [80, 32]);
+    assert.equal(gif.height, 26 + png.height);
+    assert.ok(gif.width >= png.width, `width ${gif.width}`);
     assert.equal(gif[5].duration, 1500);
   } finally {
     await gmm.cleanup();

@@ -79,7 +79,8 @@ Deno.test("eval task prints one summary line and writes the JSON and PNG", async
     assert.ok(result.metrics.teacher.lpips.mean > 0);
     await assert.rejects(() => Deno.stat(`${out}.partial.npz`), Deno.errors.NotFound);
     const image = await Image.decode(await Deno.readFile(png));
-    assert.equal(image.width, 6 * (4 + 2) + 2);
+    // Enlarged 21× by default, so that a 4 px image is 84 px.
+    assert.equal(image.width, (6 * (4 + 2) + 2) * 21);
 
     // The teacher's own grid through --sigmas: distance ≈ 0.
     const sigmas = (await JSON.parse(
@@ -249,7 +250,8 @@ Deno.test("bench:schedules task writes the table, JSON and plots, with an LD3 gr
     assert.ok(ld3.metrics.teacher.l2.mean > 0);
     for (const name of ["schedules.png", "schedules_lambda.png"]) {
       const image = await Image.decode(await Deno.readFile(join(outDir, name)));
-      assert.equal(image.width, 2 * 520);
+      // Two 600 px panels at 2 pixels per chart pixel.
+      assert.equal(image.width, 2 * 2 * 600);
     }
     // The same command again reuses every finished cell from <out_dir>/cells.
     const again = await runTask("bench_schedules", args);

@@ -128,29 +128,3 @@ Deno.test("train: bad input is one error line, exit 1, nothing written", async (
   assert.deepEqual([...Deno.readDirSync(root)], []);
   await Deno.remove(root, { recursive: true });
 });
-
-Deno.test("export-schedule prints a schedule and warns about decoupled times", async () => {
-  const root = await Deno.makeTempDir();
-  const grid = {
-    format: "ld3-grid",
-    version: 1,
-    schedule: { kind: "ve", tMax: 80, tMin: 0.002 },
-    t1: [80, 5, 0.3, 0.002],
-    t2: [80, 4.5, 0.3, 0.002],
-    sigma1: [80, 5, 0.3, 0.002],
-    sigma2: [80, 4.5, 0.3, 0.002],
-    lambda1: [0, 0, 0, 0],
-    steps: 3,
-  };
-  const path = join(root, "grid.json");
-  await Deno.writeTextFile(path, JSON.stringify(grid));
-  const args = ["run", "-A", "tasks/export_schedule.ts", path, "--config", CONFIG, "--format"];
-  const r = await run([...args, "comfyui"]);
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stdout, "80.0, 5.0, 0.3, 0.002, 0.0\n");
-  assert.match(r.stderr, /^warning: The grid has decoupled evaluation times/);
-  const bad = await run([...args, "diffusers-timesteps"]);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^error: Format diffusers-timesteps needs a discrete VP schedule/);
-  await Deno.remove(root, { recursive: true });
-});

@@ -19,12 +19,12 @@ import type { ProgressBarOptions } from "../../io/progress.ts";
 import { generateDataset } from "../generate.ts";
 import { LD3_TEACHER } from "../sampler.ts";
 import { checkSolverName, type SolverName, solverSteps } from "../../solvers/mod.ts";
-import { checkValue, declareOptions } from "../../options.ts";
+import { checkValue, type OptionDeclarations } from "../../options.ts";
 import { QUICK_LD3, runLd3Training } from "./run.ts";
 import { checkCount } from "../../_check.ts";
 
 /** The sample count of {@linkcode trainLd3Grids} (`--ld3_samples` of `bench:schedules`). */
-export const GRID_SET_OPTIONS = declareOptions({
+export const GRID_SET_OPTIONS = {
   samples: {
     flag: "ld3_samples",
     kind: "integer",
@@ -33,7 +33,7 @@ export const GRID_SET_OPTIONS = declareOptions({
     default: 100,
     help: "teacher samples of the LD3 grids, half train, half validate",
   },
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode trainLd3Grids}. */
 export interface TrainLd3GridsOptions {
@@ -55,6 +55,8 @@ export interface TrainLd3GridsOptions {
   matchPrior?: string;
   /** Execution device. @default {the config's} */
   device?: string;
+  /** CPU threads per ONNX Runtime session. @default {the config's, else one per core} */
+  threads?: number;
   /** Progress of the teacher and of each run; `false` for none. @default {{}} */
   progress?: ProgressBarOptions | false;
   /** Called after each pair: its grid file, whether it was trained now, and training seconds. */
@@ -126,6 +128,7 @@ export async function trainLd3Grids(
     totalSamples: samples,
     seed,
     device: options.device,
+    threads: options.threads,
     progress: options.progress === false ? false : { label: "ld3 teacher", ...options.progress },
   });
   await Deno.mkdir(options.ld3Dir, { recursive: true });
@@ -145,6 +148,7 @@ export async function trainLd3Grids(
       logPath,
       resume: "auto",
       device: options.device,
+      threads: options.threads,
       progress: options.progress === false ? false : {},
     });
     const file = await loadGridFile(run.gridPath);

@@ -8,3 +8,4 @@ export * from "./run.ts";
 export * from "./checkpoint.ts";
 export * from "./grid_set.ts";
 export * from "./report.ts";
+export * from "./html_report.ts";

@@ -1,64 +1,153 @@
 /**
- * Pictures of an LD3 run: the learned step grid against the hand-made baselines (a PNG redrawn
- * on every improvement, and a GIF with one frame per improvement), and student vs teacher
- * samples.
+ * Pictures of an LD3 run: the learned step grid against the hand-made baselines (SVG and PNG
+ * redrawn on every improvement, and a GIF with one frame per improvement), the loss curves, and
+ * student vs teacher samples.
  *
  * The schedule plot draws the half-log-SNR `λ_k = log(α/σ)` of every grid point against the
  * step index k (`lib/io/plot.ts`'s λ plot): all schedules run from `λ(T)` to `λ(eps)`, the logSNR
  * schedule is a straight line, EDM bends, and LD3's learned grid shows where the solver wanted
- * its steps (a steep segment is a big step).
+ * its steps (a steep segment is a big step). LD3's step grid t1 is a solid line with filled
+ * dots, its evaluation grid t2 a dashed line with hollow squares drawn over it, so both show
+ * where they coincide.
  *
  * @module
  */
+import { join } from "node:path";
 import { imagescript } from "../../deps.ts";
 import { edmGrid, logSnrGrid, timeUniformGrid } from "../../step_grid.ts";
-import { encodePng, gridRaster, rasterToRgba } from "../../io/image.ts";
+import { labelledGridPng } from "../../io/labelled_grid.ts";
 import {
+  chartPng,
+  chartSvg,
   type LambdaGrid,
   lambdaPlot,
+  type LineChart,
+  linePlot,
   type LinePlotOptions,
-  type PlotScene,
-  rasterizeScene,
-  textWidth,
+  PALETTE,
 } from "../../io/plot.ts";
+import { svgToPng, svgToRgba } from "../../io/svg.ts";
+import { writeFileAtomic, writeTextFileAtomic } from "../../io/atomic.ts";
 import type { NoiseSchedule } from "../../noise_schedule.ts";
 import type { Grid } from "../../solvers/plan.ts";
+import type { Ld3Event } from "../../ld3/trainer.ts";
+
+/** How LD3's two grids and the baselines are drawn: apart even where they coincide. */
+const STYLES = {
+  t1: { color: PALETTE[0], marker: "circle", width: 2.6, zorder: 1 },
+  t2: { color: PALETTE[1], marker: "square", dash: "7 4", hollow: true, width: 2, zorder: 2 },
+  logSNR: { color: PALETTE[2], marker: "triangle", width: 1.6 },
+  edm: { color: PALETTE[3], marker: "diamond", width: 1.6 },
+  timeUniform: { color: PALETTE[4], marker: "times", width: 1.6 },
+} as const;
 
 /**
  * The curves of the schedule plot, as λ: the learned step grid (and its evaluation grid when
- * θ2 moved it), then logSNR, EDM (ρ = 7) and time-uniform grids with as many steps.
+ * θ2 moved it, or always with `alwaysT2`), then logSNR, EDM (ρ = 7) and time-uniform grids
+ * with as many steps.
  */
-export function scheduleCurves(schedule: NoiseSchedule, grid: Grid): LambdaGrid[] {
+export function scheduleCurves(
+  schedule: NoiseSchedule,
+  grid: Grid,
+  options: { alwaysT2?: boolean } = {},
+): LambdaGrid[] {
   const steps = grid.t1.length - 1;
   const lambdaOf = (t: ArrayLike<number>) => Float64Array.from(t, (v) => schedule.lambda(v));
-  const curves: LambdaGrid[] = [{ name: "LD3 t1", lambdas: lambdaOf(grid.t1) }];
-  if (grid.t2.some((t, k) => t !== grid.t1[k])) {
-    curves.push({ name: "LD3 t2 (eval)", lambdas: lambdaOf(grid.t2) });
+  const curves: LambdaGrid[] = [
+    { name: "LD3 step grid t1", lambdas: lambdaOf(grid.t1), style: STYLES.t1 },
+  ];
+  if (options.alwaysT2 || grid.t2.some((t, k) => t !== grid.t1[k])) {
+    curves.push({ name: "LD3 eval grid t2", lambdas: lambdaOf(grid.t2), style: STYLES.t2 });
   }
   curves.push(
-    { name: "logSNR", lambdas: lambdaOf(logSnrGrid(schedule, steps)) },
-    { name: "EDM", lambdas: lambdaOf(edmGrid(schedule, steps)) },
-    { name: "time uniform", lambdas: lambdaOf(timeUniformGrid(schedule, steps)) },
+    { name: "logSNR", lambdas: lambdaOf(logSnrGrid(schedule, steps)), style: STYLES.logSNR },
+    { name: "EDM (ρ = 7)", lambdas: lambdaOf(edmGrid(schedule, steps)), style: STYLES.edm },
+    {
+      name: "time uniform",
+      lambdas: lambdaOf(timeUniformGrid(schedule, steps)),
+      style: STYLES.timeUniform,
+    },
   );
   return curves;
 }
 
-/** The schedule plot of a grid as a scene (see `lib/io/plot.ts` for SVG/PNG output). */
+/** The schedule plot of a grid, described as a chart (draw it with `chartSvg`/`chartPng`). */
 export function schedulePlot(
   schedule: NoiseSchedule,
   grid: Grid,
   options: LinePlotOptions = {},
-): PlotScene {
-  return lambdaPlot(scheduleCurves(schedule, grid), { width: 640, height: 400, ...options });
+): LineChart {
+  return lambdaPlot(scheduleCurves(schedule, grid), { width: 760, height: 460, ...options });
 }
 
-/** The schedule plot of a grid as PNG bytes. */
-export function schedulePlotPng(
+/** The schedule plot of a grid as an SVG document. */
+export async function schedulePlotSvg(
   schedule: NoiseSchedule,
   grid: Grid,
   options: LinePlotOptions = {},
-): Uint8Array {
-  return encodePng(rasterizeScene(schedulePlot(schedule, grid, options)));
+): Promise<string> {
+  return await chartSvg(schedulePlot(schedule, grid, options));
+}
+
+/** The schedule plot of a grid as PNG bytes (2 pixels per chart pixel). */
+export async function schedulePlotPng(
+  schedule: NoiseSchedule,
+  grid: Grid,
+  options: LinePlotOptions = {},
+): Promise<Uint8Array> {
+  return await chartPng(schedulePlot(schedule, grid, options));
+}
+
+/**
+ * Writes `schedule.svg` and `schedule.png` (the schedule plot of `grid`) into a run folder,
+ * each atomically.
+ */
+export async function writeSchedulePictures(
+  runDir: string,
+  schedule: NoiseSchedule,
+  grid: Grid,
+  options: LinePlotOptions = {},
+): Promise<void> {
+  const svg = await chartSvg(schedulePlot(schedule, grid, options));
+  await writeTextFileAtomic(join(runDir, "schedule.svg"), svg);
+  await writeFileAtomic(join(runDir, "schedule.png"), await svgToPng(svg, { scale: 2 }));
+}
+
+/** Options of {@linkcode lossPlot}. */
+export interface LossPlotOptions extends LinePlotOptions {
+  /** The loss's name, for the y label (`l2`, `lpips`, …). @default {"LD3"} */
+  lossType?: string;
+}
+
+/**
+ * The loss curves of a run from its events (`log.jsonl`): the training loss of every step, the
+ * validation loss at each validation and the best validation loss so far, against the global
+ * training step, on a log axis when every loss is positive.
+ */
+export function lossPlot(events: readonly Ld3Event[], options: LossPlotOptions = {}): LineChart {
+  const train = { x: [] as number[], y: [] as number[] };
+  const valid = { x: [] as number[], y: [] as number[] };
+  const best = { x: [] as number[], y: [] as number[] };
+  for (const e of events) {
+    if (e.type === "step") train.x.push(e.step), train.y.push(e.loss);
+    if (e.type === "validation") {
+      valid.x.push(e.step), valid.y.push(e.loss);
+      best.x.push(e.step), best.y.push(e.best);
+    }
+  }
+  const all = [...train.y, ...valid.y];
+  const { lossType, ...plotOptions } = options;
+  return linePlot([
+    { name: "training batch", ...train, color: PALETTE[7], marker: "none", width: 1.2 },
+    { name: "validation", ...valid, color: PALETTE[0], marker: "circle", width: 1.6, zorder: 1 },
+    { name: "best validation", ...best, color: PALETTE[1], marker: "none", dash: "6 3", zorder: 2 },
+  ], {
+    title: "Loss during training",
+    xLabel: "training step",
+    yLabel: `${lossType ?? "LD3"} loss to the teacher (mean per sample)`,
+    logY: all.length > 0 && all.every((v) => v > 0),
+    ...plotOptions,
+  });
 }
 
 /** One frame of the evolution GIF: the best grid after an improvement. */
@@ -91,7 +180,7 @@ export function subsample(count: number, max: number): number[] {
 
 /**
  * The GIF of the schedule's evolution: one frame per improvement (subsampled beyond
- * `maxFrames`). Every frame keeps the first frame's axes, so the curves move, not the axes.
+ * `maxFrames`). Every grid runs from λ(T) to λ(eps), so the axes stay put and the curves move.
  *
  * @throws {RangeError} Without frames.
  */
@@ -103,24 +192,28 @@ export async function scheduleGif(
   if (frames.length === 0) throw new RangeError("Schedule GIF needs at least one frame: got 0");
   const frameMs = options.frameMs ?? 250;
   const picked = subsample(frames.length, options.maxFrames ?? 100);
-  const title = options.title ? `${options.title} ` : "";
-  const gifFrames = picked.map((i, j) => {
+  const title = options.title ? `${options.title}: ` : "";
+  const gifFrames = [];
+  for (const [j, i] of picked.entries()) {
     const f = frames[i];
     const grid = { t1: Float64Array.from(f.t1), t2: Float64Array.from(f.t2) };
-    const raster = rasterizeScene(
-      schedulePlot(schedule, grid, {
-        ...options,
-        title: `${title}step ${f.step} loss ${f.loss.toPrecision(4)}`,
-      }),
-    );
+    // Both LD3 curves in every frame, so the legend and the axes keep their place.
+    const chart = lambdaPlot(scheduleCurves(schedule, grid, { alwaysT2: true }), {
+      width: 760,
+      height: 460,
+      ...options,
+      title: `${title}step ${f.step}, validation loss ${f.loss.toPrecision(4)}`,
+    });
+    // Every grid runs from λ(T) to λ(eps): the axes stay put and the curves move.
+    const image = await svgToRgba(await chartSvg(chart));
     const frame = new imagescript.Frame(
-      raster.width,
-      raster.height,
+      image.width,
+      image.height,
       j === picked.length - 1 ? 4 * frameMs : frameMs,
     );
-    rasterToRgba(raster, frame.bitmap);
-    return frame;
-  });
+    frame.bitmap.set(image.rgba);
+    gifFrames.push(frame);
+  }
   return await new imagescript.GIF(gifFrames, -1).encode(80);
 }
 
@@ -133,12 +226,17 @@ export interface SampleRow {
 }
 
 /**
- * Rows of images with a label left of each (teacher, LD3 student, baselines), as PNG.
+ * Rows of images with a label left of each (teacher, LD3 student, baselines), as PNG: every
+ * image enlarged to at least 84 px unless `scale` says otherwise, labels in DejaVu Sans.
  *
  * @param imageShape `[C, H, W]` of one image (C = 1 or 3).
  * @throws {RangeError} When rows differ in size.
  */
-export function samplesPng(rows: readonly SampleRow[], imageShape: readonly number[]): Uint8Array {
+export async function samplesPng(
+  rows: readonly SampleRow[],
+  imageShape: readonly number[],
+  options: { scale?: number } = {},
+): Promise<Uint8Array> {
   const size = imageShape.reduce((a, b) => a * b, 1);
   const count = rows[0]?.images.length / size;
   if (
@@ -150,36 +248,9 @@ export function samplesPng(rows: readonly SampleRow[], imageShape: readonly numb
   }
   const data = new Float64Array(rows.length * count * size);
   rows.forEach((r, i) => data.set(Array.from(r.images), i * count * size));
-  const grid = gridRaster(data, [rows.length * count, ...imageShape], { nrow: count });
-  const labelWidth = Math.max(...rows.map((r) => textWidth(r.label))) + 12;
-  const rowHeight = (grid.height - 2) / rows.length;
-  const labels = rasterizeScene({
-    width: labelWidth,
-    height: grid.height,
-    background: [255, 255, 255],
-    primitives: rows.map((r, i) => ({
-      kind: "text" as const,
-      x: 6,
-      y: Math.round(2 + (i + 0.5) * rowHeight - 3.5),
-      text: r.label,
-      color: [0, 0, 0] as const,
-      anchor: "start" as const,
-    })),
+  return await labelledGridPng(data, [rows.length * count, ...imageShape], {
+    nrow: count,
+    rowLabels: rows.map((r) => r.label),
+    scale: options.scale,
   });
-  const width = labelWidth + grid.width;
-  const pixels = new Uint8Array(width * grid.height * 3);
-  for (let y = 0; y < grid.height; y++) {
-    pixels.set(
-      labels.pixels.subarray(y * labelWidth * 3, (y + 1) * labelWidth * 3),
-      y * width * 3,
-    );
-    for (let x = 0; x < grid.width; x++) {
-      const src = (y * grid.width + x) * grid.channels;
-      const dst = (y * width + labelWidth + x) * 3;
-      for (let c = 0; c < 3; c++) {
-        pixels[dst + c] = grid.pixels[grid.channels === 3 ? src + c : src];
-      }
-    }
-  }
-  return encodePng({ width, height: grid.height, channels: 3, pixels });
 }

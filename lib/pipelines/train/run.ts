@@ -15,15 +15,18 @@
  *   log.jsonl          one line per trainer event (steps, validations, reloads…) and improvement
  *   checkpoint.json    the whole trainer state but the latents, written atomically…
  *   checkpoint.<g>.npz …with the relaxed latents it names (float64); older ones are removed
- *   schedule.png       λ of the best grid vs logSNR / EDM / time-uniform, redrawn on improvement
- *   schedule.gif       its evolution, one frame per improvement (written at each round end)
+ *   schedule.svg, .png λ of the learned grid vs logSNR / EDM / time-uniform, drawn at the end
+ *   schedule.gif       its evolution, one frame per improvement, drawn at the end
  *   samples.png        teacher, LD3 student and baseline students on validation latents
  *   summary.json       final validation losses of LD3 and the baselines, wall-clock
+ *   report.html        all of the above in one self-contained page (html_report.ts)
  * ```
  *
  * A checkpoint (`checkpoint.ts`) is saved after every training step. `resume: true` (or
  * `"auto"`) reloads it, truncates the log to the lines written up to that checkpoint and
  * finishes exactly as the uninterrupted run (the trainer is deterministic given its state).
+ * While a run works on its folder it owns it (`lib/io/lock.ts`, the lock file
+ * `.<run folder>.lock` beside it): a second run into the same folder fails at once.
  *
  * @module
  */
@@ -37,6 +40,8 @@ import { GRID_KINDS, type GridKind, toGrid } from "../../step_grid.ts";
 import { namedGrid } from "../sampler.ts";
 import { type GridFile, gridOfFile, loadGridFile } from "../../io/grid_file.ts";
 import { pathExists } from "../../io/fs.ts";
+import { isUrl } from "../../io/remote.ts";
+import { lockOutput } from "../../io/lock.ts";
 import { LOSS_TYPES, lossByName, type SampleLoss } from "../../metrics/losses.ts";
 import { loadLpips } from "../../metrics/lpips.ts";
 import { loadModelConfig, type ModelConfig } from "../../onnx/config.ts";
@@ -46,7 +51,7 @@ import type { Grid } from "../../solvers/plan.ts";
 import { type SolverName, solverNfe } from "../../solvers/mod.ts";
 import {
   declaredValues,
-  declareOptions,
+  type OptionDeclarations,
   type OptionValues,
   resolveOptions,
 } from "../../options.ts";
@@ -68,10 +73,12 @@ import {
   finishRun,
   type GridLossContext,
   type Ld3Evaluation,
+  type ScoredGrid,
   SUMMARY_BASELINES,
   type SummaryBaseline,
 } from "./summary.ts";
 import { thetaToGrid } from "../../ld3/parameterization.ts";
+import { writeRunReport } from "./html_report.ts";
 
 export { gridLoss } from "./summary.ts";
 export type { GridLossContext, Ld3Evaluation } from "./summary.ts";
@@ -82,7 +89,7 @@ export type { Ld3ProgressOptions } from "./recorder.ts";
  * The options of {@linkcode runLd3Training} (`deno task train`): the run's own, then the
  * trainer's ({@linkcode LD3_OPTIONS}), with the reference tool's names and defaults.
  */
-export const TRAIN_OPTIONS = declareOptions({
+export const TRAIN_OPTIONS = {
   ...MODEL_OPTIONS,
   dataDir: {
     flag: "data_dir",
@@ -155,7 +162,7 @@ export const TRAIN_OPTIONS = declareOptions({
     help: "continue the run folder's checkpoint",
   },
   ...LD3_OPTIONS,
-});
+} as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode runLd3Training}: {@linkcode TRAIN_OPTIONS} and these. */
 export interface RunLd3Options extends Omit<OptionValues<typeof TRAIN_OPTIONS>, "resume"> {
@@ -192,10 +199,18 @@ export interface RunLd3Result {
   grid: Grid;
   /** The grid file written. */
   gridFile: GridFile;
-  /** The trainer's best validation loss (on the relaxed validation latents). */
+  /**
+   * The trainer's best validation loss: on the validation samples' original latents by default,
+   * on their relaxed latents with `--valid_latents relaxed` (`evaluation.tracked` says which).
+   */
   bestValidLoss: number;
   /** Validation loss on the original latents z of LD3 vs the baselines. */
   evaluation: Ld3Evaluation;
+  /**
+   * The images behind `evaluation`: each grid's student output (decoded, in [-1, 1]) for the
+   * validation samples, in order, `numValid × C·H·W` values each.
+   */
+  validImages: Record<ScoredGrid, Float64Array>;
   /** Training wall-clock of all sessions of this run, seconds (checkpoints included). */
   trainSeconds: number;
   /** Global training steps done. */
@@ -313,7 +328,11 @@ async function priorGridOf(
   if ((GRID_KINDS as readonly string[]).includes(spec)) {
     t1 = await namedGrid(model, spec as GridKind, steps, { solverName: solver, order });
   } else {
-    t1 = gridOfFile(await loadGridFile(spec), model.denoiser.schedule).t1;
+    t1 = gridOfFile(
+      await loadGridFile(spec),
+      model.denoiser.schedule,
+      `match_prior grid file ${spec}`,
+    ).t1;
   }
   if (t1.length !== steps + 1) {
     throw new RangeError(
@@ -432,7 +451,7 @@ async function studentParts(
     : undefined;
   const loss = options.loss ??
     (o.lossType === "LPIPS"
-      ? resources.add(await loadLpips(o.lpipsModel!, { device }))
+      ? resources.add(await loadLpips(o.lpipsModel!, { device, threads: model.threads }))
       : lossByName(o.lossType));
   return { denoiser, decode, loss };
 }
@@ -475,7 +494,7 @@ async function openRunFolder(
   }
   const { config, model, dataset } = context;
   const configYml = {
-    model_config: resolve(o.config),
+    model_config: isUrl(o.config) ? o.config : resolve(o.config),
     model: { name: config.name, sha256: model.modelHash },
     data_dir: dataset.dir,
     dataset: {
@@ -528,6 +547,7 @@ function gridInfoOf(o: RunOptions, plan: RunPlan, model: LoadedModel) {
  * @throws {RangeError} On bad options, a dataset that does not belong to the model (hash,
  * shapes), too few samples, or a run folder that already holds a checkpoint without `resume`
  * (or none with it).
+ * @throws {LockedError} When another run owns the run folder (`lib/io/lock.ts`).
  * @throws {Ld3Interrupted} When `stopAfterStep` is reached.
  *
  * @example
@@ -548,9 +568,14 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
   const dataset = await openTeacherSet(resolve(o.dataDir), o.numTrain + o.numValid);
   const resources = new Resources();
   try {
-    const model = resources.add(await loadModel(config, { device: o.device }));
+    const model = resources.add(
+      await loadModel(config, { device: o.device, threads: o.threads }),
+    );
     checkTeacherFitsModel(dataset, model, o.config);
     const plan = await planRun(o, model);
+    // The run folder is this process's until it ends: a second run into it fails here.
+    const lock = await lockOutput(plan.runDir, { what: "train" });
+    resources.add({ close: () => lock.release() });
     const resumed = await findCheckpoint(o, plan);
     // Everything that can fail on the inputs has run: now the folder is created.
     const parts = await studentParts(o, options, model, resources);
@@ -583,7 +608,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       steps: r.steps,
       tracked: r.validLatents,
       ...await comparisonGrids(o, plan, model),
-      title: `${r.solverName} N=${r.steps}`,
+      title: runTitle(r.solverName, r.steps),
       valid,
       previewCount: options.previewCount ?? 8,
       imageShape: model.imageShape,
@@ -592,6 +617,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       recorder,
       trainSeconds,
     }, result);
+    await writeRunReport(plan.runDir);
     return {
       runDir: plan.runDir,
       gridPath: join(plan.runDir, "grid.json"),
@@ -599,6 +625,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       gridFile: finished.gridFile,
       bestValidLoss: result.bestValidLoss,
       evaluation: finished.evaluation,
+      validImages: finished.validImages,
       trainSeconds,
       steps: result.checkpoint.globalStep,
       stopReason: finished.stopReason,
@@ -636,6 +663,11 @@ async function comparisonGrids(
   return { baselines, start: { name, grid: { t1: grid.t1.slice(), t2: grid.t1.slice() } } };
 }
 
+/** Title of a run's pictures: `uni_pc, 4 steps (NFE 4)`. */
+function runTitle(solverName: SolverName, steps: number): string {
+  return `${solverName}, ${steps} steps (NFE ${solverNfe(solverName, steps)})`;
+}
+
 /** The recorder of a run: its folder, schedule plots, checkpoints and progress line. */
 function newRecorder(
   o: RunOptions,
@@ -652,7 +684,7 @@ function newRecorder(
     {
       runDir: plan.runDir,
       schedule: model.denoiser.schedule,
-      title: `${r.solverName} N=${r.steps}`,
+      title: runTitle(r.solverName, r.steps),
       recordedOptions: plan.recordedOptions,
       sizes: { numTrain: o.numTrain, numValid: o.numValid, size: plan.size },
       previous,

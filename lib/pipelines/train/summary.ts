@@ -2,8 +2,8 @@
  * The end of an LD3 run: the learned grid, the grid it started from and the model-free baselines
  * scored on the validation samples from their original latents, the same grid's loss on its
  * relaxed validation latents (the soft objective), a warning when the learned grid is worse on
- * the original latents than its start or a baseline, and the final `grid.json`, `schedule.png`,
- * `schedule.gif`, `samples.png` and `summary.json`.
+ * the original latents than its start or a baseline, and the final `grid.json`,
+ * `schedule.svg`/`.png`, `schedule.gif`, `samples.png` and `summary.json`.
  *
  * @module
  */
@@ -17,7 +17,7 @@ import type { SampleLoss } from "../../metrics/losses.ts";
 import { planSolver, runPlan, type SolverName, type SolverOptions } from "../../solvers/mod.ts";
 import type { Grid } from "../../solvers/plan.ts";
 import type { RunRecorder } from "./recorder.ts";
-import { type SampleRow, samplesPng, schedulePlotPng } from "./report.ts";
+import { type SampleRow, samplesPng, writeSchedulePictures } from "./report.ts";
 
 /**
  * Validation losses of the learned grid and the baselines, all from the validation samples'
@@ -59,6 +59,9 @@ export const SUMMARY_BASELINES = [
 
 /** One of {@linkcode SUMMARY_BASELINES}. */
 export type SummaryBaseline = typeof SUMMARY_BASELINES[number];
+
+/** A grid the end of a run scores: the learned one, its start, or a baseline. */
+export type ScoredGrid = "ld3" | "start" | SummaryBaseline;
 
 /** What scoring a grid needs: the student's model, solver and loss. */
 export interface GridLossContext {
@@ -153,25 +156,30 @@ export interface FinishedRun {
   gridFile: GridFile;
   evaluation: Ld3Evaluation;
   stopReason: "rounds" | "lr2_floor";
+  /** The images each grid made from the validation samples' original latents, in order. */
+  validImages: Record<ScoredGrid, Float64Array>;
 }
 
-/** teacher / LD3 / logSNR / EDM rows of the first validation samples, as samples.png. */
+/**
+ * teacher / LD3 / logSNR / EDM rows of the first validation samples, as samples.png: the first
+ * rows of the images the evaluation made (no grid runs again).
+ */
 async function writeSamplesPng(
-  ctx: GridLossContext,
   run: FinishRunInput,
-  grid: Grid,
+  images: { ld3: Float64Array; logSNR: Float64Array; edm: Float64Array },
 ): Promise<void> {
-  const baselines = run.baselines;
   const imageShape = imageShapeOf(run.imageShape);
   if (!(imageShape.length === 3 && (imageShape[0] === 1 || imageShape[0] === 3))) return;
   const preview = run.valid.slice(0, Math.min(run.previewCount, run.valid.length));
+  const size = preview[0].teacher.length;
+  const first = (a: Float64Array) => a.subarray(0, preview.length * size);
   const rows: SampleRow[] = [
     { label: "teacher", images: Float64Array.from(preview.flatMap((s) => Array.from(s.teacher))) },
-    { label: "LD3", images: (await gridLoss(ctx, grid, preview)).images },
-    { label: "logSNR", images: (await gridLoss(ctx, baselines.logSNR, preview)).images },
-    { label: "EDM", images: (await gridLoss(ctx, baselines.edm, preview)).images },
+    { label: "LD3", images: first(images.ld3) },
+    { label: "logSNR", images: first(images.logSNR) },
+    { label: "EDM", images: first(images.edm) },
   ];
-  await writeFileAtomic(join(run.runDir, "samples.png"), samplesPng(rows, imageShape));
+  await writeFileAtomic(join(run.runDir, "samples.png"), await samplesPng(rows, imageShape));
 }
 
 /** The validation samples with the relaxed latents of the best state in place of z. */
@@ -189,19 +197,24 @@ async function evaluateRun(
   ctx: GridLossContext,
   run: FinishRunInput,
   result: Ld3Result,
-): Promise<Ld3Evaluation> {
-  const loss = async (grid: Grid) => (await gridLoss(ctx, grid, run.valid)).mean;
-  const ld3 = await loss(result.grid);
+): Promise<{ evaluation: Ld3Evaluation; images: Record<ScoredGrid, Float64Array> }> {
+  const images = {} as Record<ScoredGrid, Float64Array>;
+  const loss = async (name: ScoredGrid, grid: Grid) => {
+    const scored = await gridLoss(ctx, grid, run.valid);
+    images[name] = scored.images;
+    return scored.mean;
+  };
+  const ld3 = await loss("ld3", result.grid);
   const baselines = {} as Record<SummaryBaseline, number>;
-  for (const name of SUMMARY_BASELINES) baselines[name] = await loss(run.baselines[name]);
-  const start = await loss(run.start.grid);
+  for (const name of SUMMARY_BASELINES) baselines[name] = await loss(name, run.baselines[name]);
+  const start = await loss("start", run.start.grid);
   const ld3Relaxed = (await gridLoss(ctx, result.grid, relaxedSamples(run.valid, result))).mean;
   const warnings = worseThan(ld3, [
     [`start (${run.start.name})`, start],
     ...SUMMARY_BASELINES.filter((name) => name !== run.start.name)
       .map((name) => [name, baselines[name]] as const),
   ]);
-  return {
+  const evaluation = {
     ld3,
     ...baselines,
     start,
@@ -210,6 +223,7 @@ async function evaluateRun(
     tracked: run.tracked,
     warnings,
   };
+  return { evaluation, images };
 }
 
 /**
@@ -223,7 +237,7 @@ export async function finishRun(
   result: Ld3Result,
 ): Promise<FinishedRun> {
   const schedule = ctx.denoiser.schedule;
-  const evaluation = await evaluateRun(ctx, run, result);
+  const { evaluation, images } = await evaluateRun(ctx, run, result);
   const stop = result.history.findLast((e) => e.type === "stop");
   const stopReason = stop?.type === "stop" ? stop.reason : "rounds";
   const step = result.checkpoint.globalStep;
@@ -239,14 +253,11 @@ export async function finishRun(
   );
   const gridPath = join(run.runDir, "grid.json");
   await saveGridFile(gridPath, gridFile);
-  await writeFileAtomic(
-    join(run.runDir, "schedule.png"),
-    schedulePlotPng(schedule, result.grid, {
-      title: `${run.title} loss ${evaluation.ld3.toPrecision(4)} (original latents)`,
-    }),
-  );
+  await writeSchedulePictures(run.runDir, schedule, result.grid, {
+    title: `${run.title}: loss ${evaluation.ld3.toPrecision(4)} (original latents)`,
+  });
   await run.recorder.writeGif();
-  await writeSamplesPng(ctx, run, result.grid);
+  await writeSamplesPng(run, images);
   await writeJsonAtomic(join(run.runDir, "summary.json"), {
     grid: gridPath,
     bestValidLoss: result.bestValidLoss,
@@ -257,5 +268,5 @@ export async function finishRun(
     stopReason,
     improvements: run.recorder.frames.length,
   });
-  return { gridFile, evaluation, stopReason };
+  return { gridFile, evaluation, stopReason, validImages: images };
 }
