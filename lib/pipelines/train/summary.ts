@@ -115,7 +115,8 @@ export async function gridLoss(
 
 /**
  * Lines saying by how much the learned grid's loss exceeds each grid it is worse than (the start
- * first), empty when it is the best.
+ * first), empty when it is the best. A difference within rounding (relative 1e-9, e.g. a grid that
+ * never moved from its start, rebuilt from θ) is no loss.
  *
  * @example
  * ```ts
@@ -124,9 +125,11 @@ export async function gridLoss(
  * ```
  */
 export function worseThan(ld3: number, others: readonly (readonly [string, number])[]): string[] {
-  return others.filter(([, v]) => ld3 > v).map(([name, v]) =>
-    `${name}: ${ld3.toPrecision(4)} vs ${v.toPrecision(4)} (+${(100 * (ld3 / v - 1)).toFixed(1)} %)`
-  );
+  return others.filter(([, v]) => ld3 > v * (1 + 1e-9)).map(([name, v]) => {
+    const percent = 100 * (ld3 / v - 1);
+    const text = percent >= 0.1 ? percent.toFixed(1) : percent.toPrecision(2);
+    return `${name}: ${ld3.toPrecision(4)} vs ${v.toPrecision(4)} (+${text} %)`;
+  });
 }
 
 /** What {@linkcode finishRun} needs besides the scoring context. */

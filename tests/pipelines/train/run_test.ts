@@ -194,3 +194,57 @@ Deno.test("end to end on gmm-mnist: LD3 at NFE 4 beats the logSNR and EDM grids"
   assert.deepEqual(file.meta.evaluation, JSON.parse(JSON.stringify(e)));
   await Deno.remove(root, { recursive: true });
 });
+
+Deno.test("a learned grid worse than a baseline is named in the printout, grid.json, summary.json and report.html", async () => {
+  const { trainReport } = await import("../../../tasks/train.ts");
+  const root = await Deno.makeTempDir();
+  // Learning rates 0: the grid stays the time-uniform start (to rounding: no warning for it),
+  // which LD3's time_quadratic beats here.
+  const r = await runLd3Training(
+    await small(root, {
+      matchPrior: "time_uniform",
+      lrTime1: 0,
+      lrTime2: 0,
+      minLrTime1: 0,
+      minLrTime2: 0,
+    }),
+  );
+  const e = r.evaluation;
+  assert.equal(e.startGrid, "time_uniform");
+  assert.ok(Math.abs(e.ld3 - e.start) <= 1e-12 * e.start, `${e.ld3} vs start ${e.start}`);
+  assert.ok(e.time_quadratic < e.ld3, `${JSON.stringify(e)}`);
+  // One line per grid it loses to, with both losses and the margin; never the start it equals.
+  const losers = (["time_quadratic", "logSNR", "edm", "dmn"] as const).filter((b) => e[b] < e.ld3);
+  assert.deepEqual(e.warnings.map((w) => w.split(":")[0]), losers);
+  const margin = (100 * (e.ld3 / e.time_quadratic - 1)).toFixed(1);
+  assert.equal(
+    e.warnings[0],
+    `time_quadratic: ${e.ld3.toPrecision(4)} vs ${e.time_quadratic.toPrecision(4)} (+${margin} %)`,
+  );
+  // The task's last line says so; grid.json and summary.json record it.
+  const lines = trainReport(r);
+  assert.equal(
+    lines.at(-1),
+    `warning: the learned grid is worse on the original latents than ${e.warnings.join("; ")}`,
+  );
+  assert.match(lines[1], /^loss on the validation samples' original latents: LD3 /);
+  assert.match(lines[2], /is from the original latents, best .*relaxed latents kept with it: /);
+  const file = JSON.parse(await Deno.readTextFile(r.gridPath));
+  assert.deepEqual(file.meta.warnings, e.warnings);
+  assert.deepEqual(file.meta.evaluation.warnings, e.warnings);
+  const summary = JSON.parse(await Deno.readTextFile(join(r.runDir, "summary.json")));
+  assert.deepEqual(summary.evaluation.warnings, e.warnings);
+  const html = await Deno.readTextFile(join(r.runDir, "report.html"));
+  assert.ok(html.includes("Warning: the learned grid is worse than"), "report.html warns");
+  assert.ok(html.includes("start (time_uniform)"), "report.html names the start grid");
+  await Deno.remove(root, { recursive: true });
+});
+
+Deno.test("worseThan() names each grid the learned one loses to, with the margin, and ignores rounding", async () => {
+  const { worseThan } = await import("../../../lib/pipelines/train/summary.ts");
+  assert.deepEqual(worseThan(0.2, [["start (logSNR)", 0.2 * (1 - 1e-13)], ["edm", 0.25]]), []);
+  assert.deepEqual(worseThan(0.2, [["start (edm)", 0.1], ["dmn", 0.19996]]), [
+    "start (edm): 0.2000 vs 0.1000 (+100.0 %)",
+    "dmn: 0.2000 vs 0.2000 (+0.020 %)",
+  ]);
+});
