@@ -126,7 +126,9 @@ export function momentsStats(m: FeatureMoments, shift: ArrayLike<number>): Featu
   for (let i = 0; i < dim; i++) {
     const ri = i * (i + 1) / 2;
     for (let j = 0; j <= i; j++) {
-      const v = (m.outer[ri + j] - m.sum[i] * m.sum[j] / n) / (n - 1);
+      const raw = (m.outer[ri + j] - m.sum[i] * m.sum[j] / n) / (n - 1);
+      // Σx² − (Σx)²/n of a feature that hardly varies can round below 0; a variance cannot.
+      const v = i === j ? Math.max(raw, 0) : raw;
       sigma[i * dim + j] = v;
       sigma[j * dim + i] = v;
     }

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { featureStats } from "../../lib/metrics/fid.ts";
+import { featureStats, fidFromStats } from "../../lib/metrics/fid.ts";
 import {
   addMoments,
   blockCover,
@@ -80,4 +80,17 @@ Deno.test("reduceBlockTree() refuses a gap, an overlap and a node given twice", 
   assert.throws(() => reduceBlockTree([...all, ...all], 8), /given twice/);
   assert.throws(() => addMoments(block(0), featureMoments(x, 0, 1, [0])), /do not add/);
   assert.throws(() => momentsStats(block(0), shift), /at least 2 feature vectors: got 1/);
+});
+
+Deno.test("a feature that does not vary gets variance 0, not a rounding below it, and FID works", () => {
+  // 1.3 in all 3 rows: Σx² − (Σx)²/n rounds to −4.4e-16, which the pivoted Cholesky refuses.
+  const n = 3;
+  const f = new Float64Array(n * 2);
+  for (let s = 0; s < n; s++) [f[2 * s], f[2 * s + 1]] = [1.3, Math.sin(s)];
+  const m = featureMoments(f, 0, n, [0, 0]);
+  assert.ok(m.outer[0] - m.sum[0] * m.sum[0] / n < 0, "the raw moments round below 0");
+  const stats = momentsStats(m, [0, 0]);
+  assert.equal(stats.sigma[0], 0);
+  const fid = fidFromStats(stats, featureStats(features(8, 2), 8, 2));
+  assert.ok(Number.isFinite(fid) && fid > 0, `${fid}`);
 });
