@@ -141,8 +141,9 @@ export interface ScheduleBenchPlannedCell {
   loadFrom?: string;
   /** The grid file's `solverOptions.order`, when it names one. */
   order?: number;
-  /** The grid file's final-order rule and 3M form, when it names them. */
+  /** The grid file's final-order rule, when it names one. */
   lowerOrderFinalBelow?: number;
+  /** The grid file's DPM-Solver++(3M) form, when it names one. */
   variant3M?: string;
 }
 

@@ -8,6 +8,7 @@
  */
 export * from "./options.ts";
 export * from "./sampler.ts";
+export * from "./gits.ts";
 export * from "./sampling.ts";
 export * from "./generate.ts";
 export * from "./evaluate.ts";
@@ -21,3 +22,4 @@ export * from "./grid_bench_shards.ts";
 export * from "./merge.ts";
 export * from "./train/mod.ts";
 export * from "./demo.ts";
+export type { ModelIdentity } from "./_model_identity.ts";

@@ -49,16 +49,23 @@ export interface SamplerOptions extends Omit<OptionValues<typeof SAMPLER_OPTIONS
 
 /** A solver unrolled on a grid, ready to run. */
 export interface PreparedSampler {
+  /** The solver. */
   solverName: SolverName;
   /** The solver options given (order, UniPC variant, the final-order rule, the 3M form). */
   solverOptions: SolverOptions;
+  /** Step grid t1 and evaluation grid t2. */
   grid: Grid;
+  /** The solver unrolled on the grid. */
   plan: SolverPlan;
+  /** Steps N (the grid has N+1 points). */
   steps: number;
+  /** Network evaluations per sample. */
   nfe: number;
   /** The skip type, `gits`, `file` for a grid file, or `sigmas` for a σ list. */
   gridKind: string;
+  /** EDM ρ (edm skip type only). */
   rho?: number;
+  /** Grid file the times came from (`file` grids only). */
   loadFrom?: string;
 }
 

@@ -86,8 +86,11 @@ export function singlestepOrders(nfe: number, order: number): number[] {
  * at the step start, `x_{s,k}` the state of inner stage k; only the noise form uses those).
  */
 export interface StageCoefficients {
+  /** Weight of the state `x_s` at the start of the step. */
   readonly x: number;
+  /** Weights of the model outputs `m_0` (at the step start), `m_1`, … of the stages so far. */
   readonly m: readonly number[];
+  /** Weights of the inner stages' states `x_{s,1}`, … (the noise form only). */
   readonly states?: readonly number[];
 }
 

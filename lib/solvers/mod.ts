@@ -34,6 +34,7 @@ export * from "./dpm_solver.ts";
 export * from "./dpm_solver_pp.ts";
 export * from "./uni_pc.ts";
 export * from "./ipndm.ts";
+export type { GridValues } from "./_coefficients.ts";
 
 /** The solvers ld3 knows. */
 export type SolverName = "euler" | "heun" | "dpm_solver" | "dpm_solver++" | "uni_pc" | "ipndm";
@@ -131,10 +132,15 @@ export function solverIdentity(
 
 /** What {@linkcode solverIdentity} records. */
 export interface SolverIdentity {
+  /** The order, when given. */
   order?: number;
+  /** UniPC's variant (`bh1` or `bh2`). */
   variant?: string;
+  /** dpm_solver++ and uni_pc: `lowered`, `lowered_below_<N>` or `full`. */
   final_orders?: string;
+  /** dpm_solver++ order 3: `reference` or `exact`. */
   variant_3m?: string;
+  /** dpm_solver: `noise` or `data`. */
   prediction?: string;
 }
 

@@ -80,8 +80,8 @@ import {
 import { thetaToGrid } from "../../ld3/parameterization.ts";
 import { writeRunReport } from "./html_report.ts";
 
-export { gridLoss } from "./summary.ts";
-export type { GridLossContext, Ld3Evaluation } from "./summary.ts";
+export { gridLoss, SUMMARY_BASELINES, worseThan } from "./summary.ts";
+export type { GridLossContext, Ld3Evaluation, ScoredGrid, SummaryBaseline } from "./summary.ts";
 export { Ld3Interrupted } from "./recorder.ts";
 export type { Ld3ProgressOptions } from "./recorder.ts";
 

@@ -26,9 +26,13 @@ import { type SampleRow, samplesPng, writeSchedulePictures } from "./report.ts";
 export interface Ld3Evaluation {
   /** The learned grid, from the original latents. */
   ld3: number;
+  /** Loss of the logSNR-uniform grid. */
   logSNR: number;
+  /** Loss of the EDM (Karras ρ) grid. */
   edm: number;
+  /** Loss of the time-uniform grid. */
   time_uniform: number;
+  /** Loss of LD3's time-quadratic grid. */
   time_quadratic: number;
   /** DMN's grid for the solver's order (model-free, as the baselines above). */
   dmn: number;
@@ -65,11 +69,17 @@ export type ScoredGrid = "ld3" | "start" | SummaryBaseline;
 
 /** What scoring a grid needs: the student's model, solver and loss. */
 export interface GridLossContext {
+  /** The student's network, differentiable. */
   denoiser: DifferentiableDenoiser;
+  /** Decoder from latents to images (latent models). */
   decode?: DifferentiableDecoder;
+  /** The training loss. */
   loss: SampleLoss;
+  /** The student solver. */
   solverName: SolverName;
+  /** The solver options: order, UniPC variant, the final-order rule, the 3M form. */
   solverOptions: SolverOptions;
+  /** Samples per network batch. */
   batchSize: number;
 }
 
