@@ -11,6 +11,8 @@ import { createHash } from "node:crypto";
 import { dirname, isAbsolute, join, normalize } from "node:path";
 import { onnx, type ort } from "../deps.ts";
 import { createSession, type OnnxSignature, readOnnxSignature, sha256Hex } from "./session.ts";
+import { derivedSessionOptions, encodeModel, readDerivedSource } from "./derived.ts";
+import { float32Signature, halfPrecisionIo, withFloat32Interface } from "./float_io.ts";
 
 /**
  * Opens external-data file `name` of the model at `path`, naming both when it is missing. Like
@@ -176,8 +178,16 @@ export async function onnxModelHash(
 export interface OnnxFile {
   readonly path: string;
   readonly bytes: Uint8Array;
-  /** Inputs, outputs and external-data files, decoded from `bytes`. */
+  /**
+   * Inputs, outputs and external-data files, decoded from `bytes`, as ld3 exchanges them:
+   * half-precision inputs and outputs read as float32 (see {@linkcode halfPrecision}).
+   */
   readonly signature: OnnxSignature;
+  /**
+   * The inputs and outputs the file declares in float16 (or bfloat16): ld3 opens the network
+   * behind Cast nodes that exchange them as float32 (`float_io.ts`). Empty for float32 graphs.
+   */
+  readonly halfPrecision: readonly string[];
 }
 
 /**
@@ -188,17 +198,33 @@ export interface OnnxFile {
  */
 export async function readOnnxFile(path: string): Promise<OnnxFile> {
   const bytes = await Deno.readFile(path);
-  return { path, bytes, signature: readOnnxSignature(bytes, path) };
+  const declared = readOnnxSignature(bytes, path);
+  return {
+    path,
+    bytes,
+    signature: float32Signature(declared),
+    halfPrecision: halfPrecisionIo(declared),
+  };
 }
 
 /**
- * An ONNX Runtime session on `file` for `device`, opened from its bytes, or from its path when
- * its weights live in external-data files ({@linkcode sessionSource}).
+ * An ONNX Runtime session on `file` for `device`: opened from its bytes, or from its path when
+ * its weights live in external-data files ({@linkcode sessionSource}); a half-precision network
+ * behind its float32 interface (`float_io.ts`), its weights read from the file they are in.
  *
  * @throws {DeviceUnavailableError} when the device's provider cannot start
  */
-export function openOnnxFile(file: OnnxFile, device: string): Promise<ort.InferenceSession> {
-  return createSession(sessionSource(file.path, file.bytes, file.signature.externalData), {
-    device,
-  });
+export async function openOnnxFile(
+  file: OnnxFile,
+  device: string,
+): Promise<ort.InferenceSession> {
+  if (file.halfPrecision.length === 0) {
+    return await createSession(
+      sessionSource(file.path, file.bytes, file.signature.externalData),
+      { device },
+    );
+  }
+  const source = await readDerivedSource(file.path, file.bytes);
+  const bytes = encodeModel(withFloat32Interface(source.model));
+  return await createSession(bytes, { device, extra: derivedSessionOptions(source.dir).extra });
 }

@@ -128,6 +128,11 @@ export interface CreateSessionOptions {
    * @default {"cpu"}
    */
   preferredOutputLocation?: OutputLocation;
+  /**
+   * ONNX Runtime configuration entries (`extra` of its session options), e.g. where the weights
+   * of a graph made in memory live (`derivedSessionOptions` in `derived.ts`).
+   */
+  extra?: ort.InferenceSession.SessionOptions["extra"];
 }
 
 /**
@@ -174,6 +179,7 @@ export async function createSession(
       graphOptimizationLevel: "all",
       ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
       ...(location !== "cpu" ? { preferredOutputLocation: location } : {}),
+      ...(options.extra ? { extra: options.extra } : {}),
     };
     return typeof source === "string"
       ? await ort.InferenceSession.create(source, sessionOptions)
