@@ -50,6 +50,7 @@ import {
 } from "./session.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { checkDevice } from "./device.ts";
+import { loadTextEncoder } from "./text_encoder.ts";
 
 /** A network output held NaN or ±Inf. */
 export class NonFiniteError extends Error {
@@ -76,6 +77,14 @@ export class NonFiniteError extends Error {
 export interface LoadModelOptions {
   /** Execution device (`cpu`, `cuda[:<index>]`, `webgpu`); overrides the config's `device`. @default {config.device} */
   device?: string;
+  /**
+   * One sample's unconditional input of classifier-free guidance, e.g. the embedding of a
+   * negative prompt (`lib/pipelines/prompts.ts`); overrides `model.condition.uncond`. With
+   * `uncond: negative_prompt` and none given, the text encoder's embedding of the empty prompt.
+   */
+  uncond?: Float32Array;
+  /** Classifier-free guidance scale; overrides (and is recorded as) `model.condition.guidance_scale`. */
+  guidanceScale?: number;
 }
 
 /** A loaded model: the denoiser, its decoder and what identifies it. */
@@ -92,6 +101,8 @@ export interface LoadedModel {
   readonly imageShape: number[];
   /** Shape of one sample's condition, for conditional models. */
   readonly conditionShape?: number[];
+  /** One sample's unconditional input of classifier-free guidance (conditional models). */
+  readonly uncond?: Float32Array;
   /**
    * Decode a batch of samples to images in [-1, 1]: runs the decoder on `z / scale_factor`
    * when one is configured, then maps `data_range` to [-1, 1].
@@ -380,7 +391,7 @@ export async function onnxDenoiser(
     config.model.path,
   );
   checkModelSignature(signature, config);
-  return await checkedDenoiser(session, config, signature, options.schedule);
+  return await checkedDenoiser(session, config, signature, options.schedule, undefined);
 }
 
 /** The session is the authority on names (a caller may pass a session of another file). */
@@ -407,6 +418,7 @@ async function checkedDenoiser(
   config: ModelConfig,
   signature: OnnxSignature,
   schedule: NoiseSchedule | undefined,
+  uncond: Float32Array | undefined,
 ): Promise<Denoiser> {
   const m = config.model;
   checkSessionNames(session, config);
@@ -418,8 +430,14 @@ async function checkedDenoiser(
     session,
     config,
     schedule: resolved,
-    uncond: await readUncond(m.condition, layout.condSize),
+    uncond: uncond ?? await readUncond(m.condition, layout.condSize),
   };
+  if (adapter.uncond.length !== layout.condSize) {
+    throw new TypeError(
+      `Unconditional input of model "${config.name}" holds ${adapter.uncond.length} values: ` +
+        `its condition [${m.condition?.shape}] has ${layout.condSize}`,
+    );
+  }
   // One float32 staging buffer is reused across calls (the network only reads it during
   // `session.run`); a call that overlaps another one in flight gets its own.
   let stagingBuffer: Float32Array | undefined;
@@ -687,9 +705,10 @@ export async function loadModel(
   configOrPath: string | URL | ModelConfig,
   options: LoadModelOptions = {},
 ): Promise<LoadedModel> {
-  const config = typeof configOrPath === "string" || configOrPath instanceof URL
+  const loaded = typeof configOrPath === "string" || configOrPath instanceof URL
     ? await loadModelConfig(configOrPath)
     : configOrPath;
+  const config = withGuidance(loaded, options.guidanceScale);
   const device = options.device ?? config.device;
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
   const network = await readOnnxFile(config.model.path);
@@ -701,12 +720,13 @@ export async function loadModel(
   );
   const decoderFile = config.decoder ? await readOnnxFile(config.decoder.path) : undefined;
   if (decoderFile) checkDecoderSignature(decoderFile.signature, config);
+  const uncond = options.uncond ?? await negativePromptUncond(config, device);
 
   const sessions: ort.InferenceSession[] = [];
   try {
     const session = await openOnnxFile(network, device);
     sessions.push(session);
-    const denoiser = await checkedDenoiser(session, config, network.signature, undefined);
+    const denoiser = await checkedDenoiser(session, config, network.signature, undefined, uncond);
     let decoder: OpenDecoder | undefined;
     if (decoderFile) {
       const decoderSession = await openOnnxFile(decoderFile, device);
@@ -717,10 +737,40 @@ export async function loadModel(
         imageShape: await decoderImageShape(decoderSession, decoderFile.signature, config),
       };
     }
-    return loadedModel(config, denoiser, modelHash, decoder, sessions);
+    return loadedModel(config, denoiser, modelHash, decoder, sessions, uncond);
   } catch (e) {
     for (const s of sessions) await s.release();
     throw e;
+  }
+}
+
+/** The config with another guidance scale recorded in it (the config itself without one). */
+function withGuidance(config: ModelConfig, scale: number | undefined): ModelConfig {
+  const c = config.model.condition;
+  if (scale === undefined) return config;
+  if (!c) {
+    throw new TypeError(
+      `guidance_scale needs a conditional model: "${config.name}" has no model.condition`,
+    );
+  }
+  if (!Number.isFinite(scale)) throw new RangeError(`guidance_scale must be finite: got ${scale}`);
+  return { ...config, model: { ...config.model, condition: { ...c, guidance_scale: scale } } };
+}
+
+/**
+ * The unconditional input of `uncond: negative_prompt` when no embedding is given: the text
+ * encoder's embedding of the empty prompt (the encoder is released again at once).
+ */
+async function negativePromptUncond(
+  config: ModelConfig,
+  device: string,
+): Promise<Float32Array | undefined> {
+  if (config.model.condition?.uncond !== "negative_prompt") return undefined;
+  const encoder = await loadTextEncoder(config, device);
+  try {
+    return await encoder.encode([""]);
+  } finally {
+    await encoder.close();
   }
 }
 
@@ -731,6 +781,7 @@ function loadedModel(
   modelHash: string,
   decoder: OpenDecoder | undefined,
   sessions: readonly ort.InferenceSession[],
+  uncond: Float32Array | undefined,
 ): LoadedModel {
   let closed = false;
   return {
@@ -740,6 +791,7 @@ function loadedModel(
     sampleShape: [...config.shape],
     imageShape: decoder?.imageShape ?? [...config.shape],
     conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,
+    ...(uncond ? { uncond } : {}),
     decode: (x: Float64Array) => decodeSamples(config, decoder, x),
     async close() {
       if (closed) return;
