@@ -48,7 +48,8 @@ import {
   readOnnxSignature,
   type TensorSignature,
 } from "../onnx/session.ts";
-import { inlineExternalData } from "../onnx/external.ts";
+import { encodeModel, readDerivedSource, withDerivedFolder } from "../onnx/derived.ts";
+import { halfPrecisionIo, withFloat32Interface } from "../onnx/float_io.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { VjpSession } from "../vjp/mod.ts";
 
@@ -236,7 +237,7 @@ export async function differentiableDenoiser(
 ): Promise<OnnxDifferentiableDenoiser> {
   const config = model.config;
   const m = config.model;
-  const { bytes, signature, tSig } = await networkGraph(config, options.modelBytes);
+  const { bytes, signature, tSig, dir } = await networkGraph(config, options.modelBytes);
   const layout = feedLayout(config, signature, tSig);
   const timeIsInteger = tSig.elemType === ElemType.int64;
   const device = options.device ?? config.device;
@@ -244,10 +245,8 @@ export async function differentiableDenoiser(
     wrt: timeIsInteger ? [m.inputs.x] : [m.inputs.x, m.inputs.t],
     of: m.output,
     returnOutput: true,
-    sessionOptions: options.sessionOptions ?? {
-      executionProviders: executionProviders(device),
-      graphOptimizationLevel: "all",
-    },
+    externalDataFolder: dir,
+    sessionOptions: options.sessionOptions ?? gradSessionOptions(device, dir),
   });
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   let warned = false;
@@ -257,7 +256,7 @@ export async function differentiableDenoiser(
     schedule: model.denoiser.schedule,
     vjpSession,
     timeIsInteger,
-    uncond: await readUncond(m.condition, layout.condSize),
+    uncond: model.uncond ?? await readUncond(m.condition, layout.condSize),
     warnNoTimeGradient() {
       if (warned) return;
       warned = true;
@@ -279,16 +278,49 @@ export async function differentiableDenoiser(
 }
 
 /**
- * The network's ONNX graph, with weights kept in external data read back in (the gradient graph
- * is built in memory), and the inputs and output the config names, which the VJP needs.
+ * ONNX Runtime options of a gradient graph on `device` whose weights stay in the model's files
+ * (folder `dir`): mapped from disk instead of copied into packed buffers, so the forward model's
+ * session and this one share one copy of the weights; the memory of a run is handed back after
+ * it, so the UNet's and the decoder's gradient graphs do not hold their peaks at once.
+ */
+export function gradSessionOptions(
+  device: string,
+  dir: string,
+): ort.InferenceSession.SessionOptions {
+  return withDerivedFolder({
+    executionProviders: executionProviders(device),
+    graphOptimizationLevel: "all",
+    enableCpuMemArena: false,
+    extra: { session: { disable_prepacking: "1" } },
+  }, dir);
+}
+
+/**
+ * A graph of an ONNX file ready for its VJP: large weights left in the model's files (referenced,
+ * never read into JavaScript), a float16 network behind its float32 interface (`float_io.ts`).
+ */
+async function derivedGraph(
+  path: string,
+  bytes: Uint8Array | undefined,
+): Promise<{ bytes: Uint8Array; signature: OnnxSignature; dir: string }> {
+  const source = await readDerivedSource(path, bytes);
+  const model = halfPrecisionIo(readOnnxSignature(encodeModel(source.model), path)).length > 0
+    ? withFloat32Interface(source.model)
+    : source.model;
+  const derived = encodeModel(model);
+  return { bytes: derived, signature: readOnnxSignature(derived, path), dir: source.dir };
+}
+
+/**
+ * The network's ONNX graph, its weights left in the model's files, and the inputs and output the
+ * config names, which the VJP needs.
  */
 async function networkGraph(
   config: ModelConfig,
   modelBytes: Uint8Array | undefined,
-): Promise<{ bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature }> {
+): Promise<{ bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature; dir: string }> {
   const m = config.model;
-  const bytes = await inlineExternalData(m.path, modelBytes ?? await Deno.readFile(m.path));
-  const signature = readOnnxSignature(bytes, m.path);
+  const { bytes, signature, dir } = await derivedGraph(m.path, modelBytes);
   const find = (list: readonly TensorSignature[], name: string, field: string) => {
     const s = list.find((v) => v.name === name);
     if (!s) {
@@ -299,7 +331,7 @@ async function networkGraph(
   find(signature.inputs, m.inputs.x, "model.inputs.x");
   const tSig = find(signature.inputs, m.inputs.t, "model.inputs.t");
   find(signature.outputs, m.output, "model.output");
-  return { bytes, signature, tSig };
+  return { bytes, signature, tSig, dir };
 }
 
 /** `vjp` of {@linkcode differentiableDenoiser}: the chain rule around the network's VJP. */
@@ -549,11 +581,7 @@ async function openDecoderVjp(
   config: ModelConfig,
   options: DifferentiableDecoderOptions,
 ): Promise<{ session: VjpSession; exportBatch: number | undefined }> {
-  const bytes = await inlineExternalData(
-    dec.path,
-    options.decoderBytes ?? await Deno.readFile(dec.path),
-  );
-  const signature = readOnnxSignature(bytes);
+  const { bytes, signature, dir } = await derivedGraph(dec.path, options.decoderBytes);
   if (!signature.inputs.some((s) => s.name === dec.input)) {
     throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);
   }
@@ -566,10 +594,9 @@ async function openDecoderVjp(
   const session = await VjpSession.create(bytes, {
     wrt: [dec.input],
     of: dec.output,
-    sessionOptions: options.sessionOptions ?? {
-      executionProviders: executionProviders(options.device ?? config.device),
-      graphOptimizationLevel: "all",
-    },
+    externalDataFolder: dir,
+    sessionOptions: options.sessionOptions ??
+      gradSessionOptions(options.device ?? config.device, dir),
   });
   return { session, exportBatch };
 }

@@ -6,6 +6,7 @@
  */
 import { ort } from "../deps.ts";
 import { buildVjpModel, cotangentName, gradientName, type VjpOptions } from "./build_vjp_model.ts";
+import { withDerivedFolder } from "../onnx/derived.ts";
 
 /** Options of {@linkcode VjpSession.create}. */
 export interface VjpSessionOptions extends Omit<VjpOptions, "inputShapes"> {
@@ -79,8 +80,12 @@ export class VjpSession {
       const inputShapes = Object.fromEntries(
         Object.entries(inputs).map(([k, t]) => [k, [...t.dims]]),
       );
+      const folder = this.#options.externalDataFolder;
+      const base = this.#options.sessionOptions ?? {};
       session = buildVjpModel(this.#model, { ...this.#options, of: this.#of, inputShapes })
-        .then((bytes) => ort.InferenceSession.create(bytes, this.#options.sessionOptions ?? {}));
+        .then((bytes) =>
+          ort.InferenceSession.create(bytes, folder ? withDerivedFolder(base, folder) : base)
+        );
       this.#sessions.set(key, session);
     }
     const s = await session;
