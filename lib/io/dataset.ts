@@ -91,9 +91,10 @@ export interface DatasetManifest {
   shapes: { z: number[]; x: number[]; c?: number[]; latent?: number[] };
   /**
    * The prompts of a text-conditioned teacher: sample `i` has prompt `prompts[i mod length]`, and
-   * guidance steers away from `negative_prompt`. Absent without prompts.
+   * guidance steers away from `negative_prompt` (absent: the config's own unconditional input).
+   * Absent without prompts.
    */
-  text?: { prompts: string[]; negative_prompt: string };
+  text?: { prompts: string[]; negative_prompt?: string };
   /** Number of samples. */
   count: number;
   /** ISO time the dataset was first created; not part of the run's identity. */
@@ -409,9 +410,10 @@ export function parseManifest(value: unknown, source = "manifest"): DatasetManif
   const text = m.text as Record<string, unknown> | undefined;
   if (
     text !== undefined && (!Array.isArray(text?.prompts) ||
-      !text.prompts.every((p) => typeof p === "string") || typeof text.negative_prompt !== "string")
+      !text.prompts.every((p) => typeof p === "string") ||
+      !["string", "undefined"].includes(typeof text.negative_prompt))
   ) {
-    fail(`field "text" must give a list of prompts and a negative_prompt string`);
+    fail(`field "text" must give a list of prompts and, if any, a negative_prompt string`);
   }
   for (const key of ["config", "model", "solver", "grid", "noise"]) {
     if (m[key] === null || typeof m[key] !== "object") fail(`field "${key}" must be an object`);

@@ -75,7 +75,8 @@ export interface GenerateDatasetOptions
   condition?: ConditionInput;
   /**
    * The negative prompt whose embedding the model was loaded with, recorded in the manifest when
-   * the conditions are prompts (`loadPromptedModel` in `prompts.ts`). @default {""}
+   * the conditions are prompts (`loadPromptedModel` in `prompts.ts`); absent when the model uses
+   * its config's own unconditional input.
    */
   negativePrompt?: string;
   /** Progress bar options; `false` for none. @default {{}} */
@@ -112,7 +113,8 @@ function textRecord(
   negativePrompt: string | undefined,
 ): DatasetManifest["text"] {
   if (!conditions?.prompts) return undefined;
-  return { prompts: [...conditions.prompts], negative_prompt: negativePrompt ?? "" };
+  const prompts = [...conditions.prompts];
+  return negativePrompt === undefined ? { prompts } : { prompts, negative_prompt: negativePrompt };
 }
 
 /**

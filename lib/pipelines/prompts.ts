@@ -69,8 +69,11 @@ export const PROMPT_EMBEDDINGS_DIR = "prompt_embeddings";
 export interface TextConditioning {
   /** The prompt of each condition row, in order: sample `i` gets row `i mod rows`. */
   prompts: string[];
-  /** The negative prompt (`""` for none). */
-  negativePrompt: string;
+  /**
+   * The negative prompt (`""` for the empty one); absent when the config's own unconditional
+   * input is used (no `--negative_prompt`, and `uncond` is `zeros` or a `.npy`).
+   */
+  negativePrompt?: string;
   /** The rows, for sampling and `generate`. */
   condition: ConditionInput & { data: Float32Array; shape: number[] };
   /**
@@ -149,6 +152,9 @@ export async function encodePrompts(
   const missing = distinct.filter((p) => !found.has(p));
   if (missing.length > 0) {
     const encoder = await loadTextEncoder(config, options.device);
+    if (options.cacheDir !== undefined) {
+      await Deno.mkdir(join(options.cacheDir, PROMPT_EMBEDDINGS_DIR), { recursive: true });
+    }
     try {
       const data = await encoder.encode(missing);
       shape = [...encoder.shape];
@@ -200,7 +206,7 @@ export async function textConditioning(
   const size = encoded.data.length / texts.length;
   return {
     prompts,
-    negativePrompt,
+    ...(ownUncond ? {} : { negativePrompt }),
     condition: {
       data: encoded.data.slice(0, prompts.length * size),
       shape: [prompts.length, ...encoded.shape.slice(1)],
