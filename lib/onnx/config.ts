@@ -201,6 +201,11 @@ export interface DecoderConfig {
   output: string;
   /** Latent scale factor (0.18215 for Stable Diffusion 1.x). @default {1} */
   scale_factor: number;
+  /**
+   * Shape of one decoded image, when the decoder's output dims are symbolic; without it ld3
+   * decodes one latent at load to learn it. @default {the decoder's declared output dims}
+   */
+  image_shape?: number[];
 }
 
 /**
@@ -682,12 +687,21 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
   }
   let decoder: DecoderConfig | undefined;
   if (top.decoder != null) {
-    const d = r.object(top.decoder, "decoder", ["path", "input", "output", "scale_factor"]);
+    const d = r.object(top.decoder, "decoder", [
+      "path",
+      "input",
+      "output",
+      "scale_factor",
+      "image_shape",
+    ]);
     decoder = {
       path: r.path(d, "path", "decoder.path"),
       input: r.string(d, "input", "decoder.input"),
       output: r.string(d, "output", "decoder.output"),
       scale_factor: r.positive(d, "scale_factor", "decoder.scale_factor", 1),
+      ...(d.image_shape != null
+        ? { image_shape: r.shape(d, "image_shape", "decoder.image_shape") }
+        : {}),
     };
   }
 

@@ -13,6 +13,7 @@
 import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 import { onnx, type ort } from "../deps.ts";
 import type { ModelProto } from "./build.ts";
+import { scanOnnxFile } from "./proto_scan.ts";
 
 /** A weight message (`TensorProto`) as decoded. */
 type Tensor = InstanceType<typeof onnx.TensorProto>;
@@ -130,7 +131,11 @@ function setReference(t: Tensor, location: string, offset: number, length: numbe
  * turned into a reference to its own bytes in the `.onnx` file (protobuf keeps `raw_data`
  * contiguous, and the decoder hands it out as a view of the file's bytes).
  */
-async function prepareWeight(path: string, bytes: Uint8Array, t: Tensor): Promise<void> {
+async function prepareWeight(
+  path: string,
+  bytes: Uint8Array | undefined,
+  t: Tensor,
+): Promise<void> {
   if (t.dataLocation === EXTERNAL) {
     const file = dataFile(path, t);
     const length = externalLength(path, t);
@@ -141,8 +146,10 @@ async function prepareWeight(path: string, bytes: Uint8Array, t: Tensor): Promis
     return;
   }
   const raw = t.rawData;
-  if (!raw || raw.length < REFERENCE_BYTES || raw.buffer !== bytes.buffer) return;
-  setReference(t, basename(path), raw.byteOffset - bytes.byteOffset, raw.length);
+  if (!raw || !bytes || raw.buffer !== bytes.buffer) return;
+  // A view of a small weight would keep the whole file's bytes alive: copy it.
+  if (raw.length < REFERENCE_BYTES) t.rawData = raw.slice();
+  else setReference(t, basename(path), raw.byteOffset - bytes.byteOffset, raw.length);
 }
 
 /** Every weight of a graph: its initializers and the tensors of its Constant nodes. */
@@ -164,15 +171,19 @@ function weightsOf(model: ModelProto): Tensor[] {
  * folder or too short
  */
 export async function readDerivedSource(path: string, bytes?: Uint8Array): Promise<DerivedSource> {
-  const data = bytes ?? await Deno.readFile(path);
   let model: ModelProto;
-  try {
-    model = onnx.ModelProto.decode(data);
-  } catch (e) {
-    throw new TypeError(`Not an ONNX model: ${path}: ${(e as Error).message}`);
+  if (bytes === undefined) {
+    // Large weights inside the file are never read: they come back as references.
+    model = await scanOnnxFile(path, REFERENCE_BYTES);
+  } else {
+    try {
+      model = onnx.ModelProto.decode(bytes);
+    } catch (e) {
+      throw new TypeError(`Not an ONNX model: ${path}: ${(e as Error).message}`);
+    }
   }
   if (!model.graph) throw new TypeError(`Not an ONNX model: ${path}: no graph`);
-  for (const t of weightsOf(model)) await prepareWeight(path, data, t);
+  for (const t of weightsOf(model)) await prepareWeight(path, bytes, t);
   return { path, dir: dirname(path), model };
 }
 

@@ -641,6 +641,8 @@ async function decoderImageShape(
   const dims = signature.outputs.find((s) => s.name === name)?.dims ?? [];
   const rest = dims.slice(1);
   if (rest.length > 0 && rest.every((v) => typeof v === "number")) return rest as number[];
+  const given = config.decoder?.image_shape;
+  if (given) return [...given];
   // Symbolic image dims: decode one zero latent to learn them.
   const probe = await runDecoder(
     session,
@@ -676,6 +678,12 @@ async function decodeSamples(
   const z = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) z[i] = x[i] / config.decoder.scale_factor;
   const images = await runDecoder(decoder.session, config, z, x.length / d, decoder.exportBatch);
+  if (!sameShape(images.dims.slice(1), decoder.imageShape)) {
+    throw new TypeError(
+      `ONNX decoder ${config.decoder.path} produced images [${images.dims.slice(1)}]: expected ` +
+        `[${decoder.imageShape}] (decoder.image_shape, or its declared output)`,
+    );
+  }
   return toUnitRange(images.data, config.data_range);
 }
 
@@ -713,11 +721,9 @@ export async function loadModel(
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
   const network = await readOnnxFile(config.model.path);
   checkModelSignature(network.signature, config);
-  const modelHash = await onnxModelHash(
-    network.path,
-    network.bytes,
-    network.signature.externalData,
-  );
+  // The hash reads every weight; it runs while ONNX Runtime reads them too.
+  const hashing = onnxModelHash(network.path, network.bytes, network.signature.externalData);
+  hashing.catch(() => {}); // awaited below; a failure before then must not go unhandled
   const decoderFile = config.decoder ? await readOnnxFile(config.decoder.path) : undefined;
   if (decoderFile) checkDecoderSignature(decoderFile.signature, config);
   const uncond = options.uncond ?? await negativePromptUncond(config, device);
@@ -737,7 +743,7 @@ export async function loadModel(
         imageShape: await decoderImageShape(decoderSession, decoderFile.signature, config),
       };
     }
-    return loadedModel(config, denoiser, modelHash, decoder, sessions, uncond);
+    return loadedModel(config, denoiser, await hashing, decoder, sessions, uncond);
   } catch (e) {
     for (const s of sessions) await s.release();
     throw e;

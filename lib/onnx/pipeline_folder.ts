@@ -26,7 +26,8 @@
  * @module
  */
 import { basename, join, resolve } from "node:path";
-import { readOnnxSignature, type TensorSignature } from "./session.ts";
+import type { TensorSignature } from "./session.ts";
+import { readOnnxSignatureFile } from "./external.ts";
 
 /** The file whose presence marks an export folder. */
 export const PIPELINE_INDEX = "model_index.json";
@@ -168,12 +169,9 @@ async function graphPath(folder: string, sub: string): Promise<string> {
   return path;
 }
 
-/**
- * The signature of a graph, read from its first bytes' worth of protobuf: a graph with its
- * weights inside (a float16 UNet of 1.7 GB) is read whole once here.
- */
-async function signatureOf(path: string) {
-  return readOnnxSignature(await Deno.readFile(path), path);
+/** The signature of a graph, read without its weights (a float16 UNet of 1.7 GB included). */
+function signatureOf(path: string) {
+  return readOnnxSignatureFile(path);
 }
 
 /** Input or output `name` of a graph, or a problem naming the graph and what it has. */
@@ -283,8 +281,8 @@ async function readTextEncoder(folder: string, unetCondition: TensorSignature, u
   };
 }
 
-/** `decoder` from the VAE decoder's graph and config. */
-async function readDecoder(folder: string): Promise<Obj> {
+/** `decoder` from the VAE decoder's graph and config; `latent` is the UNet's sample shape. */
+async function readDecoder(folder: string, latent: number[]): Promise<Obj> {
   const path = await graphPath(folder, "vae_decoder");
   const configFile = join(folder, "vae_decoder", "config.json");
   const config = await readJson(configFile, true);
@@ -299,7 +297,24 @@ async function readDecoder(folder: string): Promise<Obj> {
     (v) => v > 0,
     "positive",
   );
-  return { path, input: "latent_sample", output: "sample", scale_factor: scale };
+  // Each up block but the last doubles the resolution: ×8 for SD's four blocks.
+  const blocks = Array.isArray(config.block_out_channels) ? config.block_out_channels.length : 4;
+  const factor = 2 ** Math.max(0, blocks - 1);
+  const channels = numberField(
+    configFile,
+    config,
+    "out_channels",
+    3,
+    (v) => Number.isInteger(v) && v > 0,
+    "a positive integer",
+  );
+  return {
+    path,
+    input: "latent_sample",
+    output: "sample",
+    scale_factor: scale,
+    image_shape: [channels, latent[1] * factor, latent[2] * factor],
+  };
 }
 
 /**
@@ -333,7 +348,7 @@ export async function pipelineDocument(folder: string): Promise<Obj> {
     },
     schedule,
     shape: unet.shape,
-    decoder: await readDecoder(dir),
+    decoder: await readDecoder(dir, unet.shape),
     text_encoder: text.section,
     data_range: [-1, 1],
     batch_size: 2,

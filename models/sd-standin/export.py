@@ -395,14 +395,25 @@ def convert_tensor(t, folder_in, data_out, data_name):
     t.data_type = onnx.TensorProto.FLOAT16
 
 
+def external_bytes(folder, tensors):
+    total = 0
+    for t in tensors:
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            info = {e.key: e.value for e in t.external_data}
+            total += int(info["length"]) if "length" in info else os.path.getsize(
+                os.path.join(folder, info["location"]))
+    return total
+
+
 def convert_graph_fp16(folder_in, folder_out, name="model.onnx"):
     """The float16 twin of one ONNX graph: weights, constants, casts and float I/O in float16.
-    External weights stay external (one `model.onnx_data`) when the float32 graph had them."""
+    As Optimum's --fp16 export: one file when the float16 graph fits protobuf's 2 GB (the SD 1.5
+    UNet, 1.7 GB), the weights in one `model.onnx_data` otherwise."""
     model = onnx.load(os.path.join(folder_in, name), load_external_data=False)
     g = model.graph
     keep = float32_only_inputs(g)
     F32, F16 = onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16
-    has_external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in g.initializer)
+    has_external = external_bytes(folder_in, g.initializer) // 2 > 2 ** 31 - 2 ** 26
     data_name = name + "_data"
     data_out = open(os.path.join(folder_out, data_name), "wb") if has_external else None
     try:
