@@ -1,9 +1,9 @@
 /**
  * ONNX external data: graphs over 2 GB (a float32 Stable Diffusion UNet) keep their weights in
- * files beside the `.onnx` file, which protobuf cannot hold. ONNX Runtime finds those only for a
- * model opened from its path ({@linkcode sessionSource}); ld3 also hashes them with the graph
- * ({@linkcode onnxModelHash}) and reads them back in where it builds new graphs in memory
- * ({@linkcode inlineExternalData}, LD3's gradient graphs).
+ * files beside the `.onnx` file, which protobuf cannot hold. ONNX Runtime finds those for a model
+ * opened from its path ({@linkcode sessionSource}), and for graphs ld3 makes in memory from the
+ * folder `derived.ts` names; ld3 also hashes them with the graph ({@linkcode onnxModelHash}).
+ * Files over 64 MiB are read without their weights ({@linkcode readOnnxFile}, `proto_scan.ts`).
  *
  * @module
  */
@@ -72,8 +72,9 @@ const PROTOBUF_LIMIT = 2 ** 31 - 1;
 
 /**
  * The ONNX file at `path` (whose bytes are `bytes`) with every external-data weight read back
- * into the graph, for code that builds new graphs from it in memory (LD3's gradient graphs);
- * the bytes themselves when nothing is external.
+ * into the graph; the bytes themselves when nothing is external. ld3's own derived graphs (float16
+ * interfaces, LD3's gradient graphs) no longer need this: they keep the weights in the model's
+ * files (`derived.ts`), with no size limit.
  *
  * @throws {RangeError} naming the model when the weights do not fit one protobuf message (2 GB)
  * @throws {Error} naming the file when an external-data file is missing or too short
@@ -105,8 +106,7 @@ export async function inlineExternalData(path: string, bytes: Uint8Array): Promi
   if (total >= PROTOBUF_LIMIT) {
     throw new RangeError(
       `ONNX model ${path} has ${(total / 2 ** 30).toFixed(1)} GiB of weights: one graph holds at ` +
-        `most 2 GiB, so ld3 cannot build its gradient graph (LD3 training); sampling, generate and ` +
-        `eval work with it`,
+        `most 2 GiB, so they cannot be read into it (keep them external: readDerivedSource)`,
     );
   }
   for (const r of reads) {
@@ -244,11 +244,14 @@ export interface OnnxFile {
  * it later need no second read or decode.
  *
  * @throws {TypeError} when the file is not an ONNX model with a graph
+ * @throws {Error} naming the file when an external-data file is missing
  */
 export async function readOnnxFile(path: string): Promise<OnnxFile> {
   const size = (await Deno.stat(path)).size;
   const bytes = size <= SMALL_FILE ? await Deno.readFile(path) : undefined;
   const declared = bytes ? readOnnxSignature(bytes, path) : await readOnnxSignatureFile(path);
+  // A missing data file is named here, before ONNX Runtime reports it in its own words.
+  for (const name of declared.externalData) (await openDataFile(path, name)).close();
   return {
     path,
     ...(bytes ? { bytes } : {}),

@@ -135,14 +135,8 @@ function checkTensor(
   }
   const typeNames = expect.types.map((t) => Object.entries(ElemType).find(([, v]) => v === t)?.[0]);
   if (!expect.types.includes(found.elemType)) {
-    // Deno has Float16Array, so onnxruntime-common hands float16 data over as one, and the
-    // Node-API binding of onnxruntime-node reads it as empty (checked with 1.30): no float16 I/O.
-    const hint = found.elemType === ElemType.float16
-      ? " (export with float32 inputs and outputs, casting inside the graph if it computes in " +
-        "float16: onnxruntime-node under Deno cannot pass float16 tensors)"
-      : "";
     problems.push(
-      `${what}: expected element type ${typeNames.join(" or ")}, found ${describe(found)}${hint}`,
+      `${what}: expected element type ${typeNames.join(" or ")}, found ${describe(found)}`,
     );
   }
   if (!expect.ranks.includes(found.dims.length)) {
