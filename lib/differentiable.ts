@@ -20,6 +20,27 @@ export interface DenoiserVjp {
   readonly t: number;
 }
 
+/**
+ * What a forward call kept for the VJP at the same point (activations the backward pass reads),
+ * so that the VJP does not run the forward again. Opaque: only the denoiser that made it reads
+ * it.
+ */
+export interface SavedForward {
+  /** Memory it holds, in bytes. */
+  readonly bytes: number;
+  /**
+   * Frees it without a VJP (one VJP frees it itself); for a forward whose output got no
+   * cotangent. Optional: what only memory holds needs no release.
+   */
+  release?(): void;
+}
+
+/** Step, conditioning and, optionally, what the forward call at `x, t` saved. */
+export interface VjpInfo extends DenoiseInfo {
+  /** From {@linkcode DifferentiableDenoiser.denoiseForVjp} at the same `x`, `t` and info. */
+  saved?: SavedForward;
+}
+
 /** A denoiser that also gives vector–Jacobian products with respect to `x` and `t`. */
 export interface DifferentiableDenoiser extends Denoiser {
   /**
@@ -28,14 +49,24 @@ export interface DifferentiableDenoiser extends Denoiser {
    * @param x Batch of inputs (`batch × prod(sampleShape)` values), as given to `denoise`.
    * @param t The batch's time.
    * @param cotangent The cotangent of the output, same length as `x`.
-   * @param info Step index and conditioning, as for `denoise`.
+   * @param info Step index and conditioning, as for `denoise`; `saved` from the forward call.
    */
   vjp(
     x: Float64Array,
     t: number,
     cotangent: Float64Array,
-    info?: DenoiseInfo,
+    info?: VjpInfo,
   ): Promise<DenoiserVjp>;
+  /**
+   * Optional: `denoise` (the same output) that also returns what `vjp` at this point needs, so
+   * that `vjp` with it skips its own forward pass. `saved` is absent where the denoiser chose
+   * to recompute instead (too large to hold, or a call it cannot split).
+   */
+  denoiseForVjp?(
+    x: Float64Array,
+    t: number,
+    info?: DenoiseInfo,
+  ): Promise<{ output: Float64Array; saved?: SavedForward }>;
 }
 
 /**

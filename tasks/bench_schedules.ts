@@ -70,6 +70,7 @@ const BENCH_TASK_OPTIONS = declareOptions({
     defaultText: "configs/mnist-edm.yml when present, else configs/gmm-mnist.yml",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
   ...FEATURES_OPTIONS,
   outDir: {
     flag: "out_dir",
@@ -115,7 +116,7 @@ export const BENCH_SCHEDULES = defineTask({
     } else if (v.ld3Samples !== undefined) {
       throw new TypeError("--ld3_samples needs --train_ld3");
     }
-    const model = await loadModel(configPath, v.device ? { device: v.device } : {});
+    const model = await loadModel(configPath, { device: v.device, threads: v.threads });
     try {
       // FID: explicit files, else the config's eval section (the bundled classifier and the
       // MNIST test statistics for the bundled model). Loaded once for every cell.
@@ -178,6 +179,7 @@ async function trainLd3Column(
     outDir: string;
     ld3Samples?: number;
     device?: string;
+    threads?: number;
   },
 ): Promise<void> {
   if (v.schedules !== undefined && !v.schedules.includes("ld3")) {
@@ -191,6 +193,7 @@ async function trainLd3Column(
     workDir: join(v.outDir, "ld3"),
     samples: v.ld3Samples,
     device: v.device,
+    threads: v.threads,
     onGrid: (g) =>
       console.log(
         `ld3 grid ${g.solver} NFE ${g.nfe}: ${g.status}` +

@@ -34,7 +34,7 @@ export const CHECK_MODEL = defineTask({
     },
   }),
   async run(v) {
-    const model = await loadModel(v.config, v.device ? { device: v.device } : {});
+    const model = await loadModel(v.config, { device: v.device, threads: v.threads });
     try {
       const report = await checkModel(model, v);
       console.log(v.json ? JSON.stringify(report, null, 2) : formatModelCheck(report));

@@ -153,7 +153,7 @@ export const EVAL = defineTask({
       quality: v.quality ? { threshold: v.threshold, logits: v.logits } : false,
       shard: undefined,
     };
-    const model = await loadModel(config, v.device ? { device: v.device } : {});
+    const model = await loadModel(config, { device: v.device, threads: v.threads });
     try {
       // The default names need the solver's NFE and the grid kind before the run.
       const sampler = await prepareSampler(model, options);

@@ -4,9 +4,10 @@
  *
  * The forward pass ({@linkcode forwardPlan}) runs the plan and keeps every value a later
  * backward step reads: the input of each network call and the registers that the linear
- * combinations read. Plans are SSA-like straight-line programs with a handful of ops per step,
- * so that is O(NFE) states (about one per op); each value is released as soon as the backward
- * walk has passed the op that wrote it.
+ * combinations read, and, from a denoiser that offers `denoiseForVjp`, what each network call
+ * kept for its VJP (so the backward walk runs no network forward again). Plans are SSA-like
+ * straight-line programs with a handful of ops per step, so that is O(NFE) states (about one
+ * per op); each value is released as soon as the backward walk has passed the op that wrote it.
  *
  * The backward walk ({@linkcode backwardPlan}) visits the ops in reverse:
  *
@@ -22,7 +23,7 @@
  * @module
  */
 import type { DenoiseInfo } from "../denoiser.ts";
-import type { DifferentiableDenoiser } from "../differentiable.ts";
+import type { DifferentiableDenoiser, SavedForward, VjpInfo } from "../differentiable.ts";
 import type { Grid, SolverPlan } from "../solvers/plan.ts";
 
 /** Builds the plan of one solver on a grid (the solver name and options are bound). */
@@ -45,12 +46,25 @@ export interface PlanTape {
   readonly values: (Float64Array | undefined)[];
   /** For op `i`, the value index each of its inputs read (`0` = x_T, `j + 1` = op j). */
   readonly reads: Int32Array[];
+  /**
+   * For eval op `i`, what the denoiser's forward call kept for its VJP (`denoiseForVjp`);
+   * released by {@linkcode backwardPlan} as it passes the op.
+   */
+  readonly saved: (SavedForward | undefined)[];
+  /** Bytes held in `saved` after the forward pass: the memory the tape costs beyond `values`. */
+  readonly savedBytes: number;
 }
 
 /** Options of {@linkcode forwardPlan}. */
 export interface ForwardPlanOptions {
   /** Conditioning for the batch, passed to every network call. */
   condition?: Float32Array;
+  /**
+   * Let network calls keep what their VJPs need (`denoiseForVjp`, when the denoiser has it), so
+   * that the backward walk runs no forward pass again; off, every VJP recomputes its forward.
+   * @default {true}
+   */
+  keepForVjp?: boolean;
 }
 
 /**
@@ -83,6 +97,9 @@ export async function forwardPlan(
     needed[v] = 1;
     return v;
   };
+  const saved: (SavedForward | undefined)[] = new Array(plan.ops.length);
+  let savedBytes = 0;
+  const keep = options.keepForVjp !== false && denoiser.denoiseForVjp !== undefined;
   let step = 0;
   for (let i = 0; i < plan.ops.length; i++) {
     const op = plan.ops[i];
@@ -92,7 +109,14 @@ export async function forwardPlan(
       reads.push(Int32Array.of(v));
       const info: DenoiseInfo = { step: step++ };
       if (options.condition) info.condition = options.condition;
-      out = await denoiser.denoise(values[v]!, op.t, info);
+      if (keep) {
+        const r = await denoiser.denoiseForVjp!(values[v]!, op.t, info);
+        out = r.output;
+        saved[i] = r.saved;
+        savedBytes += r.saved?.bytes ?? 0;
+      } else {
+        out = await denoiser.denoise(values[v]!, op.t, info);
+      }
     } else {
       const r = Int32Array.from(op.terms, (term) => resolve(term.reg, i));
       reads.push(r);
@@ -107,7 +131,16 @@ export async function forwardPlan(
   // Values nobody reads (the output itself, dead writes) need not stay alive.
   for (let v = 0; v < values.length; v++) if (!needed[v]) values[v] = undefined;
   // The output's version is still needed as the seed of the backward walk.
-  return { plan, output, batch, condition: options.condition, values, reads };
+  return {
+    plan,
+    output,
+    batch,
+    condition: options.condition,
+    values,
+    reads,
+    saved,
+    savedBytes,
+  };
 }
 
 /**
@@ -255,8 +288,9 @@ export async function backwardPlan(
       step--;
       if (cOut) {
         const v = reads[i][0];
-        const info: DenoiseInfo = { step };
+        const info: VjpInfo = { step };
         if (tape.condition) info.condition = tape.condition;
+        if (tape.saved[i]) info.saved = tape.saved[i];
         const r = await denoiser.vjp(values[v]!, op.t, cOut, info);
         accumulate(v, r.x, 1);
         evalTimes[op.evalIndex] += r.t;
@@ -267,8 +301,11 @@ export async function backwardPlan(
       for (let j = 0; j < r.length; j++) dst[j] = cot[r[j]] ??= new Float64Array(n);
       combineBackward(op.terms, r, values, cOut, dst, coefs[i]);
     }
-    // Nothing before op i reads the value op i wrote.
+    // Nothing before op i reads the value op i wrote, nor what its forward call saved (freed
+    // here when no cotangent reached the op).
     values[i + 1] = undefined;
+    if (op.kind === "eval" && !cOut) tape.saved[i]?.release?.();
+    tape.saved[i] = undefined;
   }
   const x = cot[0] ?? new Float64Array(n);
   values[0] = undefined;

@@ -16,7 +16,8 @@
  *
  * @module
  */
-import type { DenoiseInfo } from "../denoiser.ts";
+import { join } from "node:path";
+import type { DenoiseInfo, Denoiser } from "../denoiser.ts";
 import { sampleSize } from "../denoiser.ts";
 import { ort } from "../deps.ts";
 import type { DecoderConfig, ModelConfig, PredictionType, TimeInput } from "../onnx/config.ts";
@@ -26,8 +27,10 @@ import {
   type DifferentiableDenoiser,
   dLambdaDt,
   dLogAlphaDt,
+  type SavedForward,
+  type VjpInfo,
 } from "../differentiable.ts";
-import { type LoadedModel, networkTime, NonFiniteError } from "../onnx/model.ts";
+import { type LoadedModel, networkTime, NonFiniteError, toDataPrediction } from "../onnx/model.ts";
 import {
   conditionBatch,
   type FeedLayout,
@@ -42,16 +45,16 @@ import {
 } from "../onnx/_model_inputs.ts";
 import { ElemType } from "../onnx/build.ts";
 import {
-  executionProviders,
   fixedBatch,
   type OnnxSignature,
   readOnnxSignature,
+  sessionOptionsFor,
   type TensorSignature,
 } from "../onnx/session.ts";
-import { encodeModel, readDerivedSource, withDerivedFolder } from "../onnx/derived.ts";
+import { type DerivedSource, encodeModel, readDerivedSource } from "../onnx/derived.ts";
 import { halfPrecisionIo, withFloat32Interface } from "../onnx/float_io.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { VjpSession } from "../vjp/mod.ts";
+import { SplitVjpSession, type VjpSaved, VjpSession } from "../vjp/mod.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Pure float64 derivatives of the adapter's scalar maps
@@ -158,7 +161,7 @@ export interface DifferentiableDenoiserOptions {
   /**
    * ONNX Runtime options of the VJP models; replaces the device's defaults.
    *
-   * @default {{executionProviders: executionProviders(device), graphOptimizationLevel: "all"}}
+   * @default {sessionOptionsFor(device, threads)}
    */
   sessionOptions?: ort.InferenceSession.SessionOptions;
   /**
@@ -167,7 +170,37 @@ export interface DifferentiableDenoiserOptions {
    * @default {console.warn}
    */
   onWarning?: (message: string) => void;
+  /**
+   * CPU threads of the VJP sessions (ignored with `sessionOptions`).
+   *
+   * @default {model.threads}
+   */
+  threads?: number;
+  /**
+   * Whether the forward calls of a trajectory keep the activations their VJPs read
+   * (`denoiseForVjp`), so that no VJP runs the network's forward pass again: `true`, `false`
+   * (every VJP recomputes its forward), or `"auto"`: keep them while one call's residuals fit
+   * in {@linkcode RESIDUAL_BUDGET_BYTES} (a trajectory holds one such set per network call
+   * until its backward pass, so a large network at a large batch recomputes instead).
+   *
+   * @default {"auto"}
+   */
+  keepResiduals?: boolean | "auto";
+  /**
+   * Keep built VJP graphs in the disk cache (`lib/vjp/cache.ts`), so that a second run on the
+   * same network and shapes starts without building them.
+   *
+   * @default {true}
+   */
+  cache?: boolean;
 }
+
+/**
+ * The most bytes one forward call may keep for its VJP under `keepResiduals: "auto"`: 256 MiB.
+ * The bundled MNIST UNet keeps about 8 MB per sample (training batches of 2 keep 16 MB per call);
+ * a network whose activations would exceed this recomputes its forward in each VJP instead.
+ */
+export const RESIDUAL_BUDGET_BYTES = 256 * 2 ** 20;
 
 /** An ONNX-backed {@linkcode DifferentiableDenoiser} that owns VJP sessions. */
 export interface OnnxDifferentiableDenoiser extends DifferentiableDenoiser {
@@ -195,6 +228,12 @@ interface GradAdapter extends FeedLayout {
   readonly config: ModelConfig;
   readonly schedule: NoiseSchedule;
   readonly vjpSession: VjpSession;
+  /** The forward and backward parts, when forward calls may keep residuals. */
+  readonly split: SplitVjpSession | undefined;
+  /** `keepResiduals`: `"auto"` checks each call's residual size against the budget. */
+  readonly keep: boolean | "auto";
+  /** Under `"auto"`: whether calls of n samples keep their residuals, by n. */
+  readonly keepsAt: Map<number, boolean>;
   /** An int64 time input (discrete steps) has no gradient. */
   readonly timeIsInteger: boolean;
   /** One sample's unconditional input (empty without `model.condition`). */
@@ -214,11 +253,15 @@ function sumPrefix(data: ArrayLike<number>, count: number): number {
  * `vjp(x, t, cot)` returns `⟨cot, ∂D/∂x⟩` per sample and `Σ_batch ⟨cot, ∂D/∂t⟩` through the
  * network, its time input, the prediction-type conversion and classifier-free guidance.
  *
- * One `vjp` call costs one run of the VJP graph per chunk, which also returns the network
- * output (no separate forward run). Float32 networks get float32 inputs and cotangents and
- * give float32 gradients; the surrounding chain rule runs in float64. A network whose time
- * input is int64 (discrete DDPM steps) has no time gradient: `vjp` returns `t = 0` and warns
- * once.
+ * `denoiseForVjp` is `denoise` (bit for bit: the model's own nodes and session options) run
+ * through the forward part of a split VJP graph, which also keeps the activations the backward
+ * reads; `vjp` given them (`info.saved`) runs the backward part alone. A trajectory so pays one
+ * forward and one backward per network call, not a forward and a whole VJP (forward again, then
+ * backward). Where nothing was kept (`keepResiduals`, guidance, a call that takes several
+ * chunks) one `vjp` call runs the one-graph VJP per chunk, which also returns the network
+ * output. Float32 networks get float32 inputs and cotangents and give float32 gradients; the
+ * surrounding chain rule runs in float64. A network whose time input is int64 (discrete DDPM
+ * steps) has no time gradient: `vjp` returns `t = 0` and warns once.
  *
  * @example
  * ```ts ignore
@@ -237,16 +280,30 @@ export async function differentiableDenoiser(
 ): Promise<OnnxDifferentiableDenoiser> {
   const config = model.config;
   const m = config.model;
-  const { bytes, signature, tSig, dir } = await networkGraph(config, options.modelBytes);
+  const { bytes, signature, tSig, dir, lean } = await networkGraph(config, options.modelBytes);
   const layout = feedLayout(config, signature, tSig);
   const timeIsInteger = tSig.elemType === ElemType.int64;
   const device = options.device ?? config.device;
-  const vjpSession = await VjpSession.create(bytes, {
+  const what = {
     wrt: timeIsInteger ? [m.inputs.x] : [m.inputs.x, m.inputs.t],
     of: m.output,
-    returnOutput: true,
     externalDataFolder: dir,
-    sessionOptions: options.sessionOptions ?? gradSessionOptions(device, dir),
+    sessionOptions: options.sessionOptions ??
+      gradSessionOptions(device, options.threads ?? model.threads, lean),
+    cache: options.cache ?? true,
+  };
+  const vjpSession = await VjpSession.create(bytes, { ...what, returnOutput: true });
+  const keep = options.keepResiduals ?? "auto";
+  // Like the model's own batched calls, the split VJP shares out a batch's samples between
+  // one-thread sessions on the model's worker threads (unless the caller chose the session
+  // options).
+  const workers = keep !== false && !options.sessionOptions && model.sessionWorkers
+    ? await model.sessionWorkers.get()
+    : undefined;
+  const split = keep === false ? undefined : await SplitVjpSession.create(bytes, {
+    ...what,
+    workers,
+    workerSessionOptions: gradSessionOptions(device, 1, lean),
   });
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   let warned = false;
@@ -255,6 +312,9 @@ export async function differentiableDenoiser(
     config,
     schedule: model.denoiser.schedule,
     vjpSession,
+    split,
+    keep,
+    keepsAt: new Map(),
     timeIsInteger,
     uncond: model.uncond ?? await readUncond(m.condition, layout.condSize),
     warnNoTimeGradient() {
@@ -272,43 +332,153 @@ export async function differentiableDenoiser(
     sampleShape: [...config.shape],
     hasTimeGradient: !timeIsInteger,
     denoise: (x, t, info) => forward.denoise(x, t, info),
+    denoiseForVjp: (x, t, info = {}) => denoiseKeeping(adapter, forward, x, t, info),
     vjp: (x, t, cotangent, info = {}) => denoiserVjp(adapter, x, t, cotangent, info),
-    close: () => vjpSession.release(),
+    close: async () => {
+      await vjpSession.release();
+      await split?.release();
+    },
   };
 }
 
+/** What {@linkcode denoiseKeeping} saves: the forward part's residuals and raw output. */
+interface SavedCall extends SavedForward {
+  readonly adapter: GradAdapter;
+  readonly net: VjpSaved;
+  /** The raw network output (float32, as the forward pass saw it). */
+  readonly raw: Float32Array;
+}
+
+function isSavedCall(a: GradAdapter, saved: SavedForward | undefined): saved is SavedCall {
+  return saved !== undefined && (saved as Partial<SavedCall>).adapter === a;
+}
+
 /**
- * ONNX Runtime options of a gradient graph on `device` whose weights stay in the model's files
- * (folder `dir`): mapped from disk instead of copied into packed buffers, so the forward model's
- * session and this one share one copy of the weights; the memory of a run is handed back after
- * it, so the UNet's and the decoder's gradient graphs do not hold their peaks at once.
+ * `denoise` through the split VJP's forward part, which computes the model's own output (the
+ * same nodes, the same session options) and keeps the residuals of the backward part. Calls
+ * the split cannot serve as one network call (guidance, several chunks, a fixed export batch
+ * other than n) or whose residuals exceed the budget run the plain forward and keep nothing.
+ */
+async function denoiseKeeping(
+  a: GradAdapter,
+  forward: Denoiser,
+  x: Float64Array,
+  t: number,
+  info: DenoiseInfo,
+): Promise<{ output: Float64Array; saved?: SavedForward }> {
+  const { config, schedule } = a;
+  const m = config.model;
+  const n = sampleCount(x, a.d, "denoise");
+  const cond = conditionBatch("denoise", config, n, a.uncond, info.condition);
+  const guided = m.condition && cond && a.guidance !== 1;
+  const oneCall = n <= a.maxBatch && (a.exportBatch === undefined || a.exportBatch === n);
+  if (!a.split || guided || !oneCall) return { output: await forward.denoise(x, t, info) };
+  const x32 = Float32Array.from(x);
+  const feeds = networkFeeds(config, a, x32, n, networkTime(config, schedule, t), cond);
+  if (a.keep === "auto" && !a.keepsAt.has(n)) {
+    a.keepsAt.set(n, await a.split.residualBytes(feeds) <= RESIDUAL_BUDGET_BYTES);
+  }
+  if (a.keep === "auto" && !a.keepsAt.get(n)) return { output: await forward.denoise(x, t, info) };
+  const { output, saved } = await a.split.forward(feeds);
+  const raw = output.data as Float32Array;
+  if (raw.length !== n * a.d) {
+    throw new TypeError(
+      `ONNX model ${m.path}: output "${m.output}" has dims [${output.dims}], expected [${n}, ${config.shape}]`,
+    );
+  }
+  checkFinite(a, raw, `output "${m.output}"`, t, info.step);
+  const call: SavedCall = {
+    adapter: a,
+    net: saved,
+    raw,
+    bytes: saved.bytes + raw.byteLength,
+    release: () => saved.release(),
+  };
+  return { output: toDataPrediction(m.prediction, schedule, t, x, raw), saved: call };
+}
+
+/** The network VJP from a forward call's residuals: the backward part alone. */
+async function savedNetworkVjp(
+  a: GradAdapter,
+  saved: SavedCall,
+  n: number,
+  cot: Float32Array,
+): Promise<NetworkVjp> {
+  const m = a.config.model;
+  const seed = new ort.Tensor("float32", cot, [n, ...a.config.shape]);
+  const gradients = await a.split!.backward(saved.net, seed);
+  try {
+    const gx = Float64Array.from(gradients[m.inputs.x].data as Float32Array);
+    let gTau = 0;
+    if (!a.timeIsInteger) {
+      const gt = gradients[m.inputs.t].data as Float32Array | Float64Array;
+      gTau = m.time_shape === "batch" ? sumPrefix(gt, n) : gt[0];
+    }
+    return { raw: saved.raw, gx, gTau };
+  } finally {
+    for (const tensor of Object.values(gradients)) tensor.dispose();
+  }
+}
+
+/**
+ * ONNX Runtime options of a gradient graph on `device` with `threads` intra-op threads
+ * (`sessionOptionsFor`, as the model's own sessions). `lean` ones, for networks of 64 MiB of
+ * weights and more, map the weights from the model's files instead of copying them into packed
+ * buffers, so the forward model's session and this one share one copy of the weights, and hand
+ * the memory of a run back after it, so the UNet's and the decoder's gradient graphs do not hold
+ * their peaks at once. (Where the weights live is told by `externalDataFolder`, `VjpSession`.)
  */
 export function gradSessionOptions(
   device: string,
-  dir: string,
+  threads?: number,
+  lean = false,
 ): ort.InferenceSession.SessionOptions {
-  return withDerivedFolder({
-    executionProviders: executionProviders(device),
-    graphOptimizationLevel: "all",
+  const base = sessionOptionsFor(device, threads);
+  if (!lean) return base;
+  const extra = (base.extra ?? {}) as Record<string, Record<string, unknown>>;
+  return {
+    ...base,
     enableCpuMemArena: false,
-    extra: { session: { disable_prepacking: "1" } },
-  }, dir);
+    extra: { ...extra, session: { ...extra.session, disable_prepacking: "1" } },
+  };
+}
+
+/** Weights from this many bytes on make a network's gradient sessions lean. */
+const LEAN_WEIGHT_BYTES = 64 * 2 ** 20;
+
+/** Bytes of the weights of a derived graph: those inside it and those its files hold. */
+async function weightBytes(source: DerivedSource): Promise<number> {
+  let total = 0;
+  const files = new Set<string>();
+  for (const t of source.model.graph?.initializer ?? []) {
+    total += t.rawData?.length ?? 0;
+    const location = t.externalData?.find((e) => e.key === "location")?.value;
+    if (location) files.add(location);
+  }
+  for (const f of files) total += (await Deno.stat(join(source.dir, f))).size;
+  return total;
 }
 
 /**
  * A graph of an ONNX file ready for its VJP: large weights left in the model's files (referenced,
- * never read into JavaScript), a float16 network behind its float32 interface (`float_io.ts`).
+ * never read into JavaScript), a float16 network behind its float32 interface (`float_io.ts`);
+ * `lean` when its weights take {@linkcode LEAN_WEIGHT_BYTES} or more.
  */
 async function derivedGraph(
   path: string,
   bytes: Uint8Array | undefined,
-): Promise<{ bytes: Uint8Array; signature: OnnxSignature; dir: string }> {
+): Promise<{ bytes: Uint8Array; signature: OnnxSignature; dir: string; lean: boolean }> {
   const source = await readDerivedSource(path, bytes);
   const model = halfPrecisionIo(readOnnxSignature(encodeModel(source.model), path)).length > 0
     ? withFloat32Interface(source.model)
     : source.model;
   const derived = encodeModel(model);
-  return { bytes: derived, signature: readOnnxSignature(derived, path), dir: source.dir };
+  return {
+    bytes: derived,
+    signature: readOnnxSignature(derived, path),
+    dir: source.dir,
+    lean: await weightBytes(source) >= LEAN_WEIGHT_BYTES,
+  };
 }
 
 /**
@@ -318,9 +488,11 @@ async function derivedGraph(
 async function networkGraph(
   config: ModelConfig,
   modelBytes: Uint8Array | undefined,
-): Promise<{ bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature; dir: string }> {
+): Promise<
+  { bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature; dir: string; lean: boolean }
+> {
   const m = config.model;
-  const { bytes, signature, dir } = await derivedGraph(m.path, modelBytes);
+  const { bytes, signature, dir, lean } = await derivedGraph(m.path, modelBytes);
   const find = (list: readonly TensorSignature[], name: string, field: string) => {
     const s = list.find((v) => v.name === name);
     if (!s) {
@@ -331,7 +503,7 @@ async function networkGraph(
   find(signature.inputs, m.inputs.x, "model.inputs.x");
   const tSig = find(signature.inputs, m.inputs.t, "model.inputs.t");
   find(signature.outputs, m.output, "model.output");
-  return { bytes, signature, tSig, dir };
+  return { bytes, signature, tSig, dir, lean };
 }
 
 /** `vjp` of {@linkcode differentiableDenoiser}: the chain rule around the network's VJP. */
@@ -340,7 +512,7 @@ async function denoiserVjp(
   x: Float64Array,
   t: number,
   cotangent: Float64Array,
-  info: DenoiseInfo,
+  info: VjpInfo,
 ): Promise<DenoiserVjp> {
   const { config, schedule } = a;
   const m = config.model;
@@ -358,7 +530,9 @@ async function denoiserVjp(
   // D = a·x + b·out, so the network output's cotangent is b·cot.
   const cotOut = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) cotOut[i] = b * cotangent[i];
-  const net = m.condition && cond && a.guidance !== 1
+  const net = isSavedCall(a, info.saved)
+    ? await savedNetworkVjp(a, info.saved, n, cotOut)
+    : m.condition && cond && a.guidance !== 1
     ? await guidedNetworkVjp(a, x32, n, tau, cond, cotOut, t, info.step)
     : await networkVjp(a, x32, n, tau, cond, cotOut);
   checkFinite(a, net.raw, `output "${m.output}"`, t, info.step);
@@ -510,9 +684,15 @@ export interface DifferentiableDecoderOptions {
   /**
    * ONNX Runtime options of the VJP model; replaces the device's defaults.
    *
-   * @default {{executionProviders: executionProviders(device), graphOptimizationLevel: "all"}}
+   * @default {sessionOptionsFor(device, threads)}
    */
   sessionOptions?: ort.InferenceSession.SessionOptions;
+  /**
+   * CPU threads of the VJP session (ignored with `sessionOptions`).
+   *
+   * @default {model.threads}
+   */
+  threads?: number;
 }
 
 /** An ONNX-backed {@linkcode DifferentiableDecoder} that owns a VJP session. */
@@ -536,7 +716,7 @@ export async function differentiableDecoder(
   const config = model.config;
   const [lo, hi] = config.data_range;
   const dec = config.decoder;
-  const opened = dec ? await openDecoderVjp(dec, config, options) : undefined;
+  const opened = dec ? await openDecoderVjp(dec, config, model.threads, options) : undefined;
   const g: DecoderGrad = {
     model,
     d: sampleSize(config.shape),
@@ -579,9 +759,10 @@ interface DecoderGrad {
 async function openDecoderVjp(
   dec: DecoderConfig,
   config: ModelConfig,
+  threads: number,
   options: DifferentiableDecoderOptions,
 ): Promise<{ session: VjpSession; exportBatch: number | undefined }> {
-  const { bytes, signature, dir } = await derivedGraph(dec.path, options.decoderBytes);
+  const { bytes, signature, dir, lean } = await derivedGraph(dec.path, options.decoderBytes);
   if (!signature.inputs.some((s) => s.name === dec.input)) {
     throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);
   }
@@ -596,7 +777,8 @@ async function openDecoderVjp(
     of: dec.output,
     externalDataFolder: dir,
     sessionOptions: options.sessionOptions ??
-      gradSessionOptions(options.device ?? config.device, dir),
+      gradSessionOptions(options.device ?? config.device, options.threads ?? threads, lean),
+    cache: true,
   });
   return { session, exportBatch };
 }

@@ -551,9 +551,12 @@ class Ld3Run {
     s.countWorse = 0;
     s.current = variablesOf(best);
     if (s.validOnOne) {
-      // From now on validate on everything; re-measure the best under the new metric.
+      // From now on validate on everything; re-measure the best under the new metric, unless
+      // the one batch was everything already (the default: 150 ≥ num_valid), when the measure
+      // at the best's own variables would repeat its loss bit for bit.
       s.validOnOne = false;
-      s.best = { ...best, loss: await this.#validate(true) };
+      const coveredAll = this.#o.validOneBatchSize >= this.#io.valid.length;
+      s.best = coveredAll ? best : { ...best, loss: await this.#validate(true) };
     } else {
       this.#decayLearningRates(phase);
     }

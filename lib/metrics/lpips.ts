@@ -13,9 +13,9 @@ import { ort } from "../deps.ts";
 import type { ImageArray, SampleLoss } from "./losses.ts";
 import { ElemType } from "../onnx/build.ts";
 import {
-  executionProviders,
   type OnnxSignature,
   readOnnxSignature,
+  sessionOptionsFor,
   type TensorSignature,
   withOutputs,
 } from "../onnx/session.ts";
@@ -41,6 +41,8 @@ export interface LpipsOptions {
    * @default {"cpu"}
    */
   device?: string;
+  /** CPU threads of its ONNX Runtime sessions. @default {defaultThreads()} */
+  threads?: number;
   /** Name of the student input. @default {"in0"} */
   input0?: string;
   /** Name of the teacher input. @default {"in1"} */
@@ -193,10 +195,7 @@ export async function loadLpips(path: string, options: LpipsOptions = {}): Promi
   }
   const bytes = await Deno.readFile(path);
   const { sig0, sigOut } = lpipsSignature(path, readOnnxSignature(bytes, path), in0, in1, outName);
-  const sessionOptions: ort.InferenceSession.SessionOptions = {
-    executionProviders: executionProviders(options.device ?? "cpu"),
-    graphOptimizationLevel: "all",
-  };
+  const sessionOptions = sessionOptionsFor(options.device ?? "cpu", options.threads);
   const declaredChannels = typeof sig0.dims[1] === "number" ? sig0.dims[1] : undefined;
   const model: LpipsModel = {
     path,
@@ -215,6 +214,7 @@ export async function loadLpips(path: string, options: LpipsOptions = {}): Promi
       of: outName,
       returnOutput: true,
       sessionOptions,
+      cache: true,
     }),
   };
   return {

@@ -274,6 +274,7 @@ export interface EvalConfig {
  * data_range: [-1, 1]
  * device: cpu                                 # cpu | cuda | cuda:<index> | webgpu
  * batch_size: 64
+ * # threads: 2                                # CPU threads per session; default one per core
  * eval:                                       # FID defaults of eval, bench:schedules, demo
  *   features:                                 # or just the path
  *     path: ../models/mnist-features/model.onnx
@@ -315,6 +316,11 @@ export interface ModelConfig {
   device: string;
   /** Largest batch passed to one network call. @default {16} */
   batch_size: number;
+  /**
+   * CPU threads of each ONNX Runtime session (`--threads` overrides it).
+   * @default {one per core: defaultThreads() in session.ts}
+   */
+  threads?: number;
   /** FID feature model and reference statistics; absent when the config has no `eval` section. */
   eval?: EvalConfig;
 }
@@ -637,6 +643,7 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     "data_range",
     "device",
     "batch_size",
+    "threads",
     "eval",
     "sha256",
     "text_encoder",
@@ -724,6 +731,7 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     data_range: [(range as number[])[0], (range as number[])[1]],
     device: readDevice(r, top),
     batch_size: r.integer(top, "batch_size", "batch_size", 16),
+    ...(top.threads != null ? { threads: r.integer(top, "threads", "threads") } : {}),
     ...(top.eval != null ? { eval: readEval(r, top.eval) } : {}),
     ...(top.sha256 != null ? { sha256: readHashes(r, top.sha256) } : {}),
   };

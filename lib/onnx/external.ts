@@ -290,14 +290,19 @@ export async function readOnnxSignatureFile(path: string): Promise<OnnxSignature
 export async function openOnnxFile(
   file: OnnxFile,
   device: string,
+  threads?: number,
 ): Promise<ort.InferenceSession> {
   if (file.halfPrecision.length === 0) {
-    return await createSession(
-      sessionSource(file.path, file.bytes, file.signature.externalData),
-      { device },
-    );
+    return await createSession(sessionSource(file.path, file.bytes, file.signature.externalData), {
+      device,
+      intraOpNumThreads: threads,
+    });
   }
   const source = await readDerivedSource(file.path, file.bytes);
   const bytes = encodeModel(withFloat32Interface(source.model));
-  return await createSession(bytes, { device, extra: derivedSessionOptions(source.dir).extra });
+  return await createSession(bytes, {
+    device,
+    intraOpNumThreads: threads,
+    extra: derivedSessionOptions(source.dir).extra,
+  });
 }

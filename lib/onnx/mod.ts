@@ -9,3 +9,4 @@ export * from "./config.ts";
 export * from "./model.ts";
 export * from "./model_check.ts";
 export * from "./gmm_onnx.ts";
+export * from "./workers.ts";

@@ -40,17 +40,20 @@ import {
   sampleCount,
 } from "./_model_inputs.ts";
 import { ElemType } from "./build.ts";
-import { onnxModelHash, openOnnxFile, readOnnxFile } from "./external.ts";
+import { type OnnxFile, onnxModelHash, openOnnxFile, readOnnxFile } from "./external.ts";
 import {
+  defaultThreads,
   fixedBatch,
   type OnnxSignature,
   readOnnxSignature,
+  sessionOptionsFor,
   type TensorSignature,
   withOutputs,
 } from "./session.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { checkDevice } from "./device.ts";
+import { checkDevice, parseDevice } from "./device.ts";
 import { loadTextEncoder } from "./text_encoder.ts";
+import { LazySessionWorkers } from "./workers.ts";
 
 /** A network output held NaN or ±Inf. */
 export class NonFiniteError extends Error {
@@ -85,6 +88,11 @@ export interface LoadModelOptions {
   uncond?: Float32Array;
   /** Classifier-free guidance scale; overrides (and is recorded as) `model.condition.guidance_scale`. */
   guidanceScale?: number;
+  /**
+   * CPU threads of each ONNX Runtime session; overrides the config's `threads`.
+   * @default {config.threads ?? defaultThreads()}
+   */
+  threads?: number;
 }
 
 /** A loaded model: the denoiser, its decoder and what identifies it. */
@@ -103,6 +111,21 @@ export interface LoadedModel {
   readonly conditionShape?: number[];
   /** One sample's unconditional input of classifier-free guidance (conditional models). */
   readonly uncond?: Float32Array;
+  /**
+   * The CPU threads of its sessions; sessions opened for the same network later (VJP graphs,
+   * feature models) take the same count.
+   */
+  readonly threads: number;
+  /**
+   * How many one-thread worker sessions share out the samples of a batched call (`workers.ts`;
+   * {@linkcode WORKER_MIN_MODEL_BYTES}); 0 when every call runs on one session.
+   */
+  readonly batchWorkers: number;
+  /**
+   * Those worker threads (opened on first use, closed with the model), for other sessions of
+   * the same network to run on the same threads (the VJP parts of a differentiable denoiser).
+   */
+  readonly sessionWorkers?: LazySessionWorkers;
   /**
    * Decode a batch of samples to images in [-1, 1]: runs the decoder on `z / scale_factor`
    * when one is configured, then maps `data_range` to [-1, 1].
@@ -364,6 +387,8 @@ export interface OnnxDenoiserOptions {
 /** What every call of the adapter needs, fixed when the model loads. */
 interface Adapter extends FeedLayout {
   readonly session: ort.InferenceSession;
+  /** One-thread sessions in worker threads for calls of several samples, when the model has them. */
+  readonly workers: LazySessionWorkers | undefined;
   readonly config: ModelConfig;
   readonly schedule: NoiseSchedule;
   /** One sample's unconditional input (empty without `model.condition`). */
@@ -413,6 +438,7 @@ async function checkedDenoiser(
   signature: OnnxSignature,
   schedule: NoiseSchedule | undefined,
   uncond: Float32Array | undefined,
+  workers?: LazySessionWorkers,
 ): Promise<Denoiser> {
   const m = config.model;
   checkSessionNames(session, config);
@@ -422,6 +448,7 @@ async function checkedDenoiser(
   const adapter: Adapter = {
     ...layout,
     session,
+    workers,
     config,
     schedule: resolved,
     uncond: uncond ?? await readUncond(m.condition, layout.condSize),
@@ -539,9 +566,8 @@ function runCall(
   const { config, d } = a;
   const m = config.model;
   const feeds = networkFeeds(config, a, x, callSize, tValue, cond);
-  return withOutputs(a.session, feeds, (result) => {
-    const y = result[m.output];
-    const expected = [callSize, ...config.shape];
+  const expected = [callSize, ...config.shape];
+  const check = (y: { data: ArrayLike<unknown>; dims: readonly number[] }) => {
     if (y.data.length !== callSize * d || !sameShape(y.dims, expected)) {
       throw new TypeError(
         `ONNX model ${m.path}: output "${m.output}" has dims [${y.dims}], expected ` +
@@ -549,7 +575,13 @@ function runCall(
       );
     }
     return y.data as Float32Array;
-  });
+  };
+  if (a.workers && callSize > 1) {
+    return a.workers.get()
+      .then((w) => w.run(feeds, callSize, [m.output]))
+      .then((out) => check(out[m.output]));
+  }
+  return withOutputs(a.session, feeds, (result) => check(result[m.output]));
 }
 
 /** Refuse a raw output holding NaN or ±Inf, naming where, and whether the input already did. */
@@ -713,6 +745,10 @@ export async function loadModel(
   const config = withGuidance(loaded, options.guidanceScale);
   const device = options.device ?? config.device;
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
+  const threads = options.threads ?? config.threads ?? defaultThreads();
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`threads must be an integer >= 1: got ${threads}`);
+  }
   const network = await readOnnxFile(config.model.path);
   checkModelSignature(network.signature, config);
   // The hash reads every weight; it runs while ONNX Runtime reads them too.
@@ -723,13 +759,21 @@ export async function loadModel(
   const uncond = options.uncond ?? await negativePromptUncond(config, device);
 
   const sessions: ort.InferenceSession[] = [];
+  const workers = batchWorkers(network, device, threads);
   try {
-    const session = await openOnnxFile(network, device);
+    const session = await openOnnxFile(network, device, threads);
     sessions.push(session);
-    const denoiser = await checkedDenoiser(session, config, network.signature, undefined, uncond);
+    const denoiser = await checkedDenoiser(
+      session,
+      config,
+      network.signature,
+      undefined,
+      uncond,
+      workers,
+    );
     let decoder: OpenDecoder | undefined;
     if (decoderFile) {
-      const decoderSession = await openOnnxFile(decoderFile, device);
+      const decoderSession = await openOnnxFile(decoderFile, device, threads);
       sessions.push(decoderSession);
       decoder = {
         session: decoderSession,
@@ -737,7 +781,15 @@ export async function loadModel(
         imageShape: await decoderImageShape(decoderSession, decoderFile.signature, config),
       };
     }
-    return loadedModel(config, denoiser, await hashing, decoder, sessions, uncond);
+    const modelHash = await hashing;
+    return loadedModel(
+      config,
+      denoiser,
+      { modelHash, threads, workers },
+      decoder,
+      sessions,
+      uncond,
+    );
   } catch (e) {
     for (const s of sessions) await s.release();
     throw e;
@@ -774,11 +826,43 @@ async function negativePromptUncond(
   }
 }
 
+/**
+ * Networks whose ONNX file (weights inside) holds this many bytes or more (1 MiB) run the
+ * calls of several samples on one-thread sessions in worker threads, one per thread of
+ * `threads`, the samples shared out between them (`workers.ts`). The weights stand in for the
+ * work of a call: a 0.56 M-parameter UNet (1.8 MB) takes milliseconds per sample, the
+ * Gaussian-mixture model (0.3 MB) microseconds, less than handing a batch to a worker costs.
+ * Networks with external weights (over 2 GB) would hold one copy of their weights per worker,
+ * and their large operators keep intra-op threads busy anyway; float16 networks (their float32
+ * interface is built in memory) and files over 64 MiB (read without their weights) run on the
+ * one session too.
+ */
+export const WORKER_MIN_MODEL_BYTES = 2 ** 20;
+
+/** The workers of a network's batched calls, per {@linkcode WORKER_MIN_MODEL_BYTES}. */
+function batchWorkers(
+  file: OnnxFile,
+  device: string,
+  threads: number,
+): LazySessionWorkers | undefined {
+  const cpu = parseDevice(device).kind === "cpu";
+  // A float16 network runs behind a float32 interface that only the main session is given.
+  const eligible = file.signature.externalData.length === 0 && file.halfPrecision.length === 0 &&
+    file.bytes !== undefined && file.bytes.length >= WORKER_MIN_MODEL_BYTES;
+  if (!cpu || threads < 2 || !eligible) return undefined;
+  // Each worker reads the file itself: sending it the bytes costs more.
+  return new LazySessionWorkers(file.path, threads, sessionOptionsFor(device, 1));
+}
+
 /** The {@linkcode LoadedModel} around opened sessions, which `close` releases once. */
 function loadedModel(
   config: ModelConfig,
   denoiser: Denoiser,
-  modelHash: string,
+  { modelHash, threads, workers }: {
+    modelHash: string;
+    threads: number;
+    workers: LazySessionWorkers | undefined;
+  },
   decoder: OpenDecoder | undefined,
   sessions: readonly ort.InferenceSession[],
   uncond: Float32Array | undefined,
@@ -788,6 +872,9 @@ function loadedModel(
     config,
     denoiser,
     modelHash,
+    threads,
+    batchWorkers: workers ? threads : 0,
+    sessionWorkers: workers,
     sampleShape: [...config.shape],
     imageShape: decoder?.imageShape ?? [...config.shape],
     conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,
@@ -797,6 +884,7 @@ function loadedModel(
       if (closed) return;
       closed = true;
       for (const s of sessions) await s.release();
+      await workers?.close();
     },
   };
 }

@@ -119,7 +119,7 @@ export type OutputLocation = "cpu" | "gpu-buffer";
 export interface CreateSessionOptions {
   /** Execution device: `cpu`, `cuda`, `cuda:<index>` or `webgpu`. @default {"cpu"} */
   device?: string;
-  /** Intra-op thread count; ORT picks one per core when unset. */
+  /** Intra-op thread count. @default {defaultThreads()} */
   intraOpNumThreads?: number;
   /**
    * Where the outputs of a run stay. `"gpu-buffer"` (WebGPU only) keeps them on the device,
@@ -133,6 +133,50 @@ export interface CreateSessionOptions {
    * of a graph made in memory live (`derivedSessionOptions` in `derived.ts`).
    */
   extra?: ort.InferenceSession.SessionOptions["extra"];
+}
+
+/**
+ * The CPU threads ONNX Runtime gets per session when a caller names none: one per core the
+ * process may use (`navigator.hardwareConcurrency`). ONNX Runtime's own default counts physical
+ * cores and so used one thread on the 2-vCPU machines ld3 was measured on (docs/performance.md).
+ *
+ * @example
+ * ```ts
+ * console.log(defaultThreads() >= 1); // true
+ * ```
+ */
+export function defaultThreads(): number {
+  const cores = globalThis.navigator?.hardwareConcurrency;
+  return Number.isInteger(cores) && cores > 0 ? cores : 1;
+}
+
+/**
+ * The session options every ld3 session of a network shares (the model's own, its VJP
+ * graphs, feature and loss networks): the device's providers, every graph optimisation, and
+ * `threads` intra-op threads that sleep rather than spin while they wait for work and take it
+ * in small blocks as they come free. A spinning thread keeps its core busy between operators;
+ * on a machine whose cores other processes also want, that made two threads slower than one;
+ * without spinning, small blocks (`dynamic_block_base`) won back what spinning had given on
+ * idle cores (docs/performance.md). The thread count changes no result: ONNX Runtime splits an
+ * operator's work, not its sums.
+ *
+ * @throws {RangeError} for a bad device name or thread count
+ */
+export function sessionOptionsFor(
+  device: string,
+  threads: number = defaultThreads(),
+): ort.InferenceSession.SessionOptions {
+  if (!Number.isInteger(threads) || threads < 1) {
+    throw new RangeError(`threads must be an integer >= 1: got ${threads}`);
+  }
+  return {
+    executionProviders: executionProviders(device),
+    graphOptimizationLevel: "all",
+    intraOpNumThreads: threads,
+    ...(threads > 1
+      ? { extra: { session: { intra_op: { allow_spinning: "0" }, dynamic_block_base: "4" } } }
+      : {}),
+  };
 }
 
 /**
@@ -175,18 +219,32 @@ export async function createSession(
   }
   try {
     const sessionOptions: ort.InferenceSession.SessionOptions = {
-      executionProviders: executionProviders(device),
-      graphOptimizationLevel: "all",
-      ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
+      ...sessionOptionsFor(device, options.intraOpNumThreads),
       ...(location !== "cpu" ? { preferredOutputLocation: location } : {}),
-      ...(options.extra ? { extra: options.extra } : {}),
     };
+    // The caller's entries join the threads' own (`sessionOptionsFor`), section by section.
+    if (options.extra) sessionOptions.extra = mergeExtra(sessionOptions.extra, options.extra);
     return typeof source === "string"
       ? await ort.InferenceSession.create(source, sessionOptions)
       : await ort.InferenceSession.create(source, sessionOptions);
   } catch (e) {
     throw explainProviderError(device, e);
   }
+}
+
+/** ONNX Runtime configuration entries `b` over `a`, merged one section (`session`, …) deep. */
+function mergeExtra(
+  a: ort.InferenceSession.SessionOptions["extra"],
+  b: ort.InferenceSession.SessionOptions["extra"],
+): ort.InferenceSession.SessionOptions["extra"] {
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown> ?? {}) };
+  for (const [key, value] of Object.entries(b as Record<string, unknown> ?? {})) {
+    const old = out[key];
+    out[key] = typeof old === "object" && old !== null && typeof value === "object"
+      ? { ...old, ...value }
+      : value;
+  }
+  return out as ort.InferenceSession.SessionOptions["extra"];
 }
 
 /** Lowercase hex SHA-256 of some bytes (used to identify a model file). */

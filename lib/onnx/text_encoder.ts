@@ -74,7 +74,7 @@ export async function loadTextEncoder(
     );
   }
   const tokenizer = await loadTokenizer(t.tokenizer, t.max_length);
-  const session = await openOnnxFile(file, device);
+  const session = await openOnnxFile(file, device, config.threads);
   let shape: number[] | undefined;
   const encodeChunk = (prompts: readonly string[]) =>
     withOutputs(session, { [t.input]: idTensor(tokenizer, prompts, input.elemType) }, (out) => {

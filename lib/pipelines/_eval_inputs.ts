@@ -35,12 +35,13 @@ export interface OpenedFeatureModel {
 }
 
 /**
- * The feature model of a spec, loaded for images of `imageShape`, or an already loaded one as
- * it is (not owned: its caller closes it).
+ * The feature model of a spec, loaded for images of `imageShape` with `threads` CPU threads, or
+ * an already loaded one as it is (not owned: its caller closes it).
  */
 export async function openFeatureModel(
   features: FeatureModelSpec | FeatureModel,
   imageShape: readonly number[],
+  threads?: number,
 ): Promise<OpenedFeatureModel> {
   if (isFeatureModel(features)) return { model: features, owned: false };
   const model = await loadFeatureModel(features.path, {
@@ -48,6 +49,7 @@ export async function openFeatureModel(
     outputName: features.output,
     inputRange: features.inputRange,
     sampleShape: imageShape,
+    intraOpNumThreads: threads,
   });
   return { model, owned: true };
 }

@@ -165,6 +165,7 @@ export const DEMO_OPTIONS = {
     help: "validation samples shown in comparison.png and trajectory.gif",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 } as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode runDemo}: {@linkcode DEMO_OPTIONS} and these. */
@@ -320,6 +321,36 @@ async function scoreGrid(
   return { l2, l1, preview };
 }
 
+/** The key of each demo grid in the LD3 run's evaluation. */
+const RUN_EVALUATION_KEYS = {
+  LD3: "ld3",
+  EDM: "edm",
+  logSNR: "logSNR",
+  time_uniform: "time_uniform",
+} as const satisfies Record<DemoGrid, keyof Ld3Evaluation>;
+
+/**
+ * The distances to the teacher of a grid's images of the validation samples, and the first
+ * `keep` of them for the comparison picture (what {@linkcode scoreGrid} computes, from images
+ * made already).
+ */
+function scoreImages(
+  images: Float64Array,
+  valid: readonly { x: Float32Array }[],
+  xSize: number,
+  keep: number,
+): { l2: Float64Array; l1: Float64Array; preview: Float32Array } {
+  // The float32 images LoadedModel.decode hands out: the run's are the same values in float64.
+  const decoded = Float32Array.from(images);
+  const teacher = new Float32Array(valid.length * xSize);
+  valid.forEach((s, b) => teacher.set(s.x, b * xSize));
+  return {
+    l2: l2Distance(decoded, teacher, valid.length),
+    l1: l1Distance(decoded, teacher, valid.length),
+    preview: decoded.slice(0, Math.min(keep, valid.length) * xSize),
+  };
+}
+
 /** The demo's options checked and resolved, with the quick-mode sizes, before any work. */
 async function demoSetup(options: DemoOptions) {
   const { samples, nfe, ...rest } = options;
@@ -397,6 +428,7 @@ async function demoTeacher(s: DemoSetup): Promise<GenerateDatasetResult> {
     seed: 0,
     savePng: true,
     device: s.device,
+    threads: s.threads,
     progress: s.progress ? { label: "teacher" } : false,
   });
 }
@@ -418,6 +450,7 @@ function demoTraining(s: DemoSetup, teacher: GenerateDatasetResult): Promise<Run
     logPath: join(s.out, "ld3"),
     resume: "auto",
     device: s.device,
+    threads: s.threads,
     previewCount: s.previewCount,
     progress: s.progress ? {} : false,
     ...(s.matchPrior !== "none" ? { matchPrior: s.matchPrior } : {}),
@@ -451,7 +484,7 @@ async function demoEvaluation(
   teacher: GenerateDatasetResult,
   trained: RunLd3Result,
 ): Promise<DemoEvaluation> {
-  const model = await loadModel(s.configPath, s.device ? { device: s.device } : {});
+  const model = await loadModel(s.configPath, { device: s.device, threads: s.threads });
   let featureModel: FeatureModel | undefined;
   try {
     const dataset = await readDataset(teacher.dir);
@@ -473,20 +506,20 @@ async function demoEvaluation(
         outputName: s.features.output,
         inputRange: s.features.inputRange,
         sampleShape: model.imageShape,
+        intraOpNumThreads: model.threads,
       });
     }
     const fidOf = featureModel && fidMeasure(model, featureModel, s, bar);
     const rows: DemoRow[] = [];
     const previews: Float32Array[] = [];
     for (const [name, grid] of grids) {
-      const scored = await scoreGrid(
-        model,
-        s.solverName,
-        grid,
-        valid,
-        s.previewCount,
-        (n) => bar?.increment(n),
-      );
+      // The LD3 run scored these grids on the same samples already (runLd3Training's
+      // validImages): the distances come from its images, and no grid runs again.
+      const images = trained.validImages[RUN_EVALUATION_KEYS[name]];
+      const scored = images
+        ? scoreImages(images, valid, sampleSize(model.imageShape), s.previewCount)
+        : await scoreGrid(model, s.solverName, grid, valid, s.previewCount, () => {});
+      bar?.increment(valid.length);
       previews.push(scored.preview);
       rows.push({
         grid: name,

@@ -233,6 +233,7 @@ export const EVAL_OPTIONS = {
     help: "seconds between checkpoint writes",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 } as const satisfies OptionDeclarations;
 
 /**
@@ -567,7 +568,7 @@ async function openFeatureSetup(
     throw new RangeError(`FID needs num_samples >= 2: got ${numSamples}`);
   }
   const ref = wantFid ? await fidReference(request.fidRef!) : undefined;
-  const features = await openFeatureModel(request.featureSpec!, m.imageShape);
+  const features = await openFeatureModel(request.featureSpec!, m.imageShape, m.threads);
   const model = features.model;
   if (features.owned) opened.features = model;
   if (!sameShape(model.sampleShape, m.imageShape)) {
@@ -614,6 +615,7 @@ async function openLpips(
     const loss = await loadLpips(lpips, {
       imageShape: m.imageShape,
       device: device ?? m.config.device,
+      threads: m.threads,
     });
     opened.lpips = loss;
     return { loss, name: resultPath(lpips) };
@@ -1188,7 +1190,7 @@ async function evaluateOwned(model: ModelInput, options: EvaluateOptions): Promi
   const owned = !isLoadedModel(model);
   const m = isLoadedModel(model)
     ? model
-    : await loadModel(model, options.device ? { device: options.device } : {});
+    : await loadModel(model, { device: options.device, threads: options.threads });
   const opened: Opened = {};
   try {
     const inputs = await openInputs(m, request, options, opened);

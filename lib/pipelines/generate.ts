@@ -66,6 +66,7 @@ export const GENERATE_OPTIONS = {
     help: "root folder; the dataset goes to <data_dir>/<solver>_NFE<nfe>_<grid kind>/",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 } as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode generateDataset}: {@linkcode GENERATE_OPTIONS} and these. */
@@ -156,7 +157,7 @@ export async function generateDataset(
 ): Promise<GenerateDatasetResult> {
   validateSamplerOptions(options);
   const o = resolveOptions(GENERATE_OPTIONS, { ...options, sigmas: undefined });
-  return await withModel(model, o.device, async (m) => {
+  return await withModel(model, { device: o.device, threads: o.threads }, async (m) => {
     const sampler = await prepareSampler(m, options);
     const conditions = conditionTable(m, options.condition);
     // Pictures that could not be drawn are refused before the first network call.

@@ -591,7 +591,7 @@ async function openBenchFid(
 ): Promise<BenchFid | undefined> {
   if (options.features === undefined || options.fidRef === undefined) return undefined;
   const fidRef = await fidReference(options.fidRef);
-  const opened = await openFeatureModel(options.features, model.imageShape);
+  const opened = await openFeatureModel(options.features, model.imageShape, model.threads);
   return { features: opened.model, fidRef, owned: opened.owned };
 }
 

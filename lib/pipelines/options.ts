@@ -10,7 +10,7 @@ import type { OptionDeclarations } from "../options.ts";
 import { SOLVER_OPTIONS } from "../solvers/options.ts";
 import { GRID_KINDS } from "../step_grid.ts";
 
-/** `--config`, `--device`: which model, and where it runs. */
+/** `--config`, `--device`, `--threads`: which model, and where and how wide it runs. */
 export const MODEL_OPTIONS = {
   config: {
     flag: "config",
@@ -25,6 +25,14 @@ export const MODEL_OPTIONS = {
     arg: "DEVICE",
     defaultText: "the config's",
     help: "execution device: cpu, cuda[:N] or webgpu",
+  },
+  threads: {
+    flag: "threads",
+    kind: "integer",
+    arg: "N",
+    min: 1,
+    defaultText: "the config's threads, else one per core",
+    help: "CPU threads of each ONNX Runtime session (1 can win on a busy machine)",
   },
 } as const satisfies OptionDeclarations;
 

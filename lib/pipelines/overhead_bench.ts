@@ -54,6 +54,7 @@ export const OVERHEAD_BENCH_OPTIONS = {
     help: "interleaved repetitions; medians are reported",
   },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 } as const satisfies OptionDeclarations;
 
 /** What {@linkcode benchGenerateOverhead} measured for one config. */
@@ -119,7 +120,10 @@ async function bareDenoiser(config: ModelConfig, batch: number): Promise<BareNet
   const bytes = await Deno.readFile(config.model.path);
   const signature = readOnnxSignature(bytes);
   const source = sessionSource(config.model.path, bytes, signature.externalData);
-  const session = await createSession(source, { device: config.device });
+  const session = await createSession(source, {
+    device: config.device,
+    intraOpNumThreads: config.threads,
+  });
   const typeOf = (name: string) =>
     signature.inputs.find((s) => s.name === name)?.elemType ?? ELEM_FLOAT;
   const m = config.model;
@@ -142,7 +146,10 @@ async function bareDecoder(config: ModelConfig, batch: number): Promise<BareNetw
   const bytes = await Deno.readFile(decoder.path);
   const signature = readOnnxSignature(bytes);
   const source = sessionSource(decoder.path, bytes, signature.externalData);
-  const session = await createSession(source, { device: config.device });
+  const session = await createSession(source, {
+    device: config.device,
+    intraOpNumThreads: config.threads,
+  });
   const rows = fixedBatch(signature, decoder.input) ?? Math.min(config.batch_size, batch);
   return {
     session,
@@ -245,6 +252,7 @@ export async function benchGenerateOverhead(
   }
   const config = await loadModelConfig(path);
   if (o.device !== undefined) config.device = o.device;
+  if (o.threads !== undefined) config.threads = o.threads;
   const model = await loadModel(config);
   const bare = { denoiser: await bareDenoiser(config, OVERHEAD_BATCH) } as OverheadSetup["bare"];
   bare.decoder = await bareDecoder(config, OVERHEAD_BATCH);

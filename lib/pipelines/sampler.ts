@@ -10,7 +10,7 @@ import { resolve } from "node:path";
 import type { GridRecord, SolverRecord } from "../io/dataset.ts";
 import { gridOfFile, loadGridFile } from "../io/grid_file.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
-import { type LoadedModel, loadModel } from "../onnx/model.ts";
+import { type LoadedModel, loadModel, type LoadModelOptions } from "../onnx/model.ts";
 import { type OptionValues, type ResolvedOptions, resolveOptions } from "../options.ts";
 import { planSolver, type SolverName, solverNfe } from "../solvers/mod.ts";
 import type { Grid, SolverPlan } from "../solvers/plan.ts";
@@ -151,11 +151,11 @@ export async function prepareSampler(
  */
 export async function withModel<T>(
   model: LoadedModel | string | URL,
-  device: string | undefined,
+  load: LoadModelOptions,
   work: (model: LoadedModel) => Promise<T>,
 ): Promise<T> {
   if (typeof model !== "string" && !(model instanceof URL)) return await work(model);
-  const loaded = await loadModel(model, device ? { device } : {});
+  const loaded = await loadModel(model, load);
   try {
     return await work(loaded);
   } finally {

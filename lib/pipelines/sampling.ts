@@ -198,6 +198,7 @@ export const SAMPLE_IMAGES_OPTIONS = {
   ...SAMPLES_OPTIONS,
   numSamples: { ...SAMPLES_OPTIONS.numSamples, default: 16 },
   device: MODEL_OPTIONS.device,
+  threads: MODEL_OPTIONS.threads,
 } as const satisfies OptionDeclarations;
 
 /** Options of {@linkcode sampleImages}: {@linkcode SAMPLE_IMAGES_OPTIONS} and these. */
@@ -262,7 +263,7 @@ export async function sampleImages(
 ): Promise<SampledImages> {
   validateSamplerOptions(options);
   const o = resolveOptions(SAMPLE_IMAGES_OPTIONS, { ...options, sigmas: undefined });
-  return await withModel(model, o.device, async (m) => {
+  return await withModel(model, { device: o.device, threads: o.threads }, async (m) => {
     const sampler = await prepareSampler(m, options);
     const conditions = conditionTable(m, options.condition);
     const batchSize = o.batchSize ?? m.config.batch_size ?? 16;

@@ -5,10 +5,16 @@
  *
  * @module
  */
-import type { IGraphProto, IModelProto, INodeProto, IValueInfoProto } from "./_graph.ts";
+import type {
+  IGraphProto,
+  IModelProto,
+  INodeProto,
+  ITensorProto,
+  IValueInfoProto,
+} from "./_graph.ts";
 import { onnx } from "../deps.ts";
 import { withDerivedFolder } from "../onnx/derived.ts";
-import { DataType, GraphBuilder, isFloatType, nodeLabel, toNumber } from "./_graph.ts";
+import { DataType, GraphBuilder, isFloatType, makeTensor, nodeLabel, toNumber } from "./_graph.ts";
 import { inferDtypes, learnValueFacts, type ValueFacts } from "./_infer.ts";
 import {
   type ExpansionContext,
@@ -45,6 +51,14 @@ export interface VjpOptions {
    * graph ld3 made in memory from a model on disk: `lib/onnx/derived.ts`).
    */
   externalDataFolder?: string;
+  /**
+   * Rewrite some forward nodes (InstanceNormalization) into primitives whose intermediates the
+   * backward reuses. Off, the forward nodes stay as they are (so a forward part computes
+   * exactly what the model computes) and their rules recompute those intermediates.
+   *
+   * @default {true}
+   */
+  expand?: boolean;
 }
 
 /** Name of the cotangent input of a VJP model seeded at output `of`. */
@@ -124,6 +138,17 @@ function concreteShape(v: IValueInfoProto, options: VjpOptions): number[] {
  * unknown.
  */
 export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Promise<Uint8Array> {
+  const { build, gradients, expanded, shapes } = await backwardPass(model, options);
+  const of = build.fwd.of;
+  const outputs = [
+    ...(options.returnOutput ? [valueInfo(of, dtypeOf(build, of), shapeOf(build, of))] : []),
+    ...gradients,
+  ];
+  return encodeVjpModel(build, outputs, expanded, shapes);
+}
+
+/** The backward graph of `model` built and its gradient outputs named (both builders share it). */
+async function backwardPass(model: Uint8Array, options: VjpOptions) {
   const fwd = readForward(model, options);
   const { nodes, of } = fwd;
   // fail on unsupported ops before running anything
@@ -137,14 +162,180 @@ export async function buildVjpModel(model: Uint8Array, options: VjpOptions): Pro
   // again with the types of the forward run, which the static pass may not know
   const { active, reaches, path } = differentiablePath(nodes, options.wrt, of, facts.dtypes);
   const build = startBuild(fwd, facts, active);
-  const { expanded, saved } = expandForward(build, path);
+  const { expanded, saved } = options.expand === false
+    ? { expanded: new Map<INodeProto, INodeProto[]>(), saved: new Map() }
+    : expandForward(build, path);
   propagate(build, path, reaches, saved);
   const gradients = gradientOutputs(build, options.wrt);
-  const outputs = [
-    ...(options.returnOutput ? [valueInfo(of, dtypeOf(build, of), shapeOf(build, of))] : []),
-    ...gradients,
-  ];
-  return encodeVjpModel(build, outputs, expanded, shapes);
+  return { build, gradients, expanded, shapes };
+}
+
+/** One value the forward part of a split VJP hands to its backward part. */
+export interface VjpResidual {
+  /** The forward value's name: an output of the forward model, an input of the backward one. */
+  readonly name: string;
+  /** Its concrete shape at the input shapes the models were built for. */
+  readonly shape: readonly number[];
+  /** ONNX element type. */
+  readonly dtype: number;
+}
+
+/** The two models of {@linkcode buildSplitVjpModels}. */
+export interface SplitVjpModels {
+  /**
+   * The forward model: the model's own nodes, with outputs `of` and then every residual (the
+   * forward values the backward part reads).
+   */
+  readonly forward: Uint8Array;
+  /**
+   * The backward model: inputs are the residuals, then the cotangent `grad_<of>`; outputs are
+   * `grad_<x>` for each `wrt` input. It holds no forward node.
+   */
+  readonly backward: Uint8Array;
+  /** The values the forward model outputs for the backward model, in input order. */
+  readonly residuals: readonly VjpResidual[];
+}
+
+/**
+ * Builds a VJP of `model` in two parts, so that a forward run that must happen anyway (the
+ * trajectory of a solver) also keeps what the backward pass needs, and the backward pass later
+ * runs without repeating the forward: `forward` is the model plus outputs for the residuals
+ * (values such as activations that the backward rules read), `backward` the backward nodes
+ * alone, fed those residuals and the cotangent. Model inputs the backward reads count as
+ * residuals too (the forward model passes them through), so a backward call needs nothing but
+ * the forward call's outputs and the cotangent.
+ *
+ * `expand` defaults to `false` here: the forward part then computes bit for bit what the model
+ * computes (an expanded InstanceNormalization rounds differently), and the normalisation rules
+ * recompute their `x̂` and `1/σ` from the saved input.
+ *
+ * @example
+ * ```ts ignore
+ * const { forward, backward, residuals } = await buildSplitVjpModels(bytes, {
+ *   wrt: ["x"], of: "y", inputShapes: { x: [2, 1, 28, 28] },
+ * });
+ * ```
+ * @throws {TypeError | RangeError} as {@linkcode buildVjpModel}
+ */
+export async function buildSplitVjpModels(
+  model: Uint8Array,
+  options: Omit<VjpOptions, "returnOutput">,
+): Promise<SplitVjpModels> {
+  const { build, gradients, expanded } = await backwardPass(model, {
+    ...options,
+    expand: options.expand ?? false,
+  });
+  const { residuals, baked } = residualsOf(build, gradients.map((g) => g.name!));
+  const of = build.fwd.of;
+  // Outputs typed but not shaped, as the inputs keep the model's (possibly dynamic) shapes.
+  const forwardOutputs = [of, ...residuals.map((r) => r.name).filter((r) => r !== of)].map((
+    name,
+  ) =>
+    onnx.ValueInfoProto.create({ name, type: { tensorType: { elemType: dtypeOf(build, name) } } })
+  );
+  return {
+    forward: encodeForwardPart(build, forwardOutputs, expanded),
+    backward: encodeBackwardPart(build, gradients, residuals, baked),
+    residuals,
+  };
+}
+
+/**
+ * The forward values the backward nodes read: every name a backward node reads that no
+ * backward node writes and that is neither the seed nor a constant tensor (initializers of
+ * either part), in first-use order. Forward values that are the same whatever the inputs and
+ * whose values the shape pass learned (`Constant` nodes, shape arithmetic) are baked into the
+ * backward model instead. Only the backward nodes the gradients need count, so values that
+ * pruned nodes read are not saved.
+ */
+function residualsOf(
+  build: VjpBuild,
+  gradients: string[],
+): { residuals: VjpResidual[]; baked: ITensorProto[] } {
+  const { b, facts } = build;
+  const initNames = new Set([
+    ...(build.fwd.graph.initializer ?? []).map((t) => t.name!),
+    ...b.initializers.map((t) => t.name!),
+  ]);
+  const written = new Set(b.nodes.flatMap((n) => n.output ?? []));
+  const seen = new Set<string>([build.seed]);
+  const residuals: VjpResidual[] = [];
+  const baked: ITensorProto[] = [];
+  for (const node of neededNodes(b.nodes, new Set(gradients))) {
+    for (const i of node.input ?? []) {
+      if (!i || written.has(i) || initNames.has(i) || seen.has(i)) continue;
+      seen.add(i);
+      const shape = shapeOf(build, i);
+      const values = build.constants.has(i) ? facts.values.get(i) : undefined;
+      if (values) baked.push(makeTensor(i, dtypeOf(build, i), shape, values));
+      else residuals.push({ name: i, shape, dtype: dtypeOf(build, i) });
+    }
+  }
+  return { residuals, baked };
+}
+
+/** The nodes of `nodes` (in order) that the values `needed` depend on. */
+function neededNodes(nodes: INodeProto[], needed: Set<string>): INodeProto[] {
+  const keep: INodeProto[] = [];
+  for (let k = nodes.length - 1; k >= 0; k--) {
+    const n = nodes[k];
+    if ((n.output ?? []).some((o) => needed.has(o))) {
+      keep.push(n);
+      for (const i of n.input ?? []) needed.add(i);
+    }
+  }
+  return keep.reverse();
+}
+
+/** The forward part of a split VJP: the forward nodes the outputs need, the model's inputs. */
+function encodeForwardPart(
+  build: VjpBuild,
+  outputs: IValueInfoProto[],
+  expanded: Map<INodeProto, INodeProto[]>,
+): Uint8Array {
+  const { fwd } = build;
+  const nodes = neededNodes(
+    fwd.nodes.flatMap((n) => expanded.get(n) ?? [n]),
+    new Set(outputs.map((o) => o.name!)),
+  );
+  const used = new Set(nodes.flatMap((n) => n.input ?? []));
+  const graph = onnx.GraphProto.create({
+    name: `${fwd.graph.name || "model"}_vjp_forward`,
+    node: nodes,
+    initializer: [...fwd.graph.initializer ?? [], ...build.b.initializers].filter((t) =>
+      used.has(t.name!)
+    ),
+    // The model's own input declarations: ONNX Runtime optimises a graph with fixed input
+    // shapes differently (other rounding), and the forward part must compute what the model does.
+    input: fwd.inputs,
+    output: outputs,
+  });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ ...build.fwd.m, graph })).finish();
+}
+
+/** The backward part of a split VJP: backward nodes only, fed the residuals and the seed. */
+function encodeBackwardPart(
+  build: VjpBuild,
+  gradients: IValueInfoProto[],
+  residuals: readonly VjpResidual[],
+  baked: ITensorProto[],
+): Uint8Array {
+  const { fwd, b } = build;
+  const nodes = neededNodes(b.nodes, new Set(gradients.map((g) => g.name!)));
+  const used = new Set(nodes.flatMap((n) => n.input ?? []));
+  const graph = onnx.GraphProto.create({
+    name: `${fwd.graph.name || "model"}_vjp_backward`,
+    node: nodes,
+    initializer: [...fwd.graph.initializer ?? [], ...b.initializers, ...baked].filter((t) =>
+      used.has(t.name!)
+    ),
+    input: [
+      ...residuals.map((r) => valueInfo(r.name, r.dtype, [...r.shape])),
+      valueInfo(build.seed, dtypeOf(build, fwd.of), shapeOf(build, fwd.of)),
+    ],
+    output: gradients,
+  });
+  return onnx.ModelProto.encode(onnx.ModelProto.create({ ...fwd.m, graph })).finish();
 }
 
 /** The decoded forward model and what the VJP is taken of, checked. */

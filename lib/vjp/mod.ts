@@ -6,4 +6,5 @@
  */
 export * from "./build_vjp_model.ts";
 export * from "./vjp_session.ts";
+export { CACHE_DIR_VARIABLE, vjpCacheDir } from "./cache.ts";
 export { vjpRules } from "./rules/mod.ts";

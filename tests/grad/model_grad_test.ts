@@ -186,10 +186,31 @@ async function checkAgainstFd(config: ModelConfig, batch: number, tolerance: num
     // Each sample's x-gradient is its own: one sample alone gives the same.
     const one = await dd.vjp(x.slice(D, 2 * D), t, cot.slice(D, 2 * D));
     assert.ok(relativeError(one.x, g.x.subarray(D, 2 * D)) < 1e-6);
+    await checkKeptForward(dd, x, t, cot, g);
   } finally {
     await dd.close();
     await model.close();
   }
+}
+
+/**
+ * `denoiseForVjp` gives `denoise`'s output bit for bit, and the VJP from what it kept equals
+ * the VJP that recomputes the forward (to float32 rounding: two graphs).
+ */
+async function checkKeptForward(
+  dd: Awaited<ReturnType<typeof differentiableDenoiser>>,
+  x: Float64Array,
+  t: number,
+  cot: Float64Array,
+  recomputed: { x: Float64Array; t: number },
+) {
+  const kept = await dd.denoiseForVjp!(x, t);
+  assert.deepEqual(kept.output, await dd.denoise(x, t));
+  if (!kept.saved) return;
+  assert.ok(kept.saved.bytes > 0);
+  const g = await dd.vjp(x, t, cot, { saved: kept.saved });
+  assert.ok(relativeError(g.x, recomputed.x) < 1e-5, "x gradient from the kept forward");
+  assert.ok(Math.abs(g.t - recomputed.t) <= 1e-5 * Math.abs(recomputed.t), "t gradient");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -540,6 +561,36 @@ Deno.test("solveVjp() through the ONNX gmm-mnist denoiser matches the exact GMM 
     assert.ok(viaExact.t2.some((v, k) => k > 0 && k < steps && Math.abs(v) > 0), "t2 gradient");
   } finally {
     await dd.close();
+  }
+});
+
+Deno.test("differentiableDenoiser() keeps the forward for its VJP only where it may", async () => {
+  const config = await smoothConfig({ prediction: "eps", timeInput: "t", schedule: VP });
+  const model = await loadModel(config);
+  const chunked = await loadModel({ ...config, batch_size: 2 });
+  const keeping = await differentiableDenoiser(model);
+  const recomputing = await differentiableDenoiser(model, { keepResiduals: false });
+  const split = await differentiableDenoiser(chunked);
+  try {
+    const x = normalNoise(31, 0, 3 * D);
+    assert.ok((await keeping.denoiseForVjp!(x, 0.4)).saved !== undefined);
+    assert.equal((await recomputing.denoiseForVjp!(x, 0.4)).saved, undefined);
+    // Three samples in calls of two: the kept forward would be two calls, so nothing is kept.
+    assert.equal((await split.denoiseForVjp!(x, 0.4)).saved, undefined);
+    // A tape keeps the residuals of every network call, and says how much they hold.
+    const grid = { t1: Float64Array.of(0.9, 0.5, 0.1), t2: Float64Array.of(0.9, 0.5, 0.1) };
+    const plan = planSolver("euler", keeping.schedule, grid);
+    const tape = await forwardPlan(plan, keeping, x);
+    assert.equal(tape.saved.filter(Boolean).length, plan.nfe);
+    assert.ok(tape.savedBytes > 0);
+    assert.equal((await forwardPlan(plan, keeping, x, { keepForVjp: false })).savedBytes, 0);
+    assert.equal((await forwardPlan(plan, recomputing, x)).savedBytes, 0);
+  } finally {
+    await keeping.close();
+    await recomputing.close();
+    await split.close();
+    await model.close();
+    await chunked.close();
   }
 });
 

@@ -196,3 +196,31 @@ Deno.test("trainLd3() resumes exactly through reloads, decays and the lr2-floor 
     );
   }
 });
+
+Deno.test("trainLd3() does not validate the best again when its one batch covered every sample", async () => {
+  let validationCalls = 0;
+  const counting = {
+    schedule: gmm.schedule,
+    sampleShape: gmm.sampleShape,
+    denoise(x: Float64Array, t: number, info?: Parameters<typeof gmm.denoise>[2]) {
+      if (x.length === valid.length * dim) validationCalls++;
+      return gmm.denoise(x, t, info);
+    },
+    vjp: (...args: Parameters<typeof gmm.vjp>) => gmm.vjp(...args),
+  };
+  // The default one batch (150) holds all 8 validation samples.
+  const r = await trainLd3({ ...base, solverName: "ipndm", patient: 1 }, {
+    ...io,
+    denoiser: counting,
+  });
+  const reloads = r.history.filter((e) => e.type === "reload");
+  assert.ok(reloads.some((e) => e.full), "the switch to full validation happened");
+  const validations = r.history.filter((e) => e.type === "validation").length;
+  assert.equal(validationCalls, validations * 4, "one trajectory (NFE 4) per validation event");
+  // The best keeps the loss measured when it was found, unless the next validation beats it.
+  const switched = r.history.findIndex((e) => e.type === "reload");
+  const before = r.history.slice(0, switched).findLast((e) => e.type === "validation");
+  const after = r.history.slice(switched).find((e) => e.type === "validation");
+  assert.ok(before?.type === "validation" && after?.type === "validation");
+  assert.ok(after.improved ? after.loss < before.best : after.best === before.best);
+});

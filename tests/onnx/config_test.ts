@@ -67,6 +67,8 @@ Deno.test("parseModelConfig() fills defaults", () => {
   assert.deepEqual(config.data_range, [-1, 1]);
   assert.equal(config.device, "cpu");
   assert.equal(config.batch_size, 16);
+  assert.equal(config.threads, undefined);
+  assert.equal(parseModelConfig(`${BASE}threads: 3\n`, "c.yml").threads, 3);
 });
 
 Deno.test("parseModelConfig() names the field and value of an unknown enum value", () => {
@@ -127,6 +129,7 @@ Deno.test("parseModelConfig() reports a wrong type with the value", () => {
     "batch_size",
     /must be a positive integer: got 2.5/,
   );
+  assertConfigError(`${BASE}threads: 0\n`, "threads", /must be a positive integer: got 0/);
   assertConfigError(
     variant("{ kind: vp_linear }", "{ kind: ve, sigma_max: eighty }"),
     "schedule.sigma_max",

@@ -7,6 +7,7 @@ import { ort } from "../../lib/deps.ts";
 import { type LoadedModel, loadModel, NonFiniteError, onnxDenoiser } from "../../lib/onnx/model.ts";
 import { encodeNpy } from "../../lib/io/npy.ts";
 import { ElemType } from "../../lib/onnx/build.ts";
+import { defaultThreads } from "../../lib/onnx/session.ts";
 import { normalNoise } from "../../lib/rng.ts";
 import {
   discreteBetas,
@@ -372,6 +373,25 @@ Deno.test("denoise() applies classifier-free guidance on the raw output in one 2
       );
     }, { "u.npy": encodeNpy(uncond, [2]) });
   }
+});
+
+Deno.test("loadModel() takes its threads from the options, the config, or one per core", async () => {
+  const config = await loadModelConfig("configs/gmm-mnist.yml");
+  for (
+    const [options, conf, expected] of [
+      [{}, {}, defaultThreads()],
+      [{}, { threads: 3 }, 3],
+      [{ threads: 1 }, { threads: 3 }, 1],
+    ] as const
+  ) {
+    const model = await loadModel({ ...config, ...conf }, options);
+    assert.equal(model.threads, expected);
+    await model.close();
+  }
+  await assert.rejects(
+    () => loadModel(config, { threads: 0 }),
+    /threads must be an integer >= 1: got 0/,
+  );
 });
 
 Deno.test("loadModel() refuses unknown devices and decodes through a configured decoder", async () => {

@@ -4,8 +4,10 @@ import { findSharedLibrary, VULKAN_LOADER } from "../../lib/onnx/device.ts";
 import { ort } from "../../lib/deps.ts";
 import {
   createSession,
+  defaultThreads,
   DeviceUnavailableError,
   executionProviders,
+  sessionOptionsFor,
 } from "../../lib/onnx/session.ts";
 
 const MODEL = "models/gmm-mnist/model.onnx";
@@ -16,6 +18,38 @@ Deno.test("executionProviders() maps device names to ORT providers", () => {
   assert.deepEqual(executionProviders("cuda:2"), [{ name: "cuda", deviceId: 2 }]);
   assert.deepEqual(executionProviders("webgpu"), ["webgpu"]);
   assert.throws(() => executionProviders("metal"), { name: "RangeError" });
+});
+
+Deno.test("sessionOptionsFor() sets the threads, which sleep between operators when several", () => {
+  assert.ok(defaultThreads() >= 1);
+  const one = sessionOptionsFor("cpu", 1);
+  assert.equal(one.intraOpNumThreads, 1);
+  assert.equal(one.extra, undefined);
+  const two = sessionOptionsFor("cpu", 2);
+  assert.equal(two.intraOpNumThreads, 2);
+  assert.deepEqual(two.extra, {
+    session: { intra_op: { allow_spinning: "0" }, dynamic_block_base: "4" },
+  });
+  assert.equal(sessionOptionsFor("cpu").intraOpNumThreads, defaultThreads());
+  assert.throws(() => sessionOptionsFor("cpu", 0), /threads must be an integer >= 1: got 0/);
+  assert.throws(() => sessionOptionsFor("cpu", 1.5), /threads must be an integer >= 1: got 1.5/);
+});
+
+Deno.test("createSession() gives the same outputs with 1 and 2 threads", async () => {
+  const bytes = await Deno.readFile(MODEL);
+  const x = new ort.Tensor(
+    "float32",
+    Float32Array.from({ length: 3 * 784 }, (_, i) => Math.sin(i)),
+    [3, 1, 28, 28],
+  );
+  const sigma = new ort.Tensor("float32", Float32Array.of(0.5, 2, 20), [3]);
+  const outputs = [];
+  for (const threads of [1, 2]) {
+    const session = await createSession(bytes, { intraOpNumThreads: threads });
+    outputs.push(Array.from((await session.run({ x, sigma })).denoised.data as Float32Array));
+    await session.release();
+  }
+  assert.deepEqual(outputs[1], outputs[0]);
 });
 
 Deno.test("createSession() runs on the CPU and refuses gpu-buffer outputs there", async () => {

@@ -55,6 +55,8 @@ export interface TrainLd3GridsOptions {
   matchPrior?: string;
   /** Execution device. @default {the config's} */
   device?: string;
+  /** CPU threads per ONNX Runtime session. @default {the config's, else one per core} */
+  threads?: number;
   /** Progress of the teacher and of each run; `false` for none. @default {{}} */
   progress?: ProgressBarOptions | false;
   /** Called after each pair: its grid file, whether it was trained now, and training seconds. */
@@ -126,6 +128,7 @@ export async function trainLd3Grids(
     totalSamples: samples,
     seed,
     device: options.device,
+    threads: options.threads,
     progress: options.progress === false ? false : { label: "ld3 teacher", ...options.progress },
   });
   await Deno.mkdir(options.ld3Dir, { recursive: true });
@@ -145,6 +148,7 @@ export async function trainLd3Grids(
       logPath,
       resume: "auto",
       device: options.device,
+      threads: options.threads,
       progress: options.progress === false ? false : {},
     });
     const file = await loadGridFile(run.gridPath);

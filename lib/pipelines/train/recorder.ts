@@ -1,7 +1,10 @@
 /**
  * The live record of an LD3 run folder while the trainer runs: every event as a line of
- * `log.jsonl`, every improvement as `grid.json` and `schedule.svg`/`.png` (and a frame of
- * `schedule.gif`), a checkpoint after every step, and a progress line on stderr.
+ * `log.jsonl`, every improvement as `grid.json` (and a frame for `schedule.gif`), a checkpoint
+ * after every step, and a progress line on stderr. Nothing is drawn while the trainer runs:
+ * `schedule.svg`/`.png` and `schedule.gif` are drawn once, when the run ends (`summary.ts`), or on
+ * demand ({@linkcode RunRecorder.drawPictures}); the frames they need travel in every
+ * checkpoint, so a resumed run draws the same pictures.
  *
  * @module
  */
@@ -176,9 +179,23 @@ export class RunRecorder {
     );
   }
 
-  /** An improvement: a GIF frame, a log line, grid.json and schedule.svg/.png of the best grid. */
-  async #recordImprovement(c: Ld3Checkpoint & { best: NonNullable<Ld3Checkpoint["best"]> }) {
+  /**
+   * Draws `schedule.png` (the best grid so far) and `schedule.gif` (its evolution) now: what
+   * the end of the run does, for a caller that wants the pictures while it trains.
+   */
+  async drawPictures(): Promise<void> {
+    const last = this.frames.at(-1);
+    if (!last) return;
     const { runDir, schedule, title } = this.#setup;
+    await writeSchedulePictures(runDir, schedule, toGrid(last.t1, last.t2), {
+      title: `${title}: step ${last.step}, validation loss ${last.loss.toPrecision(4)}`,
+    });
+    await this.writeGif();
+  }
+
+  /** An improvement: a GIF frame, a log line and grid.json of the best grid. */
+  async #recordImprovement(c: Ld3Checkpoint & { best: NonNullable<Ld3Checkpoint["best"]> }) {
+    const { runDir, schedule } = this.#setup;
     // Plain arrays: the frames go into checkpoint.json as they are.
     const [t1, t2] = [Array.from(c.best.t1), Array.from(c.best.t2)];
     const frame = { step: c.globalStep, loss: c.best.loss, t1, t2 };
@@ -187,18 +204,14 @@ export class RunRecorder {
     const grid = toGrid(c.best.t1, c.best.t2);
     const info = this.#setup.gridInfo({ validLoss: c.best.loss, step: c.globalStep });
     await saveGridFile(join(runDir, "grid.json"), makeGridFile(schedule, grid, info));
-    await writeSchedulePictures(runDir, schedule, grid, {
-      title: `${title}: step ${c.globalStep}, validation loss ${c.best.loss.toPrecision(4)}`,
-    });
   }
 
-  /** The trainer's checkpoint callback: pictures on improvement, then the checkpoint itself. */
-  readonly saveCheckpoint = async (c: Ld3Checkpoint, reason: CheckpointReason) => {
+  /** The trainer's checkpoint callback: grid.json on improvement, then the checkpoint itself. */
+  readonly saveCheckpoint = async (c: Ld3Checkpoint, _reason: CheckpointReason) => {
     if (this.#improved && c.best) {
       this.#improved = false;
       await this.#recordImprovement({ ...c, best: c.best });
     }
-    if (reason === "round_end") await this.writeGif();
     this.#generation++;
     await saveRunCheckpoint(this.#setup.runDir, c, {
       options: this.#setup.recordedOptions,

@@ -15,8 +15,8 @@
  *   log.jsonl          one line per trainer event (steps, validations, reloads…) and improvement
  *   checkpoint.json    the whole trainer state but the latents, written atomically…
  *   checkpoint.<g>.npz …with the relaxed latents it names (float64); older ones are removed
- *   schedule.svg, .png λ of the best grid vs logSNR / EDM / time-uniform, redrawn on improvement
- *   schedule.gif       its evolution, one frame per improvement (written at each round end)
+ *   schedule.svg, .png λ of the learned grid vs logSNR / EDM / time-uniform, drawn at the end
+ *   schedule.gif       its evolution, one frame per improvement, drawn at the end
  *   samples.png        teacher, LD3 student and baseline students on validation latents
  *   summary.json       final validation losses of LD3 and the baselines, wall-clock
  *   report.html        all of the above in one self-contained page (html_report.ts)
@@ -201,6 +201,11 @@ export interface RunLd3Result {
   bestValidLoss: number;
   /** Validation loss on the original latents z of LD3 vs the baselines. */
   evaluation: Ld3Evaluation;
+  /**
+   * The images behind `evaluation`: each grid's student output (decoded, in [-1, 1]) for the
+   * validation samples, in order, `numValid × C·H·W` values each.
+   */
+  validImages: Record<keyof Ld3Evaluation, Float64Array>;
   /** Training wall-clock of all sessions of this run, seconds (checkpoints included). */
   trainSeconds: number;
   /** Global training steps done. */
@@ -456,7 +461,7 @@ async function studentParts(
     : undefined;
   const loss = options.loss ??
     (o.lossType === "LPIPS"
-      ? resources.add(await loadLpips(o.lpipsModel!, { device }))
+      ? resources.add(await loadLpips(o.lpipsModel!, { device, threads: model.threads }))
       : lossByName(o.lossType));
   return { denoiser, decode, loss };
 }
@@ -580,6 +585,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     const model = resources.add(
       await loadModel(config, {
         device: o.device,
+        threads: o.threads,
         ...await teacherGuidance(config, dataset, o.device),
       }),
     );
@@ -635,6 +641,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       gridFile: finished.gridFile,
       bestValidLoss: result.bestValidLoss,
       evaluation: finished.evaluation,
+      validImages: finished.validImages,
       trainSeconds,
       steps: result.checkpoint.globalStep,
       stopReason: finished.stopReason,

@@ -107,23 +107,28 @@ export interface FinishedRun {
   gridFile: GridFile;
   evaluation: Ld3Evaluation;
   stopReason: "rounds" | "lr2_floor";
+  /** The images each grid made from the validation samples' original latents, in order. */
+  validImages: Record<keyof Ld3Evaluation, Float64Array>;
 }
 
-/** teacher / LD3 / logSNR / EDM rows of the first validation samples, as samples.png. */
+/**
+ * teacher / LD3 / logSNR / EDM rows of the first validation samples, as samples.png: the first
+ * rows of the images the evaluation made (no grid runs again).
+ */
 async function writeSamplesPng(
-  ctx: GridLossContext,
   run: FinishRunInput,
-  grid: Grid,
-  baselines: ReturnType<typeof baselineGrids>,
+  images: { ld3: Float64Array; logSNR: Float64Array; edm: Float64Array },
 ): Promise<void> {
   const imageShape = imageShapeOf(run.imageShape);
   if (!(imageShape.length === 3 && (imageShape[0] === 1 || imageShape[0] === 3))) return;
   const preview = run.valid.slice(0, Math.min(run.previewCount, run.valid.length));
+  const size = preview[0].teacher.length;
+  const first = (a: Float64Array) => a.subarray(0, preview.length * size);
   const rows: SampleRow[] = [
     { label: "teacher", images: Float64Array.from(preview.flatMap((s) => Array.from(s.teacher))) },
-    { label: "LD3", images: (await gridLoss(ctx, grid, preview)).images },
-    { label: "logSNR", images: (await gridLoss(ctx, baselines.logSNR, preview)).images },
-    { label: "EDM", images: (await gridLoss(ctx, baselines.edm, preview)).images },
+    { label: "LD3", images: first(images.ld3) },
+    { label: "logSNR", images: first(images.logSNR) },
+    { label: "EDM", images: first(images.edm) },
   ];
   await writeFileAtomic(join(run.runDir, "samples.png"), await samplesPng(rows, imageShape));
 }
@@ -139,11 +144,15 @@ export async function finishRun(
 ): Promise<FinishedRun> {
   const schedule = ctx.denoiser.schedule;
   const baselines = baselineGrids(ctx, run.steps);
+  const ld3 = await gridLoss(ctx, result.grid, run.valid);
+  const logSNR = await gridLoss(ctx, baselines.logSNR, run.valid);
+  const edm = await gridLoss(ctx, baselines.edm, run.valid);
+  const timeUniform = await gridLoss(ctx, baselines.time_uniform, run.valid);
   const evaluation: Ld3Evaluation = {
-    ld3: (await gridLoss(ctx, result.grid, run.valid)).mean,
-    logSNR: (await gridLoss(ctx, baselines.logSNR, run.valid)).mean,
-    edm: (await gridLoss(ctx, baselines.edm, run.valid)).mean,
-    time_uniform: (await gridLoss(ctx, baselines.time_uniform, run.valid)).mean,
+    ld3: ld3.mean,
+    logSNR: logSNR.mean,
+    edm: edm.mean,
+    time_uniform: timeUniform.mean,
   };
   const stop = result.history.findLast((e) => e.type === "stop");
   const stopReason = stop?.type === "stop" ? stop.reason : "rounds";
@@ -159,7 +168,7 @@ export async function finishRun(
     title: `${run.title}: validation loss ${result.bestValidLoss.toPrecision(4)}`,
   });
   await run.recorder.writeGif();
-  await writeSamplesPng(ctx, run, result.grid, baselines);
+  await writeSamplesPng(run, { ld3: ld3.images, logSNR: logSNR.images, edm: edm.images });
   await writeJsonAtomic(join(run.runDir, "summary.json"), {
     grid: gridPath,
     bestValidLoss: result.bestValidLoss,
@@ -170,5 +179,11 @@ export async function finishRun(
     stopReason,
     improvements: run.recorder.frames.length,
   });
-  return { gridFile, evaluation, stopReason };
+  const validImages = {
+    ld3: ld3.images,
+    logSNR: logSNR.images,
+    edm: edm.images,
+    time_uniform: timeUniform.images,
+  };
+  return { gridFile, evaluation, stopReason, validImages };
 }

@@ -59,6 +59,8 @@ async function snapshot(dir: string): Promise<Map<string, string>> {
   return out;
 }
 
+const exists = (path: string) => Deno.stat(path).then(() => true, () => false);
+
 const events = (text: string) =>
   text.trim().split("\n").map((l) => JSON.parse(l)).filter((e) => e.type !== "resume");
 
@@ -92,6 +94,12 @@ Deno.test("a run folder has every artefact and resume after an interruption fini
     () => runLd3Training({ ...bOptions, stopAfterStep: 3 }),
     (e) => e instanceof Ld3Interrupted && e.step === 3,
   );
+  // The training loop draws nothing: the pictures come at the end of the run.
+  const stopped = join(root, "b", (await Array.fromAsync(Deno.readDir(join(root, "b"))))[0].name);
+  assert.ok(await exists(join(stopped, "grid.json")), "grid.json is written on improvement");
+  for (const name of ["schedule.png", "schedule.gif", "samples.png"]) {
+    assert.ok(!await exists(join(stopped, name)), `${name} is not drawn mid-run`);
+  }
   // A fresh start over the interrupted run is refused; resume (here "auto") continues it.
   await assert.rejects(() => runLd3Training(bOptions), /already holds a checkpoint/);
   const resumed = await runLd3Training({ ...bOptions, resume: "auto" });
@@ -104,6 +112,11 @@ Deno.test("a run folder has every artefact and resume after an interruption fini
   assert.deepEqual(
     events(await Deno.readTextFile(join(resumed.runDir, "log.jsonl"))),
     events(await Deno.readTextFile(join(full.runDir, "log.jsonl"))),
+  );
+  // The resumed run draws the same evolution (its frames travel in the checkpoint).
+  assert.deepEqual(
+    await Deno.readFile(join(resumed.runDir, "schedule.gif")),
+    await Deno.readFile(join(full.runDir, "schedule.gif")),
   );
   await Deno.remove(root, { recursive: true });
 });
