@@ -50,6 +50,7 @@ async function generate(dir: string, folder: string, env: Record<string, string>
 
 /** train on the dataset; returns the learned grid file. */
 async function train(dir: string, folder: string, data: string, extra: string[], env = {}) {
+  await Deno.mkdir(dir, { recursive: true });
   const out = ok(
     await runTask(
       "train",
@@ -105,14 +106,29 @@ for (const precision of ["fp32", "fp16"] as const) {
     const env = { LD3_CACHE_DIR: join(dir, "cache") };
     try {
       const data = await generate(dir, folder, env);
-      // float32: the decoded images' L2 (the default); float16: LPIPS on the decoded images.
-      const loss = precision === "fp32" ? [] : [
-        "--loss_type",
-        "LPIPS",
-        "--lpips_model",
-        join(ROOT, "models/lpips-tiny/lpips-tiny.onnx"),
-      ];
+      // The decoder in the loss: L1 on the float32 twin's decoded images, LPIPS on the float16
+      // one's (L2, the default, in bench/sd15/run.sh at full size).
+      const lpips = join(ROOT, "models/lpips-tiny/lpips-tiny.onnx");
+      const loss = precision === "fp32"
+        ? ["--loss_type", "L1"]
+        : ["--loss_type", "LPIPS", "--lpips_model", lpips];
       const grid = await train(dir, folder, data, loss, env);
+      if (precision === "fp32") {
+        // --latent_loss skips the decoder: the loss compares the teacher's final latents.
+        const latent = await train(join(dir, "latent"), folder, data, ["--latent_loss"], env);
+        const run = await Deno.readTextFile(join(latent, "..", "config.yml"));
+        assert.match(run, /latentLoss: true/);
+        const refused = await runTask(
+          "train",
+          [
+            ...["--config", folder, "--data_dir", data, "--latent_loss", "--loss_type", "LPIPS"],
+            ...["--lpips_model", lpips, "--log_path", join(dir, "refused")],
+          ],
+          dir,
+          env,
+        );
+        assert.match(refused.stderr, /latent_loss measures L2 or L1 on latents/);
+      }
       await sampleAndExport(dir, folder, grid, env);
       // eval against the teacher shares its guidance and negative prompt; prompts there are refused.
       const evaluated = ok(

@@ -348,12 +348,15 @@ async function planRun(o: RunOptions, model: LoadedModel) {
     );
   }
   const resolved = resolveLd3Options(trainerOptions, size);
-  const runDir = resolve(o.logPath, runFolderName({ ...resolved, lossType: o.lossType }));
+  // A loss on latents is another run than the same loss on decoded images: its own folder.
+  const lossName = o.latentLoss ? `${o.lossType}-latent` : o.lossType;
+  const runDir = resolve(o.logPath, runFolderName({ ...resolved, lossType: lossName }));
   const recordedOptions = JSON.parse(JSON.stringify({
     ...resolved,
     priorGrid: resolved.priorGrid ? Array.from(resolved.priorGrid) : null,
     order: resolved.order ?? null,
     lossType: o.lossType,
+    ...(o.latentLoss ? { latentLoss: true } : {}),
     numTrain: o.numTrain,
     numValid: o.numValid,
     modelHash: model.modelHash,
