@@ -32,7 +32,13 @@ import {
   openFeatureModel,
 } from "./_eval_inputs.ts";
 import { type ModelIdentity, modelIdentity } from "./_model_identity.ts";
-import { type Dataset, type GridRecord, readDataset, type SolverRecord } from "../io/dataset.ts";
+import {
+  type Dataset,
+  type DatasetSample,
+  type GridRecord,
+  readDataset,
+  type SolverRecord,
+} from "../io/dataset.ts";
 import { sameShape, sampleSize } from "../denoiser.ts";
 import type { Fingerprint } from "../fingerprint.ts";
 import { l1Distance, l2Distance, rmsDistance } from "../metrics/distance.ts";
@@ -45,7 +51,12 @@ import type { SampleLoss } from "../metrics/losses.ts";
 import { loadLpips, type LpipsLoss } from "../metrics/lpips.ts";
 import { gridLambdas } from "../step_grid.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
-import { type ConditionTable, conditionTable, initialNoise } from "./sampling.ts";
+import {
+  type ConditionInput,
+  type ConditionTable,
+  conditionTable,
+  initialNoise,
+} from "./sampling.ts";
 import {
   gridRecord,
   type PreparedSampler,
@@ -244,6 +255,12 @@ export interface EvaluateOptions
   extends
     SamplerOptions,
     Omit<OptionValues<typeof EVAL_OPTIONS>, "sigmas" | "fidRef" | "exactGmm"> {
+  /**
+   * The conditions of seeded samples, cycled (e.g. the embeddings of prompts: `textConditioning`
+   * in `prompts.ts`); a teacher dataset's samples carry their own.
+   * @default {class labels 0, 1, … for class-conditional models}
+   */
+  condition?: ConditionInput;
   /**
    * Feature model for FID and the classifier check: a spec to load, or an already loaded model
    * (not closed here).
@@ -715,7 +732,7 @@ async function openInputs(
   const features = await openFeatureSetup(m, request, samples.numSamples, opened);
   const lpips = await openLpips(m, request.lpips, options.device, opened);
   const reference = await exactReference(m, options, request);
-  const conditions = samples.teacher ? undefined : conditionTable(m);
+  const conditions = samples.teacher ? undefined : conditionTable(m, options.condition);
   const batchSize = options.batchSize ?? m.config.batch_size ?? 16;
   // A shard evaluates its batches of the whole evaluation: each sample in its own batch.
   if (options.shard) {
@@ -788,6 +805,7 @@ function evalFingerprint(setup: EvalSetup, request: EvalRequest): Fingerprint {
     exact: setup.reference ? setup.reference.name : null,
     lpips: setup.lpips ? setup.lpips.name : null,
     preview: setup.columns.previewCount,
+    ...(setup.conditions?.prompts ? { prompts: [...setup.conditions.prompts] } : {}),
   };
 }
 
@@ -834,7 +852,11 @@ async function teacherBatch(
   const zSize = sampleSize(m.sampleShape);
   const imageSize = sampleSize(m.imageShape);
   const priorScale = m.denoiser.schedule.priorScale;
-  const samples = await Promise.all(indices.map((i) => teacher.read(i)));
+  // Read together; of several bad samples the first by index is named, whichever failed first.
+  const settled = await Promise.allSettled(indices.map((i) => teacher.read(i)));
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  const samples = settled.map((r) => (r as PromiseFulfilledResult<DatasetSample>).value);
   const xT = new Float64Array(indices.length * zSize);
   const teacherX = new Float32Array(indices.length * imageSize);
   samples.forEach((s, b) => {

@@ -117,6 +117,12 @@ export function validateSamplerOptions(options: SamplerOptions): ResolvedSampler
   return { ...resolved, solverName: resolved.solverName as SolverName };
 }
 
+/**
+ * What a sampler is built for: a loaded model, or only its schedule (then the GITS search, which
+ * runs the network, is refused, and DMN assumes no decoder).
+ */
+export type SamplerModel = LoadedModel | { denoiser: { schedule: NoiseSchedule } };
+
 /** What {@linkcode namedGrid} needs besides the model, the kind and N. */
 export interface NamedGridOptions extends Partial<OptionValues<typeof GITS_OPTIONS>> {
   /** The solver the grid is for (DMN's order, the GITS tables). */
@@ -154,7 +160,7 @@ function dmnOrder(solverName: SolverName, order: number | undefined): number {
  * schedule) or bad options.
  */
 export async function namedGrid(
-  model: LoadedModel,
+  model: SamplerModel,
   kind: GridKind,
   steps: number,
   options: NamedGridOptions,
@@ -162,6 +168,9 @@ export async function namedGrid(
   const schedule = model.denoiser.schedule;
   switch (kind) {
     case "gits": {
+      if (!("config" in model)) {
+        throw new RangeError("skip_type gits searches on the network: it needs a loaded model");
+      }
       const { solverName: _s, order: _o, rho: _r, aysModel: _a, ...gits } = options;
       return (await gitsSearchGrid(model, steps, gits)).t1;
     }
@@ -170,7 +179,7 @@ export async function namedGrid(
     case "dmn":
       return dmnGrid(schedule, steps, {
         order: dmnOrder(options.solverName, options.order),
-        errorPower: model.config.decoder ? 2 : 1,
+        errorPower: "config" in model && model.config.decoder ? 2 : 1,
       });
     case "ays":
       return aysGrid(schedule, steps, { model: options.aysModel });
@@ -189,7 +198,7 @@ export async function namedGrid(
 
 /** The grid the options name, its kind, and the ρ or file it came from. */
 async function chooseGrid(
-  model: LoadedModel,
+  model: SamplerModel,
   o: ResolvedSamplerOptions,
   given: SamplerOptions,
 ): Promise<{ grid: Grid; gridKind: string; rho?: number; loadFrom?: string }> {
@@ -257,7 +266,7 @@ function samplerSolverOptions(
 
 /** Builds the grid and the solver plan for a model's schedule. */
 export async function prepareSampler(
-  model: LoadedModel,
+  model: SamplerModel,
   options: SamplerOptions = {},
 ): Promise<PreparedSampler> {
   const o = validateSamplerOptions(options);
