@@ -1,0 +1,274 @@
+/**
+ * The real-size architectures (issue 13) measured, ld3 beside PyTorch eager on the same network:
+ * EDM's DDPM++ CIFAR-10 UNet and the DiT-XL/2-shape rectified-flow transformer, both with random
+ * weights (models/ddpmpp-cifar10, models/dit-xl2-flow; exported first if missing).
+ *
+ * Per model, in a process of its own (so that its peak RSS is its own), at batch 2:
+ *
+ * - **forward**: one denoiser call `D(x, t)` (the model's ONNX session), per sample;
+ * - **VJP**: one network VJP w.r.t. x and t, as one graph (its own forward, then the backward),
+ *   against that forward: the ratio PyTorch's forward+backward/forward sits beside;
+ * - **LD3 step**: one training step's loss and gradient (iPNDM, NFE 6, L2 to a zero teacher),
+ *   as the trainer runs it (forward calls that keep what the VJPs read, then the backward),
+ *   against PyTorch's forward+backward of the same trajectory (the same plan, times, latents);
+ * - **peak RSS** of the process after all of it (VmHWM), against PyTorch's (ru_maxrss);
+ * - **agreement**: ld3's network VJP against torch.autograd on the same inputs and cotangent
+ *   (relative error to the largest entry).
+ *
+ * PyTorch (bench/realsize/torch_side.py) runs after ld3 has closed its sessions, in its own
+ * process, on the same machine. A table in Markdown follows the per-model lines.
+ *
+ * ```sh
+ * deno run -A bench/realsize/bench.ts [--models ddpmpp,dit] [--repeats 3] [--step_repeats 1]
+ *   [--threads N]
+ * ```
+ *
+ * @module
+ */
+import { parseArgs } from "node:util";
+import { dirname, join } from "node:path";
+import { fileURLToPath as fromFileUrl } from "node:url";
+import { ld3LossAndGradient, type Ld3Problem } from "../../lib/ld3/loss.ts";
+import { thetaToGrid } from "../../lib/ld3/parameterization.ts";
+import { l2Loss } from "../../lib/metrics/losses.ts";
+import { loadModel } from "../../lib/onnx/model.ts";
+import { differentiableDenoiser } from "../../lib/grad/model_grad.ts";
+import { readNpy, writeNpy } from "../../lib/io/npy.ts";
+import { normalNoise } from "../../lib/rng.ts";
+import { planSolver } from "../../lib/solvers/mod.ts";
+
+const HERE = dirname(fromFileUrl(import.meta.url));
+const ROOT = join(HERE, "..", "..");
+const PYTHON = Deno.env.get("PYTHON") ?? "/usr/bin/python3";
+
+interface ModelSpec {
+  folder: string;
+  label: string;
+  /** Evaluation time of the single-call measurements. */
+  t: number;
+  classes?: number;
+}
+const MODELS: Record<string, ModelSpec> = {
+  ddpmpp: { folder: "ddpmpp-cifar10", label: "DDPM++ CIFAR-10 (EDM)", t: 2.5 },
+  dit: { folder: "dit-xl2-flow", label: "DiT-XL/2-shape flow", t: 0.6, classes: 1000 },
+};
+
+const { values } = parseArgs({
+  args: Deno.args,
+  strict: true,
+  options: {
+    models: { type: "string", default: "ddpmpp,dit" },
+    one: { type: "string" },
+    repeats: { type: "string", default: "3" },
+    step_repeats: { type: "string", default: "1" },
+    threads: { type: "string" },
+  },
+});
+
+/** What one model's process measures. */
+interface Measured {
+  model: string;
+  label: string;
+  params: number;
+  onnxBytes: number;
+  ortThreads: number;
+  forwardMs: number;
+  vjpMs: number;
+  stepMs: number;
+  peakRssMiB: number;
+  agreement: { x: number; t: number };
+  torch: {
+    torch: string;
+    threads: number;
+    forward_ms: number;
+    forward_backward_ms: number;
+    trajectory_forward_ms: number;
+    trajectory_forward_backward_ms: number;
+    peak_rss_mib: number;
+  };
+}
+
+function peakRssMiB(): number {
+  const status = Deno.readTextFileSync("/proc/self/status");
+  return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+}
+
+async function median(f: () => Promise<unknown>, warmup: number, repeats: number) {
+  for (let i = 0; i < warmup; i++) await f();
+  const times: number[] = [];
+  for (let i = 0; i < repeats; i++) {
+    const t0 = performance.now();
+    await f();
+    times.push(performance.now() - t0);
+  }
+  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
+}
+
+function fileSize(path: string): number {
+  try {
+    return Deno.statSync(path).size;
+  } catch {
+    return 0;
+  }
+}
+
+function relativeError(actual: ArrayLike<number>, expected: ArrayLike<number>): number {
+  let scale = 0, worst = 0;
+  for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
+  for (let i = 0; i < expected.length; i++) {
+    worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+  }
+  return worst / scale;
+}
+
+async function ensureExported(spec: ModelSpec): Promise<string> {
+  const onnxPath = join(ROOT, "models", spec.folder, "out", "model.onnx");
+  if (fileSize(onnxPath) > 0) return onnxPath;
+  const script = join(ROOT, "models", spec.folder, "export.py");
+  const r = await new Deno.Command(PYTHON, { args: [script], stderr: "null" }).output();
+  if (!r.success) throw new Error(`${script} failed`);
+  return onnxPath;
+}
+
+/** The inputs of the single-call measurements, written for PyTorch too. */
+async function inputs(spec: ModelSpec, size: number, shape: readonly number[], dir: string) {
+  const batch = 2;
+  const x = Float64Array.from(normalNoise(1, 0, batch * size));
+  const cot = Float64Array.from(normalNoise(2, 0, batch * size));
+  const condition = spec.classes ? new Float32Array(batch * spec.classes) : undefined;
+  if (condition && spec.classes) {
+    for (let b = 0; b < batch; b++) condition[b * spec.classes + 7 * b] = 1;
+  }
+  await writeNpy(join(dir, "x.npy"), Float32Array.from(x), [batch, ...shape]);
+  await writeNpy(join(dir, "t.npy"), new Float32Array(batch).fill(spec.t), [batch]);
+  await writeNpy(join(dir, "cot.npy"), Float32Array.from(cot), [batch, ...shape]);
+  if (condition) await writeNpy(join(dir, "cond.npy"), condition, [batch, spec.classes!]);
+  return { x, cot, condition, batch };
+}
+
+async function measureOne(name: string): Promise<Measured> {
+  const spec = MODELS[name];
+  if (!spec) throw new RangeError(`--models: unknown model ${name} (ddpmpp or dit)`);
+  const onnxPath = await ensureExported(spec);
+  const repeats = Number(values.repeats), stepRepeats = Number(values.step_repeats);
+  const threads = values.threads === undefined ? undefined : Number(values.threads);
+  const model = await loadModel(join(HERE, `${name}.yml`), { threads });
+  const denoiser = await differentiableDenoiser(model);
+  const schedule = denoiser.schedule;
+  const shape = model.sampleShape;
+  const size = shape.reduce((a, b) => a * b, 1);
+  const dir = await Deno.makeTempDir({ prefix: "realsize_bench_" });
+  const { x, cot, condition, batch } = await inputs(spec, size, shape, dir);
+  const info = { condition };
+  const forwardMs = await median(() => denoiser.denoise(x, spec.t, info), 1, repeats);
+  const vjpMs = await median(() => denoiser.vjp(x, spec.t, cot, info), 1, repeats);
+  const vjp = await denoiser.vjp(x, spec.t, cot, info);
+  // one LD3 step: iPNDM, NFE 6, from the start grid (θ1 = ones in λ)
+  const steps = 6;
+  const theta = {
+    theta1: new Float64Array(steps + 1).fill(1),
+    theta2: new Float64Array(steps + 1),
+  };
+  const grid = thetaToGrid(schedule, theta.theta1, theta.theta2);
+  const plan = planSolver("ipndm", schedule, grid);
+  const problem: Ld3Problem = {
+    denoiser,
+    planner: (g) => planSolver("ipndm", schedule, g),
+    loss: l2Loss,
+    param: { timeMode: "lambda" },
+  };
+  const data = {
+    latents: Float64Array.from(normalNoise(0, 0, batch * size)),
+    teacher: new Float64Array(batch * size),
+    batch,
+    condition,
+  };
+  const stepMs = await median(() => ld3LossAndGradient(problem, theta, data), 1, stepRepeats);
+  const peak = peakRssMiB();
+  const ortThreads = model.threads;
+  await denoiser.close();
+  await model.close();
+
+  const planFile = join(dir, "plan.json");
+  await Deno.writeTextFile(
+    planFile,
+    JSON.stringify({
+      ops: plan.ops,
+      output: plan.output,
+      times: Array.from(grid.t2),
+      batch,
+      shape,
+      priorScale: schedule.priorScale,
+    }),
+  );
+  const args = [join(HERE, "torch_side.py"), "--model", name, "--io", dir, "--plan", planFile];
+  args.push("--repeats", String(repeats), "--step_repeats", String(stepRepeats));
+  if (threads) args.push("--threads", String(threads));
+  const out = await new Deno.Command(PYTHON, { args, stderr: "inherit" }).output();
+  if (!out.success) throw new Error("bench/realsize/torch_side.py failed");
+  const torch = JSON.parse(new TextDecoder().decode(out.stdout));
+  const gx = (await readNpy(join(dir, "grad_x.npy"))).data as Float32Array;
+  const gt = (await readNpy(join(dir, "grad_t.npy"))).data as Float32Array;
+  const gtSum = gt.reduce((a, b) => a + b, 0);
+  await Deno.remove(dir, { recursive: true });
+  return {
+    model: name,
+    label: spec.label,
+    params: torch.params,
+    onnxBytes: fileSize(onnxPath) + fileSize(`${onnxPath}.data`),
+    ortThreads,
+    forwardMs,
+    vjpMs,
+    stepMs,
+    peakRssMiB: peak,
+    agreement: { x: relativeError(vjp.x, gx), t: Math.abs(vjp.t - gtSum) / Math.abs(gtSum) },
+    torch,
+  };
+}
+
+function row(m: Measured): string {
+  const t = m.torch;
+  const s = (ms: number) => (ms / 1000).toFixed(2);
+  const cells = [
+    m.label,
+    `${(m.params / 1e6).toFixed(1)} M`,
+    `${(m.onnxBytes / 1e6).toFixed(0)} MB`,
+    `${s(m.forwardMs / 2)} / ${s(t.forward_ms / 2)}`,
+    `${(m.vjpMs / m.forwardMs).toFixed(2)} / ${(t.forward_backward_ms / t.forward_ms).toFixed(2)}`,
+    `${s(m.stepMs)} / ${s(t.trajectory_forward_backward_ms)} (${
+      (m.stepMs / t.trajectory_forward_backward_ms).toFixed(2)
+    }×)`,
+    `${m.peakRssMiB.toFixed(0)} / ${t.peak_rss_mib.toFixed(0)} MiB`,
+    `${m.agreement.x.toExponential(1)} / ${m.agreement.t.toExponential(1)}`,
+  ];
+  return `| ${cells.join(" | ")} |`;
+}
+
+if (values.one) {
+  console.log(JSON.stringify(await measureOne(values.one)));
+} else {
+  const results: Measured[] = [];
+  for (const name of values.models.split(",")) {
+    const args = ["run", "-A", fromFileUrl(import.meta.url), "--one", name];
+    args.push("--repeats", values.repeats, "--step_repeats", values.step_repeats);
+    if (values.threads) args.push("--threads", values.threads);
+    const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+    if (!out.success) throw new Error(`bench/realsize/bench.ts --one ${name} failed`);
+    const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
+    const m = JSON.parse(lines[lines.length - 1]) as Measured;
+    console.log(JSON.stringify(m));
+    results.push(m);
+  }
+  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  const r0 = results[0];
+  console.log(
+    `\nld3 / PyTorch ${r0.torch.torch} eager, batch 2, ${r0.ortThreads} ORT thread(s), ` +
+      `${r0.torch.threads} torch thread(s), load average ${load}:\n`,
+  );
+  console.log(
+    "| model | parameters | ONNX size | forward s/sample | VJP/forward (PyTorch fwd+bwd/fwd) " +
+      "| s per LD3 step, NFE 6 (PyTorch fwd+bwd of the trajectory) | peak RSS | VJP vs autograd, rel. err. x / t |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const m of results) console.log(row(m));
+}
