@@ -11,12 +11,12 @@
  * - **LD3 step**: one training step's loss and gradient (iPNDM, NFE 6, L2 to a zero teacher),
  *   as the trainer runs it (forward calls that keep what the VJPs read, then the backward),
  *   against PyTorch's forward+backward of the same trajectory (the same plan, times, latents);
- * - **peak RSS** of the process after all of it (VmHWM), against PyTorch's (ru_maxrss);
+ * - **peak RSS** of the process after all of it (VmHWM), against PyTorch's process's;
  * - **agreement**: ld3's network VJP against torch.autograd on the same inputs and cotangent
  *   (relative error to the largest entry).
  *
  * PyTorch (bench/realsize/torch_side.py) runs after ld3 has closed its sessions, in its own
- * process, on the same machine. A table in Markdown follows the per-model lines.
+ * process, on the same machine, with as many threads as ONNX Runtime used. A table in Markdown follows the per-model lines.
  *
  * ```sh
  * deno run -A bench/realsize/bench.ts [--models ddpmpp,dit] [--repeats 3] [--step_repeats 1]
@@ -203,7 +203,7 @@ async function measureOne(name: string): Promise<Measured> {
   );
   const args = [join(HERE, "torch_side.py"), "--model", name, "--io", dir, "--plan", planFile];
   args.push("--repeats", String(repeats), "--step_repeats", String(stepRepeats));
-  if (threads) args.push("--threads", String(threads));
+  args.push("--threads", String(ortThreads)); // the same thread count on both sides
   const out = await new Deno.Command(PYTHON, { args, stderr: "inherit" }).output();
   if (!out.success) throw new Error("bench/realsize/torch_side.py failed");
   const torch = JSON.parse(new TextDecoder().decode(out.stdout));

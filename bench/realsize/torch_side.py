@@ -9,7 +9,8 @@ plan, timed in this process; prints one JSON object.
 - trajectory_forward_ms / trajectory_forward_backward_ms: the student trajectory of the plan
   (network calls in float32, combinations in float64), then the backward of the batch-mean L2
   loss to x_T and the evaluation times (one LD3 step's differentiation);
-- peak_rss_mib: the process's peak resident memory after all of it (ru_maxrss);
+- peak_rss_mib: the process's peak resident memory after all of it (VmHWM: unlike ru_maxrss it
+  does not inherit the launching process's peak across exec);
 - the VJP itself (gx, gt) is written to --io as grad_x.npy / grad_t.npy for the agreement check.
 
 D is the data prediction: the EDM network's output, or x − t·v for the flow transformer.
@@ -20,7 +21,6 @@ D is the data prediction: the EDM network's output, or x − t·v for the flow t
 import argparse
 import json
 import os
-import resource
 import statistics
 import sys
 import time
@@ -124,7 +124,9 @@ def main():
 
     result["trajectory_forward_ms"] = median_ms(traj_forward, 0, args.step_repeats)
     result["trajectory_forward_backward_ms"] = median_ms(traj_forward_backward, 0, args.step_repeats)
-    result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as f:
+        hwm = next(line for line in f if line.startswith("VmHWM:"))
+    result["peak_rss_mib"] = int(hwm.split()[1]) / 1024
     print(json.dumps(result))
 
 
