@@ -136,17 +136,52 @@ export interface VpDiscreteScheduleOptions {
   betas?: ArrayLike<number>;
 }
 
-/** β_n of a discrete DDPM preset: `linear` (DDPM, 1e-4→0.02) or `scaled_linear` (LDM/SD). */
+/** The β presets of diffusers' schedulers (`beta_schedule` of a `scheduler_config.json`). */
+export type DiscreteBetaPreset = "linear" | "scaled_linear" | "squaredcos_cap_v2";
+
+/** Every {@linkcode DiscreteBetaPreset}. */
+export const DISCRETE_BETA_PRESETS: readonly DiscreteBetaPreset[] = [
+  "linear",
+  "scaled_linear",
+  "squaredcos_cap_v2",
+];
+
+/** The β range of each preset that has one, as diffusers' schedulers default it. */
+export const DEFAULT_BETA_RANGE = {
+  linear: { start: 1e-4, end: 0.02 },
+  scaled_linear: { start: 0.00085, end: 0.012 },
+} as const;
+
+/**
+ * β_n of a discrete DDPM preset: `linear` (DDPM: β linear from `start` to `end`, by default
+ * 1e-4→0.02), `scaled_linear` (LDM/Stable Diffusion: √β linear, by default 0.00085→0.012) or
+ * `squaredcos_cap_v2` (improved DDPM's cosine ᾱ, each β capped at 0.999; takes no range).
+ *
+ * @example
+ * ```ts
+ * const b = discreteBetas("scaled_linear", 1000, { start: 0.00085, end: 0.012 });
+ * console.log(b[0].toFixed(5), b[999].toFixed(3)); // 0.00085 0.012
+ * ```
+ */
 export function discreteBetas(
-  preset: "linear" | "scaled_linear",
+  preset: DiscreteBetaPreset,
   steps = 1000,
+  range?: { start: number; end: number },
 ): Float64Array {
   const out = new Float64Array(steps);
+  if (preset === "squaredcos_cap_v2") {
+    const alphaBar = (u: number) => Math.cos(((u + 0.008) / 1.008) * Math.PI / 2) ** 2;
+    for (let n = 0; n < steps; n++) {
+      out[n] = Math.min(1 - alphaBar((n + 1) / steps) / alphaBar(n / steps), 0.999);
+    }
+    return out;
+  }
+  const { start, end } = range ?? DEFAULT_BETA_RANGE[preset];
   for (let n = 0; n < steps; n++) {
     const u = steps === 1 ? 0 : n / (steps - 1);
-    if (preset === "linear") out[n] = 1e-4 + u * (0.02 - 1e-4);
+    if (preset === "linear") out[n] = start + u * (end - start);
     else {
-      const r = Math.sqrt(0.00085) + u * (Math.sqrt(0.012) - Math.sqrt(0.00085));
+      const r = Math.sqrt(start) + u * (Math.sqrt(end) - Math.sqrt(start));
       out[n] = r * r;
     }
   }

@@ -20,6 +20,7 @@ import {
   usageLines,
 } from "../lib/options.ts";
 import type { ConditionInput } from "../lib/pipelines/sampling.ts";
+import type { TextConditioning } from "../lib/pipelines/prompts.ts";
 
 /**
  * A `deno task`: its command line and what it runs. `options` are the library's (declared in
@@ -218,4 +219,21 @@ export async function conditionOf(
     ? Float32Array.from(array.data, Number)
     : Float32Array.from(array.data);
   return { data, shape: array.shape };
+}
+
+/**
+ * The conditions of a run: the prompts' embeddings, or `--condition` / `--labels`; both at once
+ * is refused.
+ */
+export function textOrCondition(
+  text: TextConditioning | undefined,
+  given: ConditionInput | undefined,
+): ConditionInput | undefined {
+  if (text && given) {
+    throw new TypeError(
+      "--condition and --labels cannot be combined with prompts: a text-conditioned model " +
+        "takes --prompt or --prompts",
+    );
+  }
+  return text?.condition ?? given;
 }

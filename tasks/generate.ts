@@ -12,10 +12,15 @@
  *
  * @module
  */
-import { GENERATE_OPTIONS, generateDataset } from "../lib/pipelines/generate.ts";
+import {
+  GENERATE_OPTIONS,
+  generateDataset,
+  generateDatasetDir,
+} from "../lib/pipelines/generate.ts";
 import { MODEL_OPTIONS } from "../lib/pipelines/options.ts";
+import { loadPromptedModel, PROMPT_OPTIONS } from "../lib/pipelines/prompts.ts";
 import { SHARD_OPTIONS, sourceDateEpoch } from "../lib/shard.ts";
-import { CONDITION_OPTIONS, conditionOf, defineTask, runCli } from "./_cli.ts";
+import { CONDITION_OPTIONS, conditionOf, defineTask, runCli, textOrCondition } from "./_cli.ts";
 import { announceShard } from "./_shard.ts";
 
 /** The `generate` task. */
@@ -27,18 +32,31 @@ export const GENERATE = defineTask({
     "same noise whatever the batch size, so a rerun skips complete samples and refuses changed",
     "parameters. With --shard K/N (or in a Slurm array / Indexed Job) it makes shard K's",
     "batches only, beside the other shards; `deno task merge <dataset>` then writes the manifest.",
-    "The manifest's created time is SOURCE_DATE_EPOCH when set.",
+    "The manifest's created time is SOURCE_DATE_EPOCH when set. With prompts (a Stable",
+    "Diffusion export folder as --config), each sample records its prompt, and each prompt is",
+    "encoded once into the dataset's prompt_embeddings/.",
   ],
-  options: { ...MODEL_OPTIONS, ...GENERATE_OPTIONS },
+  options: { ...MODEL_OPTIONS, ...GENERATE_OPTIONS, ...PROMPT_OPTIONS },
   taskOptions: { ...CONDITION_OPTIONS, ...SHARD_OPTIONS },
   async run(v) {
     const shard = announceShard("generate", v);
-    const result = await generateDataset(v.config, {
+    const given = await conditionOf(v);
+    const { model, text } = await loadPromptedModel(v.config, {
       ...v,
-      condition: await conditionOf(v),
-      shard,
-      created: sourceDateEpoch(Deno.env.toObject()),
+      cacheDir: (config) => generateDatasetDir(config, { ...v, shard: undefined }),
     });
+    let result;
+    try {
+      result = await generateDataset(model, {
+        ...v,
+        condition: textOrCondition(text, given),
+        negativePrompt: text?.negativePrompt,
+        shard,
+        created: sourceDateEpoch(Deno.env.toObject()),
+      });
+    } finally {
+      await model.close();
+    }
     const perSample = result.generated > 0
       ? ` (${(result.seconds / result.generated * 1000).toFixed(1)} ms/sample)`
       : "";

@@ -18,7 +18,6 @@ import { imagesGif } from "../lib/io/animation.ts";
 import { checkPictureShape } from "../lib/io/image.ts";
 import { labelledGridPng } from "../lib/io/labelled_grid.ts";
 import { lockOutputs } from "../lib/io/lock.ts";
-import { loadModel } from "../lib/onnx/model.ts";
 import { declareOptions } from "../lib/options.ts";
 import { MODEL_OPTIONS, SCALE_OPTIONS } from "../lib/pipelines/options.ts";
 import { validateSamplerOptions } from "../lib/pipelines/sampler.ts";
@@ -27,7 +26,8 @@ import {
   sampleImages,
   trajectoryFrames,
 } from "../lib/pipelines/sampling.ts";
-import { CONDITION_OPTIONS, conditionOf, defineTask, runCli } from "./_cli.ts";
+import { loadPromptedModel, PROMPT_OPTIONS } from "../lib/pipelines/prompts.ts";
+import { CONDITION_OPTIONS, conditionOf, defineTask, runCli, textOrCondition } from "./_cli.ts";
 
 /** What `sample` writes. */
 const PICTURE_OPTIONS = declareOptions({
@@ -52,13 +52,14 @@ const PICTURE_OPTIONS = declareOptions({
 export const SAMPLE = defineTask({
   name: "sample",
   summary: "Sample images with any solver and grid (a skip type, σ list or learned grid file)",
-  options: { ...MODEL_OPTIONS, ...SAMPLE_IMAGES_OPTIONS },
+  options: { ...MODEL_OPTIONS, ...SAMPLE_IMAGES_OPTIONS, ...PROMPT_OPTIONS },
   taskOptions: { ...CONDITION_OPTIONS, ...PICTURE_OPTIONS, ...SCALE_OPTIONS },
   async run(v) {
     if (v.gif === "") throw new TypeError("--gif needs a file name");
     validateSamplerOptions(v); // bad options fail before the model loads
-    const condition = await conditionOf(v);
-    const model = await loadModel(v.config, v.device ? { device: v.device } : {});
+    const given = await conditionOf(v);
+    const { model, text } = await loadPromptedModel(v.config, v);
+    const condition = textOrCondition(text, given);
     try {
       // What could not be drawn or written is refused before the first network call.
       checkPictureShape(model.imageShape, "out");

@@ -16,6 +16,7 @@
  *
  * @module
  */
+import { join } from "node:path";
 import type { DenoiseInfo, Denoiser } from "../denoiser.ts";
 import { sampleSize } from "../denoiser.ts";
 import { ort } from "../deps.ts";
@@ -50,7 +51,8 @@ import {
   sessionOptionsFor,
   type TensorSignature,
 } from "../onnx/session.ts";
-import { inlineExternalData } from "../onnx/external.ts";
+import { type DerivedSource, encodeModel, readDerivedSource } from "../onnx/derived.ts";
+import { halfPrecisionIo, withFloat32Interface } from "../onnx/float_io.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { SplitVjpSession, type VjpSaved, VjpSession } from "../vjp/mod.ts";
 
@@ -278,15 +280,16 @@ export async function differentiableDenoiser(
 ): Promise<OnnxDifferentiableDenoiser> {
   const config = model.config;
   const m = config.model;
-  const { bytes, signature, tSig } = await networkGraph(config, options.modelBytes);
+  const { bytes, signature, tSig, dir, lean } = await networkGraph(config, options.modelBytes);
   const layout = feedLayout(config, signature, tSig);
   const timeIsInteger = tSig.elemType === ElemType.int64;
   const device = options.device ?? config.device;
   const what = {
     wrt: timeIsInteger ? [m.inputs.x] : [m.inputs.x, m.inputs.t],
     of: m.output,
+    externalDataFolder: dir,
     sessionOptions: options.sessionOptions ??
-      sessionOptionsFor(device, options.threads ?? model.threads),
+      gradSessionOptions(device, options.threads ?? model.threads, lean),
     cache: options.cache ?? true,
   };
   const vjpSession = await VjpSession.create(bytes, { ...what, returnOutput: true });
@@ -300,7 +303,7 @@ export async function differentiableDenoiser(
   const split = keep === false ? undefined : await SplitVjpSession.create(bytes, {
     ...what,
     workers,
-    workerSessionOptions: sessionOptionsFor(device, 1),
+    workerSessionOptions: gradSessionOptions(device, 1, lean),
   });
   const warn = options.onWarning ?? ((message: string) => console.warn(message));
   let warned = false;
@@ -313,7 +316,7 @@ export async function differentiableDenoiser(
     keep,
     keepsAt: new Map(),
     timeIsInteger,
-    uncond: await readUncond(m.condition, layout.condSize),
+    uncond: model.uncond ?? await readUncond(m.condition, layout.condSize),
     warnNoTimeGradient() {
       if (warned) return;
       warned = true;
@@ -418,16 +421,78 @@ async function savedNetworkVjp(
 }
 
 /**
- * The network's ONNX graph, with weights kept in external data read back in (the gradient graph
- * is built in memory), and the inputs and output the config names, which the VJP needs.
+ * ONNX Runtime options of a gradient graph on `device` with `threads` intra-op threads
+ * (`sessionOptionsFor`, as the model's own sessions). `lean` ones, for networks of 64 MiB of
+ * weights and more, map the weights from the model's files instead of copying them into packed
+ * buffers, so the forward model's session and this one share one copy of the weights, and hand
+ * the memory of a run back after it, so the UNet's and the decoder's gradient graphs do not hold
+ * their peaks at once. (Where the weights live is told by `externalDataFolder`, `VjpSession`.)
+ */
+export function gradSessionOptions(
+  device: string,
+  threads?: number,
+  lean = false,
+): ort.InferenceSession.SessionOptions {
+  const base = sessionOptionsFor(device, threads);
+  if (!lean) return base;
+  const extra = (base.extra ?? {}) as Record<string, Record<string, unknown>>;
+  return {
+    ...base,
+    enableCpuMemArena: false,
+    extra: { ...extra, session: { ...extra.session, disable_prepacking: "1" } },
+  };
+}
+
+/** Weights from this many bytes on make a network's gradient sessions lean. */
+const LEAN_WEIGHT_BYTES = 64 * 2 ** 20;
+
+/** Bytes of the weights of a derived graph: those inside it and those its files hold. */
+async function weightBytes(source: DerivedSource): Promise<number> {
+  let total = 0;
+  const files = new Set<string>();
+  for (const t of source.model.graph?.initializer ?? []) {
+    total += t.rawData?.length ?? 0;
+    const location = t.externalData?.find((e) => e.key === "location")?.value;
+    if (location) files.add(location);
+  }
+  for (const f of files) total += (await Deno.stat(join(source.dir, f))).size;
+  return total;
+}
+
+/**
+ * A graph of an ONNX file ready for its VJP: large weights left in the model's files (referenced,
+ * never read into JavaScript), a float16 network behind its float32 interface (`float_io.ts`);
+ * `lean` when its weights take {@linkcode LEAN_WEIGHT_BYTES} or more.
+ */
+async function derivedGraph(
+  path: string,
+  bytes: Uint8Array | undefined,
+): Promise<{ bytes: Uint8Array; signature: OnnxSignature; dir: string; lean: boolean }> {
+  const source = await readDerivedSource(path, bytes);
+  const model = halfPrecisionIo(readOnnxSignature(encodeModel(source.model), path)).length > 0
+    ? withFloat32Interface(source.model)
+    : source.model;
+  const derived = encodeModel(model);
+  return {
+    bytes: derived,
+    signature: readOnnxSignature(derived, path),
+    dir: source.dir,
+    lean: await weightBytes(source) >= LEAN_WEIGHT_BYTES,
+  };
+}
+
+/**
+ * The network's ONNX graph, its weights left in the model's files, and the inputs and output the
+ * config names, which the VJP needs.
  */
 async function networkGraph(
   config: ModelConfig,
   modelBytes: Uint8Array | undefined,
-): Promise<{ bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature }> {
+): Promise<
+  { bytes: Uint8Array; signature: OnnxSignature; tSig: TensorSignature; dir: string; lean: boolean }
+> {
   const m = config.model;
-  const bytes = await inlineExternalData(m.path, modelBytes ?? await Deno.readFile(m.path));
-  const signature = readOnnxSignature(bytes, m.path);
+  const { bytes, signature, dir, lean } = await derivedGraph(m.path, modelBytes);
   const find = (list: readonly TensorSignature[], name: string, field: string) => {
     const s = list.find((v) => v.name === name);
     if (!s) {
@@ -438,7 +503,7 @@ async function networkGraph(
   find(signature.inputs, m.inputs.x, "model.inputs.x");
   const tSig = find(signature.inputs, m.inputs.t, "model.inputs.t");
   find(signature.outputs, m.output, "model.output");
-  return { bytes, signature, tSig };
+  return { bytes, signature, tSig, dir, lean };
 }
 
 /** `vjp` of {@linkcode differentiableDenoiser}: the chain rule around the network's VJP. */
@@ -697,11 +762,7 @@ async function openDecoderVjp(
   threads: number,
   options: DifferentiableDecoderOptions,
 ): Promise<{ session: VjpSession; exportBatch: number | undefined }> {
-  const bytes = await inlineExternalData(
-    dec.path,
-    options.decoderBytes ?? await Deno.readFile(dec.path),
-  );
-  const signature = readOnnxSignature(bytes);
+  const { bytes, signature, dir, lean } = await derivedGraph(dec.path, options.decoderBytes);
   if (!signature.inputs.some((s) => s.name === dec.input)) {
     throw new TypeError(`ONNX decoder ${dec.path} has no input "${dec.input}" (decoder.input)`);
   }
@@ -714,8 +775,9 @@ async function openDecoderVjp(
   const session = await VjpSession.create(bytes, {
     wrt: [dec.input],
     of: dec.output,
+    externalDataFolder: dir,
     sessionOptions: options.sessionOptions ??
-      sessionOptionsFor(options.device ?? config.device, options.threads ?? threads),
+      gradSessionOptions(options.device ?? config.device, options.threads ?? threads, lean),
     cache: true,
   });
   return { session, exportBatch };

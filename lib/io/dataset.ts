@@ -6,7 +6,10 @@
  * <data_dir>/<solver>_NFE<nfe>_<skip_type>/
  *   manifest.json          run parameters (written with the first sample), see DatasetManifest
  *   samples/000000.npz     z (float32, standard-normal latent), x (float32, teacher output),
- *   samples/000001.npz     c (float32, condition; conditional models only), meta (what made it)
+ *   samples/000001.npz     c (float32, condition; conditional models only), meta (what made it),
+ *                          latent (float32, the teacher's final latent; latent models only),
+ *                          prompt (UTF-8, the sample's prompt; runs with prompts only)
+ *   prompt_embeddings/     text-encoder embeddings of the prompts, one .npy each (prompts only)
  *   png/000000.png         with --save_png: one image per sample
  *   grid.png               with --save_png: the first 64 samples
  * ```
@@ -84,8 +87,14 @@ export interface DatasetManifest {
   };
   /** Noise: sample i uses `z_i = normalNoise(seed, i)`, `x_T = prior_scale · z_i`. */
   noise: { generator: "philox4x32-10"; seed: number; prior_scale: number };
-  /** Shapes of one sample's arrays, without a batch axis. */
-  shapes: { z: number[]; x: number[]; c?: number[] };
+  /** Shapes of one sample's arrays, without a batch axis (`latent`: latent models' teacher latent). */
+  shapes: { z: number[]; x: number[]; c?: number[]; latent?: number[] };
+  /**
+   * The prompts of a text-conditioned teacher: sample `i` has prompt `prompts[i mod length]`, and
+   * guidance steers away from `negative_prompt` (absent: the config's own unconditional input).
+   * Absent without prompts.
+   */
+  text?: { prompts: string[]; negative_prompt?: string };
   /** Number of samples. */
   count: number;
   /** ISO time the dataset was first created; not part of the run's identity. */
@@ -119,6 +128,10 @@ export interface DatasetSample {
   x: Float32Array;
   /** Condition, `shapes.c` (conditional models only). */
   c?: Float32Array;
+  /** The teacher's final latent before decoding, `shapes.latent` (latent models only). */
+  latent?: Float32Array;
+  /** The prompt the condition is the embedding of (datasets with `text` only). */
+  prompt?: string;
 }
 
 /** Dataset folder name of the reference tool: `<solver>_NFE<nfe>_<skip_type>`. */
@@ -168,9 +181,19 @@ export function encodeSample(sample: DatasetSample, shapes: DatasetManifest["sha
     if (!sample.c) throw new TypeError(`Sample ${sample.index} lacks its condition c`);
     record.c = { data: sample.c, shape: shapes.c };
   }
-  if (sample.meta) {
-    const bytes = new TextEncoder().encode(canonicalJson(sample.meta));
-    record.meta = { data: bytes, shape: [bytes.length] };
+  if (shapes.latent) {
+    if (!sample.latent) throw new TypeError(`Sample ${sample.index} lacks its latent`);
+    record.latent = { data: sample.latent, shape: shapes.latent };
+  }
+  for (
+    const [key, text] of [["meta", sample.meta && canonicalJson(sample.meta)], [
+      "prompt",
+      sample.prompt,
+    ]] as const
+  ) {
+    if (text === undefined) continue;
+    const bytes = new TextEncoder().encode(text);
+    record[key] = { data: bytes, shape: [bytes.length] };
   }
   return encodeNpz(record);
 }
@@ -233,6 +256,10 @@ export function decodeSample(
     x: float32Of(arrays.x, "x", shapes.x, where),
   };
   if (shapes.c) sample.c = float32Of(arrays.c, "c", shapes.c, where);
+  if (shapes.latent) sample.latent = float32Of(arrays.latent, "latent", shapes.latent, where);
+  if (arrays.prompt?.data instanceof Uint8Array) {
+    sample.prompt = new TextDecoder().decode(arrays.prompt.data);
+  }
   const meta = metaOf(arrays.meta, where);
   if (meta) sample.meta = meta;
   return sample;
@@ -299,7 +326,14 @@ export async function removeStrayTempFiles(dir: string): Promise<void> {
 }
 
 /** Config fields that do not change a dataset's content (locations and execution only). */
-const NON_IDENTITY_CONFIG_KEYS = new Set(["source", "path", "device", "batch_size"]);
+const NON_IDENTITY_CONFIG_KEYS = new Set([
+  "source",
+  "path",
+  "device",
+  "batch_size",
+  "tokenizer",
+  "pipeline",
+]);
 
 function withoutKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(withoutKeys);
@@ -368,8 +402,18 @@ export function parseManifest(value: unknown, source = "manifest"): DatasetManif
   if (!shapes || !isShape(shapes.z) || !isShape(shapes.x)) {
     fail(`field "shapes" must give integer lists z and x`);
   }
-  if (shapes!.c !== undefined && !isShape(shapes!.c)) {
-    fail(`field "shapes.c" must be an integer list`);
+  for (const key of ["c", "latent"]) {
+    if (shapes![key] !== undefined && !isShape(shapes![key])) {
+      fail(`field "shapes.${key}" must be an integer list`);
+    }
+  }
+  const text = m.text as Record<string, unknown> | undefined;
+  if (
+    text !== undefined && (!Array.isArray(text?.prompts) ||
+      !text.prompts.every((p) => typeof p === "string") ||
+      !["string", "undefined"].includes(typeof text.negative_prompt))
+  ) {
+    fail(`field "text" must give a list of prompts and, if any, a negative_prompt string`);
   }
   for (const key of ["config", "model", "solver", "grid", "noise"]) {
     if (m[key] === null || typeof m[key] !== "object") fail(`field "${key}" must be an object`);

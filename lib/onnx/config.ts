@@ -29,6 +29,15 @@ import { fetchCached, isUrl, resolveReference, verifySha256 } from "../io/remote
 import { readOnnxSignature } from "./session.ts";
 import { readNpy } from "../io/npy.ts";
 import {
+  isPipelineFolder,
+  mergeConfigDocuments,
+  pipelineDocument,
+  PipelineFolderError,
+} from "./pipeline_folder.ts";
+import {
+  DEFAULT_BETA_RANGE,
+  DISCRETE_BETA_PRESETS,
+  type DiscreteBetaPreset,
   discreteBetas,
   flowSchedule,
   type NoiseSchedule,
@@ -73,10 +82,30 @@ export interface ConditionConfig {
   /** Guidance scale w: `out = u + w·(c − u)` on the raw network output. `1` = no guidance. @default {1} */
   guidance_scale: number;
   /**
-   * The unconditional input: `"zeros"`, or the absolute path of a float `.npy` holding one
-   * sample's condition (written relative to the config file in YAML). @default {"zeros"}
+   * The unconditional input: `"zeros"`; `"negative_prompt"`, the text encoder's embedding of the
+   * negative prompt (the empty prompt unless one is given; needs a `text_encoder` section); or
+   * the absolute path of a float `.npy` holding one sample's condition (written relative to the
+   * config file in YAML). @default {"zeros"}
    */
   uncond: string;
+}
+
+/**
+ * The text encoder of a text-conditioned model (YAML `text_encoder`): prompts are tokenised with
+ * the tokenizer files of `tokenizer` (a Hugging Face tokenizer folder: `tokenizer.json`, or CLIP's
+ * `vocab.json` and `merges.txt`) and encoded once each; `output` is the condition.
+ */
+export interface TextEncoderConfig {
+  /** Absolute path of the text encoder's ONNX file (relative to the config file in YAML). */
+  path: string;
+  /** ONNX input name of the token ids. @default {"input_ids"} */
+  input: string;
+  /** ONNX output name of the per-token hidden states. @default {"last_hidden_state"} */
+  output: string;
+  /** Absolute path of the tokenizer folder (relative to the config file in YAML). */
+  tokenizer: string;
+  /** Tokens per prompt: longer prompts are cut, shorter ones padded. @default {77} */
+  max_length: number;
 }
 
 /** The network itself (YAML `model`). */
@@ -125,7 +154,11 @@ export interface VpDiscreteScheduleConfig {
   /** Absolute path of a 1-D `.npy` of ᾱ_n (relative to the config file in YAML). */
   alphas_cumprod?: string;
   /** β preset when no `alphas_cumprod` file is given. @default {"scaled_linear"} */
-  betas?: "linear" | "scaled_linear";
+  betas?: DiscreteBetaPreset;
+  /** First β of a `linear` or `scaled_linear` preset. @default {the preset's: 1e-4, 0.00085} */
+  beta_start?: number;
+  /** Last β of a `linear` or `scaled_linear` preset. @default {the preset's: 0.02, 0.012} */
+  beta_end?: number;
   /** Number of discrete steps Nd of the `betas` preset. @default {1000} */
   num_steps: number;
 }
@@ -168,6 +201,11 @@ export interface DecoderConfig {
   output: string;
   /** Latent scale factor (0.18215 for Stable Diffusion 1.x). @default {1} */
   scale_factor: number;
+  /**
+   * Shape of one decoded image, when the decoder's output dims are symbolic; without it ld3
+   * decodes one latent at load to learn it. @default {the decoder's declared output dims}
+   */
+  image_shape?: number[];
 }
 
 /**
@@ -265,6 +303,13 @@ export interface ModelConfig {
   shape: number[];
   /** Latent decoder; absent for pixel-space models. */
   decoder?: DecoderConfig;
+  /** The text encoder of a text-conditioned model; absent otherwise. */
+  text_encoder?: TextEncoderConfig;
+  /**
+   * The export folder (Optimum / diffusers ONNX layout) the config was read from, or that its
+   * YAML names with `pipeline:`; absent for a plain YAML config.
+   */
+  pipeline?: string;
   /** Range [lo, hi] of the decoded data (images are mapped from it to [-1, 1]). @default {[-1, 1]} */
   data_range: [number, number];
   /** Execution device: `cpu`, `cuda`, `cuda:<index>` or `webgpu`. @default {"cpu"} */
@@ -435,33 +480,8 @@ function readSchedule(r: FieldReader, value: unknown): ScheduleConfig {
       }
       return checkTimes(r, config);
     }
-    case "vp_discrete": {
-      const o = r.object(value, "schedule", ["kind", "alphas_cumprod", "betas", "num_steps"]);
-      if (o.alphas_cumprod != null && o.betas != null) {
-        r.fail(f("betas"), "cannot be combined with schedule.alphas_cumprod");
-      }
-      if (o.alphas_cumprod != null) {
-        if (o.num_steps != null) {
-          r.fail(f("num_steps"), "comes from the alphas_cumprod file; remove it");
-        }
-        return {
-          kind,
-          alphas_cumprod: r.path(o, "alphas_cumprod", f("alphas_cumprod")),
-          num_steps: 0,
-        };
-      }
-      return {
-        kind,
-        betas: r.oneOf(
-          o,
-          "betas",
-          f("betas"),
-          ["linear", "scaled_linear"] as const,
-          "scaled_linear",
-        ),
-        num_steps: r.integer(o, "num_steps", f("num_steps"), 1000),
-      };
-    }
+    case "vp_discrete":
+      return readVpDiscrete(r, value);
     case "vp_cosine": {
       const o = r.object(value, "schedule", ["kind", "s", "t_max", "t_min"]);
       const config: VpCosineScheduleConfig = {
@@ -484,6 +504,55 @@ function readSchedule(r: FieldReader, value: unknown): ScheduleConfig {
       return checkTimes(r, config);
     }
   }
+}
+
+/** `schedule` of kind `vp_discrete`: an `alphas_cumprod` file, or a β preset and its range. */
+function readVpDiscrete(r: FieldReader, value: unknown): VpDiscreteScheduleConfig {
+  const f = (k: string) => `schedule.${k}`;
+  const o = r.object(value, "schedule", [
+    "kind",
+    "alphas_cumprod",
+    "betas",
+    "beta_start",
+    "beta_end",
+    "num_steps",
+  ]);
+  if (o.alphas_cumprod != null) {
+    for (const key of ["betas", "beta_start", "beta_end"]) {
+      if (o[key] != null) r.fail(f(key), "cannot be combined with schedule.alphas_cumprod");
+    }
+    if (o.num_steps != null) {
+      r.fail(f("num_steps"), "comes from the alphas_cumprod file; remove it");
+    }
+    return {
+      kind: "vp_discrete",
+      alphas_cumprod: r.path(o, "alphas_cumprod", f("alphas_cumprod")),
+      num_steps: 0,
+    };
+  }
+  const betas = r.oneOf(o, "betas", f("betas"), DISCRETE_BETA_PRESETS, "scaled_linear");
+  const config: VpDiscreteScheduleConfig = {
+    kind: "vp_discrete",
+    betas,
+    num_steps: r.integer(o, "num_steps", f("num_steps"), 1000),
+  };
+  if (betas === "squaredcos_cap_v2") {
+    for (const key of ["beta_start", "beta_end"]) {
+      if (o[key] != null) r.fail(f(key), `does not apply to betas ${betas}`);
+    }
+    return config;
+  }
+  if (o.beta_start == null && o.beta_end == null) return config;
+  const defaults = DEFAULT_BETA_RANGE[betas];
+  config.beta_start = r.positive(o, "beta_start", f("beta_start"), defaults.start);
+  config.beta_end = r.positive(o, "beta_end", f("beta_end"), defaults.end);
+  if (!(config.beta_end > config.beta_start && config.beta_end < 1)) {
+    r.fail(
+      f("beta_end"),
+      `must lie between beta_start ${config.beta_start} and 1: got ${config.beta_end}`,
+    );
+  }
+  return config;
 }
 
 function readDevice(r: FieldReader, top: Obj): string {
@@ -522,6 +591,39 @@ function checkTimes<T extends { t_max: number; t_min: number }>(r: FieldReader, 
   return config;
 }
 
+/** `model.condition`: the condition input, its shape and classifier-free guidance. */
+function readCondition(r: FieldReader, value: unknown, model: ModelSection): ConditionConfig {
+  const c = r.object(value, "model.condition", ["input", "shape", "guidance_scale", "uncond"]);
+  const uncond = r.string(c, "uncond", "model.condition.uncond", "zeros");
+  const condition: ConditionConfig = {
+    input: r.string(c, "input", "model.condition.input"),
+    shape: r.shape(c, "shape", "model.condition.shape"),
+    guidance_scale: r.number(c, "guidance_scale", "model.condition.guidance_scale", 1),
+    uncond: uncond === "zeros" || uncond === "negative_prompt"
+      ? uncond
+      : r.path(c, "uncond", "model.condition.uncond"),
+  };
+  if ([model.inputs.x, model.inputs.t].includes(condition.input)) {
+    r.fail(
+      "model.condition.input",
+      `must differ from the x and t inputs: got ${show(condition.input)}`,
+    );
+  }
+  return condition;
+}
+
+/** `text_encoder`: the text encoder's graph, its names, the tokenizer folder and length. */
+function readTextEncoder(r: FieldReader, value: unknown): TextEncoderConfig {
+  const t = r.object(value, "text_encoder", ["path", "input", "output", "tokenizer", "max_length"]);
+  return {
+    path: r.path(t, "path", "text_encoder.path"),
+    input: r.string(t, "input", "text_encoder.input", "input_ids"),
+    output: r.string(t, "output", "text_encoder.output", "last_hidden_state"),
+    tokenizer: r.path(t, "tokenizer", "text_encoder.tokenizer"),
+    max_length: r.integer(t, "max_length", "text_encoder.max_length", 77),
+  };
+}
+
 /**
  * Validate a parsed YAML document as a model config (no file system access).
  *
@@ -544,7 +646,12 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     "threads",
     "eval",
     "sha256",
+    "text_encoder",
+    "pipeline",
   ]);
+  if (top.pipeline != null) {
+    r.fail("pipeline", "is read by loadModelConfig, which reads the export folder it names");
+  }
   const name = r.string(top, "name", "name");
 
   const m = r.object(r.required(top, "model", "model"), "model", [
@@ -568,28 +675,7 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     time_input: r.oneOf(m, "time_input", "model.time_input", TIME_INPUTS),
     time_shape: r.oneOf(m, "time_shape", "model.time_shape", ["batch", "scalar"], "batch"),
   };
-  if (m.condition != null) {
-    const c = r.object(m.condition, "model.condition", [
-      "input",
-      "shape",
-      "guidance_scale",
-      "uncond",
-    ]);
-    const uncond = r.string(c, "uncond", "model.condition.uncond", "zeros");
-    model.condition = {
-      input: r.string(c, "input", "model.condition.input"),
-      shape: r.shape(c, "shape", "model.condition.shape"),
-      guidance_scale: r.number(c, "guidance_scale", "model.condition.guidance_scale", 1),
-      uncond: uncond === "zeros" ? uncond : r.path(c, "uncond", "model.condition.uncond"),
-    };
-    const names = [model.inputs.x, model.inputs.t];
-    if (names.includes(model.condition.input)) {
-      r.fail(
-        "model.condition.input",
-        `must differ from the x and t inputs: got ${show(model.condition.input)}`,
-      );
-    }
-  }
+  if (m.condition != null) model.condition = readCondition(r, m.condition, model);
   if (model.inputs.x === model.inputs.t) {
     r.fail("model.inputs.t", `must differ from model.inputs.x: got ${show(model.inputs.t)}`);
   }
@@ -602,14 +688,27 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     );
   }
 
+  const textEncoder = top.text_encoder != null ? readTextEncoder(r, top.text_encoder) : undefined;
+  if (model.condition?.uncond === "negative_prompt" && !textEncoder) {
+    r.fail("model.condition.uncond", '"negative_prompt" needs a text_encoder section');
+  }
   let decoder: DecoderConfig | undefined;
   if (top.decoder != null) {
-    const d = r.object(top.decoder, "decoder", ["path", "input", "output", "scale_factor"]);
+    const d = r.object(top.decoder, "decoder", [
+      "path",
+      "input",
+      "output",
+      "scale_factor",
+      "image_shape",
+    ]);
     decoder = {
       path: r.path(d, "path", "decoder.path"),
       input: r.string(d, "input", "decoder.input"),
       output: r.string(d, "output", "decoder.output"),
       scale_factor: r.positive(d, "scale_factor", "decoder.scale_factor", 1),
+      ...(d.image_shape != null
+        ? { image_shape: r.shape(d, "image_shape", "decoder.image_shape") }
+        : {}),
     };
   }
 
@@ -628,6 +727,7 @@ export function validateModelConfig(doc: unknown, source: string): ModelConfig {
     schedule,
     shape: r.shape(top, "shape", "shape"),
     decoder,
+    ...(textEncoder ? { text_encoder: textEncoder } : {}),
     data_range: [(range as number[])[0], (range as number[])[1]],
     device: readDevice(r, top),
     batch_size: r.integer(top, "batch_size", "batch_size", 16),
@@ -677,20 +777,85 @@ export function parseModelConfig(text: string, source: string): ModelConfig {
  */
 export async function loadModelConfig(pathOrUrl: string | URL): Promise<ModelConfig> {
   const source = pathOrUrl instanceof URL ? pathOrUrl.href : pathOrUrl;
+  const config = !isUrl(source) && await isPipelineFolder(source)
+    ? { ...validateModelConfig(await folderDocument(source), source), pipeline: resolve(source) }
+    : await readConfigFile(source);
+  for (const [field, get, set] of CONFIG_FILES) {
+    const path = get(config);
+    if (path === undefined) continue;
+    set(config, await localFile(config, field, path));
+  }
+  if (config.text_encoder) await checkFolder(config, "text_encoder.tokenizer");
+  await scheduleFromConfig(config);
+  return config;
+}
+
+/** The config document of an export folder, its problems as {@linkcode ConfigError}s. */
+async function folderDocument(folder: string): Promise<Record<string, unknown>> {
+  try {
+    return await pipelineDocument(folder);
+  } catch (e) {
+    if (e instanceof PipelineFolderError) {
+      throw new ConfigError(
+        e.file,
+        e.field,
+        e.message.slice(e.file.length + 2).replace(/^field "[^"]*" /, ""),
+      );
+    }
+    throw e;
+  }
+}
+
+/** A YAML config file or URL; one that names an export folder (`pipeline:`) laid over it. */
+async function readConfigFile(source: string): Promise<ModelConfig> {
   let text: string;
   try {
     text = await Deno.readTextFile(isUrl(source) ? await fetchCached(source) : source);
   } catch (e) {
     throw new ConfigError(source, "", `cannot be read: ${(e as Error).message}`);
   }
-  const config = parseModelConfig(text, source);
-  for (const [field, get, set] of CONFIG_FILES) {
-    const path = get(config);
-    if (path === undefined) continue;
-    set(config, await localFile(config, field, path));
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (e) {
+    throw new ConfigError(source, "", `malformed YAML: ${(e as Error).message.split("\n")[0]}`);
   }
-  await scheduleFromConfig(config);
-  return config;
+  const pipeline = (doc as Record<string, unknown> | null)?.pipeline;
+  if (pipeline == null || typeof doc !== "object" || Array.isArray(doc)) {
+    return validateModelConfig(doc, source);
+  }
+  if (typeof pipeline !== "string" || pipeline === "" || isUrl(source)) {
+    throw new ConfigError(
+      source,
+      "pipeline",
+      `must name a local export folder (with ${"model_index.json"}): got ${
+        JSON.stringify(pipeline)
+      }`,
+    );
+  }
+  const folder = resolve(dirname(resolve(source)), pipeline);
+  if (!await isPipelineFolder(folder)) {
+    throw new ConfigError(
+      source,
+      "pipeline",
+      `is not an export folder with model_index.json: ${folder}`,
+    );
+  }
+  const { pipeline: _, ...over } = doc as Record<string, unknown>;
+  const merged = mergeConfigDocuments(await folderDocument(folder), over);
+  return { ...validateModelConfig(merged, source), pipeline: folder };
+}
+
+/** Checks that a folder a config names exists. */
+async function checkFolder(config: ModelConfig, field: "text_encoder.tokenizer"): Promise<void> {
+  const path = config.text_encoder!.tokenizer;
+  let info: Deno.FileInfo | undefined;
+  try {
+    info = await Deno.stat(path);
+  } catch { /* reported below */ }
+  if (!info?.isDirectory) {
+    throw new ConfigError(config.source, field, `names a folder that does not exist: ${path}`);
+  }
 }
 
 /** Every file a config may name: its field, and how to read and replace its path. */
@@ -701,9 +866,13 @@ const CONFIG_FILES: readonly [
 ][] = [
   ["model.path", (c) => c.model.path, (c, p) => c.model.path = p],
   ["decoder.path", (c) => c.decoder?.path, (c, p) => c.decoder!.path = p],
+  ["text_encoder.path", (c) => c.text_encoder?.path, (c, p) => c.text_encoder!.path = p],
   [
     "model.condition.uncond",
-    (c) => c.model.condition?.uncond === "zeros" ? undefined : c.model.condition?.uncond,
+    (c) =>
+      ["zeros", "negative_prompt"].includes(c.model.condition?.uncond ?? "zeros")
+        ? undefined
+        : c.model.condition?.uncond,
     (c, p) => c.model.condition!.uncond = p,
   ],
   [
@@ -777,8 +946,11 @@ export async function scheduleFromConfig(config: ModelConfig): Promise<NoiseSche
         return flowSchedule({ tMax: s.t_max, tMin: s.t_min });
       case "vp_discrete": {
         if (s.alphas_cumprod === undefined) {
+          const range = s.beta_start !== undefined && s.beta_end !== undefined
+            ? { start: s.beta_start, end: s.beta_end }
+            : undefined;
           return vpDiscreteSchedule({
-            betas: discreteBetas(s.betas ?? "scaled_linear", s.num_steps),
+            betas: discreteBetas(s.betas ?? "scaled_linear", s.num_steps, range),
           });
         }
         const array = await readNpy(s.alphas_cumprod);

@@ -1,16 +1,21 @@
 /**
  * ONNX external data: graphs over 2 GB (a float32 Stable Diffusion UNet) keep their weights in
- * files beside the `.onnx` file, which protobuf cannot hold. ONNX Runtime finds those only for a
- * model opened from its path ({@linkcode sessionSource}); ld3 also hashes them with the graph
- * ({@linkcode onnxModelHash}) and reads them back in where it builds new graphs in memory
- * ({@linkcode inlineExternalData}, LD3's gradient graphs).
+ * files beside the `.onnx` file, which protobuf cannot hold. ONNX Runtime finds those for a model
+ * opened from its path ({@linkcode sessionSource}), and for graphs ld3 makes in memory from the
+ * folder `derived.ts` names; ld3 also hashes them with the graph ({@linkcode onnxModelHash}).
+ * Files over 64 MiB are read without their weights ({@linkcode readOnnxFile}, `proto_scan.ts`).
  *
  * @module
  */
 import { createHash } from "node:crypto";
-import { dirname, isAbsolute, join, normalize } from "node:path";
+import { basename, dirname, isAbsolute, join, normalize } from "node:path";
+import { scanOnnxFile } from "./proto_scan.ts";
+import { cacheDir } from "../io/remote.ts";
+import { writeTextFileAtomic } from "../io/atomic.ts";
 import { onnx, type ort } from "../deps.ts";
 import { createSession, type OnnxSignature, readOnnxSignature, sha256Hex } from "./session.ts";
+import { derivedSessionOptions, encodeModel, readDerivedSource } from "./derived.ts";
+import { float32Signature, halfPrecisionIo, withFloat32Interface } from "./float_io.ts";
 
 /**
  * Opens external-data file `name` of the model at `path`, naming both when it is missing. Like
@@ -67,8 +72,9 @@ const PROTOBUF_LIMIT = 2 ** 31 - 1;
 
 /**
  * The ONNX file at `path` (whose bytes are `bytes`) with every external-data weight read back
- * into the graph, for code that builds new graphs from it in memory (LD3's gradient graphs);
- * the bytes themselves when nothing is external.
+ * into the graph; the bytes themselves when nothing is external. ld3's own derived graphs (float16
+ * interfaces, LD3's gradient graphs) no longer need this: they keep the weights in the model's
+ * files (`derived.ts`), with no size limit.
  *
  * @throws {RangeError} naming the model when the weights do not fit one protobuf message (2 GB)
  * @throws {Error} naming the file when an external-data file is missing or too short
@@ -100,8 +106,7 @@ export async function inlineExternalData(path: string, bytes: Uint8Array): Promi
   if (total >= PROTOBUF_LIMIT) {
     throw new RangeError(
       `ONNX model ${path} has ${(total / 2 ** 30).toFixed(1)} GiB of weights: one graph holds at ` +
-        `most 2 GiB, so ld3 cannot build its gradient graph (LD3 training); sampling, generate and ` +
-        `eval work with it`,
+        `most 2 GiB, so they cannot be read into it (keep them external: readDerivedSource)`,
     );
   }
   for (const r of reads) {
@@ -137,10 +142,10 @@ export async function inlineExternalData(path: string, bytes: Uint8Array): Promi
  */
 export function sessionSource(
   path: string,
-  bytes: Uint8Array,
-  external: readonly string[] = externalDataFiles(bytes),
+  bytes: Uint8Array | undefined,
+  external: readonly string[] = bytes ? externalDataFiles(bytes) : [],
 ): Uint8Array | string {
-  return external.length > 0 ? path : bytes;
+  return external.length > 0 || !bytes ? path : bytes;
 }
 
 /**
@@ -152,13 +157,52 @@ export function sessionSource(
  */
 export async function onnxModelHash(
   path: string,
-  bytes: Uint8Array,
-  files: readonly string[] = externalDataFiles(bytes),
+  bytes: Uint8Array | undefined,
+  files: readonly string[] = bytes ? externalDataFiles(bytes) : [],
 ): Promise<string> {
-  if (files.length === 0) return await sha256Hex(bytes);
+  if (files.length === 0 && bytes) return await sha256Hex(bytes);
+  if (!bytes) return await cachedModelHash(path, files);
+  return await streamedModelHash(path, bytes, files);
+}
+
+/**
+ * The hash of a large model (several GB are minutes of hashing on a small machine, at every
+ * load), remembered in the cache folder (`lib/io/remote.ts`) under the files' identity: path,
+ * size, modification time and inode of the graph and each data file. A file changed since is a
+ * new key, and is hashed again.
+ */
+async function cachedModelHash(path: string, files: readonly string[]): Promise<string> {
+  const stats = [];
+  for (const name of [basename(path), ...files]) {
+    const file = join(dirname(path), name);
+    const info = await Deno.stat(file);
+    stats.push([await Deno.realPath(file), info.size, info.mtime?.getTime() ?? 0, info.ino ?? 0]);
+  }
+  const key = createHash("sha256").update(JSON.stringify(stats)).digest("hex");
+  const entry = join(cacheDir(), "model-hashes", key);
+  try {
+    const known = (await Deno.readTextFile(entry)).trim();
+    if (/^[0-9a-f]{64}$/.test(known)) return known;
+  } catch { /* not known yet */ }
+  const hash = await streamedModelHash(path, undefined, files);
+  try {
+    await Deno.mkdir(dirname(entry), { recursive: true });
+    await writeTextFileAtomic(entry, hash + "\n");
+  } catch { /* a cache that cannot be written only costs time */ }
+  return hash;
+}
+
+/** SHA-256 of the graph's bytes (read from `path` when not given), then each data file's. */
+async function streamedModelHash(
+  path: string,
+  bytes: Uint8Array | undefined,
+  files: readonly string[],
+): Promise<string> {
   const hash = createHash("sha256");
-  hash.update(bytes);
-  for (const name of files) {
+  // A file not read whole (over SMALL_FILE bytes) is streamed: the same hash as of its bytes.
+  const names = bytes ? files : [basename(path), ...files];
+  if (bytes) hash.update(bytes);
+  for (const name of names) {
     const handle = await openDataFile(path, name);
     try {
       const chunk = new Uint8Array(1 << 22);
@@ -172,12 +216,27 @@ export async function onnxModelHash(
   return hash.digest("hex");
 }
 
-/** An ONNX file read once: its path, its bytes and their signature. */
+/** Files up to this size are read whole; larger ones are scanned without their weights. */
+const SMALL_FILE = 64 * 2 ** 20;
+
+/** An ONNX file read once: its path, its bytes (when small) and their signature. */
 export interface OnnxFile {
   readonly path: string;
-  readonly bytes: Uint8Array;
-  /** Inputs, outputs and external-data files, decoded from `bytes`. */
+  /**
+   * The file's bytes, when it is small (64 MiB or less); a larger one is read without its weights
+   * ({@linkcode scanOnnxFile}), opened by ONNX Runtime from its path and hashed from disk.
+   */
+  readonly bytes?: Uint8Array;
+  /**
+   * Inputs, outputs and external-data files, decoded from `bytes`, as ld3 exchanges them:
+   * half-precision inputs and outputs read as float32 (see {@linkcode halfPrecision}).
+   */
   readonly signature: OnnxSignature;
+  /**
+   * The inputs and outputs the file declares in float16 (or bfloat16): ld3 opens the network
+   * behind Cast nodes that exchange them as float32 (`float_io.ts`). Empty for float32 graphs.
+   */
+  readonly halfPrecision: readonly string[];
 }
 
 /**
@@ -185,25 +244,65 @@ export interface OnnxFile {
  * it later need no second read or decode.
  *
  * @throws {TypeError} when the file is not an ONNX model with a graph
+ * @throws {Error} naming the file when an external-data file is missing
  */
 export async function readOnnxFile(path: string): Promise<OnnxFile> {
-  const bytes = await Deno.readFile(path);
-  return { path, bytes, signature: readOnnxSignature(bytes, path) };
+  const size = (await Deno.stat(path)).size;
+  const bytes = size <= SMALL_FILE ? await Deno.readFile(path) : undefined;
+  const declared = bytes ? readOnnxSignature(bytes, path) : await readOnnxSignatureFile(path);
+  // A missing data file is named here, before ONNX Runtime reports it in its own words.
+  for (const name of declared.externalData) (await openDataFile(path, name)).close();
+  return {
+    path,
+    ...(bytes ? { bytes } : {}),
+    signature: float32Signature(declared),
+    halfPrecision: halfPrecisionIo(declared),
+  };
 }
 
 /**
- * An ONNX Runtime session on `file` for `device`, opened from its bytes, or from its path when
- * its weights live in external-data files ({@linkcode sessionSource}).
+ * The signature of the ONNX file at `path`, read without its weights: only the external-data
+ * files its initializers name count as external (weights inside the file stay so).
+ *
+ * @throws {TypeError} when the file is not an ONNX model with a graph
+ */
+export async function readOnnxSignatureFile(path: string): Promise<OnnxSignature> {
+  const model = await scanOnnxFile(path, 1 << 16);
+  const own = basename(path);
+  for (const t of model.graph?.initializer ?? []) {
+    const location = t.externalData?.find((e) => e.key === "location")?.value;
+    // References to the file's own bytes stand for weights inside it: keep them inside.
+    if (t.dataLocation === onnx.TensorProto.DataLocation.EXTERNAL && location === own) {
+      t.dataLocation = onnx.TensorProto.DataLocation.DEFAULT;
+      t.externalData = [];
+    }
+  }
+  return readOnnxSignature(onnx.ModelProto.encode(model).finish(), path);
+}
+
+/**
+ * An ONNX Runtime session on `file` for `device`: opened from its bytes, or from its path when
+ * its weights live in external-data files ({@linkcode sessionSource}); a half-precision network
+ * behind its float32 interface (`float_io.ts`), its weights read from the file they are in.
  *
  * @throws {DeviceUnavailableError} when the device's provider cannot start
  */
-export function openOnnxFile(
+export async function openOnnxFile(
   file: OnnxFile,
   device: string,
   threads?: number,
 ): Promise<ort.InferenceSession> {
-  return createSession(sessionSource(file.path, file.bytes, file.signature.externalData), {
+  if (file.halfPrecision.length === 0) {
+    return await createSession(sessionSource(file.path, file.bytes, file.signature.externalData), {
+      device,
+      intraOpNumThreads: threads,
+    });
+  }
+  const source = await readDerivedSource(file.path, file.bytes);
+  const bytes = encodeModel(withFloat32Interface(source.model));
+  return await createSession(bytes, {
     device,
     intraOpNumThreads: threads,
+    extra: derivedSessionOptions(source.dir).extra,
   });
 }

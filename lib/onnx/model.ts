@@ -52,6 +52,7 @@ import {
 } from "./session.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { checkDevice, parseDevice } from "./device.ts";
+import { loadTextEncoder } from "./text_encoder.ts";
 import { LazySessionWorkers } from "./workers.ts";
 
 /** A network output held NaN or ±Inf. */
@@ -80,6 +81,14 @@ export interface LoadModelOptions {
   /** Execution device (`cpu`, `cuda[:<index>]`, `webgpu`); overrides the config's `device`. @default {config.device} */
   device?: string;
   /**
+   * One sample's unconditional input of classifier-free guidance, e.g. the embedding of a
+   * negative prompt (`lib/pipelines/prompts.ts`); overrides `model.condition.uncond`. With
+   * `uncond: negative_prompt` and none given, the text encoder's embedding of the empty prompt.
+   */
+  uncond?: Float32Array;
+  /** Classifier-free guidance scale; overrides (and is recorded as) `model.condition.guidance_scale`. */
+  guidanceScale?: number;
+  /**
    * CPU threads of each ONNX Runtime session; overrides the config's `threads`.
    * @default {config.threads ?? defaultThreads()}
    */
@@ -100,6 +109,8 @@ export interface LoadedModel {
   readonly imageShape: number[];
   /** Shape of one sample's condition, for conditional models. */
   readonly conditionShape?: number[];
+  /** One sample's unconditional input of classifier-free guidance (conditional models). */
+  readonly uncond?: Float32Array;
   /**
    * The CPU threads of its sessions; sessions opened for the same network later (VJP graphs,
    * feature models) take the same count.
@@ -147,14 +158,8 @@ function checkTensor(
   }
   const typeNames = expect.types.map((t) => Object.entries(ElemType).find(([, v]) => v === t)?.[0]);
   if (!expect.types.includes(found.elemType)) {
-    // Deno has Float16Array, so onnxruntime-common hands float16 data over as one, and the
-    // Node-API binding of onnxruntime-node reads it as empty (checked with 1.30): no float16 I/O.
-    const hint = found.elemType === ElemType.float16
-      ? " (export with float32 inputs and outputs, casting inside the graph if it computes in " +
-        "float16: onnxruntime-node under Deno cannot pass float16 tensors)"
-      : "";
     problems.push(
-      `${what}: expected element type ${typeNames.join(" or ")}, found ${describe(found)}${hint}`,
+      `${what}: expected element type ${typeNames.join(" or ")}, found ${describe(found)}`,
     );
   }
   if (!expect.ranks.includes(found.dims.length)) {
@@ -405,7 +410,7 @@ export async function onnxDenoiser(
     config.model.path,
   );
   checkModelSignature(signature, config);
-  return await checkedDenoiser(session, config, signature, options.schedule);
+  return await checkedDenoiser(session, config, signature, options.schedule, undefined);
 }
 
 /** The session is the authority on names (a caller may pass a session of another file). */
@@ -432,6 +437,7 @@ async function checkedDenoiser(
   config: ModelConfig,
   signature: OnnxSignature,
   schedule: NoiseSchedule | undefined,
+  uncond: Float32Array | undefined,
   workers?: LazySessionWorkers,
 ): Promise<Denoiser> {
   const m = config.model;
@@ -445,8 +451,14 @@ async function checkedDenoiser(
     workers,
     config,
     schedule: resolved,
-    uncond: await readUncond(m.condition, layout.condSize),
+    uncond: uncond ?? await readUncond(m.condition, layout.condSize),
   };
+  if (adapter.uncond.length !== layout.condSize) {
+    throw new TypeError(
+      `Unconditional input of model "${config.name}" holds ${adapter.uncond.length} values: ` +
+        `its condition [${m.condition?.shape}] has ${layout.condSize}`,
+    );
+  }
   // One float32 staging buffer is reused across calls (the network only reads it during
   // `session.run`); a call that overlaps another one in flight gets its own.
   let stagingBuffer: Float32Array | undefined;
@@ -655,6 +667,8 @@ async function decoderImageShape(
   const dims = signature.outputs.find((s) => s.name === name)?.dims ?? [];
   const rest = dims.slice(1);
   if (rest.length > 0 && rest.every((v) => typeof v === "number")) return rest as number[];
+  const given = config.decoder?.image_shape;
+  if (given) return [...given];
   // Symbolic image dims: decode one zero latent to learn them.
   const probe = await runDecoder(
     session,
@@ -690,6 +704,12 @@ async function decodeSamples(
   const z = new Float32Array(x.length);
   for (let i = 0; i < x.length; i++) z[i] = x[i] / config.decoder.scale_factor;
   const images = await runDecoder(decoder.session, config, z, x.length / d, decoder.exportBatch);
+  if (!sameShape(images.dims.slice(1), decoder.imageShape)) {
+    throw new TypeError(
+      `ONNX decoder ${config.decoder.path} produced images [${images.dims.slice(1)}]: expected ` +
+        `[${decoder.imageShape}] (decoder.image_shape, or its declared output)`,
+    );
+  }
   return toUnitRange(images.data, config.data_range);
 }
 
@@ -719,9 +739,10 @@ export async function loadModel(
   configOrPath: string | URL | ModelConfig,
   options: LoadModelOptions = {},
 ): Promise<LoadedModel> {
-  const config = typeof configOrPath === "string" || configOrPath instanceof URL
+  const loaded = typeof configOrPath === "string" || configOrPath instanceof URL
     ? await loadModelConfig(configOrPath)
     : configOrPath;
+  const config = withGuidance(loaded, options.guidanceScale);
   const device = options.device ?? config.device;
   checkDevice(device); // fail on a bad or unavailable device before reading any weights
   const threads = options.threads ?? config.threads ?? defaultThreads();
@@ -730,20 +751,26 @@ export async function loadModel(
   }
   const network = await readOnnxFile(config.model.path);
   checkModelSignature(network.signature, config);
-  const modelHash = await onnxModelHash(
-    network.path,
-    network.bytes,
-    network.signature.externalData,
-  );
+  // The hash reads every weight; it runs while ONNX Runtime reads them too.
+  const hashing = onnxModelHash(network.path, network.bytes, network.signature.externalData);
+  hashing.catch(() => {}); // awaited below; a failure before then must not go unhandled
   const decoderFile = config.decoder ? await readOnnxFile(config.decoder.path) : undefined;
   if (decoderFile) checkDecoderSignature(decoderFile.signature, config);
+  const uncond = options.uncond ?? await negativePromptUncond(config, device);
 
   const sessions: ort.InferenceSession[] = [];
   const workers = batchWorkers(network, device, threads);
   try {
     const session = await openOnnxFile(network, device, threads);
     sessions.push(session);
-    const denoiser = await checkedDenoiser(session, config, network.signature, undefined, workers);
+    const denoiser = await checkedDenoiser(
+      session,
+      config,
+      network.signature,
+      undefined,
+      uncond,
+      workers,
+    );
     let decoder: OpenDecoder | undefined;
     if (decoderFile) {
       const decoderSession = await openOnnxFile(decoderFile, device, threads);
@@ -754,10 +781,48 @@ export async function loadModel(
         imageShape: await decoderImageShape(decoderSession, decoderFile.signature, config),
       };
     }
-    return loadedModel(config, denoiser, { modelHash, threads, workers }, decoder, sessions);
+    const modelHash = await hashing;
+    return loadedModel(
+      config,
+      denoiser,
+      { modelHash, threads, workers },
+      decoder,
+      sessions,
+      uncond,
+    );
   } catch (e) {
     for (const s of sessions) await s.release();
     throw e;
+  }
+}
+
+/** The config with another guidance scale recorded in it (the config itself without one). */
+function withGuidance(config: ModelConfig, scale: number | undefined): ModelConfig {
+  const c = config.model.condition;
+  if (scale === undefined) return config;
+  if (!c) {
+    throw new TypeError(
+      `guidance_scale needs a conditional model: "${config.name}" has no model.condition`,
+    );
+  }
+  if (!Number.isFinite(scale)) throw new RangeError(`guidance_scale must be finite: got ${scale}`);
+  return { ...config, model: { ...config.model, condition: { ...c, guidance_scale: scale } } };
+}
+
+/**
+ * The unconditional input of `uncond: negative_prompt` when no embedding is given: the text
+ * encoder's embedding of the empty prompt (the encoder is released again at once).
+ */
+async function negativePromptUncond(
+  config: ModelConfig,
+  device: string,
+): Promise<Float32Array | undefined> {
+  if (config.model.condition?.uncond !== "negative_prompt") return undefined;
+  const encoder = await loadTextEncoder(config, device);
+  try {
+    return await encoder.encode([""]);
+  } finally {
+    await encoder.close();
   }
 }
 
@@ -768,7 +833,9 @@ export async function loadModel(
  * work of a call: a 0.56 M-parameter UNet (1.8 MB) takes milliseconds per sample, the
  * Gaussian-mixture model (0.3 MB) microseconds, less than handing a batch to a worker costs.
  * Networks with external weights (over 2 GB) would hold one copy of their weights per worker,
- * and their large operators keep intra-op threads busy anyway.
+ * and their large operators keep intra-op threads busy anyway; float16 networks (their float32
+ * interface is built in memory) and files over 64 MiB (read without their weights) run on the
+ * one session too.
  */
 export const WORKER_MIN_MODEL_BYTES = 2 ** 20;
 
@@ -779,8 +846,9 @@ function batchWorkers(
   threads: number,
 ): LazySessionWorkers | undefined {
   const cpu = parseDevice(device).kind === "cpu";
-  const eligible = file.signature.externalData.length === 0 &&
-    file.bytes.length >= WORKER_MIN_MODEL_BYTES;
+  // A float16 network runs behind a float32 interface that only the main session is given.
+  const eligible = file.signature.externalData.length === 0 && file.halfPrecision.length === 0 &&
+    file.bytes !== undefined && file.bytes.length >= WORKER_MIN_MODEL_BYTES;
   if (!cpu || threads < 2 || !eligible) return undefined;
   // Each worker reads the file itself: sending it the bytes costs more.
   return new LazySessionWorkers(file.path, threads, sessionOptionsFor(device, 1));
@@ -797,6 +865,7 @@ function loadedModel(
   },
   decoder: OpenDecoder | undefined,
   sessions: readonly ort.InferenceSession[],
+  uncond: Float32Array | undefined,
 ): LoadedModel {
   let closed = false;
   return {
@@ -809,6 +878,7 @@ function loadedModel(
     sampleShape: [...config.shape],
     imageShape: decoder?.imageShape ?? [...config.shape],
     conditionShape: config.model.condition ? [...config.model.condition.shape] : undefined,
+    ...(uncond ? { uncond } : {}),
     decode: (x: Float64Array) => decodeSamples(config, decoder, x),
     async close() {
       if (closed) return;

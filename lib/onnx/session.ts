@@ -128,6 +128,11 @@ export interface CreateSessionOptions {
    * @default {"cpu"}
    */
   preferredOutputLocation?: OutputLocation;
+  /**
+   * ONNX Runtime configuration entries (`extra` of its session options), e.g. where the weights
+   * of a graph made in memory live (`derivedSessionOptions` in `derived.ts`).
+   */
+  extra?: ort.InferenceSession.SessionOptions["extra"];
 }
 
 /**
@@ -217,12 +222,29 @@ export async function createSession(
       ...sessionOptionsFor(device, options.intraOpNumThreads),
       ...(location !== "cpu" ? { preferredOutputLocation: location } : {}),
     };
+    // The caller's entries join the threads' own (`sessionOptionsFor`), section by section.
+    if (options.extra) sessionOptions.extra = mergeExtra(sessionOptions.extra, options.extra);
     return typeof source === "string"
       ? await ort.InferenceSession.create(source, sessionOptions)
       : await ort.InferenceSession.create(source, sessionOptions);
   } catch (e) {
     throw explainProviderError(device, e);
   }
+}
+
+/** ONNX Runtime configuration entries `b` over `a`, merged one section (`session`, …) deep. */
+function mergeExtra(
+  a: ort.InferenceSession.SessionOptions["extra"],
+  b: ort.InferenceSession.SessionOptions["extra"],
+): ort.InferenceSession.SessionOptions["extra"] {
+  const out: Record<string, unknown> = { ...(a as Record<string, unknown> ?? {}) };
+  for (const [key, value] of Object.entries(b as Record<string, unknown> ?? {})) {
+    const old = out[key];
+    out[key] = typeof old === "object" && old !== null && typeof value === "object"
+      ? { ...old, ...value }
+      : value;
+  }
+  return out as ort.InferenceSession.SessionOptions["extra"];
 }
 
 /** Lowercase hex SHA-256 of some bytes (used to identify a model file). */

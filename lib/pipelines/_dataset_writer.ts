@@ -118,10 +118,12 @@ export function manifestDraft(
   seed: number,
   count: number,
   created = new Date(),
+  text?: DatasetManifest["text"],
 ): DatasetManifest {
   const schedule = m.denoiser.schedule;
   const shapes: DatasetManifest["shapes"] = { z: [...m.sampleShape], x: [...m.imageShape] };
   if (m.conditionShape) shapes.c = [...m.conditionShape];
+  if (m.config.decoder) shapes.latent = [...m.sampleShape];
   return {
     format: "ld3-dataset",
     version: 1,
@@ -131,6 +133,7 @@ export function manifestDraft(
     grid: { skip_type: sampler.gridKind, ...gridRecord(sampler, schedule) },
     noise: { generator: "philox4x32-10", seed, prior_scale: schedule.priorScale },
     shapes,
+    ...(text ? { text } : {}),
     count,
     created: created.toISOString(),
   };
@@ -208,6 +211,7 @@ export async function sampleAndWrite(
   const { manifest } = run;
   const pngShape = imageShapeOf(manifest.shapes.x);
   const xSize = sampleSize(manifest.shapes.x);
+  const zSize = sampleSize(manifest.shapes.z);
   const fingerprint = datasetFingerprint(manifest);
   const writeBatch = async (
     indices: number[],
@@ -218,7 +222,15 @@ export async function sampleAndWrite(
       const b = indices.indexOf(index);
       const x = batch.x.subarray(b * xSize, (b + 1) * xSize);
       const meta = sampleMeta(manifest, index, fingerprint);
-      const sample = { index, z: batch.z[b], x, c: batch.c?.[b], meta };
+      const sample = {
+        index,
+        z: batch.z[b],
+        x,
+        c: batch.c?.[b],
+        latent: batch.latent?.subarray(b * zSize, (b + 1) * zSize),
+        prompt: batch.prompts?.[b],
+        meta,
+      };
       return writer.write(sample, manifest, writer.savePng ? imageToPng(x, pngShape) : undefined);
     };
     // The first sample of a new dataset goes alone: the manifest follows it.

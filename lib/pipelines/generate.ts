@@ -28,7 +28,8 @@ import {
   validateSamplerOptions,
   withModel,
 } from "./sampler.ts";
-import { type ConditionInput, conditionTable } from "./sampling.ts";
+import { type ConditionInput, type ConditionTable, conditionTable } from "./sampling.ts";
+import { type ModelConfig, scheduleFromConfig } from "../onnx/config.ts";
 
 /** The options of {@linkcode generateDataset} (`deno task generate`). */
 export const GENERATE_OPTIONS = {
@@ -73,6 +74,12 @@ export interface GenerateDatasetOptions
   extends SamplerOptions, Omit<OptionValues<typeof GENERATE_OPTIONS>, "sigmas"> {
   /** Conditions to cycle through (conditional models); one-hot classes 0, 1, … by default. */
   condition?: ConditionInput;
+  /**
+   * The negative prompt whose embedding the model was loaded with, recorded in the manifest when
+   * the conditions are prompts (`loadPromptedModel` in `prompts.ts`); absent when the model uses
+   * its config's own unconditional input.
+   */
+  negativePrompt?: string;
   /** Progress bar options; `false` for none. @default {{}} */
   progress?: ProgressBarOptions | false;
   /** Creation time written to a new manifest. @default {new Date()} */
@@ -99,6 +106,31 @@ export interface GenerateDatasetResult {
   seconds: number;
   /** A shard's samples, `[first, end)` (sharded runs only). */
   samples?: IndexRange;
+}
+
+/** The manifest's record of a text-conditioned teacher's prompts, when the conditions are prompts. */
+function textRecord(
+  conditions: ConditionTable | undefined,
+  negativePrompt: string | undefined,
+): DatasetManifest["text"] {
+  if (!conditions?.prompts) return undefined;
+  const prompts = [...conditions.prompts];
+  return negativePrompt === undefined ? { prompts } : { prompts, negative_prompt: negativePrompt };
+}
+
+/**
+ * The folder {@linkcode generateDataset} writes for a config and these options (the model need
+ * not be loaded): `<data_dir>/<solver>_NFE<nfe>_<grid kind>/`.
+ */
+export async function generateDatasetDir(
+  config: ModelConfig,
+  options: GenerateDatasetOptions = {},
+): Promise<string> {
+  validateSamplerOptions(options);
+  const o = resolveOptions(GENERATE_OPTIONS, { ...options, sigmas: undefined });
+  const schedule = await scheduleFromConfig(config);
+  const sampler = await prepareSampler({ denoiser: { schedule } }, options);
+  return join(o.dataDir, datasetDirName(sampler.solverName, sampler.nfe, sampler.gridKind));
 }
 
 /**
@@ -131,7 +163,14 @@ export async function generateDataset(
     // Pictures that could not be drawn are refused before the first network call.
     if (o.savePng) checkPictureShape(m.imageShape, "save_png");
     const dir = join(o.dataDir, datasetDirName(sampler.solverName, sampler.nfe, sampler.gridKind));
-    const draft = manifestDraft(m, sampler, o.seed, o.totalSamples, options.created);
+    const draft = manifestDraft(
+      m,
+      sampler,
+      o.seed,
+      o.totalSamples,
+      options.created,
+      textRecord(conditions, options.negativePrompt),
+    );
     if (options.shard) {
       const part = await generateShard(m, sampler, {
         dir,

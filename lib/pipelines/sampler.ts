@@ -131,7 +131,7 @@ async function chooseGrid(
 
 /** Builds the grid and the solver plan for a model's schedule. */
 export async function prepareSampler(
-  model: LoadedModel,
+  model: Pick<LoadedModel, "denoiser"> | { denoiser: { schedule: NoiseSchedule } },
   options: SamplerOptions = {},
 ): Promise<PreparedSampler> {
   const o = validateSamplerOptions(options);

@@ -32,7 +32,7 @@ import {
  * `[K]`), turned into one-hot rows. Sample `i` gets row `i mod rows`.
  */
 export type ConditionInput =
-  | { data: ArrayLike<number>; shape: readonly number[] }
+  | { data: ArrayLike<number>; shape: readonly number[]; prompts?: readonly string[] }
   | { labels: readonly number[] };
 
 /** Conditions to cycle through: row `i mod rows` of `data` is sample `i`'s condition. */
@@ -41,6 +41,8 @@ export interface ConditionTable {
   data: Float32Array;
   /** Number of rows. */
   rows: number;
+  /** The prompt each row is the embedding of (text-conditioned models). */
+  prompts?: readonly string[];
 }
 
 /**
@@ -65,7 +67,14 @@ export function conditionTable(
         `Condition array [${given.shape}] is not a list of [${shape}] conditions`,
       );
     }
-    return { data: Float32Array.from(given.data), rows: given.data.length / size };
+    const rows = given.data.length / size;
+    if (given.prompts && given.prompts.length !== rows) {
+      throw new RangeError(
+        `Condition array holds ${rows} rows for ${given.prompts.length} prompts`,
+      );
+    }
+    const data = Float32Array.from(given.data);
+    return given.prompts ? { data, rows, prompts: [...given.prompts] } : { data, rows };
   }
   // Class labels, given or 0, 1, …, K − 1 by default: one-hot rows of a vector condition [K].
   if (shape.length !== 1) {
@@ -140,7 +149,14 @@ export async function runBatch(
   sampler: PreparedSampler,
   indices: readonly number[],
   options: { seed: number; conditions?: ConditionTable; trajectory?: boolean },
-): Promise<{ z: Float32Array[]; x: Float32Array; c?: Float32Array[]; evals?: RecordedEval[] }> {
+): Promise<{
+  z: Float32Array[];
+  x: Float32Array;
+  latent?: Float32Array;
+  c?: Float32Array[];
+  prompts?: string[];
+  evals?: RecordedEval[];
+}> {
   const size = sampleSize(model.sampleShape);
   const { z, xT } = initialNoise(options.seed, indices, {
     shape: model.sampleShape,
@@ -162,8 +178,18 @@ export async function runBatch(
   const denoiser = evals ? recordingDenoiser(model, evals) : model.denoiser;
   const out = await runPlan(sampler.plan, denoiser, xT, condition ? { condition } : {});
   const x = await model.decode(out);
+  const table = options.conditions;
+  const prompts = table?.prompts && indices.map((i) => table.prompts![i % table.rows]);
   // Per-sample views of this batch's fresh noise array (nothing else holds or writes it).
-  return { z: indices.map((_, b) => z.subarray(b * size, (b + 1) * size)), x, c, evals };
+  return {
+    z: indices.map((_, b) => z.subarray(b * size, (b + 1) * size)),
+    x,
+    // A latent model's final latents too: the teacher of an LD3 loss measured on latents.
+    ...(model.config.decoder ? { latent: Float32Array.from(out) } : {}),
+    c,
+    ...(prompts ? { prompts } : {}),
+    evals,
+  };
 }
 
 /** The options of {@linkcode sampleImages} (`deno task sample`). */

@@ -62,7 +62,18 @@ const RAW_READERS: Record<number, [bytes: number, read: (view: DataView, at: num
   [DataType.BOOL]: [1, (v, o) => v.getUint8(o)],
   [DataType.INT16]: [2, (v, o) => v.getInt16(o, true)],
   [DataType.UINT16]: [2, (v, o) => v.getUint16(o, true)],
+  [DataType.FLOAT16]: [2, (v, o) => halfValue(v.getUint16(o, true))],
 };
+
+/** The number IEEE float16 bits `bits` stand for. */
+export function halfValue(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exp = (bits >> 10) & 0x1f;
+  const frac = bits & 0x3ff;
+  if (exp === 0) return sign * frac * 2 ** -24;
+  if (exp === 31) return frac ? NaN : sign * Infinity;
+  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
+}
 
 /** The decoded numeric values of a constant tensor (int and float types). */
 export function tensorValues(t: ITensorProto): number[] {
@@ -82,6 +93,31 @@ export function tensorValues(t: ITensorProto): number[] {
   if (t.int64Data?.length) return t.int64Data.map((v) => toNumber(v));
   if (t.int32Data?.length) return Array.from(t.int32Data);
   return [];
+}
+
+/** The IEEE float16 bits of `v`, rounded to nearest even (constants of float16 graphs). */
+export function halfBits(v: number): number {
+  // Direct rounding where the runtime has Float16Array; else through float32 (rarely one ulp off).
+  const F16 = (globalThis as { Float16Array?: new (v: number[]) => { buffer: ArrayBuffer } })
+    .Float16Array;
+  if (F16) return new Uint16Array(new F16([v]).buffer)[0];
+  const f32 = new Float32Array([v]);
+  const x = new Uint32Array(f32.buffer)[0];
+  const sign = (x >>> 16) & 0x8000;
+  const exp = (x >>> 23) & 0xff;
+  const mant = x & 0x7fffff;
+  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
+  const e = exp - 127 + 15;
+  if (e >= 0x1f) return sign | 0x7c00;
+  if (e <= 0) {
+    if (e < -10) return sign;
+    const m = (mant | 0x800000) >>> (1 - e);
+    const rounded = m + 0xfff + ((m >>> 13) & 1);
+    return sign | (rounded >>> 13);
+  }
+  const rounded = (e << 23 | mant) + 0xfff + ((mant >>> 13) & 1);
+  if (rounded >>> 23 >= 0x1f) return sign | 0x7c00;
+  return sign | (rounded >>> 13);
 }
 
 /** Builds a constant tensor proto of numbers, stored little-endian in `rawData`. */
@@ -104,6 +140,9 @@ export function makeTensor(
       break;
     case DataType.INT32:
       raw = new Uint8Array(Int32Array.from(values).buffer);
+      break;
+    case DataType.FLOAT16:
+      raw = new Uint8Array(Uint16Array.from(values, halfBits).buffer);
       break;
     default:
       throw new TypeError(`Unsupported constant tensor type: ${dataType}`);

@@ -6,9 +6,9 @@
  *
  * @module
  */
-import type { IGraphProto, IModelProto } from "./_graph.ts";
+import type { IGraphProto, IModelProto, IValueInfoProto } from "./_graph.ts";
 import { onnx, ort } from "../deps.ts";
-import { attrInt, DataType, getAttr, numel, tensorValues, toNumber } from "./_graph.ts";
+import { attrInt, DataType, getAttr, halfValue, numel, tensorValues, toNumber } from "./_graph.ts";
 
 const BOOL_OPS = new Set([
   "Equal",
@@ -78,9 +78,10 @@ const ORT_TYPE: Record<number, ort.Tensor.Type> = {
   [DataType.UINT8]: "uint8",
   [DataType.INT8]: "int8",
 };
-const FROM_ORT: Record<string, number> = Object.fromEntries(
-  Object.entries(ORT_TYPE).map(([k, v]) => [v, Number(k)]),
-);
+const FROM_ORT: Record<string, number> = {
+  ...Object.fromEntries(Object.entries(ORT_TYPE).map(([k, v]) => [v, Number(k)])),
+  float16: DataType.FLOAT16,
+};
 
 /** A filler tensor of the given type and shape: 0.5 for floats, 0 otherwise. */
 function filler(dtype: number, shape: number[]): ort.Tensor {
@@ -110,18 +111,78 @@ function filler(dtype: number, shape: number[]): ort.Tensor {
   return new ort.Tensor(type, data, shape);
 }
 
+/** Elements of a value the probe reads back: a value this small is read whole. */
+const HEAD = 4096;
+
+/** Names of the probe's outputs for value `v`: its shape, and its first {@linkcode HEAD} + 1 values. */
+function probeNames(v: string): { shape: string; head: string } {
+  return { shape: `${v}#ld3_shape`, head: `${v}#ld3_head` };
+}
+
 /**
- * Runs a copy of `model` that outputs every node output and records shapes, element types
- * and small values. Input values are fillers: shapes of the ops this module supports do not
- * depend on input values.
+ * A copy of `graph` whose outputs are, for every node output, its shape and its first values:
+ * ONNX Runtime frees each intermediate as soon as its last reader has run, so learning the facts
+ * of a network costs about one forward pass of memory, not every activation at once.
+ */
+function probeGraph(graph: IGraphProto, values: readonly string[]) {
+  const int64 = (name: string, v: number[]) =>
+    onnx.TensorProto.create({
+      name,
+      dataType: DataType.INT64,
+      dims: [v.length],
+      rawData: new Uint8Array(BigInt64Array.from(v.map(BigInt)).buffer),
+    });
+  const consts = { flat: "ld3#probe_flat", zero: "ld3#probe_zero", end: "ld3#probe_end" };
+  const nodes = [...graph.node ?? []];
+  const outputs: IValueInfoProto[] = [];
+  for (const v of values) {
+    const { shape, head } = probeNames(v);
+    const flat = `${v}#ld3_flat`;
+    nodes.push(
+      onnx.NodeProto.create({ opType: "Shape", input: [v], output: [shape] }),
+      onnx.NodeProto.create({ opType: "Reshape", input: [v, consts.flat], output: [flat] }),
+      onnx.NodeProto.create({
+        opType: "Slice",
+        input: [flat, consts.zero, consts.end],
+        output: [head],
+      }),
+    );
+    outputs.push({ name: shape }, { name: head });
+  }
+  return onnx.GraphProto.create({
+    ...graph,
+    node: nodes,
+    initializer: [
+      ...graph.initializer ?? [],
+      int64(consts.flat, [-1]),
+      int64(consts.zero, [0]),
+      int64(consts.end, [HEAD + 1]),
+    ],
+    output: outputs,
+    valueInfo: [],
+  });
+}
+
+/** The numbers of an output tensor (float16 ones decoded when ORT hands over their bits). */
+function numbersOf(t: ort.Tensor): number[] {
+  const data = t.data as ArrayLike<number | bigint>;
+  if (t.type === "float16" && data instanceof Uint16Array) return Array.from(data, halfValue);
+  return Array.from(data, (v) => Number(v));
+}
+
+/**
+ * Runs a copy of `model` that reports the shape and the first values of every node output, and
+ * records shapes, element types and small values. Input values are fillers: shapes of the ops
+ * this module supports do not depend on input values. `sessionOptions` (e.g. where the weights of
+ * a graph made in memory live) are those of the probe's session.
  */
 export async function learnValueFacts(
   model: IModelProto,
   inputShapes: Map<string, number[]>,
   dtypes: Map<string, number>,
+  sessionOptions: ort.InferenceSession.SessionOptions = {},
 ): Promise<ValueFacts> {
   const graph = model.graph!;
-  const copy = onnx.ModelProto.create({ ...model, graph: onnx.GraphProto.create({ ...graph }) });
   const outputs: string[] = [];
   const seen = new Set<string>();
   for (const node of graph.node ?? []) {
@@ -132,12 +193,7 @@ export async function learnValueFacts(
       }
     }
   }
-  copy.graph!.output = outputs.map((name) =>
-    onnx.ValueInfoProto.create({
-      name,
-      type: dtypes.has(name) ? { tensorType: { elemType: dtypes.get(name) } } : undefined,
-    })
-  );
+  const copy = onnx.ModelProto.create({ ...model, graph: probeGraph(graph, outputs) });
   const facts: ValueFacts = { shapes: new Map(), dtypes: new Map(), values: new Map() };
   const feeds: Record<string, ort.Tensor> = {};
   for (const [name, shape] of inputShapes) {
@@ -149,23 +205,28 @@ export async function learnValueFacts(
     const shape = (t.dims ?? []).map((d) => toNumber(d));
     facts.shapes.set(t.name!, shape);
     facts.dtypes.set(t.name!, t.dataType ?? 0);
-    if (t.dataType !== DataType.FLOAT && t.dataType !== DataType.DOUBLE || numel(shape) <= 4096) {
+    const small = numel(shape) <= HEAD;
+    if (t.dataType !== DataType.FLOAT && t.dataType !== DataType.DOUBLE || small) {
       facts.values.set(t.name!, tensorValues(t));
     }
   }
   const bytes = onnx.ModelProto.encode(copy).finish();
-  const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: "disabled" });
+  const session = await ort.InferenceSession.create(bytes, {
+    ...sessionOptions,
+    graphOptimizationLevel: "disabled",
+    enableCpuMemArena: false,
+  });
   try {
     const result = await session.run(feeds);
     for (const name of outputs) {
-      const t = result[name];
-      if (!t) continue;
-      facts.shapes.set(name, [...t.dims]);
+      const { shape, head } = probeNames(name);
+      if (!result[shape] || !result[head]) continue;
+      const dims = numbersOf(result[shape]);
+      facts.shapes.set(name, dims);
+      const t = result[head];
       facts.dtypes.set(name, FROM_ORT[t.type] ?? 0);
-      const small = t.size <= 4096;
-      if (t.type !== "float32" && t.type !== "float64" || small) {
-        facts.values.set(name, Array.from(t.data as ArrayLike<number | bigint>, (v) => Number(v)));
-      }
+      const float = t.type === "float32" || t.type === "float64" || t.type === "float16";
+      if (!float || numel(dims) <= HEAD) facts.values.set(name, numbersOf(t));
     }
   } finally {
     await session.release();

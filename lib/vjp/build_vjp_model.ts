@@ -13,6 +13,7 @@ import type {
   IValueInfoProto,
 } from "./_graph.ts";
 import { onnx } from "../deps.ts";
+import { withDerivedFolder } from "../onnx/derived.ts";
 import { DataType, GraphBuilder, isFloatType, makeTensor, nodeLabel, toNumber } from "./_graph.ts";
 import { inferDtypes, learnValueFacts, type ValueFacts } from "./_infer.ts";
 import {
@@ -45,6 +46,11 @@ export interface VjpOptions {
    * @default {the static shapes declared by the model}
    */
   inputShapes?: Record<string, number[]>;
+  /**
+   * The folder of the model file when the graph references its weights in external data (a
+   * graph ld3 made in memory from a model on disk: `lib/onnx/derived.ts`).
+   */
+  externalDataFolder?: string;
   /**
    * Rewrite some forward nodes (InstanceNormalization) into primitives whose intermediates the
    * backward reuses. Off, the forward nodes stay as they are (so a forward part computes
@@ -148,7 +154,11 @@ async function backwardPass(model: Uint8Array, options: VjpOptions) {
   // fail on unsupported ops before running anything
   checkRules(differentiablePath(nodes, options.wrt, of, fwd.staticTypes).path, nodes);
   const shapes = new Map(fwd.inputs.map((v) => [v.name!, concreteShape(v, options)]));
-  const facts = await learnValueFacts(fwd.m, shapes, fwd.staticTypes);
+  const probeOptions = options.externalDataFolder === undefined ? {} : withDerivedFolder(
+    { extra: { session: { disable_prepacking: "1" } } },
+    options.externalDataFolder,
+  );
+  const facts = await learnValueFacts(fwd.m, shapes, fwd.staticTypes, probeOptions);
   // again with the types of the forward run, which the static pass may not know
   const { active, reaches, path } = differentiablePath(nodes, options.wrt, of, facts.dtypes);
   const build = startBuild(fwd, facts, active);

@@ -24,6 +24,7 @@ import {
   splitBatch,
   type WorkerOutput,
 } from "../onnx/workers.ts";
+import { withDerivedFolder } from "../onnx/derived.ts";
 
 /** Options of {@linkcode VjpSession.create}. */
 export interface VjpSessionOptions extends Omit<VjpOptions, "inputShapes"> {
@@ -56,6 +57,17 @@ function shapeKey(inputs: Record<string, ort.Tensor>): string {
 
 function shapesOf(inputs: Record<string, ort.Tensor>): Record<string, number[]> {
   return Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, [...t.dims]]));
+}
+
+/**
+ * `options` for a graph whose weights stay in external data in `folder` (the model's own files:
+ * `lib/onnx/derived.ts`); `options` itself without a folder.
+ */
+function withWeightsFolder(
+  options: ort.InferenceSession.SessionOptions,
+  folder: string | undefined,
+): ort.InferenceSession.SessionOptions {
+  return folder === undefined ? options : withDerivedFolder(options, folder);
 }
 
 /** The output `of` names, probing the model when it is not given. */
@@ -132,7 +144,10 @@ export class VjpSession {
     const { files } = cache
       ? await cachedBuild(this.#model, { kind: "vjp", ...options }, make)
       : await make();
-    return await ort.InferenceSession.create(files["vjp.onnx"], sessionOptions ?? {});
+    return await ort.InferenceSession.create(
+      files["vjp.onnx"],
+      withWeightsFolder(sessionOptions ?? {}, build.externalDataFolder),
+    );
   }
 
   /** Releases every cached ONNX Runtime session. */
@@ -398,31 +413,28 @@ export class SplitVjpSession {
       ? await cachedBuild(this.#model, { kind: "split", ...options }, make)
       : await make();
     const { files, meta, dir } = built;
+    const folder = build.externalDataFolder;
     // Workers open the cache's files when there are some: sending each worker the bytes costs
-    // more than the worker reading them.
-    const source = (name: string) => dir ? join(dir, name) : files[name];
+    // more than the worker reading them. Graphs whose weights stay in the model's files are
+    // sent as bytes, and told that folder.
+    const source = (name: string) => dir && !folder ? join(dir, name) : files[name];
+    const here = withWeightsFolder(sessionOptions ?? {}, folder);
+    const there = withWeightsFolder(workerSessionOptions ?? sessionOptions ?? {}, folder);
     this.#forward ??= workers
-      ? workers.openSession(
-        `${this.#name} forward`,
-        source("forward.onnx"),
-        workerSessionOptions ?? sessionOptions ?? {},
-      ).then(() => undefined)
-      : ort.InferenceSession.create(files["forward.onnx"], sessionOptions ?? {});
+      ? workers.openSession(`${this.#name} forward`, source("forward.onnx"), there)
+        .then(() => undefined)
+      : ort.InferenceSession.create(files["forward.onnx"], here);
     if (workers) {
       await Promise.all([
         this.#forward,
-        workers.openSession(
-          `${this.#name} backward ${key}`,
-          source("backward.onnx"),
-          workerSessionOptions ?? sessionOptions ?? {},
-        ),
+        workers.openSession(`${this.#name} backward ${key}`, source("backward.onnx"), there),
       ]);
       return { residuals: meta };
     }
     return {
       residuals: meta,
       forward: await this.#forward,
-      backward: await ort.InferenceSession.create(files["backward.onnx"], sessionOptions ?? {}),
+      backward: await ort.InferenceSession.create(files["backward.onnx"], here),
     };
   }
 

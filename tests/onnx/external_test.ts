@@ -59,7 +59,7 @@ Deno.test("externalDataFiles() and sessionSource(): a graph with external weight
     // Weights past protobuf's 2 GiB cannot be read back into one graph: said before reading.
     await assert.rejects(
       () => inlineExternalData(path, externalWeightsModel("weights.bin", 3e9)),
-      /has 2\.8 GiB of weights: one graph holds at most 2 GiB, so ld3 cannot build its gradient graph/,
+      /has 2\.8 GiB of weights: one graph holds at most 2 GiB, so they cannot be read into it/,
     );
     // The hash covers the weights: another data file, another hash.
     const before = await onnxModelHash(path, bytes);

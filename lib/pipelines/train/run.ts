@@ -65,6 +65,7 @@ import {
   trainLd3,
 } from "../../ld3/trainer.ts";
 import { MODEL_OPTIONS } from "../options.ts";
+import { encodePrompts } from "../prompts.ts";
 import { CHECKPOINT_FILE, readRunCheckpoint, restoreTrainerState } from "./checkpoint.ts";
 import type { RunCheckpoint } from "./checkpoint.ts";
 import { type Ld3ProgressOptions, RunRecorder } from "./recorder.ts";
@@ -151,6 +152,12 @@ export const TRAIN_OPTIONS = {
     kind: "boolean",
     default: false,
     help: "continue the run folder's checkpoint",
+  },
+  latentLoss: {
+    flag: "latent_loss",
+    kind: "boolean",
+    default: false,
+    help: "latent models: measure the loss on latents, skipping the decoder (the paper decodes)",
   },
   ...LD3_OPTIONS,
 } as const satisfies OptionDeclarations;
@@ -247,6 +254,9 @@ function checkRunOptions(options: RunLd3Options) {
   if (lossType === "LPIPS" && !options.loss && o.lpipsModel === undefined) {
     throw new RangeError("Loss LPIPS needs an LPIPS ONNX model: pass lpips_model");
   }
+  if (lossType === "LPIPS" && o.latentLoss) {
+    throw new RangeError("latent_loss measures L2 or L1 on latents: LPIPS needs decoded images");
+  }
   return { ...o, lossType, resume: resume ?? false };
 }
 
@@ -271,6 +281,25 @@ async function openTeacherSet(dataDir: string, count: number): Promise<Dataset> 
     );
   }
   return dataset;
+}
+
+/**
+ * The teacher's guidance, which the student must share: the scale recorded in the dataset, and
+ * for a dataset made with prompts, the embedding of its negative prompt (from the dataset's
+ * cache, or encoded again).
+ */
+async function teacherGuidance(config: ModelConfig, dataset: Dataset, device?: string) {
+  const recorded = (dataset.manifest.config as { model?: ModelConfig["model"] }).model?.condition;
+  const out: { guidanceScale?: number; uncond?: Float32Array } = {};
+  if (config.model.condition && recorded && typeof recorded.guidance_scale === "number") {
+    out.guidanceScale = recorded.guidance_scale;
+  }
+  const negative = dataset.manifest.text?.negative_prompt;
+  if (negative !== undefined && config.text_encoder) {
+    const encoded = await encodePrompts(config, [negative], { device, cacheDir: dataset.dir });
+    out.uncond = encoded.data;
+  }
+  return out;
 }
 
 /** Refuses a teacher dataset made with another model or of other shapes. */
@@ -427,7 +456,7 @@ async function studentParts(
   const denoiser = options.denoiser ??
     resources.add(await differentiableDenoiser(model, { device }));
   const range = model.config.data_range;
-  const decode = model.config.decoder || range[0] !== -1 || range[1] !== 1
+  const decode = !o.latentLoss && (model.config.decoder || range[0] !== -1 || range[1] !== 1)
     ? resources.add(await differentiableDecoder(model, { device }))
     : undefined;
   const loss = options.loss ??
@@ -437,11 +466,20 @@ async function studentParts(
   return { denoiser, decode, loss };
 }
 
-/** Training samples `0 … numTrain − 1` and validation samples after them. */
-async function readSamples(dataset: Dataset, numTrain: number, numValid: number) {
+/**
+ * Training samples `0 … numTrain − 1` and validation samples after them; with `latent`, the
+ * teacher of each is its final latent instead of its decoded image.
+ */
+async function readSamples(dataset: Dataset, numTrain: number, numValid: number, latent = false) {
+  if (latent && !dataset.manifest.shapes.latent) {
+    throw new RangeError(
+      `Dataset ${dataset.dir} holds no teacher latents (made by an older generate, or a pixel ` +
+        `model): latent_loss needs them; generate it again`,
+    );
+  }
   const read = async (i: number): Promise<Ld3Sample> => {
     const s = await dataset.read(i);
-    return { z: Float64Array.from(s.z), teacher: s.x, condition: s.c };
+    return { z: Float64Array.from(s.z), teacher: latent ? s.latent! : s.x, condition: s.c };
   };
   const train: Ld3Sample[] = [];
   for (let i = 0; i < numTrain; i++) train.push(await read(i));
@@ -545,7 +583,11 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
   const resources = new Resources();
   try {
     const model = resources.add(
-      await loadModel(config, { device: o.device, threads: o.threads }),
+      await loadModel(config, {
+        device: o.device,
+        threads: o.threads,
+        ...await teacherGuidance(config, dataset, o.device),
+      }),
     );
     checkTeacherFitsModel(dataset, model, o.config);
     const plan = await planRun(o, model);
@@ -555,7 +597,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
     const resumed = await findCheckpoint(o, plan);
     // Everything that can fail on the inputs has run: now the folder is created.
     const parts = await studentParts(o, options, model, resources);
-    const { train, valid } = await readSamples(dataset, o.numTrain, o.numValid);
+    const { train, valid } = await readSamples(dataset, o.numTrain, o.numValid, o.latentLoss);
     const folder = await openRunFolder(o, plan, { config, model, dataset }, resumed?.previous);
     resources.add(folder.log);
     const recorder = newRecorder(o, options, plan, model, folder, resumed?.previous);
@@ -585,7 +627,7 @@ export async function runLd3Training(options: RunLd3Options): Promise<RunLd3Resu
       title: runTitle(r.solverName, r.steps),
       valid,
       previewCount: options.previewCount ?? 8,
-      imageShape: model.imageShape,
+      imageShape: o.latentLoss ? model.sampleShape : model.imageShape,
       lossType: o.lossType,
       gridInfo: gridInfoOf(o, plan, model),
       recorder,
