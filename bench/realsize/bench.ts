@@ -16,11 +16,13 @@
  *   (relative error to the largest entry).
  *
  * PyTorch (bench/realsize/torch_side.py) runs after ld3 has closed its sessions, in its own
- * process, on the same machine, with as many threads as ONNX Runtime used. A table in Markdown follows the per-model lines.
+ * process, on the same machine, at 1 thread and at ONNX Runtime's thread count; the faster of the
+ * two (by forward+backward) runs the trajectory and fills the table. A table in Markdown follows the per-model lines.
  *
  * ```sh
  * deno run -A bench/realsize/bench.ts [--models ddpmpp,dit] [--repeats 3] [--step_repeats 1]
  *   [--threads N]
+ * deno run -A bench/realsize/bench.ts --table LOG   # the table again from a run's JSON lines
  * ```
  *
  * @module
@@ -62,6 +64,7 @@ const { values } = parseArgs({
     repeats: { type: "string", default: "3" },
     step_repeats: { type: "string", default: "1" },
     threads: { type: "string" },
+    table: { type: "string" },
   },
 });
 
@@ -79,6 +82,7 @@ interface Measured {
   agreement: { x: number; t: number };
   torch: {
     torch: string;
+    /** The faster of 1 and ORT's thread count, whose times these are. */
     threads: number;
     forward_ms: number;
     forward_backward_ms: number;
@@ -244,8 +248,27 @@ function row(m: Measured): string {
   return `| ${cells.join(" | ")} |`;
 }
 
+function printTable(results: Measured[]) {
+  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
+  const r0 = results[0];
+  console.log(
+    `\nld3 / PyTorch ${r0.torch.torch} eager, batch 2, ${r0.ortThreads} ORT thread(s), PyTorch ` +
+      `threads: ${results.map((m) => `${m.model} ${m.torch.threads}`).join(", ")} (the faster ` +
+      `of 1 and ${r0.ortThreads}); load average at the end ${load}:\n`,
+  );
+  console.log(
+    "| model | parameters | ONNX size | forward s/sample | VJP/forward (PyTorch fwd+bwd/fwd) " +
+      "| s per LD3 step, NFE 6 (PyTorch fwd+bwd of the trajectory) | peak RSS | VJP vs autograd, rel. err. x / t |",
+  );
+  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
+  for (const m of results) console.log(row(m));
+}
+
 if (values.one) {
   console.log(JSON.stringify(await measureOne(values.one)));
+} else if (values.table) {
+  const lines = Deno.readTextFileSync(values.table).split("\n").filter((l) => l.startsWith("{"));
+  printTable(lines.map((l) => JSON.parse(l) as Measured));
 } else {
   const results: Measured[] = [];
   for (const name of values.models.split(",")) {
@@ -259,16 +282,5 @@ if (values.one) {
     console.log(JSON.stringify(m));
     results.push(m);
   }
-  const load = Deno.readTextFileSync("/proc/loadavg").split(" ").slice(0, 3).join(" ");
-  const r0 = results[0];
-  console.log(
-    `\nld3 / PyTorch ${r0.torch.torch} eager, batch 2, ${r0.ortThreads} ORT thread(s), ` +
-      `${r0.torch.threads} torch thread(s), load average ${load}:\n`,
-  );
-  console.log(
-    "| model | parameters | ONNX size | forward s/sample | VJP/forward (PyTorch fwd+bwd/fwd) " +
-      "| s per LD3 step, NFE 6 (PyTorch fwd+bwd of the trajectory) | peak RSS | VJP vs autograd, rel. err. x / t |",
-  );
-  console.log("| --- | --- | --- | --- | --- | --- | --- | --- |");
-  for (const m of results) console.log(row(m));
+  printTable(results);
 }
