@@ -3,7 +3,7 @@
  * EDM's DDPM++ CIFAR-10 UNet and the DiT-XL/2-shape rectified-flow transformer, both with random
  * weights (models/ddpmpp-cifar10, models/dit-xl2-flow; exported first if missing).
  *
- * Per model, in a process of its own (so that its peak RSS is its own), at batch 2:
+ * Per model, ld3 in a process of its own (so that its peak RSS is its own), at batch 2:
  *
  * - **forward**: one denoiser call `D(x, t)` (the model's ONNX session), per sample;
  * - **VJP**: one network VJP w.r.t. x and t, as one graph (its own forward, then the backward),
@@ -15,7 +15,7 @@
  * - **agreement**: ld3's network VJP against torch.autograd on the same inputs and cotangent
  *   (relative error to the largest entry).
  *
- * PyTorch (bench/realsize/torch_side.py) runs after ld3 has closed its sessions, in its own
+ * PyTorch (bench/realsize/torch_side.py) runs after ld3's process has exited, in its own
  * process, on the same machine, at 1 thread and at ONNX Runtime's thread count; the faster of the
  * two (by forward+backward) runs the trajectory and fills the table. A table in Markdown follows the per-model lines.
  *
@@ -65,6 +65,7 @@ const { values } = parseArgs({
     step_repeats: { type: "string", default: "1" },
     threads: { type: "string" },
     table: { type: "string" },
+    io: { type: "string" },
   },
 });
 
@@ -87,7 +88,9 @@ interface Measured {
     forward_ms: number;
     forward_backward_ms: number;
     trajectory_forward_ms: number;
-    trajectory_forward_backward_ms: number;
+    /** Null where PyTorch ran out of the machine's free memory (`memory_limit_mib`). */
+    trajectory_forward_backward_ms: number | null;
+    memory_limit_mib?: number;
     peak_rss_mib: number;
   };
 }
@@ -150,7 +153,11 @@ async function inputs(spec: ModelSpec, size: number, shape: readonly number[], d
   return { x, cot, condition, batch };
 }
 
-async function measureOne(name: string): Promise<Measured> {
+/** What the ld3 process measures (`--one`), before PyTorch runs. */
+type Ld3Measured = Omit<Measured, "params" | "agreement" | "torch"> & { vjpT: number };
+
+/** ld3's side, in a process of its own; leaves the inputs, the plan and its VJP in `dir`. */
+async function measureLd3(name: string, dir: string): Promise<Ld3Measured> {
   const spec = MODELS[name];
   if (!spec) throw new RangeError(`--models: unknown model ${name} (ddpmpp or dit)`);
   const onnxPath = await ensureExported(spec);
@@ -161,12 +168,12 @@ async function measureOne(name: string): Promise<Measured> {
   const schedule = denoiser.schedule;
   const shape = model.sampleShape;
   const size = shape.reduce((a, b) => a * b, 1);
-  const dir = await Deno.makeTempDir({ prefix: "realsize_bench_" });
   const { x, cot, condition, batch } = await inputs(spec, size, shape, dir);
   const info = { condition };
   const forwardMs = await median(() => denoiser.denoise(x, spec.t, info), 1, repeats);
   const vjpMs = await median(() => denoiser.vjp(x, spec.t, cot, info), 1, repeats);
   const vjp = await denoiser.vjp(x, spec.t, cot, info);
+  await writeNpy(join(dir, "ld3_grad_x.npy"), vjp.x, [batch, ...shape]);
   // one LD3 step: iPNDM, NFE 6, from the start grid (θ1 = ones in λ)
   const steps = 6;
   const theta = {
@@ -175,6 +182,17 @@ async function measureOne(name: string): Promise<Measured> {
   };
   const grid = thetaToGrid(schedule, theta.theta1, theta.theta2);
   const plan = planSolver("ipndm", schedule, grid);
+  await Deno.writeTextFile(
+    join(dir, "plan.json"),
+    JSON.stringify({
+      ops: plan.ops,
+      output: plan.output,
+      times: Array.from(grid.t2),
+      batch,
+      shape,
+      priorScale: schedule.priorScale,
+    }),
+  );
   const problem: Ld3Problem = {
     denoiser,
     planner: (g) => planSolver("ipndm", schedule, g),
@@ -192,40 +210,45 @@ async function measureOne(name: string): Promise<Measured> {
   const ortThreads = model.threads;
   await denoiser.close();
   await model.close();
-
-  const planFile = join(dir, "plan.json");
-  await Deno.writeTextFile(
-    planFile,
-    JSON.stringify({
-      ops: plan.ops,
-      output: plan.output,
-      times: Array.from(grid.t2),
-      batch,
-      shape,
-      priorScale: schedule.priorScale,
-    }),
-  );
-  const args = [join(HERE, "torch_side.py"), "--model", name, "--io", dir, "--plan", planFile];
-  args.push("--repeats", String(repeats), "--step_repeats", String(stepRepeats));
-  args.push("--threads", String(ortThreads)); // the same thread count on both sides
-  const out = await new Deno.Command(PYTHON, { args, stderr: "inherit" }).output();
-  if (!out.success) throw new Error("bench/realsize/torch_side.py failed");
-  const torch = JSON.parse(new TextDecoder().decode(out.stdout));
-  const gx = (await readNpy(join(dir, "grad_x.npy"))).data as Float32Array;
-  const gt = (await readNpy(join(dir, "grad_t.npy"))).data as Float32Array;
-  const gtSum = gt.reduce((a, b) => a + b, 0);
-  await Deno.remove(dir, { recursive: true });
   return {
     model: name,
     label: spec.label,
-    params: torch.params,
     onnxBytes: fileSize(onnxPath) + fileSize(`${onnxPath}.data`),
     ortThreads,
     forwardMs,
     vjpMs,
     stepMs,
     peakRssMiB: peak,
-    agreement: { x: relativeError(vjp.x, gx), t: Math.abs(vjp.t - gtSum) / Math.abs(gtSum) },
+    vjpT: vjp.t,
+  };
+}
+
+/** One model: ld3 in a child process, then PyTorch in another, then the VJPs compared. */
+async function measureOne(name: string): Promise<Measured> {
+  const dir = await Deno.makeTempDir({ prefix: "realsize_bench_" });
+  const args = ["run", "-A", fromFileUrl(import.meta.url), "--one", name, "--io", dir];
+  args.push("--repeats", values.repeats, "--step_repeats", values.step_repeats);
+  if (values.threads) args.push("--threads", values.threads);
+  const child = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
+  if (!child.success) throw new Error(`bench/realsize/bench.ts --one ${name} failed`);
+  const lines = new TextDecoder().decode(child.stdout).trim().split("\n");
+  const ld3 = JSON.parse(lines[lines.length - 1]) as Ld3Measured;
+  const py = [join(HERE, "torch_side.py"), "--model", name, "--io", dir];
+  py.push("--plan", join(dir, "plan.json"), "--repeats", values.repeats);
+  py.push("--step_repeats", values.step_repeats, "--threads", String(ld3.ortThreads));
+  const out = await new Deno.Command(PYTHON, { args: py, stderr: "inherit" }).output();
+  if (!out.success) throw new Error("bench/realsize/torch_side.py failed");
+  const torch = JSON.parse(new TextDecoder().decode(out.stdout));
+  const gx = (await readNpy(join(dir, "grad_x.npy"))).data as Float32Array;
+  const gt = (await readNpy(join(dir, "grad_t.npy"))).data as Float32Array;
+  const ld3Gx = (await readNpy(join(dir, "ld3_grad_x.npy"))).data as Float64Array;
+  const gtSum = gt.reduce((a, b) => a + b, 0);
+  await Deno.remove(dir, { recursive: true });
+  const { vjpT, ...rest } = ld3;
+  return {
+    ...rest,
+    params: torch.params,
+    agreement: { x: relativeError(ld3Gx, gx), t: Math.abs(vjpT - gtSum) / Math.abs(gtSum) },
     torch,
   };
 }
@@ -239,9 +262,11 @@ function row(m: Measured): string {
     `${(m.onnxBytes / 1e6).toFixed(0)} MB`,
     `${s(m.forwardMs / 2)} / ${s(t.forward_ms / 2)}`,
     `${(m.vjpMs / m.forwardMs).toFixed(2)} / ${(t.forward_backward_ms / t.forward_ms).toFixed(2)}`,
-    `${s(m.stepMs)} / ${s(t.trajectory_forward_backward_ms)} (${
-      (m.stepMs / t.trajectory_forward_backward_ms).toFixed(2)
-    }×)`,
+    t.trajectory_forward_backward_ms === null
+      ? `${s(m.stepMs)} / out of memory (> ${(t.memory_limit_mib! / 1024).toFixed(1)} GiB)`
+      : `${s(m.stepMs)} / ${s(t.trajectory_forward_backward_ms)} (${
+        (m.stepMs / t.trajectory_forward_backward_ms).toFixed(2)
+      }×)`,
     `${m.peakRssMiB.toFixed(0)} / ${t.peak_rss_mib.toFixed(0)} MiB`,
     `${m.agreement.x.toExponential(1)} / ${m.agreement.t.toExponential(1)}`,
   ];
@@ -265,20 +290,15 @@ function printTable(results: Measured[]) {
 }
 
 if (values.one) {
-  console.log(JSON.stringify(await measureOne(values.one)));
+  if (!values.io) throw new TypeError("--one needs --io DIR");
+  console.log(JSON.stringify(await measureLd3(values.one, values.io)));
 } else if (values.table) {
   const lines = Deno.readTextFileSync(values.table).split("\n").filter((l) => l.startsWith("{"));
   printTable(lines.map((l) => JSON.parse(l) as Measured));
 } else {
   const results: Measured[] = [];
   for (const name of values.models.split(",")) {
-    const args = ["run", "-A", fromFileUrl(import.meta.url), "--one", name];
-    args.push("--repeats", values.repeats, "--step_repeats", values.step_repeats);
-    if (values.threads) args.push("--threads", values.threads);
-    const out = await new Deno.Command(Deno.execPath(), { args, stderr: "inherit" }).output();
-    if (!out.success) throw new Error(`bench/realsize/bench.ts --one ${name} failed`);
-    const lines = new TextDecoder().decode(out.stdout).trim().split("\n");
-    const m = JSON.parse(lines[lines.length - 1]) as Measured;
+    const m = await measureOne(name);
     console.log(JSON.stringify(m));
     results.push(m);
   }

@@ -10,6 +10,8 @@ plan, timed in this process; prints one JSON object.
 - trajectory_forward_ms / trajectory_forward_backward_ms: the student trajectory of the plan
   (network calls in float32, combinations in float64), then the backward of the batch-mean L2
   loss to x_T and the evaluation times (one LD3 step's differentiation);
+- trajectory_forward_backward_ms is null (with trajectory_error) where it ran out of the memory
+  the machine had free (an address-space cap turns that into an error instead of an OOM kill);
 - peak_rss_mib: the process's peak resident memory after all of it (VmHWM: unlike ru_maxrss it
   does not inherit the launching process's peak across exec);
 - the VJP itself (gx, gt) is written to --io as grad_x.npy / grad_t.npy for the agreement check.
@@ -21,6 +23,7 @@ D is the data prediction: the EDM network's output, or x − t·v for the flow t
 
 import argparse
 import json
+import resource
 import os
 import statistics
 import sys
@@ -42,6 +45,15 @@ def load(model, width):
         return net, lambda x, t, c: net(x, t)
     net = arch.build(*([width, 2, 4] if width else []))
     return net, lambda x, t, c: x - t[:, None, None, None] * net(x, t, c)
+
+
+def status_kib(field, path="/proc/self/status"):
+    with open(path) as f:
+        return int(next(line for line in f if line.startswith(field + ":")).split()[1])
+
+
+def meminfo_kib(field):
+    return status_kib(field, "/proc/meminfo")
 
 
 def median_ms(fn, warmup, repeats):
@@ -135,10 +147,17 @@ def main():
         ((out - teacher) ** 2).reshape(batch, -1).mean(dim=1).mean().backward()
 
     result["trajectory_forward_ms"] = median_ms(traj_forward, 0, args.step_repeats)
-    result["trajectory_forward_backward_ms"] = median_ms(traj_forward_backward, 0, args.step_repeats)
-    with open("/proc/self/status") as f:
-        hwm = next(line for line in f if line.startswith("VmHWM:"))
-    result["peak_rss_mib"] = int(hwm.split()[1]) / 1024
+    # a cap on the address space below what the machine has free, so that running out of memory
+    # is an error reported here rather than the kernel's OOM kill of this process
+    limit = status_kib("VmSize") * 1024 + meminfo_kib("MemAvailable") * 1024 - 2**30
+    resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
+    try:
+        result["trajectory_forward_backward_ms"] = median_ms(traj_forward_backward, 0, args.step_repeats)
+    except (RuntimeError, MemoryError) as e:
+        result["trajectory_forward_backward_ms"] = None
+        result["trajectory_error"] = f"{type(e).__name__}: {str(e)[:200]}"
+        result["memory_limit_mib"] = limit / 2**20
+    result["peak_rss_mib"] = status_kib("VmHWM") / 1024
     print(json.dumps(result))
 
 
