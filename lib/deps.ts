@@ -11,6 +11,30 @@
 // First: telemetry off before onnxruntime-node's native library loads (see the module).
 import "./_no_telemetry.ts";
 export * as ort from "npm:onnxruntime-node@1.30.0";
+// ONNX Runtime's types, named where ld3's public API uses them. They are onnxruntime-node's,
+// documented with it; `@ignore` keeps `deno doc --lint` from asking ld3 to re-export them
+// (re-exported, its own `.d.ts` files under `node_modules/` would be linted as ld3's).
+/**
+ * `ort.Tensor`: a tensor of ONNX Runtime.
+ * @ignore
+ */
+export type OrtTensor = import("npm:onnxruntime-node@1.30.0").Tensor;
+/**
+ * `ort.Tensor.Type`: an element type name such as `"float32"`.
+ * @ignore
+ */
+export type OrtTensorType = import("npm:onnxruntime-node@1.30.0").Tensor.Type;
+/**
+ * `ort.InferenceSession`: an ONNX Runtime session.
+ * @ignore
+ */
+export type OrtSession = import("npm:onnxruntime-node@1.30.0").InferenceSession;
+/**
+ * `ort.InferenceSession.SessionOptions`: options of a session.
+ * @ignore
+ */
+export type OrtSessionOptions =
+  import("npm:onnxruntime-node@1.30.0").InferenceSession.SessionOptions;
 export { parse as parseYaml, stringify as stringifyYaml } from "npm:yaml@2.9.1";
 export * as imagescript from "npm:imagescript@1.3.1";
 export { Tokenizer as HfTokenizer } from "npm:@huggingface/tokenizers@0.2.0";

@@ -61,6 +61,10 @@ export class GmmDenoiser implements DifferentiableDenoiser {
   /** Number of `denoise` and `vjp` calls, for cost accounting in tests. */
   calls = { denoise: 0, vjp: 0 };
 
+  /**
+   * A mixture of `params.components` Gaussians over samples of `sampleShape`, noised by
+   * `schedule`; throws RangeError on invalid parameters (component count, array sizes).
+   */
   constructor(schedule: NoiseSchedule, sampleShape: readonly number[], params: GmmParams) {
     const d = sampleShape.reduce((a, b) => a * b, 1);
     const k = params.components;

@@ -104,7 +104,7 @@ export type ValueOf<D extends OptionDeclaration, Narrow extends boolean = true> 
   : string;
 
 /** Keys of the declarations marked `required`. */
-type RequiredKeys<T extends OptionDeclarations> = {
+export type RequiredKeys<T extends OptionDeclarations> = {
   [K in keyof T]: T[K] extends { readonly required: true } ? K : never;
 }[keyof T];
 
@@ -117,7 +117,7 @@ export type OptionValues<T extends OptionDeclarations> =
  * Keys of the declarations that always have a value after {@linkcode resolveOptions}: a default,
  * and no exclusive group whose other member would leave it out.
  */
-type DefaultedKeys<T extends OptionDeclarations> = {
+export type DefaultedKeys<T extends OptionDeclarations> = {
   [K in keyof T]: T[K] extends { readonly exclusive: string } ? never
     : T[K] extends { readonly default: OptionValue } ? K
     : never;

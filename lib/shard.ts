@@ -207,7 +207,9 @@ export function shardName(shard: Shard): string {
 
 /** A half-open range `[first, end)` of units, items or samples. */
 export interface IndexRange {
+  /** First index of the range. */
   first: number;
+  /** One past the last index (exclusive); `end === first` is an empty range. */
   end: number;
 }
 

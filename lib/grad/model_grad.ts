@@ -19,7 +19,7 @@
 import { join } from "node:path";
 import type { DenoiseInfo, Denoiser } from "../denoiser.ts";
 import { sampleSize } from "../denoiser.ts";
-import { ort } from "../deps.ts";
+import { ort, type OrtSessionOptions } from "../deps.ts";
 import type { DecoderConfig, ModelConfig, PredictionType, TimeInput } from "../onnx/config.ts";
 import {
   type DenoiserVjp,
@@ -163,7 +163,7 @@ export interface DifferentiableDenoiserOptions {
    *
    * @default {sessionOptionsFor(device, threads)}
    */
-  sessionOptions?: ort.InferenceSession.SessionOptions;
+  sessionOptions?: OrtSessionOptions;
   /**
    * Receives the one-time warning that an integer time input has no gradient.
    *
@@ -686,7 +686,7 @@ export interface DifferentiableDecoderOptions {
    *
    * @default {sessionOptionsFor(device, threads)}
    */
-  sessionOptions?: ort.InferenceSession.SessionOptions;
+  sessionOptions?: OrtSessionOptions;
   /**
    * CPU threads of the VJP session (ignored with `sessionOptions`).
    *

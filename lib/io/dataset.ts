@@ -48,11 +48,15 @@ export const PNG_DIR = "png";
 
 /** How result files (dataset manifests, eval results) record a sampler's solver. */
 export interface SolverRecord {
+  /** Solver name, e.g. `uni_pc`. */
   name: string;
+  /** Solver order, where the solver takes one. */
   order?: number;
   /** UniPC's variant (`bh1` or `bh2`). */
   variant?: string;
+  /** Number of steps N. */
   steps: number;
+  /** Network evaluations per sample. */
   nfe: number;
 }
 
@@ -62,9 +66,13 @@ export interface GridRecord {
   rho?: number;
   /** Grid file the times came from (load_from only). */
   load_from?: string;
+  /** Step grid, N+1 strictly decreasing times. */
   t1: number[];
+  /** Evaluation grid, N+1 times (the network's time inputs). */
   t2: number[];
+  /** σ/α at each time of t1. */
   sigma1: number[];
+  /** σ/α at each time of t2. */
   sigma2: number[];
 }
 

@@ -30,7 +30,9 @@ export const GRID_FILE_VERSION = 1;
 
 /** A learned (or hand-written) grid with its provenance. */
 export interface GridFile {
+  /** Always {@linkcode GRID_FILE_FORMAT}. */
   format: typeof GRID_FILE_FORMAT;
+  /** Format version ({@linkcode GRID_FILE_VERSION} when written). */
   version: number;
   /** The forward process the times belong to. */
   schedule: { kind: ScheduleKind; tMax: number; tMin: number };
@@ -60,10 +62,15 @@ export interface GridFile {
 
 /** What {@linkcode makeGridFile} needs besides the grid. */
 export interface GridFileInfo {
+  /** Network evaluations the solver spends on the grid. */
   nfe?: number;
+  /** Solver the grid was learned for. */
   solver?: string;
+  /** Options of that solver. */
   solverOptions?: Record<string, unknown>;
+  /** Who made the grid: "ld3", "manual", a skip type… */
   source?: string;
+  /** Extra provenance (model hash, loss, run folder…). */
   meta?: Record<string, unknown>;
 }
 

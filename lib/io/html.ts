@@ -119,6 +119,7 @@ export function optionsTable(options: Record<string, unknown>): string {
 
 /** One section of a {@linkcode htmlPage}: a heading and its HTML. */
 export interface HtmlSection {
+  /** Section heading (plain text, escaped). */
   title: string;
   /** HTML markup (build it with the helpers of this module, which escape text). */
   body: string;

@@ -53,6 +53,7 @@ export class LockedError extends Error {
   readonly lockFile: string;
   /** Its owner, when the record could be read. */
   readonly owner: LockOwner | undefined;
+  /** `holders` describes the owner when its record could not be read. */
   constructor(target: string, lockFile: string, owner: LockOwner | undefined, holders?: string) {
     const who = owner
       ? `${owner.what ? `${owner.what}, ` : ""}process ${owner.pid} on ${owner.host} since ` +

@@ -21,3 +21,4 @@ export * from "./dataset.ts";
 export * from "./remote.ts";
 export * from "./lock.ts";
 export * from "./shard_record.ts";
+export type { PlotModule } from "../deps.ts";

@@ -51,7 +51,9 @@ export type MarkerSymbol =
 export interface Series {
   /** Legend label. */
   name: string;
+  /** x values of the points. */
   x: ArrayLike<number>;
+  /** y values, one per x. */
   y: ArrayLike<number>;
   /** Line and marker colour (CSS). @default {the palette's colour of the series index} */
   color?: string;
@@ -92,14 +94,19 @@ export interface LinePlotOptions {
 
 /** A line chart described as data: what {@linkcode chartSvg} draws. */
 export interface LineChart extends Required<LinePlotOptions> {
+  /** Discriminant: a single line chart. */
   kind: "line";
+  /** The curves, in legend order. */
   series: readonly Series[];
 }
 
 /** Charts side by side in rows of `columns`, under an optional title. */
 export interface Figure {
+  /** Discriminant: several charts. */
   kind: "figure";
+  /** The charts, row by row. */
   panels: readonly LineChart[];
+  /** Charts per row. */
   columns: number;
   /** Title above all panels. @default {""} */
   title: string;
@@ -182,7 +189,9 @@ export function linePlot(series: readonly Series[], options: LinePlotOptions = {
 
 /** A named grid for {@linkcode lambdaPlot}: λ at each grid point, T first. */
 export interface LambdaGrid {
+  /** Legend label, e.g. the skip type or `ld3`. */
   name: string;
+  /** λ at each of the N+1 grid points, T first. */
   lambdas: ArrayLike<number>;
   /** Drawing style of this grid's curve (colour, dash, marker…). */
   style?: Omit<Series, "name" | "x" | "y">;

@@ -114,6 +114,7 @@ export class ProgressBar {
   #lastLog: number;
   #finished = false;
 
+  /** A bar for `total` items (`options.initial` of them already done). */
   constructor(total: number, options: ProgressBarOptions = {}) {
     this.#total = total;
     this.#options = options;

@@ -22,7 +22,9 @@ export const SHARDS_DIR = ".shards";
 
 /** What every shard record says of itself. */
 export interface ShardRecordHeader {
+  /** Always {@linkcode SHARD_RECORD_FORMAT}. */
   format: typeof SHARD_RECORD_FORMAT;
+  /** Layout version ({@linkcode SHARD_RECORD_VERSION} when written). */
   version: number;
   /** What the shard computed: `generate`, `eval`, `bench`. */
   kind: string;
@@ -34,7 +36,9 @@ export interface ShardRecordHeader {
 
 /** A record read back: where it is, and its header (with whatever else the kind keeps). */
 export interface ShardRecordFile<T extends ShardRecordHeader = ShardRecordHeader> {
+  /** The record's file. */
   path: string;
+  /** Its parsed content. */
   record: T;
 }
 
@@ -110,7 +114,9 @@ function commonFingerprint(records: readonly ShardRecordFile[]): string {
 
 /** What {@linkcode checkShardSet} found: the job's shard count and fingerprint. */
 export interface ShardSet<T extends ShardRecordHeader> {
+  /** Number of shards N of the job. */
   count: number;
+  /** The fingerprint every record of the job carries. */
   fingerprint: string;
   /** The records, one per shard, in shard order. */
   records: ShardRecordFile<T>[];

@@ -90,7 +90,9 @@ export interface RasterizeOptions {
 
 /** An RGBA picture, 4 bytes per pixel, row-major, not premultiplied. */
 export interface RgbaImage {
+  /** Width in pixels. */
   width: number;
+  /** Height in pixels. */
   height: number;
   /** `width × height × 4` bytes. */
   rgba: Uint8Array;

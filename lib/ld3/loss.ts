@@ -21,18 +21,27 @@ import { type ParameterizationOptions, thetaToGrid, thetaToGridVjp } from "./par
 
 /** The student problem: model, solver, loss and parameterization, for one batch at a time. */
 export interface Ld3Problem {
+  /** The network (or exact GMM) the student solver calls, with its VJP. */
   denoiser: DifferentiableDenoiser;
+  /** Unrolls the student solver on a grid (t1, t2) into a plan. */
   planner: Planner;
+  /** Per-sample distance of the student's output to the teacher's, with its gradient. */
   loss: SampleLoss;
+  /** Decoder from latents to images (latent models); absent: the loss compares solver outputs. */
   decode?: DifferentiableDecoder;
+  /** How θ1/θ2 become the grids t1/t2. */
   param: ParameterizationOptions;
 }
 
 /** A batch: relaxed latents, teachers and conditioning, concatenated. */
 export interface Ld3Batch {
+  /** Relaxed latents `x'` of the batch, `batch` samples concatenated (x_T = priorScale·x'). */
   latents: Float64Array;
+  /** The teacher's outputs for those latents, in the same sample order. */
   teacher: ImageArray;
+  /** Number of samples in the batch. */
   batch: number;
+  /** Conditioning of the batch, `[batch, ...conditionShape]`, for conditional models. */
   condition?: Float32Array;
 }
 
@@ -83,6 +92,7 @@ export interface Ld3Gradient {
   loss: number;
   /** ∂mean/∂θ1 and ∂mean/∂θ2 (zero when `latentsOnly`). */
   theta1: Float64Array;
+  /** ∂mean/∂θ2 (zero when `latentsOnly`). */
   theta2: Float64Array;
   /** ∂mean/∂x' (per sample). */
   latents: Float64Array;

@@ -26,10 +26,15 @@ export interface RmspropOptions {
 
 /** State of an {@linkcode Rmsprop}: JSON-safe, updated in place by every step. */
 export interface RmspropState {
+  /** Current learning rate (a trainer decays it here). */
   lr: number;
+  /** Steps taken so far. */
   step: number;
+  /** Running average v of the squared gradients, one per parameter. */
   squareAvg: number[];
+  /** Momentum buffer b, one per parameter (zeros without momentum). */
   momentumBuffer: number[];
+  /** Running average ḡ of the gradients (used when `centered`). */
   gradAvg: number[];
 }
 
@@ -64,14 +69,20 @@ function checkSizes(params: Float64Array, grad: Float64Array, size: number): voi
  * ```
  */
 export class Rmsprop {
+  /** Smoothing constant α of the squared-gradient average. */
   readonly alpha: number;
+  /** Added to the root of the average. */
   readonly eps: number;
+  /** L2 penalty added to the gradient. */
   readonly weightDecay: number;
+  /** Momentum factor (0: none). */
   readonly momentum: number;
+  /** Whether the average is centred (divides by the gradient's variance). */
   readonly centered: boolean;
   readonly #state: RmspropState;
 
   /**
+   * An RMSprop over `size` parameters.
    * @param state The state to update in place (a trainer's, or one restored from a
    * checkpoint; its `lr` wins over `options.lr`). Default: a new one at `options.lr`.
    */
@@ -160,8 +171,11 @@ export interface SgdOptions {
 
 /** State of an {@linkcode Sgd}: JSON-safe, updated in place by every step. */
 export interface SgdState {
+  /** Current learning rate (a trainer decays it here). */
   lr: number;
+  /** Steps taken so far. */
   step: number;
+  /** Momentum buffer, one per parameter; null until the first step with momentum. */
   momentumBuffer: number[] | null;
 }
 
@@ -175,14 +189,19 @@ export function sgdState(lr: number): SgdState {
  * `b ← μ·b + (1−dampening)·g`, the step uses `g + μ·b` (Nesterov) or `b`; `θ ← θ − lr·step`.
  */
 export class Sgd {
+  /** Momentum factor μ (0: none). */
   readonly momentum: number;
+  /** Dampening of the momentum. */
   readonly dampening: number;
+  /** L2 penalty added to the gradient. */
   readonly weightDecay: number;
+  /** Whether the step uses Nesterov momentum. */
   readonly nesterov: boolean;
   readonly #state: SgdState;
   readonly #size: number;
 
   /**
+   * An SGD over `size` parameters.
    * @param state The state to update in place (a trainer's, or one restored from a
    * checkpoint; its `lr` wins over `options.lr`). Default: a new one at `options.lr`.
    */

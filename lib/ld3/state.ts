@@ -17,20 +17,27 @@ import type { RmspropState, SgdState } from "./optim.ts";
 
 /** What training moves: θ1, θ2 and the relaxed latents (one array per sample). */
 export interface Ld3Variables {
+  /** θ1, length N+1: softmax(θ1) spaces the step grid t1. */
   theta1: Float64Array;
+  /** θ2, length N+1: offsets of t2 from t1 in t or λ (clipped; interior points only). */
   theta2: Float64Array;
+  /** Relaxed latents `x'` of the training samples, one array per sample. */
   trainLatents: Float64Array[];
+  /** Relaxed latents `x'` of the validation samples, one array per sample. */
   validLatents: Float64Array[];
 }
 
 /** The variables with the grids θ gives: the step grid `t1` and the evaluation grid `t2`. */
 export interface Ld3Snapshot extends Ld3Variables {
+  /** Step grid from θ1: N+1 strictly decreasing times. */
   t1: Float64Array;
+  /** Evaluation grid from θ1 and θ2: N+1 times, endpoints equal to t1's. */
   t2: Float64Array;
 }
 
 /** The best state so far (the learned schedule) and its validation loss. */
 export interface Ld3Best extends Ld3Snapshot {
+  /** Validation loss of this state. */
   loss: number;
 }
 
@@ -71,7 +78,9 @@ export const LD3_CHECKPOINT_VERSION = 2;
 
 /** A trainer state with what identifies it: the whole of a resumable checkpoint. */
 export interface Ld3Checkpoint extends Ld3TrainerState {
+  /** Always `"ld3-checkpoint"`. */
   format: "ld3-checkpoint";
+  /** Always {@linkcode LD3_CHECKPOINT_VERSION}; other versions are refused. */
   version: typeof LD3_CHECKPOINT_VERSION;
   /** Checks that a resume uses the same problem (options and data sizes, as JSON). */
   fingerprint: string;
@@ -79,7 +88,9 @@ export interface Ld3Checkpoint extends Ld3TrainerState {
 
 /** A float64 table of a serialised state: one row per sample. */
 export interface Ld3Table {
+  /** Row-major float64 values. */
   data: Float64Array;
+  /** `[samples, values]`. */
   shape: readonly number[];
 }
 
@@ -92,7 +103,9 @@ export type Serialized<T> = T extends Float64Array ? number[]
 
 /** A serialised checkpoint: its JSON part and its latent tables by name. */
 export interface SerializedLd3Checkpoint {
+  /** Everything but the latent tables, JSON-safe. */
   json: Serialized<Ld3Checkpoint>;
+  /** The latent tables, by the names the JSON part gives them. */
   tables: Record<string, Ld3Table>;
 }
 

@@ -132,7 +132,9 @@ export interface Ld3Io {
 export interface Ld3Result {
   /** The best grid. */
   grid: Grid;
+  /** θ1 of the best state. */
   theta1: Float64Array;
+  /** θ2 of the best state. */
   theta2: Float64Array;
   /** Events of this invocation (a resumed run reports only what it ran). */
   history: Ld3Event[];

@@ -12,7 +12,7 @@
  */
 
 /** Flat batches: `batch` samples of `a.length / batch` values each. */
-type Batch = Float32Array | Float64Array;
+export type Batch = Float32Array | Float64Array;
 
 /** Which distance a caller asks for. */
 export type DistanceMetric = "l2" | "l1" | "lpips";

@@ -136,12 +136,15 @@ export function momentsStats(m: FeatureMoments, shift: ArrayLike<number>): Featu
 
 /** A node of the block tree: blocks `[index·2^level, (index+1)·2^level)`. */
 export interface BlockNode {
+  /** Height in the tree: the node spans 2^level blocks. */
   level: number;
+  /** Position among the nodes of its level. */
   index: number;
 }
 
 /** A node of the block tree and the moments of its blocks. */
 export interface MomentNode extends BlockNode {
+  /** Feature moments of the node's blocks, added in the fixed order. */
   moments: FeatureMoments;
 }
 

@@ -128,28 +128,31 @@ export interface ModelSection {
 
 /** VE / EDM schedule: α = 1, σ = t ∈ [sigma_min, sigma_max]. */
 export interface VeScheduleConfig {
+  /** Selects this schedule (YAML `schedule.kind`). */
   kind: "ve";
-  /** @default {80} */
+  /** Largest noise level σ_max (= t at T). @default {80} */
   sigma_max: number;
-  /** @default {0.002} */
+  /** Smallest noise level σ_min (= t at eps). @default {0.002} */
   sigma_min: number;
 }
 
 /** Continuous VP schedule with linear β(t). */
 export interface VpLinearScheduleConfig {
+  /** Selects this schedule (YAML `schedule.kind`). */
   kind: "vp_linear";
-  /** @default {0.1} */
+  /** β(0), the noise rate at t = 0. @default {0.1} */
   beta0: number;
-  /** @default {20} */
+  /** β(1), the noise rate at t = 1. @default {20} */
   beta1: number;
-  /** @default {1} */
+  /** Time T where sampling starts. @default {1} */
   t_max: number;
-  /** @default {0.001} */
+  /** Time eps where sampling ends. @default {0.001} */
   t_min: number;
 }
 
 /** Discrete DDPM/LDM schedule from `alphas_cumprod` (a `.npy` path) or a `betas` preset. */
 export interface VpDiscreteScheduleConfig {
+  /** Selects this schedule (YAML `schedule.kind`). */
   kind: "vp_discrete";
   /** Absolute path of a 1-D `.npy` of ᾱ_n (relative to the config file in YAML). */
   alphas_cumprod?: string;
@@ -165,21 +168,23 @@ export interface VpDiscreteScheduleConfig {
 
 /** Cosine VP schedule (improved DDPM). */
 export interface VpCosineScheduleConfig {
+  /** Selects this schedule (YAML `schedule.kind`). */
   kind: "vp_cosine";
-  /** @default {0.008} */
+  /** Offset s of the improved-DDPM cosine schedule. @default {0.008} */
   s: number;
-  /** @default {0.9946} */
+  /** Time T where sampling starts. @default {0.9946} */
   t_max: number;
-  /** @default {0.001} */
+  /** Time eps where sampling ends. @default {0.001} */
   t_min: number;
 }
 
 /** Rectified-flow schedule α = 1 − t, σ = t. */
 export interface FlowScheduleConfig {
+  /** Selects this schedule (YAML `schedule.kind`). */
   kind: "flow";
-  /** @default {0.999} */
+  /** Time T where sampling starts (σ = t). @default {0.999} */
   t_max: number;
-  /** @default {0.001} */
+  /** Time eps where sampling ends. @default {0.001} */
   t_min: number;
 }
 
@@ -331,6 +336,7 @@ export class ConfigError extends Error {
   readonly field: string;
   /** The config file. */
   readonly file: string;
+  /** `detail` says what is wrong with `field` of `file`; the message names all three. */
   constructor(file: string, field: string, detail: string) {
     super(`Invalid config ${file}: ${field ? `field "${field}" ` : ""}${detail}`);
     this.name = "ConfigError";

@@ -10,3 +10,5 @@ export * from "./model.ts";
 export * from "./model_check.ts";
 export * from "./gmm_onnx.ts";
 export * from "./workers.ts";
+export type { OnnxSignature, TensorSignature } from "./session.ts";
+export type { Dim } from "./build.ts";

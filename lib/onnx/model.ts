@@ -19,7 +19,7 @@
  */
 import type { DenoiseInfo, Denoiser } from "../denoiser.ts";
 import { sameShape, sampleSize } from "../denoiser.ts";
-import { ort } from "../deps.ts";
+import { ort, type OrtSession } from "../deps.ts";
 import {
   type DecoderConfig,
   loadModelConfig,
@@ -63,6 +63,7 @@ export class NonFiniteError extends Error {
   readonly t: number;
   /** Model name from the config. */
   readonly model: string;
+  /** `detail` says which values were non-finite; the message names the model, step and t. */
   constructor(model: string, t: number, step: number | undefined, detail: string) {
     super(
       `Model "${model}" produced a non-finite output at solver step ${
@@ -401,7 +402,7 @@ interface Adapter extends FeedLayout {
  * @throws {TypeError} when the session's inputs/outputs do not match the config
  */
 export async function onnxDenoiser(
-  session: ort.InferenceSession,
+  session: OrtSession,
   config: ModelConfig,
   options: OnnxDenoiserOptions = {},
 ): Promise<Denoiser> {

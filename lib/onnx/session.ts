@@ -29,7 +29,9 @@ export interface TensorSignature {
 
 /** The signature of an ONNX graph: its real inputs (initializers excluded) and outputs. */
 export interface OnnxSignature {
+  /** The graph's real inputs, in declaration order. */
   readonly inputs: readonly TensorSignature[];
+  /** The graph's outputs, in declaration order. */
   readonly outputs: readonly TensorSignature[];
   /**
    * The external-data files the graph keeps weights in (each initializer's `location`, first use

@@ -15,12 +15,15 @@
  * @module
  */
 import { Worker } from "node:worker_threads";
-import type { ort } from "../deps.ts";
+import type { OrtSessionOptions, OrtTensor, OrtTensorType } from "../deps.ts";
 
 /** A tensor a worker takes or gives: element type, dimensions and its data. */
 export interface WorkerOutput {
-  readonly type: ort.Tensor.Type;
+  /** ONNX Runtime element type, `"float32"` or `"float64"`. */
+  readonly type: OrtTensorType;
+  /** Dimensions, batch first. */
   readonly dims: readonly number[];
+  /** The values, row-major. */
   readonly data: Float32Array | Float64Array;
 }
 
@@ -101,7 +104,7 @@ export function splitBatch(n: number, k: number): { start: number; count: number
 
 /** Rows `[start, start + count)` of a tensor whose first axis is the batch, as a copy. */
 export function sliceRows(
-  t: { type: ort.Tensor.Type; dims: readonly number[]; data: unknown },
+  t: { type: OrtTensorType; dims: readonly number[]; data: unknown },
   start: number,
   count: number,
 ): WorkerOutput {
@@ -139,7 +142,7 @@ export class SessionWorkers {
   static async open(
     source: Uint8Array | string,
     count: number,
-    options: ort.InferenceSession.SessionOptions,
+    options: OrtSessionOptions,
   ): Promise<SessionWorkers> {
     const pool = SessionWorkers.start(count);
     try {
@@ -163,7 +166,7 @@ export class SessionWorkers {
   openSession(
     name: string,
     source: Uint8Array | string,
-    options: ort.InferenceSession.SessionOptions,
+    options: OrtSessionOptions,
   ): Promise<void> {
     if (this.#closed) {
       return Promise.reject(new RangeError("SessionWorkers: the workers are closed"));
@@ -218,7 +221,7 @@ export class SessionWorkers {
    * axis, in sample order.
    */
   async run(
-    feeds: Record<string, ort.Tensor>,
+    feeds: Record<string, OrtTensor>,
     batch: number,
     names: readonly string[],
     name = "model",
@@ -282,7 +285,7 @@ export class LazySessionWorkers {
   constructor(
     source: Uint8Array | string,
     count: number,
-    options: ort.InferenceSession.SessionOptions,
+    options: OrtSessionOptions,
   ) {
     this.#open = () => SessionWorkers.open(source, count, options);
   }

@@ -283,6 +283,7 @@ export async function writeGridPng(
 
 /** What a shard of a dataset records in `<dataset>/.shards/` once its samples are complete. */
 export interface DatasetShardRecord extends ShardRecordHeader {
+  /** Always `"generate"`: a dataset shard. */
   kind: "generate";
   /** Its samples, `[first, end)`: whole solver batches. */
   samples: IndexRange;
@@ -292,6 +293,7 @@ export interface DatasetShardRecord extends ShardRecordHeader {
   batch_size: number;
   /** Whether each sample has its PNG, and `grid.png` is drawn at this scale. */
   save_png: boolean;
+  /** Enlargement of `grid.png`; null: the default scale, or no PNGs at all. */
   scale: number | null;
   /**
    * The manifest as this shard would write it; its `created` is when the shard started (or
@@ -300,6 +302,7 @@ export interface DatasetShardRecord extends ShardRecordHeader {
   manifest: DatasetManifest;
   /** Samples this run made, and those already complete. */
   generated: number;
+  /** Samples that were already complete and were left as they were. */
   skipped: number;
   /** Seconds of the sampling loop. */
   seconds: number;

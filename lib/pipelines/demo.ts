@@ -196,13 +196,17 @@ export interface DemoRow {
 export interface DemoResult {
   /** The model config used (absolute path) and its name. */
   config: string;
+  /** The model's name from its config. */
   model: string;
   /** Student solver, NFE and steps. */
   solverName: SolverName;
+  /** Network evaluations per sample of the student. */
   nfe: number;
+  /** Steps N of the student's grid. */
   steps: number;
   /** Training and validation sample counts. */
   numTrain: number;
+  /** Validation samples. */
   numValid: number;
   /** The loss LD3 was trained with. */
   lossType: "L2" | "LPIPS";

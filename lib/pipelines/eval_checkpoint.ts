@@ -39,8 +39,11 @@ export interface EvalCheckpoint {
  * metric the evaluation does not compute, and is neither saved nor restored.
  */
 export interface EvalColumn {
+  /** The values, `row` per sample; empty when the metric is not computed. */
   data: Float64Array | Float32Array;
+  /** Values per sample. */
   row: number;
+  /** Most samples kept (the first ones); absent: all. */
   maxRows?: number;
 }
 

@@ -62,6 +62,7 @@ export function evalShardsDir(out: string): string {
 
 /** What a shard of an evaluation records (the `meta` entry of its part). */
 export interface EvalShardRecord extends ShardRecordHeader {
+  /** Always `"eval"`: an evaluation shard. */
   kind: "eval";
   /** Its samples `[first, end)` of `total`: whole batches. */
   samples: { first: number; end: number; total: number };
@@ -85,13 +86,17 @@ export interface EvalShardRecord extends ShardRecordHeader {
   pictures: { png: string; scale: number | null } | null;
   /** Seconds of the shard's run, and when it finished. */
   seconds: number;
+  /** ISO time the shard finished. */
   created: string;
 }
 
 /** A shard's part: its record and arrays. */
 export interface EvalShardPart {
+  /** What the shard records of itself. */
   record: EvalShardRecord;
+  /** Per-sample metric values of the shard's samples. */
   columns: EvalMetricColumns;
+  /** The preview images the shard kept, concatenated (`record.preview` gives count and shape). */
   preview: Float32Array;
   /** The FID moments' shift and nodes (FID runs only). */
   fid?: { shift: Float64Array; nodes: MomentNode[] };
@@ -242,6 +247,7 @@ export async function writeEvalShard(path: string, part: EvalShardPart): Promise
 
 /** A part read back: its file, record and arrays. */
 export interface EvalShardFile extends ShardRecordFile<EvalShardRecord> {
+  /** The part's record and arrays. */
   part: EvalShardPart;
 }
 

@@ -300,7 +300,9 @@ export interface EvaluateOptions
 
 /** Mean and sample standard deviation (divides by `count − 1`; 0 for one sample). */
 export interface MeanStd {
+  /** Mean over the samples. */
   mean: number;
+  /** Sample standard deviation (divides by count − 1). */
   std: number;
 }
 
@@ -332,7 +334,9 @@ export interface EvalMetrics {
 
 /** The JSON document of one evaluation. */
 export interface EvalResult extends ModelIdentity {
+  /** Always {@linkcode EVAL_FORMAT}. */
   format: typeof EVAL_FORMAT;
+  /** Document version ({@linkcode EVAL_VERSION} when written). */
   version: number;
   /** Solver and its options. */
   solver: SolverRecord;
@@ -347,6 +351,7 @@ export interface EvalResult extends ModelIdentity {
     batch_size: number;
     noise: "seed" | "teacher";
   };
+  /** The metrics computed. */
   metrics: EvalMetrics;
   /** Wall time of sampling and scoring, in seconds (a resumed run adds its earlier parts). */
   seconds: number;
@@ -374,7 +379,8 @@ export function meanStd(values: ArrayLike<number>): MeanStd {
 // columns), an optional resume from a checkpoint, the sampling loop that fills the columns, and
 // the metrics and result document computed from them.
 
-type ModelInput = LoadedModel | ModelConfig | string | URL;
+/** The model to evaluate: loaded, a config, or a config path or URL to load (and close after). */
+export type ModelInput = LoadedModel | ModelConfig | string | URL;
 
 function isLoadedModel(m: ModelInput): m is LoadedModel {
   return typeof m === "object" && "denoiser" in m;
@@ -969,9 +975,13 @@ export interface EvalMetricsInfo {
 
 /** The per-sample values the metrics are computed from (an empty array: not computed). */
 export interface EvalMetricColumns {
+  /** Per-sample L2 (mean squared difference) to the teacher. */
   l2: Float64Array;
+  /** Per-sample L1 (mean absolute difference) to the teacher. */
   l1: Float64Array;
+  /** Per-sample LPIPS to the teacher. */
   lpips: Float64Array;
+  /** Per-sample RMS error against the exact ODE solution. */
   exact: Float64Array;
   /** `classes` logits per sample. */
   logits: Float64Array;
@@ -979,8 +989,11 @@ export interface EvalMetricColumns {
 
 /** FID's inputs: the samples' feature moments about `shift`, and the reference statistics. */
 export interface EvalFidInput {
+  /** Feature moments of the samples, about `shift`. */
   moments: FeatureMoments;
+  /** The shift `c` the moments are about (the reference mean, so no digits cancel). */
   shift: ArrayLike<number>;
+  /** Reference statistics (μ, Σ) of the real data. */
   ref: FeatureStats;
 }
 

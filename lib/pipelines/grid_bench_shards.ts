@@ -44,6 +44,7 @@ import { scheduleBenchDocument, writeScheduleBench } from "./grid_bench_report.t
 
 /** What a shard of the schedule matrix records. */
 export interface BenchShardRecord extends ShardRecordHeader {
+  /** Always `"bench"`: a schedule-matrix shard. */
   kind: "bench";
   /** The cells this shard owns, by their place in `document.cells`. */
   cells: { at: number; cell: ScheduleBenchCell }[];
@@ -51,6 +52,7 @@ export interface BenchShardRecord extends ShardRecordHeader {
   document: ScheduleBenchDocument;
   /** Cells planned in the whole matrix, and the teacher folder as given. */
   evaluated: number;
+  /** The teacher dataset folder, as given. */
   teacher_dir: string;
   /** The command line the report shows. */
   command: string | null;

@@ -21,3 +21,4 @@ export * from "./grid_bench_shards.ts";
 export * from "./merge.ts";
 export * from "./train/mod.ts";
 export * from "./demo.ts";
+export type { ModelIdentity } from "./_model_identity.ts";

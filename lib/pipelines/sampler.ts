@@ -38,15 +38,23 @@ export interface SamplerOptions extends Omit<OptionValues<typeof SAMPLER_OPTIONS
 
 /** A solver unrolled on a grid, ready to run. */
 export interface PreparedSampler {
+  /** The solver. */
   solverName: SolverName;
+  /** Its order and UniPC variant, where they apply. */
   solverOptions: { order?: number; variant?: "bh1" | "bh2" };
+  /** Step grid t1 and evaluation grid t2. */
   grid: Grid;
+  /** The solver unrolled on the grid. */
   plan: SolverPlan;
+  /** Steps N (the grid has N+1 points). */
   steps: number;
+  /** Network evaluations per sample. */
   nfe: number;
   /** The skip type, `gits`, `file` for a grid file, or `sigmas` for a σ list. */
   gridKind: string;
+  /** EDM ρ (edm skip type only). */
   rho?: number;
+  /** Grid file the times came from (`file` grids only). */
   loadFrom?: string;
 }
 

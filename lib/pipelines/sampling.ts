@@ -118,7 +118,7 @@ export function initialNoise(
 }
 
 /** One network evaluation of a batch, as recorded by {@linkcode recordingDenoiser}. */
-interface RecordedEval {
+export interface RecordedEval {
   /** The time passed to the network. */
   t: number;
   /** The decoded data prediction `D(x_t, t)` of every sample of the batch. */

@@ -9,8 +9,11 @@ import type { NoiseSchedule } from "../noise_schedule.ts";
 
 /** α, σ and λ at every point of the step grid `t1`. */
 export interface GridValues {
+  /** Signal scale α(t1[i]) at every grid point. */
   readonly alpha: Float64Array;
+  /** Noise level σ(t1[i]) at every grid point. */
   readonly sigma: Float64Array;
+  /** Half-log-SNR λ(t1[i]) = log(α/σ) at every grid point, increasing as t decreases. */
   readonly lambda: Float64Array;
 }
 

@@ -55,7 +55,9 @@ export function singlestepOrders(nfe: number, order: number): number[] {
 
 /** One intermediate or final update `x = x·x_s + Σ_k m[k]·m_k` (m_0 at the step start). */
 export interface StageCoefficients {
+  /** Weight of the state `x_s` at the start of the step. */
   readonly x: number;
+  /** Weights of the model outputs `m_0` (at the step start), `m_1`, … of the stages so far. */
   readonly m: readonly number[];
 }
 

@@ -37,7 +37,9 @@ export interface DpmSolverPPOptions {
  * (`d[0]` multiplies the newest model output).
  */
 export interface MultistepCoefficients {
+  /** Weight of the current state `x_i`. */
   readonly x: number;
+  /** Weights of the data predictions `D_i`, `D_{i−1}`, …, newest first; one per order. */
   readonly d: readonly number[];
 }
 

@@ -21,9 +21,13 @@ import { ddimCoefficients } from "./euler.ts";
  * `D' = D(x', t_{i+1})`. With `Δσ̃/σ̃_i = e^{−h} − 1` and `Δσ̃/σ̃_{i+1} = 1 − e^{h}`.
  */
 export interface HeunCoefficients {
+  /** Weight of the state `x_i`. */
   readonly x: number;
+  /** Weight of the data prediction `D_i = D(x_i, t_i)`. */
   readonly d: number;
+  /** Weight of the Euler predictor `x'`. */
   readonly xPred: number;
+  /** Weight of the second evaluation `D' = D(x', t_{i+1})`. */
   readonly dPred: number;
 }
 

@@ -34,6 +34,7 @@ export * from "./dpm_solver.ts";
 export * from "./dpm_solver_pp.ts";
 export * from "./uni_pc.ts";
 export * from "./ipndm.ts";
+export type { GridValues } from "./_coefficients.ts";
 
 /** The solvers ld3 knows. */
 export type SolverName = "euler" | "heun" | "dpm_solver" | "dpm_solver++" | "uni_pc" | "ipndm";

@@ -27,8 +27,11 @@ export interface Grid {
 
 /** `registers[out] = D(registers[input], t)` with `t = grid.t2[evalIndex]`. */
 export interface EvalOp {
+  /** Discriminant: a network evaluation. */
   readonly kind: "eval";
+  /** Register that receives the data prediction. */
   readonly out: number;
+  /** Register holding the state the network sees. */
   readonly input: number;
   /** Grid index whose evaluation time is used. */
   readonly evalIndex: number;
@@ -38,8 +41,11 @@ export interface EvalOp {
 
 /** `registers[out] = Σ coef_j · registers[reg_j]`. */
 export interface CombineOp {
+  /** Discriminant: a linear combination of registers. */
   readonly kind: "combine";
+  /** Register that receives the sum. */
   readonly out: number;
+  /** The terms `coef · registers[reg]` of the sum. */
   readonly terms: ReadonlyArray<{ readonly coef: number; readonly reg: number }>;
 }
 
@@ -48,6 +54,7 @@ export type PlanOp = EvalOp | CombineOp;
 
 /** A solver unrolled on one grid. Register 0 holds `x_T` on entry. */
 export interface SolverPlan {
+  /** The instructions, in execution order; their eval ops are the NFE. */
   readonly ops: readonly PlanOp[];
   /** Number of registers used (including register 0). */
   readonly registers: number;

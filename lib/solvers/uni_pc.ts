@@ -50,8 +50,14 @@ export interface UniPcOptions {
  * corrector `x_{i+1} = x·x_i + Σ_k mc[k]·D_{i−k} + mNew·D(x', t_{i+1})`.
  */
 export interface UniPcCoefficients {
+  /** Weight of the state `x_i` (σ_{i+1}/σ_i), shared by predictor and corrector. */
   readonly x: number;
+  /** Predictor weights of the data predictions `D_i`, `D_{i−1}`, …, newest first. */
   readonly m: readonly number[];
+  /**
+   * Corrector weights: `m` on `D_i`, `D_{i−1}`, … and `mNew` on `D(x', t_{i+1})`; absent on
+   * the final step and without UniC.
+   */
   readonly corrector?: { readonly m: readonly number[]; readonly mNew: number };
 }
 

@@ -6,9 +6,16 @@
  */
 import { onnx } from "../deps.ts";
 
-/** ONNX message shapes (the `I*Proto` interfaces of `onnx-proto`), derived from the classes. */
+/**
+ * ONNX message shapes (the `I*Proto` interfaces of `onnx-proto`), derived from the classes.
+ * `@ignore`: they are onnx-proto's, documented there.
+ * @ignore
+ */
 export type INodeProto = NonNullable<Parameters<typeof onnx.NodeProto.create>[0]>;
-/** A tensor message. */
+/**
+ * A tensor message.
+ * @ignore
+ */
 export type ITensorProto = NonNullable<Parameters<typeof onnx.TensorProto.create>[0]>;
 /** An attribute message. */
 export type IAttributeProto = NonNullable<Parameters<typeof onnx.AttributeProto.create>[0]>;
@@ -225,6 +232,7 @@ export class GraphBuilder {
   #count = 0;
   #prefix: string;
 
+  /** A builder whose fresh names avoid `taken` and start with `prefix`. */
   constructor(taken: Set<string>, prefix = "vjp") {
     this.#taken = taken;
     this.#prefix = prefix;

@@ -7,7 +7,7 @@
  * @module
  */
 import { join } from "node:path";
-import { ort } from "../deps.ts";
+import { ort, type OrtSessionOptions, type OrtTensor } from "../deps.ts";
 import {
   buildSplitVjpModels,
   buildVjpModel,
@@ -33,7 +33,7 @@ export interface VjpSessionOptions extends Omit<VjpOptions, "inputShapes"> {
    *
    * @default {{}}
    */
-  sessionOptions?: ort.InferenceSession.SessionOptions;
+  sessionOptions?: OrtSessionOptions;
   /**
    * Keep built models in the disk cache of `cache.ts` (and read them from it).
    *
@@ -45,9 +45,9 @@ export interface VjpSessionOptions extends Omit<VjpOptions, "inputShapes"> {
 /** Result of {@linkcode VjpSession.run}. */
 export interface VjpResult {
   /** Cotangent of each `wrt` input, by input name. */
-  gradients: Record<string, ort.Tensor>;
+  gradients: Record<string, OrtTensor>;
   /** The forward value of `of`, when `returnOutput` was set. */
-  output?: ort.Tensor;
+  output?: OrtTensor;
 }
 
 /** `name:dims` of every input, sorted: the specialisation key. */
@@ -120,7 +120,7 @@ export class VjpSession {
    * @param inputs Every model input, by name.
    * @param cotangent Cotangent of `of`, shaped like it.
    */
-  async run(inputs: Record<string, ort.Tensor>, cotangent: ort.Tensor): Promise<VjpResult> {
+  async run(inputs: Record<string, OrtTensor>, cotangent: OrtTensor): Promise<VjpResult> {
     const key = shapeKey(inputs);
     let session = this.#sessions.get(key);
     if (!session) {
@@ -227,7 +227,7 @@ export interface SplitVjpSessionOptions extends Omit<VjpSessionOptions, "returnO
    */
   workers?: SessionWorkers;
   /** ONNX Runtime options of the sessions opened on `workers`. @default {sessionOptions} */
-  workerSessionOptions?: ort.InferenceSession.SessionOptions;
+  workerSessionOptions?: OrtSessionOptions;
 }
 
 /** One specialisation: its models, residuals and (without workers) its two sessions. */
@@ -286,7 +286,7 @@ export class SplitVjpSession {
    * The bytes of the residuals one forward call at `inputs`' shapes keeps (builds the
    * specialisations if needed).
    */
-  async residualBytes(inputs: Record<string, ort.Tensor>): Promise<number> {
+  async residualBytes(inputs: Record<string, OrtTensor>): Promise<number> {
     let total = 0;
     for (const part of this.#parts(inputs)) {
       const pair = await this.#pair(part.inputs);
@@ -300,8 +300,8 @@ export class SplitVjpSession {
    * of the same samples) and what the backward call needs.
    */
   async forward(
-    inputs: Record<string, ort.Tensor>,
-  ): Promise<{ output: ort.Tensor; saved: VjpSaved }> {
+    inputs: Record<string, OrtTensor>,
+  ): Promise<{ output: OrtTensor; saved: VjpSaved }> {
     const parts = this.#parts(inputs);
     const outputs = await Promise.all(parts.map(async (part, k) => {
       const key = shapeKey(part.inputs);
@@ -339,7 +339,7 @@ export class SplitVjpSession {
    *
    * @throws {RangeError} for a `saved` of another session, or one already used
    */
-  async backward(saved: VjpSaved, cotangent: ort.Tensor): Promise<Record<string, ort.Tensor>> {
+  async backward(saved: VjpSaved, cotangent: OrtTensor): Promise<Record<string, OrtTensor>> {
     if (!(saved instanceof SavedResiduals)) {
       throw new RangeError("backward: saved is not what this session's forward call kept");
     }

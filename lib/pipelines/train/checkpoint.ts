@@ -34,7 +34,9 @@ export const CHECKPOINT_FILE = "checkpoint.json";
 
 /** The JSON part of a run checkpoint (the latents live in the `.npz` it names). */
 export interface RunCheckpoint {
+  /** Always {@linkcode RUN_CHECKPOINT_FORMAT}. */
   format: typeof RUN_CHECKPOINT_FORMAT;
+  /** Always {@linkcode RUN_CHECKPOINT_VERSION}; other versions are refused. */
   version: typeof RUN_CHECKPOINT_VERSION;
   /** The resolved options the run was started with (a resume must match). */
   options: Record<string, unknown>;
@@ -60,8 +62,11 @@ export type RunCheckpointMeta = Pick<
 
 /** Sizes of the latent tables: training and validation samples, values per sample. */
 export interface LatentSizes {
+  /** Training samples. */
   numTrain: number;
+  /** Validation samples. */
   numValid: number;
+  /** Values per sample (the latent size). */
   size: number;
 }
 

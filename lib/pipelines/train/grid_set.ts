@@ -65,7 +65,9 @@ export interface TrainLd3GridsOptions {
 
 /** One (solver, NFE) pair of {@linkcode trainLd3Grids}. */
 export interface Ld3GridEntry {
+  /** Student solver name. */
   solver: string;
+  /** Network evaluations per sample the grid is for. */
   nfe: number;
   /** The grid file in `ld3Dir`, or `undefined` when the solver cannot spend this NFE. */
   path?: string;

@@ -75,6 +75,7 @@ class TrainProgress {
 export class Ld3Interrupted extends Error {
   /** The global step of the last checkpoint. */
   readonly step: number;
+  /** Stopped after the checkpoint of global step `step`. */
   constructor(step: number) {
     super(`Training stopped after the checkpoint of step ${step} (stopAfterStep)`);
     this.name = "Ld3Interrupted";

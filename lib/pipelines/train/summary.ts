@@ -20,19 +20,29 @@ import { type SampleRow, samplesPng, writeSchedulePictures } from "./report.ts";
 
 /** Validation losses (same latents z, same loss) of the learned grid and the baselines. */
 export interface Ld3Evaluation {
+  /** Loss of the learned LD3 grid. */
   ld3: number;
+  /** Loss of the logSNR-uniform grid. */
   logSNR: number;
+  /** Loss of the EDM (Karras ρ) grid. */
   edm: number;
+  /** Loss of the time-uniform grid. */
   time_uniform: number;
 }
 
 /** What scoring a grid needs: the student's model, solver and loss. */
 export interface GridLossContext {
+  /** The student's network, differentiable. */
   denoiser: DifferentiableDenoiser;
+  /** Decoder from latents to images (latent models). */
   decode?: DifferentiableDecoder;
+  /** The training loss. */
   loss: SampleLoss;
+  /** The student solver. */
   solverName: SolverName;
+  /** Its order and UniPC variant, where they apply. */
   solverOptions: { order?: number; variant?: "bh1" | "bh2" };
+  /** Samples per network batch. */
   batchSize: number;
 }
 
