@@ -432,7 +432,7 @@ export function gradSessionOptions(
   device: string,
   threads?: number,
   lean = false,
-): ort.InferenceSession.SessionOptions {
+): OrtSessionOptions {
   const base = sessionOptionsFor(device, threads);
   if (!lean) return base;
   const extra = (base.extra ?? {}) as Record<string, Record<string, unknown>>;
