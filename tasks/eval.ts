@@ -24,8 +24,16 @@ import { checkPictureShape, imageShapeOf } from "../lib/io/image.ts";
 import { labelledGridPng } from "../lib/io/labelled_grid.ts";
 import { lockOutputs } from "../lib/io/lock.ts";
 import { ProgressBar } from "../lib/io/progress.ts";
-import { loadModelConfig } from "../lib/onnx/config.ts";
-import { loadModel } from "../lib/onnx/model.ts";
+import { loadModelConfig, type ModelConfig } from "../lib/onnx/config.ts";
+import { type LoadedModel, loadModel } from "../lib/onnx/model.ts";
+import { readDataset } from "../lib/io/dataset.ts";
+import {
+  loadPromptedModel,
+  PROMPT_OPTIONS,
+  type PromptValues,
+  teacherGuidance,
+} from "../lib/pipelines/prompts.ts";
+import type { ConditionInput } from "../lib/pipelines/sampling.ts";
 import { declareOptions } from "../lib/options.ts";
 import {
   EVAL_OPTIONS,
@@ -121,7 +129,7 @@ export const EVAL = defineTask({
     "a Slurm array / Indexed Job) it scores shard K's batches into <out>.shards/;",
     "`deno task merge <out>` then writes the result one process writes.",
   ],
-  options: { ...MODEL_OPTIONS, ...EVAL_OPTIONS, ...QUALITY_OPTIONS },
+  options: { ...MODEL_OPTIONS, ...EVAL_OPTIONS, ...QUALITY_OPTIONS, ...PROMPT_OPTIONS },
   taskOptions: EVAL_TASK_OPTIONS,
   async run(v) {
     const shard = announceShard("eval", v);
@@ -143,8 +151,10 @@ export const EVAL = defineTask({
     if ((v.threshold !== undefined || v.logits !== undefined) && !v.quality) {
       throw new TypeError("--threshold and --logits need --quality");
     }
+    const { model, condition } = await loadEvalModel(config, v);
     const options: EvaluateOptions = {
       ...v,
+      condition,
       features: v.features === undefined
         ? undefined
         : { path: v.features, input: v.featuresInput, output: v.featuresOutput },
@@ -153,7 +163,6 @@ export const EVAL = defineTask({
       quality: v.quality ? { threshold: v.threshold, logits: v.logits } : false,
       shard: undefined,
     };
-    const model = await loadModel(config, { device: v.device, threads: v.threads });
     try {
       // The default names need the solver's NFE and the grid kind before the run.
       const sampler = await prepareSampler(model, options);
@@ -200,6 +209,35 @@ export const EVAL = defineTask({
     }
   },
 });
+
+/**
+ * The model of an evaluation and the conditions of its seeded samples: the prompts' embeddings
+ * (text-conditioned models). Against a teacher dataset, whose samples carry their own prompts,
+ * the student shares the teacher's guidance scale and negative prompt unless others are given.
+ */
+async function loadEvalModel(
+  config: ModelConfig,
+  v: PromptValues & { device?: string; threads?: number; teacherDir?: string },
+): Promise<{ model: LoadedModel; condition?: ConditionInput }> {
+  if (v.teacherDir === undefined) {
+    const { model, text } = await loadPromptedModel(config, v);
+    return text ? { model, condition: text.condition } : { model };
+  }
+  if (v.prompt !== undefined || v.promptsFile !== undefined) {
+    throw new TypeError(
+      "--prompt and --prompts are for seeded samples: the samples of a teacher dataset " +
+        "(--data_dir) carry their own prompts",
+    );
+  }
+  if (v.negativePrompt !== undefined || v.guidanceScale !== undefined) {
+    return { model: (await loadPromptedModel(config, v)).model };
+  }
+  if (!config.model.condition) {
+    return { model: await loadModel(config, { device: v.device, threads: v.threads }) };
+  }
+  const guidance = await teacherGuidance(config, await readDataset(v.teacherDir), v.device);
+  return { model: await loadModel(config, { device: v.device, threads: v.threads, ...guidance }) };
+}
 
 /** A progress bar for an evaluation's samples, telling of a resumed checkpoint. */
 function progressBar(checkpoint: string) {

@@ -53,6 +53,7 @@ import {
 } from "../onnx/session.ts";
 import { type DerivedSource, encodeModel, readDerivedSource } from "../onnx/derived.ts";
 import { halfPrecisionIo, withFloat32Interface } from "../onnx/float_io.ts";
+import { LARGE_MODEL_BYTES } from "../onnx/external.ts";
 import type { NoiseSchedule } from "../noise_schedule.ts";
 import { SplitVjpSession, type VjpSaved, VjpSession } from "../vjp/mod.ts";
 
@@ -236,6 +237,12 @@ interface GradAdapter extends FeedLayout {
   readonly keepsAt: Map<number, boolean>;
   /** An int64 time input (discrete steps) has no gradient. */
   readonly timeIsInteger: boolean;
+  /**
+   * Rows per one-graph VJP call: `maxBatch`, or 1 for networks of {@linkcode LEAN_WEIGHT_BYTES}
+   * and more, whose VJP keeps every activation of a call (a Stable Diffusion UNet's at 64×64
+   * latents take gigabytes per row): the halves of a guided sample then run one after the other.
+   */
+  readonly vjpBatch: number;
   /** One sample's unconditional input (empty without `model.condition`). */
   readonly uncond: Float32Array;
   /** Warns, once per denoiser, that the time input has no gradient. */
@@ -316,6 +323,7 @@ export async function differentiableDenoiser(
     keep,
     keepsAt: new Map(),
     timeIsInteger,
+    vjpBatch: lean && layout.exportBatch === undefined ? 1 : layout.maxBatch,
     uncond: model.uncond ?? await readUncond(m.condition, layout.condSize),
     warnNoTimeGradient() {
       if (warned) return;
@@ -444,7 +452,7 @@ export function gradSessionOptions(
 }
 
 /** Weights from this many bytes on make a network's gradient sessions lean. */
-const LEAN_WEIGHT_BYTES = 64 * 2 ** 20;
+const LEAN_WEIGHT_BYTES = LARGE_MODEL_BYTES;
 
 /** Bytes of the weights of a derived graph: those inside it and those its files hold. */
 async function weightBytes(source: DerivedSource): Promise<number> {
@@ -599,7 +607,7 @@ async function guidedNetworkVjp(
   return { raw, gx, gTau };
 }
 
-/** VJP of the raw network for `n` samples, in chunks of at most `maxBatch` like `denoise`. */
+/** VJP of the raw network for `n` samples, in chunks of at most `vjpBatch` rows. */
 async function networkVjp(
   a: GradAdapter,
   x: Float32Array,
@@ -613,8 +621,8 @@ async function networkVjp(
   const raw = new Float32Array(n * d);
   const gx = new Float64Array(n * d);
   let gTau = 0;
-  for (let start = 0; start < n; start += a.maxBatch) {
-    const count = Math.min(a.maxBatch, n - start);
+  for (let start = 0; start < n; start += a.vjpBatch) {
+    const count = Math.min(a.vjpBatch, n - start);
     // Padding samples get a zero cotangent, so they add nothing to any gradient.
     const callSize = a.exportBatch ?? count;
     const cs = cond && padChunk(cond, condSize, start, count, callSize);

@@ -237,7 +237,16 @@ export interface OnnxFile {
    * behind Cast nodes that exchange them as float32 (`float_io.ts`). Empty for float32 graphs.
    */
   readonly halfPrecision: readonly string[];
+  /** Bytes of the file and of the external-data files it names: the weights, near enough. */
+  readonly size: number;
 }
+
+/**
+ * From this many bytes of weights (64 MiB) a network's sessions give the memory of a run back
+ * after it instead of keeping it in ONNX Runtime's arena: a Stable Diffusion UNet's activations
+ * take gigabytes, and the VJP graphs of training need that memory next.
+ */
+export const LARGE_MODEL_BYTES = 64 * 2 ** 20;
 
 /**
  * Reads the ONNX file at `path` and decodes its signature, so that checking, hashing and opening
@@ -251,8 +260,14 @@ export async function readOnnxFile(path: string): Promise<OnnxFile> {
   const bytes = size <= SMALL_FILE ? await Deno.readFile(path) : undefined;
   const declared = bytes ? readOnnxSignature(bytes, path) : await readOnnxSignatureFile(path);
   // A missing data file is named here, before ONNX Runtime reports it in its own words.
-  for (const name of declared.externalData) (await openDataFile(path, name)).close();
+  let total = size;
+  for (const name of declared.externalData) {
+    const handle = await openDataFile(path, name);
+    total += (await handle.stat()).size;
+    handle.close();
+  }
   return {
+    size: total,
     path,
     ...(bytes ? { bytes } : {}),
     signature: float32Signature(declared),
@@ -283,7 +298,8 @@ export async function readOnnxSignatureFile(path: string): Promise<OnnxSignature
 /**
  * An ONNX Runtime session on `file` for `device`: opened from its bytes, or from its path when
  * its weights live in external-data files ({@linkcode sessionSource}); a half-precision network
- * behind its float32 interface (`float_io.ts`), its weights read from the file they are in.
+ * behind its float32 interface (`float_io.ts`), its weights read from the file they are in. A
+ * network of {@linkcode LARGE_MODEL_BYTES} or more runs without ONNX Runtime's memory arena.
  *
  * @throws {DeviceUnavailableError} when the device's provider cannot start
  */
@@ -292,10 +308,12 @@ export async function openOnnxFile(
   device: string,
   threads?: number,
 ): Promise<ort.InferenceSession> {
+  const memArena = file.size < LARGE_MODEL_BYTES;
   if (file.halfPrecision.length === 0) {
     return await createSession(sessionSource(file.path, file.bytes, file.signature.externalData), {
       device,
       intraOpNumThreads: threads,
+      memArena,
     });
   }
   const source = await readDerivedSource(file.path, file.bytes);
@@ -303,6 +321,7 @@ export async function openOnnxFile(
   return await createSession(bytes, {
     device,
     intraOpNumThreads: threads,
+    memArena,
     extra: derivedSessionOptions(source.dir).extra,
   });
 }

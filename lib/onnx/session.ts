@@ -135,6 +135,12 @@ export interface CreateSessionOptions {
    * of a graph made in memory live (`derivedSessionOptions` in `derived.ts`).
    */
   extra?: ort.InferenceSession.SessionOptions["extra"];
+  /**
+   * Keep the memory of a run in ONNX Runtime's CPU arena for the next one (faster for small
+   * networks); `false` gives it back after each run (large networks).
+   * @default {true}
+   */
+  memArena?: boolean;
 }
 
 /**
@@ -223,6 +229,7 @@ export async function createSession(
     const sessionOptions: ort.InferenceSession.SessionOptions = {
       ...sessionOptionsFor(device, options.intraOpNumThreads),
       ...(location !== "cpu" ? { preferredOutputLocation: location } : {}),
+      ...(options.memArena === false ? { enableCpuMemArena: false } : {}),
     };
     // The caller's entries join the threads' own (`sessionOptionsFor`), section by section.
     if (options.extra) sessionOptions.extra = mergeExtra(sessionOptions.extra, options.extra);

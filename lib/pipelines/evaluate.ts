@@ -45,7 +45,12 @@ import type { SampleLoss } from "../metrics/losses.ts";
 import { loadLpips, type LpipsLoss } from "../metrics/lpips.ts";
 import { gridLambdas } from "../step_grid.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
-import { type ConditionTable, conditionTable, initialNoise } from "./sampling.ts";
+import {
+  type ConditionInput,
+  type ConditionTable,
+  conditionTable,
+  initialNoise,
+} from "./sampling.ts";
 import {
   gridRecord,
   type PreparedSampler,
@@ -244,6 +249,12 @@ export interface EvaluateOptions
   extends
     SamplerOptions,
     Omit<OptionValues<typeof EVAL_OPTIONS>, "sigmas" | "fidRef" | "exactGmm"> {
+  /**
+   * The conditions of seeded samples, cycled (e.g. the embeddings of prompts: `textConditioning`
+   * in `prompts.ts`); a teacher dataset's samples carry their own.
+   * @default {class labels 0, 1, … for class-conditional models}
+   */
+  condition?: ConditionInput;
   /**
    * Feature model for FID and the classifier check: a spec to load, or an already loaded model
    * (not closed here).
@@ -715,7 +726,7 @@ async function openInputs(
   const features = await openFeatureSetup(m, request, samples.numSamples, opened);
   const lpips = await openLpips(m, request.lpips, options.device, opened);
   const reference = await exactReference(m, options, request);
-  const conditions = samples.teacher ? undefined : conditionTable(m);
+  const conditions = samples.teacher ? undefined : conditionTable(m, options.condition);
   const batchSize = options.batchSize ?? m.config.batch_size ?? 16;
   // A shard evaluates its batches of the whole evaluation: each sample in its own batch.
   if (options.shard) {
@@ -788,6 +799,7 @@ function evalFingerprint(setup: EvalSetup, request: EvalRequest): Fingerprint {
     exact: setup.reference ? setup.reference.name : null,
     lpips: setup.lpips ? setup.lpips.name : null,
     preview: setup.columns.previewCount,
+    ...(setup.conditions?.prompts ? { prompts: [...setup.conditions.prompts] } : {}),
   };
 }
 

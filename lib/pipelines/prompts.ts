@@ -14,6 +14,7 @@
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { writeFileAtomic } from "../io/atomic.ts";
+import type { Dataset } from "../io/dataset.ts";
 import { encodeNpy, readNpy } from "../io/npy.ts";
 import { loadModelConfig, type ModelConfig } from "../onnx/config.ts";
 import { type LoadedModel, loadModel } from "../onnx/model.ts";
@@ -227,6 +228,8 @@ export interface PromptedModel {
 export interface LoadPromptedModelOptions extends PromptValues {
   /** Execution device. @default {config.device} */
   device?: string;
+  /** CPU threads of each ONNX Runtime session. @default {config.threads ?? defaultThreads()} */
+  threads?: number;
   /**
    * The dataset folder whose embedding cache to use, found from the config (e.g. the folder
    * `generate` writes to).
@@ -253,8 +256,32 @@ export async function loadPromptedModel(
   const text = await textConditioning(config, options, { device: options.device, cacheDir });
   const model = await loadModel(config, {
     ...(options.device ? { device: options.device } : {}),
+    ...(options.threads !== undefined ? { threads: options.threads } : {}),
     ...(text?.uncond ? { uncond: text.uncond } : {}),
     ...(options.guidanceScale !== undefined ? { guidanceScale: options.guidanceScale } : {}),
   });
   return text ? { model, text } : { model };
+}
+
+/**
+ * The teacher's guidance, which a student sampled against a teacher dataset must share: the scale
+ * recorded in the dataset, and for a dataset made with prompts, the embedding of its negative
+ * prompt (from the dataset's cache, or encoded again). Ready to spread into `loadModel`'s options.
+ */
+export async function teacherGuidance(
+  config: ModelConfig,
+  dataset: Dataset,
+  device?: string,
+): Promise<{ guidanceScale?: number; uncond?: Float32Array }> {
+  const recorded = (dataset.manifest.config as { model?: ModelConfig["model"] }).model?.condition;
+  const out: { guidanceScale?: number; uncond?: Float32Array } = {};
+  if (config.model.condition && recorded && typeof recorded.guidance_scale === "number") {
+    out.guidanceScale = recorded.guidance_scale;
+  }
+  const negative = dataset.manifest.text?.negative_prompt;
+  if (negative !== undefined && config.text_encoder) {
+    const encoded = await encodePrompts(config, [negative], { device, cacheDir: dataset.dir });
+    out.uncond = encoded.data;
+  }
+  return out;
 }

@@ -8,6 +8,7 @@ import type {
   TimeInput,
 } from "../../lib/onnx/config.ts";
 import { stencilDerivative } from "../../lib/differentiable.ts";
+import { sampleSize } from "../../lib/denoiser.ts";
 import { GmmDenoiser } from "../../lib/gmm_grad.ts";
 import { logSnrGrid } from "../../lib/step_grid.ts";
 import { loadModel, networkTime } from "../../lib/onnx/model.ts";
@@ -24,6 +25,8 @@ import { planSolver } from "../../lib/solvers/mod.ts";
 import { COMPONENT_STD, gmmMnistMeans } from "../../models/gmm-mnist/build.ts";
 import { relativeError, stencil } from "../ld3/_gmm_problem.ts";
 import { externalWeight, externalWeightsModel } from "../fixtures/tiny_models.ts";
+import { SD_TINY } from "../_sd_tiny.ts";
+import { onnx } from "../../lib/deps.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Small smooth networks and their configs
@@ -644,5 +647,90 @@ Deno.test("differentiableDenoiser() reads external-data weights back in for the 
     }
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** ⟨a, b⟩. */
+function dot(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let s = 0;
+  for (let i = 0; i < a.length; i++) s += a[i] * b[i];
+  return s;
+}
+
+/** The twin's UNet and VAE decoder VJPs at batch 1 with guidance: gradients and raw values. */
+async function sdTwinGradients(folder: string) {
+  const model = await loadModel(folder, { guidanceScale: 3 });
+  const denoiser = await differentiableDenoiser(model);
+  const decoder = await differentiableDecoder(model);
+  try {
+    const d = sampleSize(model.sampleShape);
+    const c = model.conditionShape!.reduce((a, b) => a * b, 1);
+    const condition = Float32Array.from({ length: c }, (_, i) => Math.cos(i) / 2);
+    const x = Float64Array.from({ length: d }, (_, i) => 2 * Math.sin(i + 1));
+    const v = Float64Array.from({ length: d }, (_, i) => Math.cos(3 * i));
+    const cot = Float64Array.from({ length: d }, (_, i) => Math.sin(5 * i));
+    const sigma = 2;
+    const info = { condition };
+    const g = await denoiser.vjp(x, sigma, cot, info);
+    const h = 1e-2;
+    const along = async (s: number) =>
+      dot(cot, await denoiser.denoise(x.map((xi, i) => xi + s * h * v[i]), sigma, info));
+    const fdDenoiser = (await along(1) - await along(-1)) / (2 * h);
+    const image = sampleSize(model.imageShape);
+    const imgCot = Float64Array.from({ length: image }, (_, i) => Math.cos(7 * i));
+    const gDec = await decoder.vjp(x.map((xi) => xi / 4), imgCot, 1);
+    const decAlong = async (s: number) =>
+      dot(imgCot, await decoder.decode(x.map((xi, i) => xi / 4 + s * h * v[i]), 1));
+    const fdDecoder = (await decAlong(1) - await decAlong(-1)) / (2 * h);
+    return {
+      denoiser: { x: g.x, along: dot(g.x, v), fd: fdDenoiser },
+      decoder: { x: gDec, along: dot(gDec, v), fd: fdDecoder },
+    };
+  } finally {
+    await decoder.close();
+    await denoiser.close();
+    await model.close();
+  }
+}
+
+Deno.test("differentiableDenoiser() and differentiableDecoder() on the SD twins, float32 and float16", async () => {
+  const cache = await Deno.makeTempDir();
+  const before = Deno.env.get("LD3_CACHE_DIR");
+  Deno.env.set("LD3_CACHE_DIR", cache);
+  try {
+    const g32 = await sdTwinGradients(SD_TINY.fp32);
+    // Directional derivatives through guidance, the UNet and the VAE decoder: finite differences.
+    for (const [what, g] of Object.entries(g32)) {
+      assert.ok(
+        Math.abs(g.along - g.fd) <= 2e-3 * Math.abs(g.fd),
+        `${what}: ${g.along} vs ${g.fd}`,
+      );
+    }
+    // The gradient graphs leave every large weight in the model's files: none holds a copy.
+    const graphs: string[] = [];
+    const walk = async (dir: string) => {
+      for await (const e of Deno.readDir(dir)) {
+        if (e.isDirectory) await walk(join(dir, e.name));
+        else if (e.name.endsWith(".onnx")) graphs.push(join(dir, e.name));
+      }
+    };
+    await walk(cache);
+    let referenced = 0;
+    for (const path of graphs) {
+      const m = onnx.ModelProto.decode(await Deno.readFile(path));
+      for (const t of m.graph!.initializer!) {
+        assert.ok((t.rawData?.length ?? 0) <= 1 << 16, `${path}: ${t.name} copied`);
+        if (t.externalData?.some((e) => e.key === "location")) referenced++;
+      }
+    }
+    assert.ok(graphs.length >= 2 && referenced > 10, `${graphs.length} graphs, ${referenced} refs`);
+    // float16: the same graphs behind the float32 interface, close to the float32 twin's.
+    const g16 = await sdTwinGradients(SD_TINY.fp16);
+    assert.ok(relativeError(g16.denoiser.x, g32.denoiser.x) < 0.05, "float16 UNet VJP");
+    assert.ok(relativeError(g16.decoder.x, g32.decoder.x) < 0.05, "float16 decoder VJP");
+  } finally {
+    if (before === undefined) Deno.env.delete("LD3_CACHE_DIR");
+    else Deno.env.set("LD3_CACHE_DIR", before);
+    await Deno.remove(cache, { recursive: true });
   }
 });

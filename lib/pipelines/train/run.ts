@@ -65,7 +65,7 @@ import {
   trainLd3,
 } from "../../ld3/trainer.ts";
 import { MODEL_OPTIONS } from "../options.ts";
-import { encodePrompts } from "../prompts.ts";
+import { teacherGuidance } from "../prompts.ts";
 import { CHECKPOINT_FILE, readRunCheckpoint, restoreTrainerState } from "./checkpoint.ts";
 import type { RunCheckpoint } from "./checkpoint.ts";
 import { type Ld3ProgressOptions, RunRecorder } from "./recorder.ts";
@@ -283,25 +283,6 @@ async function openTeacherSet(dataDir: string, count: number): Promise<Dataset> 
   return dataset;
 }
 
-/**
- * The teacher's guidance, which the student must share: the scale recorded in the dataset, and
- * for a dataset made with prompts, the embedding of its negative prompt (from the dataset's
- * cache, or encoded again).
- */
-async function teacherGuidance(config: ModelConfig, dataset: Dataset, device?: string) {
-  const recorded = (dataset.manifest.config as { model?: ModelConfig["model"] }).model?.condition;
-  const out: { guidanceScale?: number; uncond?: Float32Array } = {};
-  if (config.model.condition && recorded && typeof recorded.guidance_scale === "number") {
-    out.guidanceScale = recorded.guidance_scale;
-  }
-  const negative = dataset.manifest.text?.negative_prompt;
-  if (negative !== undefined && config.text_encoder) {
-    const encoded = await encodePrompts(config, [negative], { device, cacheDir: dataset.dir });
-    out.uncond = encoded.data;
-  }
-  return out;
-}
-
 /** Refuses a teacher dataset made with another model or of other shapes. */
 function checkTeacherFitsModel(dataset: Dataset, model: LoadedModel, configPath: string): void {
   const { manifest, dir } = dataset;
@@ -367,12 +348,15 @@ async function planRun(o: RunOptions, model: LoadedModel) {
     );
   }
   const resolved = resolveLd3Options(trainerOptions, size);
-  const runDir = resolve(o.logPath, runFolderName({ ...resolved, lossType: o.lossType }));
+  // A loss on latents is another run than the same loss on decoded images: its own folder.
+  const lossName = o.latentLoss ? `${o.lossType}-latent` : o.lossType;
+  const runDir = resolve(o.logPath, runFolderName({ ...resolved, lossType: lossName }));
   const recordedOptions = JSON.parse(JSON.stringify({
     ...resolved,
     priorGrid: resolved.priorGrid ? Array.from(resolved.priorGrid) : null,
     order: resolved.order ?? null,
     lossType: o.lossType,
+    ...(o.latentLoss ? { latentLoss: true } : {}),
     numTrain: o.numTrain,
     numValid: o.numValid,
     modelHash: model.modelHash,
