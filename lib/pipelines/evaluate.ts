@@ -32,7 +32,13 @@ import {
   openFeatureModel,
 } from "./_eval_inputs.ts";
 import { type ModelIdentity, modelIdentity } from "./_model_identity.ts";
-import { type Dataset, type GridRecord, readDataset, type SolverRecord } from "../io/dataset.ts";
+import {
+  type Dataset,
+  type DatasetSample,
+  type GridRecord,
+  readDataset,
+  type SolverRecord,
+} from "../io/dataset.ts";
 import { sameShape, sampleSize } from "../denoiser.ts";
 import type { Fingerprint } from "../fingerprint.ts";
 import { l1Distance, l2Distance, rmsDistance } from "../metrics/distance.ts";
@@ -846,7 +852,11 @@ async function teacherBatch(
   const zSize = sampleSize(m.sampleShape);
   const imageSize = sampleSize(m.imageShape);
   const priorScale = m.denoiser.schedule.priorScale;
-  const samples = await Promise.all(indices.map((i) => teacher.read(i)));
+  // Read together; of several bad samples the first by index is named, whichever failed first.
+  const settled = await Promise.allSettled(indices.map((i) => teacher.read(i)));
+  const failed = settled.find((r) => r.status === "rejected");
+  if (failed) throw (failed as PromiseRejectedResult).reason;
+  const samples = settled.map((r) => (r as PromiseFulfilledResult<DatasetSample>).value);
   const xT = new Float64Array(indices.length * zSize);
   const teacherX = new Float32Array(indices.length * imageSize);
   samples.forEach((s, b) => {
