@@ -71,6 +71,29 @@ export async function listShardRecords(dir: string, ext = "json"): Promise<strin
 }
 
 /**
+ * Reads and checks the JSON shard records of `kind` in `dir` ({@linkcode listShardRecords},
+ * {@linkcode checkShardHeader}); none when the folder is missing.
+ *
+ * @throws {TypeError} When a record is not JSON or not a shard record of `kind`, naming it.
+ */
+export async function readShardRecords<T extends ShardRecordHeader>(
+  dir: string,
+  kind: string,
+): Promise<ShardRecordFile<T>[]> {
+  const out: ShardRecordFile<T>[] = [];
+  for (const path of await listShardRecords(dir)) {
+    let value: unknown;
+    try {
+      value = JSON.parse(await Deno.readTextFile(path));
+    } catch (e) {
+      throw new TypeError(`${path} is not an ld3 shard record: ${(e as Error).message}`);
+    }
+    out.push({ path, record: checkShardHeader<T>(value, path, kind) });
+  }
+  return out;
+}
+
+/**
  * Checks a parsed record's header against its file name and `kind`.
  *
  * @throws {TypeError} When it is no shard record of `kind`, or names another shard than its

@@ -33,8 +33,7 @@ import { lockOutput } from "../io/lock.ts";
 import { readNpz } from "../io/npz.ts";
 import { ProgressBar, type ProgressBarOptions } from "../io/progress.ts";
 import {
-  checkShardHeader,
-  listShardRecords,
+  readShardRecords,
   SHARD_RECORD_FORMAT,
   SHARD_RECORD_VERSION,
   type ShardRecordFile,
@@ -335,17 +334,7 @@ export function datasetShardFingerprint(
 export async function readDatasetShardRecords(
   dir: string,
 ): Promise<ShardRecordFile<DatasetShardRecord>[]> {
-  const out: ShardRecordFile<DatasetShardRecord>[] = [];
-  for (const path of await listShardRecords(join(dir, SHARDS_DIR))) {
-    let value: unknown;
-    try {
-      value = JSON.parse(await Deno.readTextFile(path));
-    } catch (e) {
-      throw new TypeError(`${path} is not an ld3 shard record: ${(e as Error).message}`);
-    }
-    out.push({ path, record: checkShardHeader<DatasetShardRecord>(value, path, "generate") });
-  }
-  return out;
+  return await readShardRecords<DatasetShardRecord>(join(dir, SHARDS_DIR), "generate");
 }
 
 /**

@@ -17,9 +17,8 @@ import { join, resolve } from "node:path";
 import { writeJsonAtomic } from "../io/atomic.ts";
 import { lockOutput } from "../io/lock.ts";
 import {
-  checkShardHeader,
   checkShardSet,
-  listShardRecords,
+  readShardRecords,
   SHARD_RECORD_FORMAT,
   SHARD_RECORD_VERSION,
   type ShardRecordFile,
@@ -166,17 +165,7 @@ async function runOwnedShard(
 export async function readBenchShardRecords(
   outDir: string,
 ): Promise<ShardRecordFile<BenchShardRecord>[]> {
-  const out: ShardRecordFile<BenchShardRecord>[] = [];
-  for (const path of await listShardRecords(join(outDir, SHARDS_DIR))) {
-    let value: unknown;
-    try {
-      value = JSON.parse(await Deno.readTextFile(path));
-    } catch (e) {
-      throw new TypeError(`${path} is not an ld3 shard record: ${(e as Error).message}`);
-    }
-    out.push({ path, record: checkShardHeader<BenchShardRecord>(value, path, "bench") });
-  }
-  return out;
+  return await readShardRecords<BenchShardRecord>(join(outDir, SHARDS_DIR), "bench");
 }
 
 /** What {@linkcode mergeScheduleBenchShards} wrote. */
