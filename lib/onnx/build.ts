@@ -31,6 +31,26 @@ export const ElemType = {
   double: 11,
 } as const;
 
+/**
+ * Bytes per element of the ONNX element types a tensor or weight can have
+ * (`onnx.TensorProto.DataType`); strings and complex types are absent.
+ */
+export const ELEMENT_BYTES: Readonly<Record<number, number>> = {
+  1: 4, // float
+  2: 1, // uint8
+  3: 1, // int8
+  4: 2, // uint16
+  5: 2, // int16
+  6: 4, // int32
+  7: 8, // int64
+  9: 1, // bool
+  10: 2, // float16
+  11: 8, // double
+  12: 4, // uint32
+  13: 8, // uint64
+  16: 2, // bfloat16
+};
+
 /** Name of an ONNX element type number, e.g. `1 → "float"`, for error messages. */
 export function elemTypeName(elemType: number): string {
   const name = (onnx.TensorProto.DataType as unknown as Record<number, string>)[elemType];

@@ -12,7 +12,7 @@
  */
 import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 import { onnx, type ort } from "../deps.ts";
-import type { ModelProto } from "./build.ts";
+import { ELEMENT_BYTES, type ModelProto } from "./build.ts";
 import { scanOnnxFile } from "./proto_scan.ts";
 
 /** A weight message (`TensorProto`) as decoded. */
@@ -86,23 +86,6 @@ async function readRange(path: string, t: Tensor, file: string, length: number) 
     handle.close();
   }
 }
-
-/** Bytes per element of the element types a weight can have (`TensorProto.DataType`). */
-const ELEMENT_BYTES: Record<number, number> = {
-  1: 4,
-  2: 1,
-  3: 1,
-  4: 2,
-  5: 2,
-  6: 4,
-  7: 8,
-  9: 1,
-  10: 2,
-  11: 8,
-  12: 4,
-  13: 8,
-  16: 2,
-};
 
 /** The byte length of an external weight: its `length` entry, else its element count × size. */
 function externalLength(path: string, t: Tensor): number {

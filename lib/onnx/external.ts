@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import { basename, dirname, isAbsolute, join, normalize } from "node:path";
 import { scanOnnxFile } from "./proto_scan.ts";
+import { ELEMENT_BYTES } from "./build.ts";
 import { cacheDir } from "../io/remote.ts";
 import { writeTextFileAtomic } from "../io/atomic.ts";
 import { onnx, type ort } from "../deps.ts";
@@ -49,23 +50,6 @@ async function openDataFile(path: string, name: string): Promise<Deno.FsFile> {
 export function externalDataFiles(bytes: Uint8Array): string[] {
   return [...readOnnxSignature(bytes).externalData];
 }
-
-/** Bytes per element of the ONNX element types a weight can have (`TensorProto.DataType`). */
-const ELEMENT_BYTES: Record<number, number> = {
-  1: 4, // float
-  2: 1, // uint8
-  3: 1, // int8
-  4: 2, // uint16
-  5: 2, // int16
-  6: 4, // int32
-  7: 8, // int64
-  9: 1, // bool
-  10: 2, // float16
-  11: 8, // double
-  12: 4, // uint32
-  13: 8, // uint64
-  16: 2, // bfloat16
-};
 
 /** Protobuf cannot encode a message of 2 GiB or more. */
 const PROTOBUF_LIMIT = 2 ** 31 - 1;

@@ -25,6 +25,7 @@ import {
   type WorkerOutput,
 } from "../onnx/workers.ts";
 import { withDerivedFolder } from "../onnx/derived.ts";
+import { ELEMENT_BYTES } from "../onnx/build.ts";
 
 /** Options of {@linkcode VjpSession.create}. */
 export interface VjpSessionOptions extends Omit<VjpOptions, "inputShapes"> {
@@ -493,23 +494,6 @@ function joinGradient(
   for (const p of pieces.slice(1)) for (let i = 0; i < data.length; i++) data[i] += p.data[i];
   return { type: pieces[0].type, dims: pieces[0].dims, data };
 }
-
-/** Bytes per element of the ONNX element types (float, uint8, int8, …, double, uint32, uint64). */
-const ELEMENT_BYTES: Record<number, number> = {
-  1: 4,
-  2: 1,
-  3: 1,
-  4: 2,
-  5: 2,
-  6: 4,
-  7: 8,
-  9: 1,
-  10: 2,
-  11: 8,
-  12: 4,
-  13: 8,
-  16: 2,
-};
 
 function bytesOf(r: VjpResidual): number {
   return r.shape.reduce((a, b) => a * b, 1) * (ELEMENT_BYTES[r.dtype] ?? 4);
